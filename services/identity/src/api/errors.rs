@@ -1,0 +1,37 @@
+//! The one place identity's domain errors become gRPC statuses.
+
+use cosell_platform::ApiError;
+use tonic::Status;
+
+use crate::domain::IdentityError;
+
+/// `ErrorInfo.domain` of every identity error.
+pub const DOMAIN: &str = "identity.cosell";
+
+impl From<IdentityError> for ApiError {
+    fn from(e: IdentityError) -> Self {
+        match e {
+            IdentityError::NotFound(resource) => ApiError::not_found(resource),
+            IdentityError::PermissionDenied { reason, message } => ApiError::permission_denied(reason, message),
+            IdentityError::Precondition { reason, message, subject } => {
+                ApiError::failed_precondition(reason, message.clone()).with_precondition(reason, subject, message)
+            }
+            IdentityError::AlreadyExists { reason, message } => ApiError::already_exists(reason, message),
+            IdentityError::Unauthenticated { reason, message } => ApiError::unauthenticated(reason, message),
+            IdentityError::Invalid(api) => api,
+            IdentityError::Storage(e) => ApiError::internal(e),
+            IdentityError::Internal(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<IdentityError> for Status {
+    fn from(e: IdentityError) -> Self {
+        ApiError::from(e).into_status(DOMAIN)
+    }
+}
+
+/// For `?` on platform errors inside handlers.
+pub fn status(e: ApiError) -> Status {
+    e.into_status(DOMAIN)
+}

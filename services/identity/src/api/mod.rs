@@ -1,0 +1,226 @@
+//! The gRPC adapter of identity: one handler module per service of `cosell.identity.v1`, the
+//! authorization policy they share, and the wiring into a [`ServiceSet`].
+//!
+//! - [`organizations`], [`users`], [`roles`], [`access`], [`tokens`]: the handlers.
+//! - [`errors`]: domain errors to `Status`; [`convert`]: domain types to proto.
+
+pub mod access;
+pub mod convert;
+pub mod errors;
+pub mod organizations;
+pub mod roles;
+pub mod tokens;
+pub mod users;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cosell_platform::auth::{Caller, Grants, Principal, caller};
+use cosell_platform::server::ServiceSet;
+use cosell_proto::identity as pb;
+use parking_lot::RwLock;
+use uuid::Uuid;
+
+use crate::domain::keys::KeyRing;
+use crate::domain::{IdentityError, PLATFORM_ROLES, Result, Role};
+use crate::store::Store;
+
+/// How long a user's grants are reused inside identity; role changes made through this replica
+/// drop the entry at once, other replicas' changes are seen after at most this long.
+pub const GRANT_CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// Everything the handlers share.
+pub struct Identity {
+    pub store: Store,
+    pub keys: KeyRing,
+    pub platform_org: Uuid,
+    pub dev_auth: bool,
+    grants: RwLock<HashMap<Uuid, (Arc<UserAccess>, Instant)>>,
+}
+
+/// A user's standing, as the policy needs it.
+#[derive(Debug)]
+pub struct UserAccess {
+    pub active: bool,
+    pub grants: Grants,
+}
+
+/// The caller as the policy sees it.
+pub enum Who {
+    Service(String),
+    User { id: Uuid, organization: Uuid, access: Arc<UserAccess> },
+}
+
+/// Who may call an RPC, besides the roles it names.
+#[derive(Default, Clone, Copy)]
+pub struct Rule {
+    /// Roles of the target organization that allow the call.
+    pub roles: &'static [Role],
+    /// Any active user of the target organization may call.
+    pub any_member: bool,
+    /// Service principals allowed (`"*"`: any service).
+    pub services: &'static [&'static str],
+    /// Platform operators may call for any organization.
+    pub platform_operator: bool,
+    /// Any platform user (seller or operator) may call for any organization.
+    pub platform_user: bool,
+}
+
+impl Identity {
+    pub fn new(store: Store, keys: KeyRing, platform_org: Uuid, dev_auth: bool) -> Self {
+        Self {
+            store,
+            keys,
+            platform_org,
+            dev_auth,
+            grants: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// A user's grants, from the cache while fresh.
+    pub async fn user_access(&self, user: Uuid) -> Result<Option<Arc<UserAccess>>> {
+        if let Some((a, at)) = self.grants.read().get(&user) {
+            if at.elapsed() < GRANT_CACHE_TTL {
+                return Ok(Some(a.clone()));
+            }
+        }
+        let Some(g) = self.store.user_grants(user).await? else {
+            return Ok(None);
+        };
+        let access = Arc::new(UserAccess {
+            active: g.active,
+            grants: Grants {
+                organization: Some(g.organization),
+                roles: if g.active { g.roles } else { Vec::new() },
+            },
+        });
+        self.grants.write().insert(user, (access.clone(), Instant::now()));
+        Ok(Some(access))
+    }
+
+    /// Forgets a user's cached grants after a change through this replica (rule I5).
+    pub fn invalidate(&self, user: Uuid) {
+        self.grants.write().remove(&user);
+    }
+
+    /// The authenticated caller of a request, with its current grants. A user that no longer
+    /// exists is unauthenticated; a disabled one is denied.
+    pub async fn who<T>(&self, req: &tonic::Request<T>) -> Result<Who> {
+        let Caller { principal, .. } = caller(req)?.clone();
+        match principal {
+            Principal::Service(name) => Ok(Who::Service(name)),
+            Principal::User { organization, user } => {
+                let access = self.user_access(user).await?.ok_or_else(|| IdentityError::Unauthenticated {
+                    reason: "USER_UNKNOWN",
+                    message: "the token's user no longer exists".into(),
+                })?;
+                if access.grants.organization != Some(organization) {
+                    return Err(IdentityError::Unauthenticated {
+                        reason: "USER_UNKNOWN",
+                        message: "the token's user is not a user of the token's organization".into(),
+                    });
+                }
+                if !access.active {
+                    return Err(IdentityError::denied("USER_DISABLED", "this user is disabled"));
+                }
+                Ok(Who::User { id: user, organization, access })
+            }
+        }
+    }
+
+    fn is_platform(&self, who: &Who, roles: &[Role]) -> bool {
+        match who {
+            Who::User { organization, access, .. } => {
+                *organization == self.platform_org && roles.iter().any(|r| access.grants.has(*r))
+            }
+            Who::Service(_) => false,
+        }
+    }
+
+    pub fn is_platform_operator(&self, who: &Who) -> bool {
+        self.is_platform(who, &[Role::PlatformOperator])
+    }
+
+    /// Applies `rule` for a call on `org`; `resource` is what a stranger is told was not found.
+    pub fn check(&self, who: &Who, org: Uuid, rule: Rule, resource: &str) -> Result<()> {
+        match who {
+            Who::Service(name) => {
+                if rule.services.iter().any(|s| *s == "*" || s == name) {
+                    Ok(())
+                } else {
+                    Err(IdentityError::denied(
+                        "SERVICE_NOT_ALLOWED",
+                        format!("service `{name}` may not call this"),
+                    ))
+                }
+            }
+            Who::User { organization, access, .. } => {
+                if rule.platform_operator && self.is_platform_operator(who) {
+                    return Ok(());
+                }
+                if rule.platform_user && self.is_platform(who, PLATFORM_ROLES) {
+                    return Ok(());
+                }
+                if *organization != org {
+                    return Err(IdentityError::NotFound(resource.to_owned()));
+                }
+                if rule.any_member || rule.roles.iter().any(|r| access.grants.has(*r)) {
+                    return Ok(());
+                }
+                Err(IdentityError::denied(
+                    "MISSING_ROLE",
+                    format!(
+                        "this needs one of the roles {}",
+                        cosell_platform::auth::access::role_names(rule.roles)
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// Paths callable without a token.
+pub const PUBLIC_METHODS: &[&str] = &[
+    "/cosell.identity.v1.TokenService/SignInWithEmail",
+    "/cosell.identity.v1.TokenService/IssueServiceToken",
+    "/cosell.identity.v1.TokenService/ListSigningKeys",
+];
+
+/// Every identity service, ready for a server.
+pub fn service_set(identity: Arc<Identity>) -> ServiceSet {
+    use pb::access_service_server::AccessServiceServer;
+    use pb::organization_service_server::OrganizationServiceServer;
+    use pb::role_service_server::RoleServiceServer;
+    use pb::token_service_server::TokenServiceServer;
+    use pb::user_service_server::UserServiceServer;
+
+    let mut set = ServiceSet::default();
+    let i = identity.clone();
+    set.add("cosell.identity.v1.OrganizationService", move |r| {
+        r.add_service(OrganizationServiceServer::new(organizations::Api(i)));
+    });
+    let i = identity.clone();
+    set.add("cosell.identity.v1.UserService", move |r| {
+        r.add_service(UserServiceServer::new(users::Api(i)));
+    });
+    let i = identity.clone();
+    set.add("cosell.identity.v1.RoleService", move |r| {
+        r.add_service(RoleServiceServer::new(roles::Api(i)));
+    });
+    let i = identity.clone();
+    set.add("cosell.identity.v1.AccessService", move |r| {
+        r.add_service(AccessServiceServer::new(access::Api(i)));
+    });
+    set.add("cosell.identity.v1.TokenService", move |r| {
+        r.add_service(TokenServiceServer::new(tokens::Api(identity)));
+    });
+    set.descriptor_sets.push(pb::FILE_DESCRIPTOR_SET);
+    set.public_methods.extend_from_slice(PUBLIC_METHODS);
+    set
+}
+
+/// Parses a field with a platform parser, as an `INVALID_ARGUMENT` naming the field.
+pub fn field<T>(name: &str, parsed: std::result::Result<T, String>) -> Result<T> {
+    parsed.map_err(|d| IdentityError::Invalid(cosell_platform::ApiError::invalid_field(name, d)))
+}

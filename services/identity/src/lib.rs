@@ -1,0 +1,117 @@
+//! The identity service (`cosell.identity.v1`): partner organizations with their verified
+//! domains and MPN IDs, users (members and guests), role assignments, service principals,
+//! signing keys and tokens, and the access check every other service relies on.
+//!
+//! - [`domain`]: types, rules (I1-I6) and the key ring, free of gRPC and SQL.
+//! - [`store`]: the database (entities, migrations, queries).
+//! - [`api`]: the gRPC handlers and the authorization policy.
+//! - [`seed`]: the demo data of `cosell serve --demo`.
+//!
+//! [`start`] opens the database and returns the services ready to mount; [`serve`] runs them
+//! alone on a listener (the `cosell-identity` binary).
+
+pub mod api;
+pub mod domain;
+pub mod seed;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cosell_platform::auth::TokenVerifier;
+use cosell_platform::server::{ServerOptions, ServiceSet};
+use tokio::net::TcpListener;
+
+pub use api::Identity;
+use domain::keys::{KeyRing, LocalKeys};
+use store::Store;
+
+/// Everything identity needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `postgres://...`, `sqlite://file?mode=rwc` or `sqlite::memory:`.
+    pub database_url: String,
+    /// Allow `SignInWithEmail` (development and demos only).
+    pub dev_auth: bool,
+    /// Lifetime of issued tokens.
+    pub token_ttl: Duration,
+    /// Verified domain of the built-in platform organization.
+    pub platform_domain: String,
+    /// Service principals to register: (name, client secret).
+    pub service_principals: Vec<(String, String)>,
+    /// Seed the demo organizations and users (idempotent).
+    pub demo: bool,
+}
+
+impl Config {
+    /// A configuration for tests and embedded use.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            dev_auth: false,
+            token_ttl: Duration::from_secs(3600),
+            platform_domain: "platform.example".into(),
+            service_principals: Vec::new(),
+            demo: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("identity database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("identity: {0}")]
+    Identity(#[from] domain::IdentityError),
+    #[error("identity server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// A started identity: its services, the verifier for its server, and its state (for tests).
+pub struct Started {
+    pub services: ServiceSet,
+    pub verifier: Arc<TokenVerifier>,
+    pub identity: Arc<Identity>,
+}
+
+/// Opens the database (migrating it), loads the keys, registers service principals and, when
+/// asked, seeds the demo data.
+pub async fn start(config: &Config) -> Result<Started, StartError> {
+    let db = cosell_platform::db::connect_and_migrate::<store::migration::Migrator>(&config.database_url).await?;
+    let store = Store::new(db);
+    let platform_domain = domain::validate::domain(&config.platform_domain)
+        .map_err(|e| StartError::Config(format!("platform domain {e}")))?;
+    let platform_org = store.ensure_platform_organization(&platform_domain).await?;
+    for (name, secret) in &config.service_principals {
+        if secret.len() < 16 {
+            return Err(StartError::Config(format!("the secret of service principal `{name}` is shorter than 16 characters")));
+        }
+        store.upsert_service_principal(name, &api::tokens::secret_hash(secret)).await?;
+    }
+    let keys = KeyRing::open(store.clone(), config.token_ttl).await?;
+    let identity = Arc::new(Identity::new(store.clone(), keys, platform_org, config.dev_auth));
+    if config.demo {
+        seed::demo(&identity, &platform_domain).await?;
+    }
+    let verifier = Arc::new(TokenVerifier::new(Arc::new(LocalKeys(store))));
+    Ok(Started {
+        services: api::service_set(identity.clone()),
+        verifier,
+        identity,
+    })
+}
+
+/// Serves identity alone on `listener` until `shutdown` resolves.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let started = start(&config).await?;
+    cosell_platform::server::serve(listener, started.services, started.verifier, options, shutdown).await?;
+    Ok(())
+}

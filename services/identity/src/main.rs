@@ -1,0 +1,56 @@
+//! `cosell-identity`: the identity service alone. `cosell serve` runs it with the others.
+
+use std::time::Duration;
+
+use clap::Parser;
+use cosell_platform::config::ServerArgs;
+
+#[derive(Debug, Parser)]
+#[command(name = "cosell-identity", about = "The cosell identity service")]
+struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Database URL (`postgres://...` or `sqlite://file?mode=rwc`).
+    #[arg(long, env = "COSELL_DATABASE_URL_IDENTITY", default_value = "sqlite://identity.db?mode=rwc")]
+    database_url: String,
+    /// Allow development sign-in by email alone. Never in production.
+    #[arg(long, env = "COSELL_DEV_AUTH")]
+    dev_auth: bool,
+    /// Lifetime of issued tokens, in seconds.
+    #[arg(long, env = "COSELL_TOKEN_TTL_SECS", default_value_t = 3600)]
+    token_ttl_secs: u64,
+    /// Verified domain of the platform organization.
+    #[arg(long, env = "COSELL_PLATFORM_DOMAIN", default_value = "platform.example")]
+    platform_domain: String,
+    /// A service principal as `name=secret` (repeat, or comma-separate in the variable).
+    #[arg(long = "service-principal", env = "COSELL_SERVICE_PRINCIPALS", value_delimiter = ',', hide_env_values = true)]
+    service_principals: Vec<String>,
+    /// Seed the demo data.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _telemetry = cosell_platform::telemetry::init("cosell-identity", &args.server.telemetry);
+    let mut principals = Vec::new();
+    for p in &args.service_principals {
+        let (name, secret) = p
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--service-principal must be name=secret"))?;
+        principals.push((name.to_owned(), secret.to_owned()));
+    }
+    let config = cosell_identity::Config {
+        database_url: args.database_url,
+        dev_auth: args.dev_auth,
+        token_ttl: Duration::from_secs(args.token_ttl_secs),
+        platform_domain: args.platform_domain,
+        service_principals: principals,
+        demo: args.demo,
+    };
+    let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "identity listening");
+    cosell_identity::serve(config, listener, args.server.options(), cosell_platform::server::shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! Database access: one URL picks PostgreSQL (`postgres://...`) or SQLite (`sqlite://file?mode=rwc`,
+//! `sqlite::memory:`), and each service's schema migrations run at start.
+
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm_migration::MigratorTrait;
+
+/// Whether a URL names an in-memory SQLite database, which lives only as long as its one
+/// connection.
+fn is_sqlite_memory(url: &str) -> bool {
+    url.starts_with("sqlite::memory:") || url.contains("mode=memory")
+}
+
+/// Opens a pool on `url`. SQLite files get WAL, a busy timeout and foreign keys, so that readers
+/// never block the writer and a busy file waits instead of failing.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30));
+    if url.starts_with("sqlite:") {
+        let memory = is_sqlite_memory(url);
+        options.map_sqlx_sqlite_opts(move |o: SqliteConnectOptions| {
+            let o = o
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10))
+                .create_if_missing(true);
+            if memory {
+                o
+            } else {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+            }
+        });
+        if memory {
+            // One connection that never closes: closing it would drop the database.
+            options
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None::<Duration>)
+                .max_lifetime(None::<Duration>);
+        } else {
+            // SQLite has one writer at a time, and a read transaction that later writes can fail
+            // with SQLITE_BUSY whatever the timeout; one connection serializes them instead.
+            options.max_connections(1);
+        }
+    } else {
+        options.max_connections(32).min_connections(1);
+    }
+    Database::connect(options).await
+}
+
+/// Opens `url` and brings its schema up to date with `M`.
+pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let db = connect(url).await?;
+    M::up(&db, None).await?;
+    Ok(db)
+}
+
+/// The SQLite URL of a service's file inside the data directory.
+pub fn sqlite_file_url(data_dir: &std::path::Path, service: &str) -> String {
+    format!("sqlite://{}?mode=rwc", data_dir.join(format!("{service}.db")).display())
+}

@@ -1,0 +1,166 @@
+//! The bootstrap every service serves through: one tonic server with the standard health
+//! service, reflection (v1 and v1alpha, for grpcurl and buf curl), and the layers in this order
+//! from the outside in: tracing, global concurrency limit, authentication; request timeouts come
+//! from tonic itself (which also honours the caller's `grpc-timeout`).
+//!
+//! Shutdown is graceful: health flips to NOT_SERVING, the server waits the drain time, then
+//! stops taking calls and lets the in-flight ones finish.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::RoutesBuilder;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+
+use crate::auth::{AuthLayer, TokenVerifier};
+
+/// Paths that never need a token.
+const ALWAYS_PUBLIC: &[&str] = &["/grpc.health.v1.Health/", "/grpc.reflection."];
+
+/// Adds one service's routes; a closure so that services of any type can be collected.
+type AddRoutes = Box<dyn FnOnce(&mut RoutesBuilder) + Send>;
+
+/// The services one server hosts: one service crate's, or several merged by `cosell serve`.
+#[derive(Default)]
+pub struct ServiceSet {
+    routes: Vec<AddRoutes>,
+    /// Fully qualified service names, for health.
+    pub names: Vec<&'static str>,
+    /// Encoded file descriptor sets, for reflection.
+    pub descriptor_sets: Vec<&'static [u8]>,
+    /// Method paths (`/package.Service/Method`) callable without a token.
+    pub public_methods: Vec<&'static str>,
+}
+
+impl ServiceSet {
+    /// Registers a service: `add` puts it into the routes, `name` is its full name for health.
+    pub fn add(&mut self, name: &'static str, add: impl FnOnce(&mut RoutesBuilder) + Send + 'static) {
+        self.names.push(name);
+        self.routes.push(Box::new(add));
+    }
+
+    /// Adds another set's services to this one.
+    pub fn merge(mut self, other: ServiceSet) -> Self {
+        self.routes.extend(other.routes);
+        self.names.extend(other.names);
+        self.descriptor_sets.extend(other.descriptor_sets);
+        self.public_methods.extend(other.public_methods);
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub request_timeout: Duration,
+    pub concurrency_limit: usize,
+    pub shutdown_drain: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            concurrency_limit: 1024,
+            shutdown_drain: Duration::ZERO,
+        }
+    }
+}
+
+/// Serves `set` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    set: ServiceSet,
+    verifier: Arc<TokenVerifier>,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let ServiceSet {
+        routes: adders,
+        names,
+        descriptor_sets,
+        public_methods,
+    } = set;
+    let mut routes = RoutesBuilder::default();
+    for add in adders {
+        add(&mut routes);
+    }
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_service_status("", ServingStatus::Serving).await;
+    for name in &names {
+        health.set_service_status(*name, ServingStatus::Serving).await;
+    }
+    routes.add_service(health_service);
+
+    let mut v1 = tonic_reflection::server::Builder::configure();
+    let mut v1alpha = tonic_reflection::server::Builder::configure();
+    for fds in &descriptor_sets {
+        v1 = v1.register_encoded_file_descriptor_set(fds);
+        v1alpha = v1alpha.register_encoded_file_descriptor_set(fds);
+    }
+    v1 = v1.register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    v1alpha = v1alpha.register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    match (v1.build_v1(), v1alpha.build_v1alpha()) {
+        (Ok(a), Ok(b)) => {
+            routes.add_service(a);
+            routes.add_service(b);
+        }
+        (a, b) => tracing::error!(v1 = ?a.err(), v1alpha = ?b.err(), "reflection disabled: bad descriptor set"),
+    }
+
+    let mut public: Vec<String> = ALWAYS_PUBLIC.iter().map(|s| s.to_string()).collect();
+    public.extend(public_methods.iter().map(|s| s.to_string()));
+    let layers = ServiceBuilder::new()
+        .layer(
+            tower_http::trace::TraceLayer::new_for_grpc()
+                .make_span_with(|req: &http::Request<_>| crate::telemetry::server_span(req)),
+        )
+        .layer(GlobalConcurrencyLimitLayer::new(options.concurrency_limit))
+        .layer(AuthLayer::new(verifier, public));
+
+    let drain = options.shutdown_drain;
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: health NOT_SERVING, finishing in-flight calls");
+        health.set_service_status("", ServingStatus::NotServing).await;
+        for name in &names {
+            health.set_service_status(*name, ServingStatus::NotServing).await;
+        }
+        tokio::time::sleep(drain).await;
+    };
+
+    Server::builder()
+        .timeout(options.request_timeout)
+        .layer(layers)
+        .add_routes(routes.routes())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
