@@ -80,19 +80,31 @@ pub struct Started {
 /// Opens the database (migrating it), loads the keys, registers service principals and, when
 /// asked, seeds the demo data.
 pub async fn start(config: &Config) -> Result<Started, StartError> {
-    let db = cosell_platform::db::connect_and_migrate::<store::migration::Migrator>(&config.database_url).await?;
+    let db = cosell_platform::db::connect_and_migrate::<store::migration::Migrator>(
+        &config.database_url,
+    )
+    .await?;
     let store = Store::new(db);
     let platform_domain = domain::validate::domain(&config.platform_domain)
         .map_err(|e| StartError::Config(format!("platform domain {e}")))?;
     let platform_org = store.ensure_platform_organization(&platform_domain).await?;
     for (name, secret) in &config.service_principals {
         if secret.len() < 16 {
-            return Err(StartError::Config(format!("the secret of service principal `{name}` is shorter than 16 characters")));
+            return Err(StartError::Config(format!(
+                "the secret of service principal `{name}` is shorter than 16 characters"
+            )));
         }
-        store.upsert_service_principal(name, &api::tokens::secret_hash(secret)).await?;
+        store
+            .upsert_service_principal(name, &api::tokens::secret_hash(secret))
+            .await?;
     }
     let keys = KeyRing::open(store.clone(), config.token_ttl).await?;
-    let identity = Arc::new(Identity::new(store.clone(), keys, platform_org, config.dev_auth));
+    let identity = Arc::new(Identity::new(
+        store.clone(),
+        keys,
+        platform_org,
+        config.dev_auth,
+    ));
     if config.demo {
         seed::demo(&identity, &platform_domain).await?;
     }
@@ -112,6 +124,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let started = start(&config).await?;
-    cosell_platform::server::serve(listener, started.services, started.verifier, options, shutdown).await?;
+    cosell_platform::server::serve(
+        listener,
+        started.services,
+        started.verifier,
+        options,
+        shutdown,
+    )
+    .await?;
     Ok(())
 }

@@ -11,7 +11,11 @@ struct Args {
     #[command(flatten)]
     server: ServerArgs,
     /// Database URL (`postgres://...` or `sqlite://file?mode=rwc`).
-    #[arg(long, env = "COSELL_DATABASE_URL_IDENTITY", default_value = "sqlite://identity.db?mode=rwc")]
+    #[arg(
+        long,
+        env = "COSELL_DATABASE_URL_IDENTITY",
+        default_value = "sqlite://identity.db?mode=rwc"
+    )]
     database_url: String,
     /// Allow development sign-in by email alone. Never in production.
     #[arg(long, env = "COSELL_DEV_AUTH")]
@@ -20,10 +24,19 @@ struct Args {
     #[arg(long, env = "COSELL_TOKEN_TTL_SECS", default_value_t = 3600)]
     token_ttl_secs: u64,
     /// Verified domain of the platform organization.
-    #[arg(long, env = "COSELL_PLATFORM_DOMAIN", default_value = "platform.example")]
+    #[arg(
+        long,
+        env = "COSELL_PLATFORM_DOMAIN",
+        default_value = "platform.example"
+    )]
     platform_domain: String,
     /// A service principal as `name=secret` (repeat, or comma-separate in the variable).
-    #[arg(long = "service-principal", env = "COSELL_SERVICE_PRINCIPALS", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        long = "service-principal",
+        env = "COSELL_SERVICE_PRINCIPALS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     service_principals: Vec<String>,
     /// Seed the demo data.
     #[arg(long)]
@@ -51,6 +64,12 @@ async fn main() -> anyhow::Result<()> {
     };
     let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "identity listening");
-    cosell_identity::serve(config, listener, args.server.options(), cosell_platform::server::shutdown_signal()).await?;
+    cosell_identity::serve(
+        config,
+        listener,
+        args.server.options(),
+        cosell_platform::server::shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }

@@ -16,11 +16,36 @@ struct Person {
 }
 
 const CONTOSO: &[Person] = &[
-    Person { email: "ada.admin@contoso.com", given: "Ada", family: "Admin", roles: &[(Role::AccountAdmin, None), (Role::GlobalAdmin, None)] },
-    Person { email: "rita.referrals@contoso.com", given: "Rita", family: "Referrals", roles: &[(Role::ReferralsAdmin, None)] },
-    Person { email: "leo.location@contoso.com", given: "Leo", family: "Location", roles: &[(Role::ReferralsAdmin, Some("4000003"))] },
-    Person { email: "uma.user@contoso.com", given: "Uma", family: "User", roles: &[(Role::ReferralsUser, Some("4000002"))] },
-    Person { email: "bea.profile@contoso.com", given: "Bea", family: "Profile", roles: &[(Role::BusinessProfileAdmin, None)] },
+    Person {
+        email: "ada.admin@contoso.com",
+        given: "Ada",
+        family: "Admin",
+        roles: &[(Role::AccountAdmin, None), (Role::GlobalAdmin, None)],
+    },
+    Person {
+        email: "rita.referrals@contoso.com",
+        given: "Rita",
+        family: "Referrals",
+        roles: &[(Role::ReferralsAdmin, None)],
+    },
+    Person {
+        email: "leo.location@contoso.com",
+        given: "Leo",
+        family: "Location",
+        roles: &[(Role::ReferralsAdmin, Some("4000003"))],
+    },
+    Person {
+        email: "uma.user@contoso.com",
+        given: "Uma",
+        family: "User",
+        roles: &[(Role::ReferralsUser, Some("4000002"))],
+    },
+    Person {
+        email: "bea.profile@contoso.com",
+        given: "Bea",
+        family: "Profile",
+        roles: &[(Role::BusinessProfileAdmin, None)],
+    },
 ];
 
 const FABRIKAM: &[Person] = &[Person {
@@ -37,8 +62,18 @@ const FABRIKAM: &[Person] = &[Person {
 }];
 
 const PLATFORM: &[Person] = &[
-    Person { email: "sam.seller@platform.example", given: "Sam", family: "Seller", roles: &[(Role::PlatformSeller, None)] },
-    Person { email: "oli.operator@platform.example", given: "Oli", family: "Operator", roles: &[(Role::PlatformOperator, None)] },
+    Person {
+        email: "sam.seller@platform.example",
+        given: "Sam",
+        family: "Seller",
+        roles: &[(Role::PlatformSeller, None)],
+    },
+    Person {
+        email: "oli.operator@platform.example",
+        given: "Oli",
+        family: "Operator",
+        roles: &[(Role::PlatformOperator, None)],
+    },
 ];
 
 /// Seeds the demo data. `platform_domain` is the platform organization's domain; the platform
@@ -54,7 +89,15 @@ pub async fn demo(identity: &Identity, platform_domain: &str) -> Result<()> {
     )
     .await?;
     ensure_people(identity, contoso, CONTOSO).await?;
-    let fabrikam = ensure_org(identity, "Fabrikam", "fabrikam.com", "5000001", &[], &FABRIKAM[0]).await?;
+    let fabrikam = ensure_org(
+        identity,
+        "Fabrikam",
+        "fabrikam.com",
+        "5000001",
+        &[],
+        &FABRIKAM[0],
+    )
+    .await?;
     ensure_people(identity, fabrikam, FABRIKAM).await?;
     if platform_domain == "platform.example" {
         ensure_people(identity, identity.platform_org, PLATFORM).await?;
@@ -112,12 +155,21 @@ async fn ensure_people(identity: &Identity, org: Uuid, people: &[Person]) -> Res
             email: Some(p.email.into()),
             ..UserFilter::default()
         };
-        let user = match identity.store.list_users(org, &filter, None, 1).await?.into_iter().next() {
+        let user = match identity
+            .store
+            .list_users(org, &filter, None, 1)
+            .await?
+            .into_iter()
+            .next()
+        {
             Some(u) => u,
             None => identity.store.create_user(org, &new_user(p)).await?,
         };
         for (role, scope) in p.roles {
-            identity.store.assign_role(org, user.id, *role, *scope).await?;
+            identity
+                .store
+                .assign_role(org, user.id, *role, *scope)
+                .await?;
         }
     }
     Ok(())

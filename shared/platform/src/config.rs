@@ -54,7 +54,11 @@ pub struct TelemetryArgs {
 #[derive(Debug, Clone, Args)]
 pub struct IdentityClientArgs {
     /// URL of the identity service.
-    #[arg(long, env = "COSELL_IDENTITY_URL", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        env = "COSELL_IDENTITY_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
     pub identity_url: String,
     /// This service's client secret, registered with identity as a service principal.
     #[arg(long, env = "COSELL_SERVICE_SECRET", hide_env_values = true)]

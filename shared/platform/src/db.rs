@@ -62,5 +62,8 @@ pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> Result<Database
 
 /// The SQLite URL of a service's file inside the data directory.
 pub fn sqlite_file_url(data_dir: &std::path::Path, service: &str) -> String {
-    format!("sqlite://{}?mode=rwc", data_dir.join(format!("{service}.db")).display())
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join(format!("{service}.db")).display()
+    )
 }

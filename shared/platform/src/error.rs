@@ -113,7 +113,11 @@ impl ApiError {
     /// `INTERNAL`. The detail goes to the log, not to the caller.
     pub fn internal(detail: impl fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
-        Self::new(Code::Internal, "INTERNAL", "internal error; see the server log")
+        Self::new(
+            Code::Internal,
+            "INTERNAL",
+            "internal error; see the server log",
+        )
     }
 
     /// Adds a `PreconditionFailure` violation.
@@ -152,7 +156,9 @@ impl ApiError {
             details.set_precondition_failure(
                 self.precondition_violations
                     .into_iter()
-                    .map(|v| tonic_types::PreconditionViolation::new(v.kind, v.subject, v.description))
+                    .map(|v| {
+                        tonic_types::PreconditionViolation::new(v.kind, v.subject, v.description)
+                    })
                     .collect::<Vec<_>>(),
             );
         }

@@ -15,7 +15,11 @@ pub fn parse_one(name: &str, collection: &str) -> Result<Uuid, String> {
 }
 
 /// Parses `{parent_collection}/{uuid}/{collection}/{uuid}`.
-pub fn parse_two(name: &str, parent_collection: &str, collection: &str) -> Result<(Uuid, Uuid), String> {
+pub fn parse_two(
+    name: &str,
+    parent_collection: &str,
+    collection: &str,
+) -> Result<(Uuid, Uuid), String> {
     let shape = format!("`{parent_collection}/{{id}}/{collection}/{{id}}`");
     if name.is_empty() {
         return Err(format!("is required ({shape})"));
@@ -50,14 +54,28 @@ mod tests {
     fn parses() {
         let a = Uuid::now_v7();
         let b = Uuid::now_v7();
-        assert_eq!(parse_one(&format!("organizations/{a}"), "organizations"), Ok(a));
+        assert_eq!(
+            parse_one(&format!("organizations/{a}"), "organizations"),
+            Ok(a)
+        );
         assert!(parse_one("organizations/", "organizations").is_err());
         assert!(parse_one(&format!("users/{a}"), "organizations").is_err());
         assert_eq!(
-            parse_two(&format!("organizations/{a}/users/{b}"), "organizations", "users"),
+            parse_two(
+                &format!("organizations/{a}/users/{b}"),
+                "organizations",
+                "users"
+            ),
             Ok((a, b))
         );
-        assert!(parse_two(&format!("organizations/{a}/roles/{b}"), "organizations", "users").is_err());
+        assert!(
+            parse_two(
+                &format!("organizations/{a}/roles/{b}"),
+                "organizations",
+                "users"
+            )
+            .is_err()
+        );
     }
 
     proptest! {

@@ -64,7 +64,9 @@ pub fn decode(token: &str, query: &str) -> Result<Option<String>, String> {
         return Err("comes from an incompatible version of this service".into());
     }
     if token.q != fingerprint(query) {
-        return Err("belongs to a request with other filters; keep them unchanged while paging".into());
+        return Err(
+            "belongs to a request with other filters; keep them unchanged while paging".into(),
+        );
     }
     Ok(Some(token.k))
 }

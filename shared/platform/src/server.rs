@@ -40,7 +40,11 @@ pub struct ServiceSet {
 
 impl ServiceSet {
     /// Registers a service: `add` puts it into the routes, `name` is its full name for health.
-    pub fn add(&mut self, name: &'static str, add: impl FnOnce(&mut RoutesBuilder) + Send + 'static) {
+    pub fn add(
+        &mut self,
+        name: &'static str,
+        add: impl FnOnce(&mut RoutesBuilder) + Send + 'static,
+    ) {
         self.names.push(name);
         self.routes.push(Box::new(add));
     }
@@ -94,7 +98,9 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status("", ServingStatus::Serving).await;
     for name in &names {
-        health.set_service_status(*name, ServingStatus::Serving).await;
+        health
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
     }
     routes.add_service(health_service);
 
@@ -111,7 +117,9 @@ pub async fn serve(
             routes.add_service(a);
             routes.add_service(b);
         }
-        (a, b) => tracing::error!(v1 = ?a.err(), v1alpha = ?b.err(), "reflection disabled: bad descriptor set"),
+        (a, b) => {
+            tracing::error!(v1 = ?a.err(), v1alpha = ?b.err(), "reflection disabled: bad descriptor set")
+        }
     }
 
     let mut public: Vec<String> = ALWAYS_PUBLIC.iter().map(|s| s.to_string()).collect();
@@ -128,9 +136,13 @@ pub async fn serve(
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: health NOT_SERVING, finishing in-flight calls");
-        health.set_service_status("", ServingStatus::NotServing).await;
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
         for name in &names {
-            health.set_service_status(*name, ServingStatus::NotServing).await;
+            health
+                .set_service_status(*name, ServingStatus::NotServing)
+                .await;
         }
         tokio::time::sleep(drain).await;
     };

@@ -31,9 +31,14 @@ pub fn init(service_name: &str, args: &TelemetryArgs) -> TelemetryGuard {
     );
     let filter = EnvFilter::try_new(&args.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = if args.log_json {
-        tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).boxed()
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed()
     } else {
-        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed()
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed()
     };
     let provider = args.otlp_endpoint.as_deref().and_then(|endpoint| {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -57,9 +62,9 @@ pub fn init(service_name: &str, args: &TelemetryArgs) -> TelemetryGuard {
             }
         }
     });
-    let otel = provider.as_ref().map(|p| {
-        tracing_opentelemetry::layer().with_tracer(p.tracer(service_name.to_owned()))
-    });
+    let otel = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service_name.to_owned())));
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(fmt)

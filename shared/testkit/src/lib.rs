@@ -1,1 +1,196 @@
+//! Test helpers shared by every crate's integration tests.
+//!
+//! - [`TestDb`]: a fresh database per test: a new PostgreSQL database (dropped afterwards) when
+//!   `COSELL_TEST_DATABASE_URL` is set, else in-memory SQLite, so a bare `cargo test` works on a
+//!   fresh machine and CI exercises PostgreSQL.
+//! - [`TestServer`]: serves a [`ServiceSet`] on `127.0.0.1:0` with an explicit shutdown.
+//! - [`authed`]: a request carrying a bearer token.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cosell_platform::auth::TokenVerifier;
+use cosell_platform::server::{ServerOptions, ServiceSet};
+use sea_orm::{ConnectionTrait, Database};
+use tokio::sync::oneshot;
+use tonic::transport::{Channel, Endpoint};
+
+/// Where CI points the tests at PostgreSQL (any database of the server; tests create their own).
+pub const DATABASE_URL_VAR: &str = "COSELL_TEST_DATABASE_URL";
+
+/// One test's database.
+pub struct TestDb {
+    pub url: String,
+    /// Set for PostgreSQL: (admin URL, database name) to drop on drop.
+    drop: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new() -> anyhow::Result<Self> {
+        let Ok(admin_url) = std::env::var(DATABASE_URL_VAR) else {
+            return Ok(Self {
+                url: "sqlite::memory:".into(),
+                drop: None,
+            });
+        };
+        let name = format!("cosell_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(&admin_url).await?;
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await?;
+        admin.close().await?;
+        Ok(Self {
+            url: replace_database(&admin_url, &name),
+            drop: Some((admin_url, name)),
+        })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.drop.is_some()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.drop.take() else {
+            return;
+        };
+        // Drop runs outside any runtime guarantee; a short-lived thread with its own runtime
+        // keeps it independent of the test's runtime being shut down.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(admin) = Database::connect(&admin_url).await {
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                    let _ = admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// `postgres://user@host:port/db?x` with `db` replaced by `name`.
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let path_start = base[scheme_end..].find('/').map(|i| i + scheme_end);
+    let root = match path_start {
+        Some(i) => &base[..i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{root}/{name}?{q}"),
+        None => format!("{root}/{name}"),
+    }
+}
+
+/// A server on an ephemeral port; stops when dropped or on [`TestServer::shutdown`].
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub channel: Channel,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>,
+}
+
+impl TestServer {
+    pub async fn start(set: ServiceSet, verifier: Arc<TokenVerifier>) -> anyhow::Result<Self> {
+        Self::start_with(set, verifier, ServerOptions::default()).await
+    }
+
+    pub async fn start_with(
+        set: ServiceSet,
+        verifier: Arc<TokenVerifier>,
+        options: ServerOptions,
+    ) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(cosell_platform::server::serve(
+            listener,
+            set,
+            verifier,
+            options,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let channel = Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await?;
+        Ok(Self {
+            addr,
+            channel,
+            stop: Some(stop),
+            handle: Some(handle),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Starts the graceful shutdown and returns without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Shuts down gracefully and waits until the server has stopped.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.begin_shutdown();
+        if let Some(handle) = self.handle.take() {
+            handle.await??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.begin_shutdown();
+    }
+}
+
+/// A request carrying `authorization: Bearer <token>`.
+pub fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    if let Ok(v) = format!("Bearer {token}").parse() {
+        req.metadata_mut().insert("authorization", v);
+    }
+    req
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_database;
+
+    #[test]
+    fn database_in_url_is_replaced() {
+        assert_eq!(
+            replace_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            replace_database("postgres://u@h:1", "t1"),
+            "postgres://u@h:1/t1"
+        );
+        assert_eq!(
+            replace_database("postgres://u@h/db?sslmode=disable", "t1"),
+            "postgres://u@h/t1?sslmode=disable"
+        );
+    }
+}

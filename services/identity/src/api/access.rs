@@ -14,7 +14,10 @@ pub struct Api(pub Arc<Identity>);
 
 #[tonic::async_trait]
 impl AccessService for Api {
-    async fn check_access(&self, req: Request<pb::CheckAccessRequest>) -> Result<Response<pb::CheckAccessResponse>, Status> {
+    async fn check_access(
+        &self,
+        req: Request<pb::CheckAccessRequest>,
+    ) -> Result<Response<pb::CheckAccessResponse>, Status> {
         let i = &self.0;
         let who = i.who(&req).await?;
         let r = req.into_inner();
@@ -29,12 +32,18 @@ impl AccessService for Api {
         let org = if r.organization.is_empty() {
             None
         } else {
-            v.take("organization", names::parse_one(&r.organization, "organizations"))
+            v.take(
+                "organization",
+                names::parse_one(&r.organization, "organizations"),
+            )
         };
         let mut any_of = Vec::new();
         for (n, role) in r.any_of_roles.iter().enumerate() {
             match Role::try_from(*role) {
-                Ok(Role::Unspecified) | Err(_) => v.add(format!("any_of_roles[{n}]"), format!("{role} is not a known role")),
+                Ok(Role::Unspecified) | Err(_) => v.add(
+                    format!("any_of_roles[{n}]"),
+                    format!("{role} is not a known role"),
+                ),
                 Ok(role) => any_of.push(role),
             }
         }
@@ -49,7 +58,11 @@ impl AccessService for Api {
         };
         let asking_for_self = matches!((&who, &principal), (Who::User { id, .. }, Principal::User { user, .. }) if id == user);
         if !matches!(who, Who::Service(_)) && !asking_for_self {
-            return Err(IdentityError::denied("SERVICE_ONLY", "only services may check another principal's access").into());
+            return Err(IdentityError::denied(
+                "SERVICE_ONLY",
+                "only services may check another principal's access",
+            )
+            .into());
         }
         let grants = match &principal {
             Principal::Service(_) => Grants::default(),
@@ -61,13 +74,19 @@ impl AccessService for Api {
         let allowed = org.is_some_and(|org| grants.allows(org, &any_of, mpn.as_deref()));
         Ok(Response::new(pb::CheckAccessResponse {
             allowed,
-            principal_organization: grants.organization.map(names::organization).unwrap_or_default(),
+            principal_organization: grants
+                .organization
+                .map(names::organization)
+                .unwrap_or_default(),
             grants: grants.to_proto(),
             cache_ttl_ms: GRANT_CACHE_TTL.as_millis() as i64,
         }))
     }
 
-    async fn get_caller(&self, req: Request<pb::GetCallerRequest>) -> Result<Response<pb::GetCallerResponse>, Status> {
+    async fn get_caller(
+        &self,
+        req: Request<pb::GetCallerRequest>,
+    ) -> Result<Response<pb::GetCallerResponse>, Status> {
         let i = &self.0;
         let who = i.who(&req).await?;
         let resp = match who {
@@ -75,10 +94,18 @@ impl AccessService for Api {
                 principal: Principal::Service(name).to_string(),
                 ..Default::default()
             },
-            Who::User { id, organization, access } => {
+            Who::User {
+                id,
+                organization,
+                access,
+            } => {
                 let user = i.store.get_user(organization, id).await?;
                 pb::GetCallerResponse {
-                    principal: Principal::User { organization, user: id }.to_string(),
+                    principal: Principal::User {
+                        organization,
+                        user: id,
+                    }
+                    .to_string(),
                     organization: names::organization(organization),
                     user: user.as_ref().map(convert::user),
                     grants: access.grants.to_proto(),

@@ -12,12 +12,21 @@ impl From<IdentityError> for ApiError {
     fn from(e: IdentityError) -> Self {
         match e {
             IdentityError::NotFound(resource) => ApiError::not_found(resource),
-            IdentityError::PermissionDenied { reason, message } => ApiError::permission_denied(reason, message),
-            IdentityError::Precondition { reason, message, subject } => {
-                ApiError::failed_precondition(reason, message.clone()).with_precondition(reason, subject, message)
+            IdentityError::PermissionDenied { reason, message } => {
+                ApiError::permission_denied(reason, message)
             }
-            IdentityError::AlreadyExists { reason, message } => ApiError::already_exists(reason, message),
-            IdentityError::Unauthenticated { reason, message } => ApiError::unauthenticated(reason, message),
+            IdentityError::Precondition {
+                reason,
+                message,
+                subject,
+            } => ApiError::failed_precondition(reason, message.clone())
+                .with_precondition(reason, subject, message),
+            IdentityError::AlreadyExists { reason, message } => {
+                ApiError::already_exists(reason, message)
+            }
+            IdentityError::Unauthenticated { reason, message } => {
+                ApiError::unauthenticated(reason, message)
+            }
             IdentityError::Invalid(api) => api,
             IdentityError::Storage(e) => ApiError::internal(e),
             IdentityError::Internal(e) => ApiError::internal(e),

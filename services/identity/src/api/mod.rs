@@ -49,7 +49,11 @@ pub struct UserAccess {
 /// The caller as the policy sees it.
 pub enum Who {
     Service(String),
-    User { id: Uuid, organization: Uuid, access: Arc<UserAccess> },
+    User {
+        id: Uuid,
+        organization: Uuid,
+        access: Arc<UserAccess>,
+    },
 }
 
 /// Who may call an RPC, besides the roles it names.
@@ -95,7 +99,9 @@ impl Identity {
                 roles: if g.active { g.roles } else { Vec::new() },
             },
         });
-        self.grants.write().insert(user, (access.clone(), Instant::now()));
+        self.grants
+            .write()
+            .insert(user, (access.clone(), Instant::now()));
         Ok(Some(access))
     }
 
@@ -111,29 +117,41 @@ impl Identity {
         match principal {
             Principal::Service(name) => Ok(Who::Service(name)),
             Principal::User { organization, user } => {
-                let access = self.user_access(user).await?.ok_or_else(|| IdentityError::Unauthenticated {
-                    reason: "USER_UNKNOWN",
-                    message: "the token's user no longer exists".into(),
+                let access = self.user_access(user).await?.ok_or_else(|| {
+                    IdentityError::Unauthenticated {
+                        reason: "USER_UNKNOWN",
+                        message: "the token's user no longer exists".into(),
+                    }
                 })?;
                 if access.grants.organization != Some(organization) {
                     return Err(IdentityError::Unauthenticated {
                         reason: "USER_UNKNOWN",
-                        message: "the token's user is not a user of the token's organization".into(),
+                        message: "the token's user is not a user of the token's organization"
+                            .into(),
                     });
                 }
                 if !access.active {
-                    return Err(IdentityError::denied("USER_DISABLED", "this user is disabled"));
+                    return Err(IdentityError::denied(
+                        "USER_DISABLED",
+                        "this user is disabled",
+                    ));
                 }
-                Ok(Who::User { id: user, organization, access })
+                Ok(Who::User {
+                    id: user,
+                    organization,
+                    access,
+                })
             }
         }
     }
 
     fn is_platform(&self, who: &Who, roles: &[Role]) -> bool {
         match who {
-            Who::User { organization, access, .. } => {
-                *organization == self.platform_org && roles.iter().any(|r| access.grants.has(*r))
-            }
+            Who::User {
+                organization,
+                access,
+                ..
+            } => *organization == self.platform_org && roles.iter().any(|r| access.grants.has(*r)),
             Who::Service(_) => false,
         }
     }
@@ -155,7 +173,11 @@ impl Identity {
                     ))
                 }
             }
-            Who::User { organization, access, .. } => {
+            Who::User {
+                organization,
+                access,
+                ..
+            } => {
                 if rule.platform_operator && self.is_platform_operator(who) {
                     return Ok(());
                 }

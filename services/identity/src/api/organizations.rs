@@ -7,15 +7,27 @@ use cosell_proto::identity::{self as pb, organization_service_server::Organizati
 use tonic::{Request, Response, Status};
 
 use super::{Identity, Rule, convert, field};
-use crate::domain::{IdentityError, MpnLocation, NewOrganization, NewUser, Role, UserKind, validate};
+use crate::domain::{
+    IdentityError, MpnLocation, NewOrganization, NewUser, Role, UserKind, validate,
+};
 
 pub struct Api(pub Arc<Identity>);
 
 /// Parses a location, adding violations under `prefix`.
-pub(crate) fn parse_location(v: &mut Violations, prefix: &str, l: &pb::MpnLocation) -> Option<MpnLocation> {
+pub(crate) fn parse_location(
+    v: &mut Violations,
+    prefix: &str,
+    l: &pb::MpnLocation,
+) -> Option<MpnLocation> {
     let mpn = v.take(&format!("{prefix}.mpn_id"), validate::mpn_id(&l.mpn_id));
-    let country = v.take(&format!("{prefix}.country_code"), validate::country_code(&l.country_code));
-    let city = v.take(&format!("{prefix}.city"), validate::text(&l.city, 100, true));
+    let country = v.take(
+        &format!("{prefix}.country_code"),
+        validate::country_code(&l.country_code),
+    );
+    let city = v.take(
+        &format!("{prefix}.city"),
+        validate::text(&l.city, 100, true),
+    );
     Some(MpnLocation {
         mpn_id: mpn?,
         country_code: country?,
@@ -32,7 +44,11 @@ impl OrganizationService for Api {
         let i = &self.0;
         let who = i.who(&req).await?;
         if !i.is_platform_operator(&who) {
-            return Err(IdentityError::denied("MISSING_ROLE", "only platform operators create organizations").into());
+            return Err(IdentityError::denied(
+                "MISSING_ROLE",
+                "only platform operators create organizations",
+            )
+            .into());
         }
         let r = req.into_inner();
         let mut v = Violations::new();
@@ -40,7 +56,10 @@ impl OrganizationService for Api {
         let tenant_id = v.take("tenant_id", validate::text(&r.tenant_id, 100, false));
         let mut domains = Vec::new();
         if r.verified_domains.is_empty() {
-            v.add("verified_domains", "at least one verified domain is required");
+            v.add(
+                "verified_domains",
+                "at least one verified domain is required",
+            );
         }
         for (n, d) in r.verified_domains.iter().enumerate() {
             let f = format!("verified_domains[{n}]");
@@ -57,14 +76,22 @@ impl OrganizationService for Api {
         let mut locations = Vec::new();
         for (n, l) in r.locations.iter().enumerate() {
             if let Some(l) = parse_location(&mut v, &format!("locations[{n}]"), l) {
-                if Some(&l.mpn_id) == vorg.as_ref() || locations.iter().any(|x: &MpnLocation| x.mpn_id == l.mpn_id) {
-                    v.add(format!("locations[{n}].mpn_id"), format!("MPN ID {} is listed twice", l.mpn_id));
+                if Some(&l.mpn_id) == vorg.as_ref()
+                    || locations.iter().any(|x: &MpnLocation| x.mpn_id == l.mpn_id)
+                {
+                    v.add(
+                        format!("locations[{n}].mpn_id"),
+                        format!("MPN ID {} is listed twice", l.mpn_id),
+                    );
                 } else {
                     locations.push(l);
                 }
             }
         }
-        let admin = v.take("account_admin_email", validate::work_email(&r.account_admin_email));
+        let admin = v.take(
+            "account_admin_email",
+            validate::work_email(&r.account_admin_email),
+        );
         if let Some((email, domain)) = &admin {
             if !domains.is_empty() && !domains.contains(domain) {
                 v.add(
@@ -73,11 +100,23 @@ impl OrganizationService for Api {
                 );
             }
         }
-        let given = v.take("account_admin_given_name", validate::text(&r.account_admin_given_name, 100, false));
-        let family = v.take("account_admin_family_name", validate::text(&r.account_admin_family_name, 100, false));
+        let given = v.take(
+            "account_admin_given_name",
+            validate::text(&r.account_admin_given_name, 100, false),
+        );
+        let family = v.take(
+            "account_admin_family_name",
+            validate::text(&r.account_admin_family_name, 100, false),
+        );
         v.finish().map_err(IdentityError::from)?;
-        let (Some(display_name), Some(tenant_id), Some(vorg), Some((email, _)), Some(given), Some(family)) =
-            (display_name, tenant_id, vorg, admin, given, family)
+        let (
+            Some(display_name),
+            Some(tenant_id),
+            Some(vorg),
+            Some((email, _)),
+            Some(given),
+            Some(family),
+        ) = (display_name, tenant_id, vorg, admin, given, family)
         else {
             return Err(Status::internal("validation passed with a missing field"));
         };
@@ -113,7 +152,10 @@ impl OrganizationService for Api {
     ) -> Result<Response<pb::GetOrganizationResponse>, Status> {
         let i = &self.0;
         let who = i.who(&req).await?;
-        let org = field("name", names::parse_one(&req.get_ref().name, "organizations"))?;
+        let org = field(
+            "name",
+            names::parse_one(&req.get_ref().name, "organizations"),
+        )?;
         let resource = names::organization(org);
         let rule = Rule {
             any_member: true,
@@ -122,7 +164,11 @@ impl OrganizationService for Api {
             ..Rule::default()
         };
         i.check(&who, org, rule, &resource)?;
-        let o = i.store.get_organization(org).await?.ok_or(IdentityError::NotFound(resource))?;
+        let o = i
+            .store
+            .get_organization(org)
+            .await?
+            .ok_or(IdentityError::NotFound(resource))?;
         Ok(Response::new(pb::GetOrganizationResponse {
             organization: Some(convert::organization(&o)),
         }))
@@ -134,10 +180,15 @@ impl OrganizationService for Api {
     ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
         let i = &self.0;
         let who = i.who(&req).await?;
-        let allowed = matches!(who, super::Who::Service(_)) || i.is_platform_operator(&who)
+        let allowed = matches!(who, super::Who::Service(_))
+            || i.is_platform_operator(&who)
             || matches!(&who, super::Who::User { organization, .. } if *organization == i.platform_org);
         if !allowed {
-            return Err(IdentityError::denied("MISSING_ROLE", "only platform users and services list organizations").into());
+            return Err(IdentityError::denied(
+                "MISSING_ROLE",
+                "only platform users and services list organizations",
+            )
+            .into());
         }
         let r = req.into_inner();
         let mut v = Violations::new();
@@ -148,7 +199,10 @@ impl OrganizationService for Api {
             return Err(Status::internal("validation passed with a missing field"));
         };
         let after = match after {
-            Some(k) => Some(field("page_token", uuid::Uuid::parse_str(&k).map_err(|_| "is not valid".to_string()))?),
+            Some(k) => Some(field(
+                "page_token",
+                uuid::Uuid::parse_str(&k).map_err(|_| "is not valid".to_string()),
+            )?),
             None => None,
         };
         let orgs = i.store.list_organizations(after, size + 1).await?;
@@ -172,7 +226,10 @@ impl OrganizationService for Api {
         let who = i.who(&req).await?;
         let r = req.into_inner();
         let mut v = Violations::new();
-        let org = v.take("organization", names::parse_one(&r.organization, "organizations"));
+        let org = v.take(
+            "organization",
+            names::parse_one(&r.organization, "organizations"),
+        );
         let domain = v.take("domain", validate::domain(&r.domain));
         if let Some(d) = &domain {
             if validate::is_consumer_domain(d) {
@@ -194,7 +251,11 @@ impl OrganizationService for Api {
             return Err(IdentityError::NotFound(resource).into());
         }
         i.store.add_verified_domain(org, &domain).await?;
-        let o = i.store.get_organization(org).await?.ok_or(IdentityError::NotFound(resource))?;
+        let o = i
+            .store
+            .get_organization(org)
+            .await?
+            .ok_or(IdentityError::NotFound(resource))?;
         Ok(Response::new(pb::AddVerifiedDomainResponse {
             organization: Some(convert::organization(&o)),
         }))
@@ -208,7 +269,10 @@ impl OrganizationService for Api {
         let who = i.who(&req).await?;
         let r = req.into_inner();
         let mut v = Violations::new();
-        let org = v.take("organization", names::parse_one(&r.organization, "organizations"));
+        let org = v.take(
+            "organization",
+            names::parse_one(&r.organization, "organizations"),
+        );
         let location = match &r.location {
             Some(l) => parse_location(&mut v, "location", l),
             None => {
@@ -240,7 +304,11 @@ impl OrganizationService for Api {
             Some(_) => {}
         }
         i.store.add_location(org, &location).await?;
-        let o = i.store.get_organization(org).await?.ok_or(IdentityError::NotFound(resource))?;
+        let o = i
+            .store
+            .get_organization(org)
+            .await?
+            .ok_or(IdentityError::NotFound(resource))?;
         Ok(Response::new(pb::AddMpnLocationResponse {
             organization: Some(convert::organization(&o)),
         }))
@@ -261,7 +329,11 @@ impl OrganizationService for Api {
             exists: true,
             organization: names::organization(m.organization_id),
             organization_display_name: display_name,
-            kind: if is_vorg { pb::MpnIdKind::Vorg } else { pb::MpnIdKind::Location } as i32,
+            kind: if is_vorg {
+                pb::MpnIdKind::Vorg
+            } else {
+                pb::MpnIdKind::Location
+            } as i32,
             location: (!is_vorg).then(|| pb::MpnLocation {
                 mpn_id: m.mpn_id,
                 country_code: m.country_code,

@@ -7,24 +7,43 @@ use cosell_proto::identity::{self as pb, role_service_server::RoleService};
 use tonic::{Request, Response, Status};
 
 use super::{Identity, Rule, Who, convert, field};
-use crate::domain::{IdentityError, LOCATION_SCOPED_ROLES, PLATFORM_ROLES, Role, USER_ADMIN_ROLES, validate};
+use crate::domain::{
+    IdentityError, LOCATION_SCOPED_ROLES, PLATFORM_ROLES, Role, USER_ADMIN_ROLES, validate,
+};
 
 pub struct Api(pub Arc<Identity>);
 
 /// Who may assign or revoke `role` in `org` (rule I3): account and global admins for partner
 /// roles, platform operators for platform roles; the migration service for referrals roles only.
-fn role_rule(i: &Identity, who: &Who, org: uuid::Uuid, role: Role, resource: &str) -> Result<(), IdentityError> {
+fn role_rule(
+    i: &Identity,
+    who: &Who,
+    org: uuid::Uuid,
+    role: Role,
+    resource: &str,
+) -> Result<(), IdentityError> {
     let platform_role = PLATFORM_ROLES.contains(&role);
     if platform_role {
-        if org == i.platform_org && i.is_platform_operator(who) {
+        // Operators get through; a partner organization as target is refused afterwards with
+        // ROLE_NOT_FOR_ORGANIZATION.
+        if i.is_platform_operator(who) {
             return Ok(());
         }
         return match who {
-            Who::User { organization, .. } if *organization != org => Err(IdentityError::NotFound(resource.to_owned())),
-            _ => Err(IdentityError::denied("MISSING_ROLE", "only platform operators assign platform roles")),
+            Who::User { organization, .. } if *organization != org => {
+                Err(IdentityError::NotFound(resource.to_owned()))
+            }
+            _ => Err(IdentityError::denied(
+                "MISSING_ROLE",
+                "only platform operators assign platform roles",
+            )),
         };
     }
-    let services: &'static [&'static str] = if LOCATION_SCOPED_ROLES.contains(&role) { &["migration"] } else { &[] };
+    let services: &'static [&'static str] = if LOCATION_SCOPED_ROLES.contains(&role) {
+        &["migration"]
+    } else {
+        &[]
+    };
     i.check(
         who,
         org,
@@ -40,7 +59,10 @@ fn role_rule(i: &Identity, who: &Who, org: uuid::Uuid, role: Role, resource: &st
 
 #[tonic::async_trait]
 impl RoleService for Api {
-    async fn assign_role(&self, req: Request<pb::AssignRoleRequest>) -> Result<Response<pb::AssignRoleResponse>, Status> {
+    async fn assign_role(
+        &self,
+        req: Request<pb::AssignRoleRequest>,
+    ) -> Result<Response<pb::AssignRoleResponse>, Status> {
         let i = &self.0;
         let who = i.who(&req).await?;
         let r = req.into_inner();
@@ -86,7 +108,12 @@ impl RoleService for Api {
             } else {
                 "platform roles are held only by users of the platform organization"
             };
-            return Err(IdentityError::precondition("ROLE_NOT_FOR_ORGANIZATION", names::organization(org), msg).into());
+            return Err(IdentityError::precondition(
+                "ROLE_NOT_FOR_ORGANIZATION",
+                names::organization(org),
+                msg,
+            )
+            .into());
         }
         if let Some(mpn) = &scope {
             if !target.locations.iter().any(|l| &l.mpn_id == mpn) {
@@ -95,14 +122,19 @@ impl RoleService for Api {
                 } else {
                     ""
                 };
-                return Err(IdentityError::Invalid(cosell_platform::ApiError::invalid_field(
-                    "mpn_id",
-                    format!("{mpn} is not an MPN location of this organization{hint}"),
-                ))
-                .into());
+                return Err(
+                    IdentityError::Invalid(cosell_platform::ApiError::invalid_field(
+                        "mpn_id",
+                        format!("{mpn} is not an MPN location of this organization{hint}"),
+                    ))
+                    .into(),
+                );
             }
         }
-        let assignment = i.store.assign_role(org, user, role, scope.as_deref()).await?;
+        let assignment = i
+            .store
+            .assign_role(org, user, role, scope.as_deref())
+            .await?;
         i.invalidate(user);
         tracing::info!(user = %user, role = role.as_str_name(), "role assigned");
         Ok(Response::new(pb::AssignRoleResponse {
@@ -110,11 +142,17 @@ impl RoleService for Api {
         }))
     }
 
-    async fn revoke_role(&self, req: Request<pb::RevokeRoleRequest>) -> Result<Response<pb::RevokeRoleResponse>, Status> {
+    async fn revoke_role(
+        &self,
+        req: Request<pb::RevokeRoleRequest>,
+    ) -> Result<Response<pb::RevokeRoleResponse>, Status> {
         let i = &self.0;
         let who = i.who(&req).await?;
         let name = req.get_ref().name.clone();
-        let (org, id) = field("name", names::parse_two(&name, "organizations", "roleAssignments"))?;
+        let (org, id) = field(
+            "name",
+            names::parse_two(&name, "organizations", "roleAssignments"),
+        )?;
         // Strangers learn nothing: check membership before looking the assignment up.
         if let Who::User { organization, .. } = &who {
             if *organization != org && !i.is_platform_operator(&who) {
@@ -147,7 +185,8 @@ impl RoleService for Api {
         let user = if r.user.is_empty() {
             None
         } else {
-            v.take("user", names::parse_two(&r.user, "organizations", "users")).map(|(_, u)| u)
+            v.take("user", names::parse_two(&r.user, "organizations", "users"))
+                .map(|(_, u)| u)
         };
         let role = match pb::Role::try_from(r.role) {
             Ok(pb::Role::Unspecified) => None,
@@ -175,10 +214,16 @@ impl RoleService for Api {
             i.check(&who, org, rule, &names::organization(org))?;
         }
         let after = match after {
-            Some(k) => Some(field("page_token", uuid::Uuid::parse_str(&k).map_err(|_| "is not valid".to_string()))?),
+            Some(k) => Some(field(
+                "page_token",
+                uuid::Uuid::parse_str(&k).map_err(|_| "is not valid".to_string()),
+            )?),
             None => None,
         };
-        let rows = i.store.list_role_assignments(org, user, role, after, size + 1).await?;
+        let rows = i
+            .store
+            .list_role_assignments(org, user, role, after, size + 1)
+            .await?;
         let more = rows.len() as u64 > size;
         let rows: Vec<_> = rows.into_iter().take(size as usize).collect();
         let next_page_token = match (more, rows.last()) {

@@ -23,7 +23,10 @@ pub fn secret_hash(secret: &str) -> String {
 }
 
 fn expire(exp: i64) -> Option<prost_types::Timestamp> {
-    Some(prost_types::Timestamp { seconds: exp, nanos: 0 })
+    Some(prost_types::Timestamp {
+        seconds: exp,
+        nanos: 0,
+    })
 }
 
 fn key(k: PublishedKey) -> pb::SigningKey {
@@ -57,7 +60,10 @@ impl TokenService for Api {
         let org = if r.organization.is_empty() {
             None
         } else {
-            Some(field("organization", names::parse_one(&r.organization, "organizations"))?)
+            Some(field(
+                "organization",
+                names::parse_one(&r.organization, "organizations"),
+            )?)
         };
         let users: Vec<_> = i
             .store
@@ -70,11 +76,13 @@ impl TokenService for Api {
             [] => return Err(IdentityError::NotFound(format!("user {email}")).into()),
             [one] => one.clone(),
             _ => {
-                return Err(IdentityError::Invalid(cosell_platform::ApiError::invalid_field(
-                    "organization",
-                    format!("{email} is a user of several organizations; name one"),
-                ))
-                .into());
+                return Err(
+                    IdentityError::Invalid(cosell_platform::ApiError::invalid_field(
+                        "organization",
+                        format!("{email} is a user of several organizations; name one"),
+                    ))
+                    .into(),
+                );
             }
         };
         if user.state != UserState::Active {
@@ -103,9 +111,19 @@ impl TokenService for Api {
             message: "unknown service or wrong client secret".into(),
         };
         if r.service.is_empty() {
-            return Err(IdentityError::Invalid(cosell_platform::ApiError::invalid_field("service", "is required")).into());
+            return Err(
+                IdentityError::Invalid(cosell_platform::ApiError::invalid_field(
+                    "service",
+                    "is required",
+                ))
+                .into(),
+            );
         }
-        let stored = i.store.service_secret_hash(&r.service).await?.ok_or_else(denied)?;
+        let stored = i
+            .store
+            .service_secret_hash(&r.service)
+            .await?
+            .ok_or_else(denied)?;
         // Compare digests, not secrets: equal-length strings of hex, so timing says nothing
         // about the secret itself.
         if stored != secret_hash(&r.client_secret) {
@@ -136,10 +154,16 @@ impl TokenService for Api {
         let i = &self.0;
         let who = i.who(&req).await?;
         if !i.is_platform_operator(&who) {
-            return Err(IdentityError::denied("MISSING_ROLE", "only platform operators rotate signing keys").into());
+            return Err(IdentityError::denied(
+                "MISSING_ROLE",
+                "only platform operators rotate signing keys",
+            )
+            .into());
         }
         let k = i.keys.rotate().await?;
         tracing::info!(kid = %k.kid, "signing key rotated");
-        Ok(Response::new(pb::RotateSigningKeyResponse { key: Some(key(k)) }))
+        Ok(Response::new(pb::RotateSigningKeyResponse {
+            key: Some(key(k)),
+        }))
     }
 }

@@ -8,7 +8,9 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{Identity, Rule, Who, convert, field};
-use crate::domain::{IdentityError, NewUser, Role, USER_ADMIN_ROLES, UserKind, UserState, validate};
+use crate::domain::{
+    IdentityError, NewUser, Role, USER_ADMIN_ROLES, UserKind, UserState, validate,
+};
 use crate::store::UserFilter;
 
 pub struct Api(pub Arc<Identity>);
@@ -22,7 +24,12 @@ struct UserInput {
     family_name: String,
 }
 
-fn parse_user_input(parent: &str, email: &str, given: &str, family: &str) -> Result<UserInput, IdentityError> {
+fn parse_user_input(
+    parent: &str,
+    email: &str,
+    given: &str,
+    family: &str,
+) -> Result<UserInput, IdentityError> {
     let mut v = Violations::new();
     let org = v.take("parent", names::parse_one(parent, "organizations"));
     let email = v.take("email", validate::work_email(email));
@@ -37,13 +44,18 @@ fn parse_user_input(parent: &str, email: &str, given: &str, family: &str) -> Res
             given_name,
             family_name,
         }),
-        _ => Err(IdentityError::Internal("validation passed with a missing field".into())),
+        _ => Err(IdentityError::Internal(
+            "validation passed with a missing field".into(),
+        )),
     }
 }
 
 #[tonic::async_trait]
 impl UserService for Api {
-    async fn create_user(&self, req: Request<pb::CreateUserRequest>) -> Result<Response<pb::CreateUserResponse>, Status> {
+    async fn create_user(
+        &self,
+        req: Request<pb::CreateUserRequest>,
+    ) -> Result<Response<pb::CreateUserResponse>, Status> {
         let i = &self.0;
         let who = i.who(&req).await?;
         let r = req.into_inner();
@@ -135,10 +147,16 @@ impl UserService for Api {
         }))
     }
 
-    async fn get_user(&self, req: Request<pb::GetUserRequest>) -> Result<Response<pb::GetUserResponse>, Status> {
+    async fn get_user(
+        &self,
+        req: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::GetUserResponse>, Status> {
         let i = &self.0;
         let who = i.who(&req).await?;
-        let (org, id) = field("name", names::parse_two(&req.get_ref().name, "organizations", "users"))?;
+        let (org, id) = field(
+            "name",
+            names::parse_two(&req.get_ref().name, "organizations", "users"),
+        )?;
         let resource = req.get_ref().name.clone();
         let rule = Rule {
             any_member: true,
@@ -147,15 +165,25 @@ impl UserService for Api {
             ..Rule::default()
         };
         i.check(&who, org, rule, &resource)?;
-        let user = i.store.get_user(org, id).await?.ok_or(IdentityError::NotFound(resource))?;
-        let assignments = i.store.list_role_assignments(org, Some(id), None, None, 1000).await?;
+        let user = i
+            .store
+            .get_user(org, id)
+            .await?
+            .ok_or(IdentityError::NotFound(resource))?;
+        let assignments = i
+            .store
+            .list_role_assignments(org, Some(id), None, None, 1000)
+            .await?;
         Ok(Response::new(pb::GetUserResponse {
             user: Some(convert::user(&user)),
             role_assignments: assignments.iter().map(convert::assignment).collect(),
         }))
     }
 
-    async fn list_users(&self, req: Request<pb::ListUsersRequest>) -> Result<Response<pb::ListUsersResponse>, Status> {
+    async fn list_users(
+        &self,
+        req: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
         let i = &self.0;
         let who = i.who(&req).await?;
         let r = req.into_inner();
@@ -194,7 +222,10 @@ impl UserService for Api {
             email,
             active_only: false,
         };
-        let users = i.store.list_users(org, &filter, after.as_deref(), size + 1).await?;
+        let users = i
+            .store
+            .list_users(org, &filter, after.as_deref(), size + 1)
+            .await?;
         let more = users.len() as u64 > size;
         let users: Vec<_> = users.into_iter().take(size as usize).collect();
         let next_page_token = match (more, users.last()) {
@@ -207,10 +238,16 @@ impl UserService for Api {
         }))
     }
 
-    async fn list_admins(&self, req: Request<pb::ListAdminsRequest>) -> Result<Response<pb::ListAdminsResponse>, Status> {
+    async fn list_admins(
+        &self,
+        req: Request<pb::ListAdminsRequest>,
+    ) -> Result<Response<pb::ListAdminsResponse>, Status> {
         let i = &self.0;
         let who = i.who(&req).await?;
-        let org = field("parent", names::parse_one(&req.get_ref().parent, "organizations"))?;
+        let org = field(
+            "parent",
+            names::parse_one(&req.get_ref().parent, "organizations"),
+        )?;
         let resource = names::organization(org);
         let rule = Rule {
             any_member: true,
@@ -226,7 +263,10 @@ impl UserService for Api {
                 email: None,
                 active_only: true,
             };
-            let users = i.store.list_users(org, &filter, None, page::MAX_PAGE_SIZE).await?;
+            let users = i
+                .store
+                .list_users(org, &filter, None, page::MAX_PAGE_SIZE)
+                .await?;
             lists.push(users.iter().map(convert::user).collect::<Vec<_>>());
         }
         let global_admins = lists.pop().unwrap_or_default();
@@ -265,7 +305,12 @@ impl UserService for Api {
         };
         i.check(&who, org, rule, &r.name)?;
         if matches!(&who, Who::User { id: me, .. } if *me == id) && state == UserState::Disabled {
-            return Err(IdentityError::precondition("SELF_DISABLE", r.name, "you cannot disable yourself").into());
+            return Err(IdentityError::precondition(
+                "SELF_DISABLE",
+                r.name,
+                "you cannot disable yourself",
+            )
+            .into());
         }
         let user = i.store.set_user_state(org, id, state).await?;
         i.invalidate(id);

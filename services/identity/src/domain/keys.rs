@@ -70,9 +70,9 @@ impl KeyRing {
             .active_signing_key()
             .await?
             .ok_or_else(|| IdentityError::Internal("no active signing key".into()))?;
-        let der = STANDARD
-            .decode(&row.private_pkcs8)
-            .map_err(|e| IdentityError::Internal(format!("stored key {} is not base64: {e}", row.kid)))?;
+        let der = STANDARD.decode(&row.private_pkcs8).map_err(|e| {
+            IdentityError::Internal(format!("stored key {} is not base64: {e}", row.kid))
+        })?;
         *self.active.write() = Some(ActiveKey {
             kid: row.kid,
             key: EncodingKey::from_ed_der(&der),
@@ -82,7 +82,11 @@ impl KeyRing {
     }
 
     /// Signs a token for `principal`, valid for the configured lifetime.
-    pub async fn issue(&self, principal: &Principal, email: Option<String>) -> Result<(String, i64)> {
+    pub async fn issue(
+        &self,
+        principal: &Principal,
+        email: Option<String>,
+    ) -> Result<(String, i64)> {
         let now = Utc::now().timestamp();
         let exp = now + self.token_ttl.as_secs() as i64;
         let claims = Claims {
@@ -113,7 +117,8 @@ impl KeyRing {
             .ok_or_else(|| IdentityError::Internal("no active signing key".into()))?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(active.kid.clone());
-        jsonwebtoken::encode(&header, claims, &active.key).map_err(|e| IdentityError::Internal(e.to_string()))
+        jsonwebtoken::encode(&header, claims, &active.key)
+            .map_err(|e| IdentityError::Internal(e.to_string()))
     }
 
     /// Every key that verifies now: the signing key and retired keys not yet expired.
@@ -145,7 +150,10 @@ impl KeyRing {
             expire_time: None,
         };
         self.store
-            .insert_signing_key(key, Some(chrono::Duration::from_std(retire_after).unwrap_or_default()))
+            .insert_signing_key(
+                key,
+                Some(chrono::Duration::from_std(retire_after).unwrap_or_default()),
+            )
             .await?;
         self.load_active().await?;
         Ok(published)
@@ -177,8 +185,13 @@ pub struct LocalKeys(pub Store);
 impl KeySource for LocalKeys {
     fn fetch(
         &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<Vec<PublicKey>, String>> + Send + '_>>
-    {
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = std::result::Result<Vec<PublicKey>, String>>
+                + Send
+                + '_,
+        >,
+    > {
         Box::pin(async move {
             let now = Utc::now();
             Ok(self
@@ -188,7 +201,10 @@ impl KeySource for LocalKeys {
                 .map_err(|e| e.to_string())?
                 .into_iter()
                 .filter(|k| k.expire_time.is_none_or(|t| t > now))
-                .map(|k| PublicKey { kid: k.kid, x: k.public_x })
+                .map(|k| PublicKey {
+                    kid: k.kid,
+                    x: k.public_x,
+                })
                 .collect())
         })
     }

@@ -35,7 +35,11 @@ impl UserKind {
     }
 
     pub fn parse(s: &str) -> Self {
-        if s == "GUEST" { UserKind::Guest } else { UserKind::Member }
+        if s == "GUEST" {
+            UserKind::Guest
+        } else {
+            UserKind::Member
+        }
     }
 }
 
@@ -54,7 +58,11 @@ impl UserState {
     }
 
     pub fn parse(s: &str) -> Self {
-        if s == "DISABLED" { UserState::Disabled } else { UserState::Active }
+        if s == "DISABLED" {
+            UserState::Disabled
+        } else {
+            UserState::Active
+        }
     }
 }
 
@@ -131,13 +139,26 @@ pub enum IdentityError {
     #[error("{0} not found")]
     NotFound(String),
     #[error("{message}")]
-    PermissionDenied { reason: &'static str, message: String },
+    PermissionDenied {
+        reason: &'static str,
+        message: String,
+    },
     #[error("{message}")]
-    Precondition { reason: &'static str, message: String, subject: String },
+    Precondition {
+        reason: &'static str,
+        message: String,
+        subject: String,
+    },
     #[error("{message}")]
-    AlreadyExists { reason: &'static str, message: String },
+    AlreadyExists {
+        reason: &'static str,
+        message: String,
+    },
     #[error("{message}")]
-    Unauthenticated { reason: &'static str, message: String },
+    Unauthenticated {
+        reason: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Invalid(#[from] cosell_platform::ApiError),
     #[error("storage: {0}")]
@@ -147,7 +168,11 @@ pub enum IdentityError {
 }
 
 impl IdentityError {
-    pub fn precondition(reason: &'static str, subject: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn precondition(
+        reason: &'static str,
+        subject: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         IdentityError::Precondition {
             reason,
             message: message.into(),

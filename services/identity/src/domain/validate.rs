@@ -5,14 +5,47 @@
 /// label for providers that own many country domains (`yahoo.co.uk`, `hotmail.fr`, ...), and
 /// exactly for the rest.
 const CONSUMER_PROVIDERS: &[&str] = &[
-    "outlook", "hotmail", "live", "msn", "gmail", "googlemail", "yahoo", "ymail", "aol", "gmx",
-    "yandex", "protonmail",
+    "outlook",
+    "hotmail",
+    "live",
+    "msn",
+    "gmail",
+    "googlemail",
+    "yahoo",
+    "ymail",
+    "aol",
+    "gmx",
+    "yandex",
+    "protonmail",
 ];
 const CONSUMER_DOMAINS: &[&str] = &[
-    "icloud.com", "me.com", "mac.com", "proton.me", "pm.me", "mail.com", "zoho.com", "qq.com",
-    "163.com", "126.com", "web.de", "t-online.de", "orange.fr", "free.fr", "laposte.net",
-    "libero.it", "mail.ru", "rambler.ru", "rediffmail.com", "tutanota.com", "fastmail.com",
-    "hey.com", "comcast.net", "verizon.net", "att.net", "sbcglobal.net", "bigpond.com",
+    "icloud.com",
+    "me.com",
+    "mac.com",
+    "proton.me",
+    "pm.me",
+    "mail.com",
+    "zoho.com",
+    "qq.com",
+    "163.com",
+    "126.com",
+    "web.de",
+    "t-online.de",
+    "orange.fr",
+    "free.fr",
+    "laposte.net",
+    "libero.it",
+    "mail.ru",
+    "rambler.ru",
+    "rediffmail.com",
+    "tutanota.com",
+    "fastmail.com",
+    "hey.com",
+    "comcast.net",
+    "verizon.net",
+    "att.net",
+    "sbcglobal.net",
+    "bigpond.com",
 ];
 
 /// Whether `domain` (lower case) belongs to a consumer email provider.
@@ -35,7 +68,9 @@ pub fn domain(input: &str) -> Result<String, String> {
     }
     let labels: Vec<&str> = d.split('.').collect();
     if labels.len() < 2 {
-        return Err(format!("`{input}` is not a domain name (it needs a dot, like `contoso.com`)"));
+        return Err(format!(
+            "`{input}` is not a domain name (it needs a dot, like `contoso.com`)"
+        ));
     }
     for label in &labels {
         let ok = !label.is_empty()
@@ -47,7 +82,10 @@ pub fn domain(input: &str) -> Result<String, String> {
             return Err(format!("`{input}` is not a domain name"));
         }
     }
-    if labels.last().is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit())) {
+    if labels
+        .last()
+        .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit()))
+    {
         return Err(format!("`{input}` is not a domain name"));
     }
     Ok(d)
@@ -108,7 +146,9 @@ pub fn mpn_id(input: &str) -> Result<String, String> {
 pub fn country_code(input: &str) -> Result<String, String> {
     let c = input.trim().to_ascii_uppercase();
     if c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_uppercase()) {
-        return Err(format!("`{input}` is not an ISO 3166-1 alpha-2 country code (like `US`)"));
+        return Err(format!(
+            "`{input}` is not an ISO 3166-1 alpha-2 country code (like `US`)"
+        ));
     }
     Ok(c)
 }
@@ -149,8 +189,14 @@ mod tests {
     #[test]
     fn consumer_domains_are_refused() {
         for e in [
-            "x@gmail.com", "x@outlook.com", "x@hotmail.co.uk", "x@live.com", "x@yahoo.fr",
-            "x@icloud.com", "x@aol.com", "x@proton.me",
+            "x@gmail.com",
+            "x@outlook.com",
+            "x@hotmail.co.uk",
+            "x@live.com",
+            "x@yahoo.fr",
+            "x@icloud.com",
+            "x@aol.com",
+            "x@proton.me",
         ] {
             let err = work_email(e).unwrap_err();
             assert!(err.contains("consumer"), "{e}: {err}");

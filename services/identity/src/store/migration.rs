@@ -29,18 +29,39 @@ impl MigrationTrait for M0001Initial {
                 .col(ColumnDef::new(id("display_name")).string().not_null())
                 .col(ColumnDef::new(id("tenant_id")).string().not_null())
                 .col(ColumnDef::new(id("is_platform")).boolean().not_null())
-                .col(ColumnDef::new(id("isv_connect_enrolled")).boolean().not_null())
-                .col(ColumnDef::new(id("create_time")).timestamp_with_time_zone().not_null())
-                .col(ColumnDef::new(id("update_time")).timestamp_with_time_zone().not_null())
+                .col(
+                    ColumnDef::new(id("isv_connect_enrolled"))
+                        .boolean()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(id("create_time"))
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(id("update_time"))
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
                 .to_owned(),
         )
         .await?;
         m.create_table(
             Table::create()
                 .table(id("verified_domains"))
-                .col(ColumnDef::new(id("domain")).string().not_null().primary_key())
+                .col(
+                    ColumnDef::new(id("domain"))
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
                 .col(ColumnDef::new(id("organization_id")).uuid().not_null())
-                .col(ColumnDef::new(id("create_time")).timestamp_with_time_zone().not_null())
+                .col(
+                    ColumnDef::new(id("create_time"))
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
                 .foreign_key(
                     ForeignKey::create()
                         .from(id("verified_domains"), id("organization_id"))
@@ -52,12 +73,21 @@ impl MigrationTrait for M0001Initial {
         m.create_table(
             Table::create()
                 .table(id("mpn_ids"))
-                .col(ColumnDef::new(id("mpn_id")).string().not_null().primary_key())
+                .col(
+                    ColumnDef::new(id("mpn_id"))
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
                 .col(ColumnDef::new(id("organization_id")).uuid().not_null())
                 .col(ColumnDef::new(id("kind")).string().not_null())
                 .col(ColumnDef::new(id("country_code")).string().not_null())
                 .col(ColumnDef::new(id("city")).string().not_null())
-                .col(ColumnDef::new(id("create_time")).timestamp_with_time_zone().not_null())
+                .col(
+                    ColumnDef::new(id("create_time"))
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
                 .foreign_key(
                     ForeignKey::create()
                         .from(id("mpn_ids"), id("organization_id"))
@@ -76,8 +106,16 @@ impl MigrationTrait for M0001Initial {
                 .col(ColumnDef::new(id("family_name")).string().not_null())
                 .col(ColumnDef::new(id("kind")).string().not_null())
                 .col(ColumnDef::new(id("state")).string().not_null())
-                .col(ColumnDef::new(id("create_time")).timestamp_with_time_zone().not_null())
-                .col(ColumnDef::new(id("update_time")).timestamp_with_time_zone().not_null())
+                .col(
+                    ColumnDef::new(id("create_time"))
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(id("update_time"))
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
                 .foreign_key(
                     ForeignKey::create()
                         .from(id("users"), id("organization_id"))
@@ -112,7 +150,11 @@ impl MigrationTrait for M0001Initial {
                 .col(ColumnDef::new(id("user_id")).uuid().not_null())
                 .col(ColumnDef::new(id("role")).string().not_null())
                 .col(ColumnDef::new(id("scope")).string().not_null())
-                .col(ColumnDef::new(id("create_time")).timestamp_with_time_zone().not_null())
+                .col(
+                    ColumnDef::new(id("create_time"))
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
                 .foreign_key(
                     ForeignKey::create()
                         .from(id("role_assignments"), id("user_id"))
@@ -146,7 +188,11 @@ impl MigrationTrait for M0001Initial {
                 .table(id("service_principals"))
                 .col(ColumnDef::new(id("name")).string().not_null().primary_key())
                 .col(ColumnDef::new(id("secret_sha256")).string().not_null())
-                .col(ColumnDef::new(id("create_time")).timestamp_with_time_zone().not_null())
+                .col(
+                    ColumnDef::new(id("create_time"))
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
                 .to_owned(),
         )
         .await?;
@@ -156,9 +202,21 @@ impl MigrationTrait for M0001Initial {
                 .col(ColumnDef::new(id("kid")).string().not_null().primary_key())
                 .col(ColumnDef::new(id("private_pkcs8")).text().not_null())
                 .col(ColumnDef::new(id("public_x")).string().not_null())
-                .col(ColumnDef::new(id("create_time")).timestamp_with_time_zone().not_null())
-                .col(ColumnDef::new(id("retire_time")).timestamp_with_time_zone().null())
-                .col(ColumnDef::new(id("expire_time")).timestamp_with_time_zone().null())
+                .col(
+                    ColumnDef::new(id("create_time"))
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(id("retire_time"))
+                        .timestamp_with_time_zone()
+                        .null(),
+                )
+                .col(
+                    ColumnDef::new(id("expire_time"))
+                        .timestamp_with_time_zone()
+                        .null(),
+                )
                 .to_owned(),
         )
         .await?;

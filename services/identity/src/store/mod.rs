@@ -20,7 +20,9 @@ use crate::domain::{
     IdentityError, MpnLocation, NewOrganization, NewUser, Organization, Result, Role,
     RoleAssignment, User, UserKind, UserState,
 };
-use entities::{mpn_id, organization, role_assignment, service_principal, signing_key, user, verified_domain};
+use entities::{
+    mpn_id, organization, role_assignment, service_principal, signing_key, user, verified_domain,
+};
 
 /// What the access check needs to know about one user.
 #[derive(Debug, Clone)]
@@ -125,12 +127,20 @@ impl Store {
     }
 
     /// Creates an organization with its first account admin, all or nothing.
-    pub async fn create_organization(&self, new: NewOrganization, admin: NewUser) -> Result<(Organization, User)> {
+    pub async fn create_organization(
+        &self,
+        new: NewOrganization,
+        admin: NewUser,
+    ) -> Result<(Organization, User)> {
         let now = Utc::now();
         let org_id = Uuid::now_v7();
         let txn = self.db.begin().await?;
         for d in &new.verified_domains {
-            if verified_domain::Entity::find_by_id(d.clone()).one(&txn).await?.is_some() {
+            if verified_domain::Entity::find_by_id(d.clone())
+                .one(&txn)
+                .await?
+                .is_some()
+            {
                 return Err(IdentityError::exists(
                     "DOMAIN_ALREADY_VERIFIED",
                     format!("domain `{d}` is already verified by another organization"),
@@ -140,8 +150,15 @@ impl Store {
         let mut mpns = vec![new.vorg_mpn_id.clone()];
         mpns.extend(new.locations.iter().map(|l| l.mpn_id.clone()));
         for m in &mpns {
-            if mpn_id::Entity::find_by_id(m.clone()).one(&txn).await?.is_some() {
-                return Err(IdentityError::exists("MPN_ID_TAKEN", format!("MPN ID {m} already belongs to an organization")));
+            if mpn_id::Entity::find_by_id(m.clone())
+                .one(&txn)
+                .await?
+                .is_some()
+            {
+                return Err(IdentityError::exists(
+                    "MPN_ID_TAKEN",
+                    format!("MPN ID {m} already belongs to an organization"),
+                ));
             }
         }
         organization::Entity::insert(organization::ActiveModel {
@@ -166,7 +183,16 @@ impl Store {
         }
         insert_mpn(&txn, org_id, &new.vorg_mpn_id, "VORG", "", "", now).await?;
         for l in &new.locations {
-            insert_mpn(&txn, org_id, &l.mpn_id, "LOCATION", &l.country_code, &l.city, now).await?;
+            insert_mpn(
+                &txn,
+                org_id,
+                &l.mpn_id,
+                "LOCATION",
+                &l.country_code,
+                &l.city,
+                now,
+            )
+            .await?;
         }
         let user = insert_user(&txn, org_id, &admin, now).await?;
         insert_assignment(&txn, org_id, user.id, Role::AccountAdmin, None, now).await?;
@@ -195,7 +221,10 @@ impl Store {
             .order_by_asc(mpn_id::Column::MpnId)
             .all(&self.db)
             .await?;
-        let vorg = mpns.iter().find(|m| m.kind == "VORG").map(|m| m.mpn_id.clone());
+        let vorg = mpns
+            .iter()
+            .find(|m| m.kind == "VORG")
+            .map(|m| m.mpn_id.clone());
         let locations = mpns
             .into_iter()
             .filter(|m| m.kind == "LOCATION")
@@ -220,12 +249,22 @@ impl Store {
     }
 
     /// Organizations ordered by id (time-ordered UUIDs), after `after`.
-    pub async fn list_organizations(&self, after: Option<Uuid>, limit: u64) -> Result<Vec<Organization>> {
+    pub async fn list_organizations(
+        &self,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<Organization>> {
         let mut q = organization::Entity::find().order_by_asc(organization::Column::Id);
         if let Some(after) = after {
             q = q.filter(organization::Column::Id.gt(after));
         }
-        let ids: Vec<Uuid> = q.limit(limit).all(&self.db).await?.into_iter().map(|o| o.id).collect();
+        let ids: Vec<Uuid> = q
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|o| o.id)
+            .collect();
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(o) = self.get_organization(id).await? {
@@ -267,16 +306,31 @@ impl Store {
     }
 
     pub async fn add_location(&self, org: Uuid, location: &MpnLocation) -> Result<()> {
-        if mpn_id::Entity::find_by_id(location.mpn_id.clone()).one(&self.db).await?.is_some() {
+        if mpn_id::Entity::find_by_id(location.mpn_id.clone())
+            .one(&self.db)
+            .await?
+            .is_some()
+        {
             return Err(IdentityError::exists(
                 "MPN_ID_TAKEN",
-                format!("MPN ID {} already belongs to an organization", location.mpn_id),
+                format!(
+                    "MPN ID {} already belongs to an organization",
+                    location.mpn_id
+                ),
             ));
         }
         let now = Utc::now();
-        insert_mpn(&self.db, org, &location.mpn_id, "LOCATION", &location.country_code, &location.city, now)
-            .await
-            .map_err(conflict)?;
+        insert_mpn(
+            &self.db,
+            org,
+            &location.mpn_id,
+            "LOCATION",
+            &location.country_code,
+            &location.city,
+            now,
+        )
+        .await
+        .map_err(conflict)?;
         self.touch_organization(org, now).await
     }
 
@@ -291,7 +345,10 @@ impl Store {
 
     /// The MPN ID's row and its organization's display name.
     pub async fn lookup_mpn(&self, mpn: &str) -> Result<Option<(mpn_id::Model, String)>> {
-        let Some(m) = mpn_id::Entity::find_by_id(mpn.to_owned()).one(&self.db).await? else {
+        let Some(m) = mpn_id::Entity::find_by_id(mpn.to_owned())
+            .one(&self.db)
+            .await?
+        else {
             return Ok(None);
         };
         let name = organization::Entity::find_by_id(m.organization_id)
@@ -305,13 +362,18 @@ impl Store {
     // ---- users ---------------------------------------------------------------------------
 
     pub async fn create_user(&self, org: Uuid, new: &NewUser) -> Result<User> {
-        let m = insert_user(&self.db, org, new, Utc::now()).await.map_err(|e| {
-            if is_unique_violation(&e) {
-                IdentityError::exists("USER_EXISTS", format!("{} is already a user of this organization", new.email))
-            } else {
-                e.into()
-            }
-        })?;
+        let m = insert_user(&self.db, org, new, Utc::now())
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    IdentityError::exists(
+                        "USER_EXISTS",
+                        format!("{} is already a user of this organization", new.email),
+                    )
+                } else {
+                    e.into()
+                }
+            })?;
         Ok(user_of(m))
     }
 
@@ -336,7 +398,13 @@ impl Store {
     }
 
     /// Users of `org` ordered by email, after `after_email`.
-    pub async fn list_users(&self, org: Uuid, filter: &UserFilter, after_email: Option<&str>, limit: u64) -> Result<Vec<User>> {
+    pub async fn list_users(
+        &self,
+        org: Uuid,
+        filter: &UserFilter,
+        after_email: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<User>> {
         let mut q = user::Entity::find()
             .filter(user::Column::OrganizationId.eq(org))
             .order_by_asc(user::Column::Email);
@@ -358,7 +426,12 @@ impl Store {
         if let Some(after) = after_email {
             q = q.filter(user::Column::Email.gt(after));
         }
-        Ok(q.limit(limit).all(&self.db).await?.into_iter().map(user_of).collect())
+        Ok(q.limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(user_of)
+            .collect())
     }
 
     /// Disables or enables a user; the last active account admin stays enabled.
@@ -370,7 +443,9 @@ impl Store {
             .one(&txn)
             .await?
         else {
-            return Err(IdentityError::NotFound(format!("organizations/{org}/users/{id}")));
+            return Err(IdentityError::NotFound(format!(
+                "organizations/{org}/users/{id}"
+            )));
         };
         if state == UserState::Disabled && u.state == UserState::Active.as_str() {
             let is_admin = role_assignment::Entity::find()
@@ -401,9 +476,17 @@ impl Store {
     // ---- roles ---------------------------------------------------------------------------
 
     /// Gives `user` the role at `scope`; an existing identical assignment is returned as is.
-    pub async fn assign_role(&self, org: Uuid, user_id: Uuid, role: Role, scope: Option<&str>) -> Result<RoleAssignment> {
+    pub async fn assign_role(
+        &self,
+        org: Uuid,
+        user_id: Uuid,
+        role: Role,
+        scope: Option<&str>,
+    ) -> Result<RoleAssignment> {
         let Some(u) = self.get_user(org, user_id).await? else {
-            return Err(IdentityError::NotFound(format!("organizations/{org}/users/{user_id}")));
+            return Err(IdentityError::NotFound(format!(
+                "organizations/{org}/users/{user_id}"
+            )));
         };
         let now = Utc::now();
         let inserted = insert_assignment(&self.db, org, user_id, role, scope, now).await;
@@ -418,8 +501,11 @@ impl Store {
             .filter(role_assignment::Column::Scope.eq(scope.unwrap_or_default()))
             .one(&self.db)
             .await?
-            .ok_or_else(|| IdentityError::Storage(DbErr::RecordNotFound("role assignment".into())))?;
-        assignment_of(existing, u.email).ok_or_else(|| IdentityError::Storage(DbErr::Custom("unknown role".into())))
+            .ok_or_else(|| {
+                IdentityError::Storage(DbErr::RecordNotFound("role assignment".into()))
+            })?;
+        assignment_of(existing, u.email)
+            .ok_or_else(|| IdentityError::Storage(DbErr::Custom("unknown role".into())))
     }
 
     /// Removes an assignment; refuses to remove the last active account admin (rule I3).
@@ -431,17 +517,25 @@ impl Store {
             .one(&txn)
             .await?
         else {
-            return Err(IdentityError::NotFound(format!("organizations/{org}/roleAssignments/{id}")));
+            return Err(IdentityError::NotFound(format!(
+                "organizations/{org}/roleAssignments/{id}"
+            )));
         };
         let holder = user::Entity::find_by_id(a.user_id).one(&txn).await?;
-        let holder_active = holder.as_ref().is_some_and(|u| u.state == UserState::Active.as_str());
-        if a.role == Role::AccountAdmin.as_str_name() && holder_active && active_account_admins(&txn, org).await? <= 1 {
+        let holder_active = holder
+            .as_ref()
+            .is_some_and(|u| u.state == UserState::Active.as_str());
+        if a.role == Role::AccountAdmin.as_str_name()
+            && holder_active
+            && active_account_admins(&txn, org).await? <= 1
+        {
             return Err(last_admin());
         }
         role_assignment::Entity::delete_by_id(id).exec(&txn).await?;
         txn.commit().await?;
         let email = holder.map(|u| u.email).unwrap_or_default();
-        assignment_of(a, email).ok_or_else(|| IdentityError::Storage(DbErr::Custom("unknown role".into())))
+        assignment_of(a, email)
+            .ok_or_else(|| IdentityError::Storage(DbErr::Custom("unknown role".into())))
     }
 
     pub async fn get_role_assignment(&self, org: Uuid, id: Uuid) -> Result<Option<RoleAssignment>> {
@@ -563,13 +657,20 @@ impl Store {
 
     /// Stores a new signing key; the current one (if any) is retired and expires after
     /// `retire_after`.
-    pub async fn insert_signing_key(&self, key: NewKey, retire_after: Option<chrono::Duration>) -> Result<()> {
+    pub async fn insert_signing_key(
+        &self,
+        key: NewKey,
+        retire_after: Option<chrono::Duration>,
+    ) -> Result<()> {
         let now = Utc::now();
         let txn = self.db.begin().await?;
         if let Some(after) = retire_after {
             signing_key::Entity::update_many()
                 .col_expr(signing_key::Column::RetireTime, Expr::value(Some(now)))
-                .col_expr(signing_key::Column::ExpireTime, Expr::value(Some(now + after)))
+                .col_expr(
+                    signing_key::Column::ExpireTime,
+                    Expr::value(Some(now + after)),
+                )
                 .filter(signing_key::Column::RetireTime.is_null())
                 .exec(&txn)
                 .await?;
@@ -591,7 +692,10 @@ impl Store {
 
 fn conflict(e: DbErr) -> IdentityError {
     if is_unique_violation(&e) {
-        IdentityError::exists("CONFLICT", "a concurrent change took this name or ID first; retry")
+        IdentityError::exists(
+            "CONFLICT",
+            "a concurrent change took this name or ID first; retry",
+        )
     } else {
         e.into()
     }
@@ -614,7 +718,9 @@ async fn lock_organization<C: ConnectionTrait>(c: &C, org: Uuid) -> Result<()> {
     } else {
         q.one(c).await?
     };
-    found.map(|_| ()).ok_or_else(|| IdentityError::NotFound(format!("organizations/{org}")))
+    found
+        .map(|_| ())
+        .ok_or_else(|| IdentityError::NotFound(format!("organizations/{org}")))
 }
 
 async fn active_account_admins<C: ConnectionTrait>(c: &C, org: Uuid) -> Result<u64> {
@@ -653,7 +759,12 @@ async fn insert_mpn<C: ConnectionTrait>(
     Ok(())
 }
 
-async fn insert_user<C: ConnectionTrait>(c: &C, org: Uuid, new: &NewUser, now: DateTime<Utc>) -> Result<user::Model, DbErr> {
+async fn insert_user<C: ConnectionTrait>(
+    c: &C,
+    org: Uuid,
+    new: &NewUser,
+    now: DateTime<Utc>,
+) -> Result<user::Model, DbErr> {
     let m = user::Model {
         id: Uuid::now_v7(),
         organization_id: org,
@@ -665,7 +776,9 @@ async fn insert_user<C: ConnectionTrait>(c: &C, org: Uuid, new: &NewUser, now: D
         create_time: now,
         update_time: now,
     };
-    user::Entity::insert(user::ActiveModel::from(m.clone())).exec(c).await?;
+    user::Entity::insert(user::ActiveModel::from(m.clone()))
+        .exec(c)
+        .await?;
     Ok(m)
 }
 

@@ -127,7 +127,10 @@ impl ServiceToken {
             })
             .await
             .map_err(|s| {
-                ApiError::unavailable("IDENTITY_UNAVAILABLE", format!("cannot get a service token: {}", s.message()))
+                ApiError::unavailable(
+                    "IDENTITY_UNAVAILABLE",
+                    format!("cannot get a service token: {}", s.message()),
+                )
             })?
             .into_inner();
         let exp = resp.expire_time.map(|t| t.seconds).unwrap_or(now);
@@ -191,9 +194,17 @@ impl AccessClient {
             .clone()
             .check_access(req)
             .await
-            .map_err(|s| ApiError::unavailable("IDENTITY_UNAVAILABLE", format!("access check failed: {}", s.message())))?
+            .map_err(|s| {
+                ApiError::unavailable(
+                    "IDENTITY_UNAVAILABLE",
+                    format!("access check failed: {}", s.message()),
+                )
+            })?
             .into_inner();
-        let grants = Arc::new(Grants::from_proto(&resp.principal_organization, &resp.grants));
+        let grants = Arc::new(Grants::from_proto(
+            &resp.principal_organization,
+            &resp.grants,
+        ));
         let ttl = Duration::from_millis(resp.cache_ttl_ms.max(0) as u64).min(MAX_GRANT_TTL);
         self.cache.write().insert(
             principal.clone(),
@@ -248,14 +259,20 @@ mod tests {
         let org = Uuid::now_v7();
         let g = Grants {
             organization: Some(org),
-            roles: vec![(Role::ReferralsUser, Some("4000002".into())), (Role::AccountAdmin, None)],
+            roles: vec![
+                (Role::ReferralsUser, Some("4000002".into())),
+                (Role::AccountAdmin, None),
+            ],
         };
         assert!(g.allows(org, &[Role::ReferralsUser], Some("4000002")));
         assert!(!g.allows(org, &[Role::ReferralsUser], Some("4000003")));
         assert!(!g.allows(org, &[Role::ReferralsUser], None));
         assert!(g.allows(org, &[Role::AccountAdmin], Some("4000003")));
         assert!(!g.allows(Uuid::now_v7(), &[Role::AccountAdmin], None));
-        assert_eq!(g.locations_for(&[Role::ReferralsUser]), Some(vec!["4000002".to_string()]));
+        assert_eq!(
+            g.locations_for(&[Role::ReferralsUser]),
+            Some(vec!["4000002".to_string()])
+        );
         assert_eq!(g.locations_for(&[Role::AccountAdmin]), None);
     }
 }

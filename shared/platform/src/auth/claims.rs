@@ -39,7 +39,9 @@ impl Principal {
     pub fn parse(name: &str) -> Option<Self> {
         if let Some(service) = name.strip_prefix("servicePrincipals/") {
             let ok = !service.is_empty()
-                && service.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                && service
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
             return ok.then(|| Principal::Service(service.to_owned()));
         }
         let rest = name.strip_prefix("organizations/")?;

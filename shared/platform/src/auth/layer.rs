@@ -50,7 +50,10 @@ pub struct AuthService<S> {
 
 impl<S, B> Service<http::Request<B>> for AuthService<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
 {
@@ -94,12 +97,15 @@ fn bearer(headers: &http::HeaderMap) -> Result<String, ApiError> {
             "no bearer token: send `authorization: Bearer <token>` (get one from TokenService/SignInWithEmail or `cosell dev-token`)",
         )
     })?;
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::unauthenticated("MALFORMED_TOKEN", "the authorization header is not ASCII"))?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or_else(|| ApiError::unauthenticated("MALFORMED_TOKEN", "the authorization header is not `Bearer <token>`"))?;
+    let value = value.to_str().map_err(|_| {
+        ApiError::unauthenticated("MALFORMED_TOKEN", "the authorization header is not ASCII")
+    })?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(|| {
+        ApiError::unauthenticated(
+            "MALFORMED_TOKEN",
+            "the authorization header is not `Bearer <token>`",
+        )
+    })?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err(ApiError::unauthenticated(
             "MALFORMED_TOKEN",

@@ -34,7 +34,9 @@ impl RemoteKeys {
 impl KeySource for RemoteKeys {
     fn fetch(
         &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<PublicKey>, String>> + Send + '_>> {
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Vec<PublicKey>, String>> + Send + '_>,
+    > {
         Box::pin(async move {
             let resp = self
                 .client

@@ -74,27 +74,51 @@ impl TokenVerifier {
                 return Ok(caller.clone());
             }
         }
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|e| unauthenticated("MALFORMED_TOKEN", format!("the bearer token is not a JWT: {e}")))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|e| {
+            unauthenticated(
+                "MALFORMED_TOKEN",
+                format!("the bearer token is not a JWT: {e}"),
+            )
+        })?;
         if header.alg != Algorithm::EdDSA {
-            return Err(unauthenticated("BAD_TOKEN_ALGORITHM", "the bearer token is not EdDSA-signed"));
+            return Err(unauthenticated(
+                "BAD_TOKEN_ALGORITHM",
+                "the bearer token is not EdDSA-signed",
+            ));
         }
-        let kid = header
-            .kid
-            .ok_or_else(|| unauthenticated("MALFORMED_TOKEN", "the bearer token names no key (kid)"))?;
+        let kid = header.kid.ok_or_else(|| {
+            unauthenticated("MALFORMED_TOKEN", "the bearer token names no key (kid)")
+        })?;
         let key = self.key(&kid).await?;
         let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             match e.kind() {
-                ErrorKind::ExpiredSignature => unauthenticated("TOKEN_EXPIRED", "the bearer token has expired; sign in again"),
-                ErrorKind::InvalidAudience => unauthenticated("WRONG_AUDIENCE", "the bearer token is for another audience"),
-                ErrorKind::InvalidIssuer => unauthenticated("WRONG_ISSUER", "the bearer token comes from another issuer"),
-                ErrorKind::InvalidSignature => unauthenticated("BAD_SIGNATURE", "the bearer token's signature does not verify"),
-                _ => unauthenticated("INVALID_TOKEN", format!("the bearer token is not valid: {e}")),
+                ErrorKind::ExpiredSignature => unauthenticated(
+                    "TOKEN_EXPIRED",
+                    "the bearer token has expired; sign in again",
+                ),
+                ErrorKind::InvalidAudience => {
+                    unauthenticated("WRONG_AUDIENCE", "the bearer token is for another audience")
+                }
+                ErrorKind::InvalidIssuer => {
+                    unauthenticated("WRONG_ISSUER", "the bearer token comes from another issuer")
+                }
+                ErrorKind::InvalidSignature => unauthenticated(
+                    "BAD_SIGNATURE",
+                    "the bearer token's signature does not verify",
+                ),
+                _ => unauthenticated(
+                    "INVALID_TOKEN",
+                    format!("the bearer token is not valid: {e}"),
+                ),
             }
         })?;
-        let principal = Principal::parse(&data.claims.sub)
-            .ok_or_else(|| unauthenticated("INVALID_TOKEN", "the bearer token names no known kind of principal"))?;
+        let principal = Principal::parse(&data.claims.sub).ok_or_else(|| {
+            unauthenticated(
+                "INVALID_TOKEN",
+                "the bearer token names no known kind of principal",
+            )
+        })?;
         let caller = Caller {
             principal,
             email: data.claims.email,
@@ -117,25 +141,33 @@ impl TokenVerifier {
         if let Some(key) = self.keys.read().get(kid) {
             return Ok(key.clone());
         }
-        let recent = self
+        // At most one fetch per interval: a token naming a new key waits for the next slot
+        // rather than failing, while forged key ids cannot make this server hammer identity.
+        let wait = self
             .last_refresh
             .lock()
-            .is_some_and(|t| t.elapsed() < MIN_REFRESH_INTERVAL);
-        if !recent {
-            self.refresh().await?;
+            .map(|t| MIN_REFRESH_INTERVAL.saturating_sub(t.elapsed()))
+            .unwrap_or_default();
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
-        self.keys
-            .read()
-            .get(kid)
-            .cloned()
-            .ok_or_else(|| unauthenticated("UNKNOWN_SIGNING_KEY", "the bearer token was signed by a key this platform does not know"))
+        self.refresh().await?;
+        self.keys.read().get(kid).cloned().ok_or_else(|| {
+            unauthenticated(
+                "UNKNOWN_SIGNING_KEY",
+                "the bearer token was signed by a key this platform does not know",
+            )
+        })
     }
 
     /// Fetches the current public keys, replacing the known set (retired keys drop out).
     pub async fn refresh(&self) -> Result<(), ApiError> {
         *self.last_refresh.lock() = Some(Instant::now());
         let fetched = self.source.fetch().await.map_err(|e| {
-            ApiError::unavailable("SIGNING_KEYS_UNAVAILABLE", format!("cannot fetch the token signing keys: {e}"))
+            ApiError::unavailable(
+                "SIGNING_KEYS_UNAVAILABLE",
+                format!("cannot fetch the token signing keys: {e}"),
+            )
         })?;
         let mut keys = HashMap::new();
         for k in fetched {
@@ -143,7 +175,9 @@ impl TokenVerifier {
                 Ok(key) => {
                     keys.insert(k.kid, key);
                 }
-                Err(e) => tracing::warn!(kid = %k.kid, error = %e, "ignoring a malformed signing key"),
+                Err(e) => {
+                    tracing::warn!(kid = %k.kid, error = %e, "ignoring a malformed signing key")
+                }
             }
         }
         *self.keys.write() = keys;
