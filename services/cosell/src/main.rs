@@ -1,1 +1,46 @@
-fn main() {}
+//! `cosell`: the one binary users start.
+//!
+//! - `cosell serve`: every service in one process on one port, embedded SQLite by default.
+//! - `cosell dev-token`, `cosell whoami`, `cosell admins`: operator subcommands that call a
+//!   running server (`--server`, `--token` / `COSELL_TOKEN`).
+//!
+//! Modules: [`serve`] (the embedded suite), [`client`] (connection and token options, output).
+
+mod client;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cosell",
+    version,
+    about = "Partner co-selling: identity, directory, deals and migration services"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every service in one process.
+    Serve(serve::ServeArgs),
+    /// Print a bearer token for a user (development sign-in; the server must run with dev auth).
+    DevToken(client::DevTokenArgs),
+    /// Show who a token belongs to and the roles it holds now.
+    Whoami(client::WhoamiArgs),
+    /// List an organization's account admins and global admins (the "No access" answer).
+    Admins(client::AdminsArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::DevToken(args) => client::dev_token(args).await,
+        Command::Whoami(args) => client::whoami(args).await,
+        Command::Admins(args) => client::admins(args).await,
+    }
+}

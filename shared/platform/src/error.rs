@@ -39,6 +39,13 @@ pub struct ApiError {
     pub reason: String,
     /// Human-readable message.
     pub message: String,
+    /// Boxed so that `Result<T, ApiError>` stays small on the happy path.
+    pub details: Box<Details>,
+}
+
+/// The rich details of an error beyond its code, reason and message.
+#[derive(Debug, Clone, Default)]
+pub struct Details {
     pub field_violations: Vec<FieldViolation>,
     pub precondition_violations: Vec<PreconditionViolation>,
     /// Extra `ErrorInfo` metadata (e.g. the resource that was not found).
@@ -51,9 +58,7 @@ impl ApiError {
             code,
             reason: reason.into(),
             message: message.into(),
-            field_violations: Vec::new(),
-            precondition_violations: Vec::new(),
-            metadata: HashMap::new(),
+            details: Box::default(),
         }
     }
 
@@ -65,7 +70,7 @@ impl ApiError {
             _ => format!("invalid fields: {}", fields.join(", ")),
         };
         let mut e = Self::new(Code::InvalidArgument, "INVALID_ARGUMENT", message);
-        e.field_violations = violations;
+        e.details.field_violations = violations;
         e
     }
 
@@ -82,7 +87,7 @@ impl ApiError {
     pub fn not_found(resource: impl Into<String>) -> Self {
         let resource = resource.into();
         let mut e = Self::new(Code::NotFound, "NOT_FOUND", format!("{resource} not found"));
-        e.metadata.insert("resource".into(), resource);
+        e.details.metadata.insert("resource".into(), resource);
         e
     }
 
@@ -127,34 +132,41 @@ impl ApiError {
         subject: impl Into<String>,
         description: impl Into<String>,
     ) -> Self {
-        self.precondition_violations.push(PreconditionViolation {
-            kind: kind.into(),
-            subject: subject.into(),
-            description: description.into(),
-        });
+        self.details
+            .precondition_violations
+            .push(PreconditionViolation {
+                kind: kind.into(),
+                subject: subject.into(),
+                description: description.into(),
+            });
         self
     }
 
     /// Adds `ErrorInfo` metadata.
     pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.metadata.insert(key.into(), value.into());
+        self.details.metadata.insert(key.into(), value.into());
         self
     }
 
     /// The one place a `Status` is made. `domain` is the service's, e.g. `identity.cosell`.
     pub fn into_status(self, domain: &str) -> Status {
-        let mut details = ErrorDetails::with_error_info(self.reason, domain, self.metadata);
-        if !self.field_violations.is_empty() {
+        let Details {
+            field_violations,
+            precondition_violations,
+            metadata,
+        } = *self.details;
+        let mut details = ErrorDetails::with_error_info(self.reason, domain, metadata);
+        if !field_violations.is_empty() {
             details.set_bad_request(
-                self.field_violations
+                field_violations
                     .into_iter()
                     .map(|v| tonic_types::FieldViolation::new(v.field, v.description))
                     .collect::<Vec<_>>(),
             );
         }
-        if !self.precondition_violations.is_empty() {
+        if !precondition_violations.is_empty() {
             details.set_precondition_failure(
-                self.precondition_violations
+                precondition_violations
                     .into_iter()
                     .map(|v| {
                         tonic_types::PreconditionViolation::new(v.kind, v.subject, v.description)

@@ -84,10 +84,10 @@ impl Identity {
 
     /// A user's grants, from the cache while fresh.
     pub async fn user_access(&self, user: Uuid) -> Result<Option<Arc<UserAccess>>> {
-        if let Some((a, at)) = self.grants.read().get(&user) {
-            if at.elapsed() < GRANT_CACHE_TTL {
-                return Ok(Some(a.clone()));
-            }
+        if let Some((a, at)) = self.grants.read().get(&user)
+            && at.elapsed() < GRANT_CACHE_TTL
+        {
+            return Ok(Some(a.clone()));
         }
         let Some(g) = self.store.user_grants(user).await? else {
             return Ok(None);

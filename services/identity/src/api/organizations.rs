@@ -92,13 +92,14 @@ impl OrganizationService for Api {
             "account_admin_email",
             validate::work_email(&r.account_admin_email),
         );
-        if let Some((email, domain)) = &admin {
-            if !domains.is_empty() && !domains.contains(domain) {
-                v.add(
+        if let Some((email, domain)) = &admin
+            && !domains.is_empty()
+            && !domains.contains(domain)
+        {
+            v.add(
                     "account_admin_email",
                     format!("{email} is not in a verified domain of the organization; the first account admin must be a member"),
                 );
-            }
         }
         let given = v.take(
             "account_admin_given_name",
@@ -231,10 +232,15 @@ impl OrganizationService for Api {
             names::parse_one(&r.organization, "organizations"),
         );
         let domain = v.take("domain", validate::domain(&r.domain));
-        if let Some(d) = &domain {
-            if validate::is_consumer_domain(d) {
-                v.add("domain", format!("`{d}` is a consumer email provider and cannot be a verified domain (rule I1)"));
-            }
+        if let Some(d) = &domain
+            && validate::is_consumer_domain(d)
+        {
+            v.add(
+                "domain",
+                format!(
+                    "`{d}` is a consumer email provider and cannot be a verified domain (rule I1)"
+                ),
+            );
         }
         v.finish().map_err(IdentityError::from)?;
         let (Some(org), Some(domain)) = (org, domain) else {
@@ -334,7 +340,7 @@ impl OrganizationService for Api {
             } else {
                 pb::MpnIdKind::Location
             } as i32,
-            location: (!is_vorg).then(|| pb::MpnLocation {
+            location: (!is_vorg).then_some(pb::MpnLocation {
                 mpn_id: m.mpn_id,
                 country_code: m.country_code,
                 city: m.city,

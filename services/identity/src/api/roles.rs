@@ -84,13 +84,13 @@ impl RoleService for Api {
         } else {
             v.take("mpn_id", validate::mpn_id(&r.mpn_id))
         };
-        if let (Some(role), Some(_)) = (role, &scope) {
-            if !LOCATION_SCOPED_ROLES.contains(&role) {
-                v.add(
+        if let (Some(role), Some(_)) = (role, &scope)
+            && !LOCATION_SCOPED_ROLES.contains(&role)
+        {
+            v.add(
                     "mpn_id",
                     format!("{} is an organization-wide role; only referrals roles can be limited to a location", role.as_str_name()),
                 );
-            }
         }
         v.finish().map_err(IdentityError::from)?;
         let (Some((org, user)), Some(role)) = (ids, role) else {
@@ -115,21 +115,21 @@ impl RoleService for Api {
             )
             .into());
         }
-        if let Some(mpn) = &scope {
-            if !target.locations.iter().any(|l| &l.mpn_id == mpn) {
-                let hint = if target.vorg_mpn_id.as_deref() == Some(mpn.as_str()) {
-                    " (it is the vOrg MPN ID: leave mpn_id empty for the entire organization)"
-                } else {
-                    ""
-                };
-                return Err(
-                    IdentityError::Invalid(cosell_platform::ApiError::invalid_field(
-                        "mpn_id",
-                        format!("{mpn} is not an MPN location of this organization{hint}"),
-                    ))
-                    .into(),
-                );
-            }
+        if let Some(mpn) = &scope
+            && !target.locations.iter().any(|l| &l.mpn_id == mpn)
+        {
+            let hint = if target.vorg_mpn_id.as_deref() == Some(mpn.as_str()) {
+                " (it is the vOrg MPN ID: leave mpn_id empty for the entire organization)"
+            } else {
+                ""
+            };
+            return Err(
+                IdentityError::Invalid(cosell_platform::ApiError::invalid_field(
+                    "mpn_id",
+                    format!("{mpn} is not an MPN location of this organization{hint}"),
+                ))
+                .into(),
+            );
         }
         let assignment = i
             .store
@@ -154,10 +154,11 @@ impl RoleService for Api {
             names::parse_two(&name, "organizations", "roleAssignments"),
         )?;
         // Strangers learn nothing: check membership before looking the assignment up.
-        if let Who::User { organization, .. } = &who {
-            if *organization != org && !i.is_platform_operator(&who) {
-                return Err(IdentityError::NotFound(name).into());
-            }
+        if let Who::User { organization, .. } = &who
+            && *organization != org
+            && !i.is_platform_operator(&who)
+        {
+            return Err(IdentityError::NotFound(name).into());
         }
         let existing = i
             .store

@@ -12,8 +12,14 @@ impl MigratorTrait for Migrator {
     }
 }
 
-#[derive(DeriveMigrationName)]
+/// Organizations, domains, MPN IDs, users, role assignments, service principals, keys.
 struct M0001Initial;
+
+impl MigrationName for M0001Initial {
+    fn name(&self) -> &str {
+        "m0001_initial"
+    }
+}
 
 fn id(name: &str) -> Alias {
     Alias::new(name)

@@ -489,11 +489,11 @@ impl Store {
             )));
         };
         let now = Utc::now();
-        let inserted = insert_assignment(&self.db, org, user_id, role, scope, now).await;
-        if let Err(e) = &inserted {
-            if !is_unique_violation(e) {
-                return Err(inserted.unwrap_err().into());
-            }
+        // Assigning a held role again is not an error: the existing assignment is returned.
+        if let Err(e) = insert_assignment(&self.db, org, user_id, role, scope, now).await
+            && !is_unique_violation(&e)
+        {
+            return Err(e.into());
         }
         let existing = role_assignment::Entity::find()
             .filter(role_assignment::Column::UserId.eq(user_id))

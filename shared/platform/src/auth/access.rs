@@ -113,10 +113,10 @@ impl ServiceToken {
     /// A token valid for at least another minute.
     pub async fn token(&self) -> Result<String, ApiError> {
         let now = chrono::Utc::now().timestamp();
-        if let Some((token, exp)) = self.current.lock().as_ref() {
-            if *exp - now > 60 {
-                return Ok(token.clone());
-            }
+        if let Some((token, exp)) = self.current.lock().as_ref()
+            && *exp - now > 60
+        {
+            return Ok(token.clone());
         }
         let resp = self
             .client
@@ -175,10 +175,10 @@ impl AccessClient {
 
     /// The principal's grants, from the cache while fresh.
     pub async fn grants(&self, principal: &Principal) -> Result<Arc<Grants>, ApiError> {
-        if let Some(c) = self.cache.read().get(principal) {
-            if c.fetched.elapsed() < c.ttl {
-                return Ok(c.grants.clone());
-            }
+        if let Some(c) = self.cache.read().get(principal)
+            && c.fetched.elapsed() < c.ttl
+        {
+            return Ok(c.grants.clone());
         }
         let req = self
             .token

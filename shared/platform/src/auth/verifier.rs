@@ -69,10 +69,10 @@ impl TokenVerifier {
     /// Checks a bearer token and says who it belongs to.
     pub async fn verify(&self, token: &str) -> Result<Caller, ApiError> {
         let now = chrono::Utc::now().timestamp();
-        if let Some(caller) = self.verified.read().get(token) {
-            if caller.expires_at + LEEWAY_SECS as i64 >= now {
-                return Ok(caller.clone());
-            }
+        if let Some(caller) = self.verified.read().get(token)
+            && caller.expires_at + LEEWAY_SECS as i64 >= now
+        {
+            return Ok(caller.clone());
         }
         let header = jsonwebtoken::decode_header(token).map_err(|e| {
             unauthenticated(

