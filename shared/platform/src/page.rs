@@ -71,6 +71,23 @@ pub fn decode(token: &str, query: &str) -> Result<Option<String>, String> {
     Ok(Some(token.k))
 }
 
+/// Cuts a page out of the items fetched after the cursor (fetch `size + 1` to know whether more
+/// follow): the page, and the token of the next one (empty on the last page).
+pub fn cut<T>(
+    mut items: Vec<T>,
+    size: u64,
+    query: &str,
+    key: impl Fn(&T) -> String,
+) -> (Vec<T>, String) {
+    let more = items.len() as u64 > size;
+    items.truncate(size as usize);
+    let next = match (more, items.last()) {
+        (true, Some(last)) => encode(&key(last), query),
+        _ => String::new(),
+    };
+    (items, next)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +102,16 @@ mod tests {
         );
         assert!(decode(&t, "parent=organizations/2").is_err());
         assert_eq!(decode("", "x").unwrap(), None);
+    }
+
+    #[test]
+    fn cut_pages() {
+        let (page, next) = cut(vec![1, 2, 3], 2, "q", |n| n.to_string());
+        assert_eq!(page, vec![1, 2]);
+        assert_eq!(decode(&next, "q").unwrap().as_deref(), Some("2"));
+        let (page, next) = cut(vec![1, 2], 2, "q", |n| n.to_string());
+        assert_eq!(page, vec![1, 2]);
+        assert!(next.is_empty());
     }
 
     #[test]

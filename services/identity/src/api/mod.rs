@@ -23,7 +23,7 @@ use parking_lot::RwLock;
 use uuid::Uuid;
 
 use crate::domain::keys::KeyRing;
-use crate::domain::{IdentityError, PLATFORM_ROLES, Result, Role};
+use crate::domain::{IdentityError, PLATFORM_ROLES, Result, Role, USER_ADMIN_ROLES};
 use crate::store::Store;
 
 /// How long a user's grants are reused inside identity; role changes made through this replica
@@ -69,6 +69,33 @@ pub struct Rule {
     pub platform_operator: bool,
     /// Any platform user (seller or operator) may call for any organization.
     pub platform_user: bool,
+}
+
+impl Rule {
+    /// Reading an organization's directory data: any of its users, platform users, services.
+    pub const READ: Rule = Rule {
+        roles: &[],
+        any_member: true,
+        services: &["*"],
+        platform_operator: false,
+        platform_user: true,
+    };
+    /// Reading user administration data: account and global admins, operators, services.
+    pub const ADMIN_READ: Rule = Rule {
+        roles: USER_ADMIN_ROLES,
+        any_member: false,
+        services: &["*"],
+        platform_operator: true,
+        platform_user: false,
+    };
+    /// Changing users: account and global admins, operators.
+    pub const ADMIN_WRITE: Rule = Rule {
+        roles: USER_ADMIN_ROLES,
+        any_member: false,
+        services: &[],
+        platform_operator: true,
+        platform_user: false,
+    };
 }
 
 impl Identity {

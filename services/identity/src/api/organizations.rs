@@ -158,12 +158,7 @@ impl OrganizationService for Api {
             names::parse_one(&req.get_ref().name, "organizations"),
         )?;
         let resource = names::organization(org);
-        let rule = Rule {
-            any_member: true,
-            services: &["*"],
-            platform_user: true,
-            ..Rule::default()
-        };
+        let rule = Rule::READ;
         i.check(&who, org, rule, &resource)?;
         let o = i
             .store
@@ -207,12 +202,8 @@ impl OrganizationService for Api {
             None => None,
         };
         let orgs = i.store.list_organizations(after, size + 1).await?;
-        let more = orgs.len() as u64 > size;
-        let orgs: Vec<_> = orgs.into_iter().take(size as usize).collect();
-        let next_page_token = match (more, orgs.last()) {
-            (true, Some(last)) => page::encode(&last.id.to_string(), "organizations"),
-            _ => String::new(),
-        };
+        let (orgs, next_page_token) =
+            page::cut(orgs, size, "organizations", |last| last.id.to_string());
         Ok(Response::new(pb::ListOrganizationsResponse {
             organizations: orgs.iter().map(convert::organization).collect(),
             next_page_token,

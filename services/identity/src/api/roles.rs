@@ -206,12 +206,7 @@ impl RoleService for Api {
         };
         let own = matches!(&who, Who::User { id, organization, .. } if *organization == org && Some(*id) == user);
         if !own {
-            let rule = Rule {
-                roles: USER_ADMIN_ROLES,
-                services: &["*"],
-                platform_operator: true,
-                ..Rule::default()
-            };
+            let rule = Rule::ADMIN_READ;
             i.check(&who, org, rule, &names::organization(org))?;
         }
         let after = match after {
@@ -225,12 +220,7 @@ impl RoleService for Api {
             .store
             .list_role_assignments(org, user, role, after, size + 1)
             .await?;
-        let more = rows.len() as u64 > size;
-        let rows: Vec<_> = rows.into_iter().take(size as usize).collect();
-        let next_page_token = match (more, rows.last()) {
-            (true, Some(last)) => page::encode(&last.id.to_string(), &query),
-            _ => String::new(),
-        };
+        let (rows, next_page_token) = page::cut(rows, size, &query, |last| last.id.to_string());
         Ok(Response::new(pb::ListRoleAssignmentsResponse {
             role_assignments: rows.iter().map(convert::assignment).collect(),
             next_page_token,

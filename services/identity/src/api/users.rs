@@ -158,12 +158,7 @@ impl UserService for Api {
             names::parse_two(&req.get_ref().name, "organizations", "users"),
         )?;
         let resource = req.get_ref().name.clone();
-        let rule = Rule {
-            any_member: true,
-            services: &["*"],
-            platform_user: true,
-            ..Rule::default()
-        };
+        let rule = Rule::READ;
         i.check(&who, org, rule, &resource)?;
         let user = i
             .store
@@ -210,12 +205,7 @@ impl UserService for Api {
             return Err(Status::internal("validation passed with a missing field"));
         };
         let resource = names::organization(org);
-        let rule = Rule {
-            roles: USER_ADMIN_ROLES,
-            services: &["*"],
-            platform_operator: true,
-            ..Rule::default()
-        };
+        let rule = Rule::ADMIN_READ;
         i.check(&who, org, rule, &resource)?;
         let filter = UserFilter {
             role,
@@ -226,12 +216,7 @@ impl UserService for Api {
             .store
             .list_users(org, &filter, after.as_deref(), size + 1)
             .await?;
-        let more = users.len() as u64 > size;
-        let users: Vec<_> = users.into_iter().take(size as usize).collect();
-        let next_page_token = match (more, users.last()) {
-            (true, Some(last)) => page::encode(&last.email, &query),
-            _ => String::new(),
-        };
+        let (users, next_page_token) = page::cut(users, size, &query, |last| last.email.clone());
         Ok(Response::new(pb::ListUsersResponse {
             users: users.iter().map(convert::user).collect(),
             next_page_token,
@@ -249,12 +234,7 @@ impl UserService for Api {
             names::parse_one(&req.get_ref().parent, "organizations"),
         )?;
         let resource = names::organization(org);
-        let rule = Rule {
-            any_member: true,
-            services: &["*"],
-            platform_user: true,
-            ..Rule::default()
-        };
+        let rule = Rule::READ;
         i.check(&who, org, rule, &resource)?;
         let mut lists = Vec::new();
         for role in [Role::AccountAdmin, Role::GlobalAdmin] {
@@ -298,11 +278,7 @@ impl UserService for Api {
         let (Some((org, id)), Some(state)) = (ids, state) else {
             return Err(Status::internal("validation passed with a missing field"));
         };
-        let rule = Rule {
-            roles: USER_ADMIN_ROLES,
-            platform_operator: true,
-            ..Rule::default()
-        };
+        let rule = Rule::ADMIN_WRITE;
         i.check(&who, org, rule, &r.name)?;
         if matches!(&who, Who::User { id: me, .. } if *me == id) && state == UserState::Disabled {
             return Err(IdentityError::precondition(

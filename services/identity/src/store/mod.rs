@@ -205,47 +205,7 @@ impl Store {
     }
 
     pub async fn get_organization(&self, id: Uuid) -> Result<Option<Organization>> {
-        let Some(org) = organization::Entity::find_by_id(id).one(&self.db).await? else {
-            return Ok(None);
-        };
-        let mut domains: Vec<String> = verified_domain::Entity::find()
-            .filter(verified_domain::Column::OrganizationId.eq(id))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|d| d.domain)
-            .collect();
-        domains.sort();
-        let mpns = mpn_id::Entity::find()
-            .filter(mpn_id::Column::OrganizationId.eq(id))
-            .order_by_asc(mpn_id::Column::MpnId)
-            .all(&self.db)
-            .await?;
-        let vorg = mpns
-            .iter()
-            .find(|m| m.kind == "VORG")
-            .map(|m| m.mpn_id.clone());
-        let locations = mpns
-            .into_iter()
-            .filter(|m| m.kind == "LOCATION")
-            .map(|m| MpnLocation {
-                mpn_id: m.mpn_id,
-                country_code: m.country_code,
-                city: m.city,
-            })
-            .collect();
-        Ok(Some(Organization {
-            id: org.id,
-            display_name: org.display_name,
-            tenant_id: org.tenant_id,
-            verified_domains: domains,
-            vorg_mpn_id: vorg,
-            locations,
-            isv_connect_enrolled: org.isv_connect_enrolled,
-            platform: org.is_platform,
-            create_time: org.create_time,
-            update_time: org.update_time,
-        }))
+        Ok(self.load_organizations(vec![id]).await?.pop())
     }
 
     /// Organizations ordered by id (time-ordered UUIDs), after `after`.
@@ -254,22 +214,69 @@ impl Store {
         after: Option<Uuid>,
         limit: u64,
     ) -> Result<Vec<Organization>> {
-        let mut q = organization::Entity::find().order_by_asc(organization::Column::Id);
+        let mut q = organization::Entity::find()
+            .select_only()
+            .column(organization::Column::Id)
+            .order_by_asc(organization::Column::Id);
         if let Some(after) = after {
             q = q.filter(organization::Column::Id.gt(after));
         }
-        let ids: Vec<Uuid> = q
-            .limit(limit)
+        let ids: Vec<Uuid> = q.limit(limit).into_tuple().all(&self.db).await?;
+        self.load_organizations(ids).await
+    }
+
+    /// Loads organizations with their domains and MPN IDs in three queries, in the order of
+    /// `ids` (unknown ids are left out).
+    async fn load_organizations(&self, ids: Vec<Uuid>) -> Result<Vec<Organization>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let orgs = organization::Entity::find()
+            .filter(organization::Column::Id.is_in(ids.clone()))
             .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|o| o.id)
-            .collect();
+            .await?;
+        let domains = verified_domain::Entity::find()
+            .filter(verified_domain::Column::OrganizationId.is_in(ids.clone()))
+            .order_by_asc(verified_domain::Column::Domain)
+            .all(&self.db)
+            .await?;
+        let mpns = mpn_id::Entity::find()
+            .filter(mpn_id::Column::OrganizationId.is_in(ids.clone()))
+            .order_by_asc(mpn_id::Column::MpnId)
+            .all(&self.db)
+            .await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Some(o) = self.get_organization(id).await? {
-                out.push(o);
-            }
+            let Some(org) = orgs.iter().find(|o| o.id == id) else {
+                continue;
+            };
+            let own_mpns = mpns.iter().filter(|m| m.organization_id == id);
+            out.push(Organization {
+                id,
+                display_name: org.display_name.clone(),
+                tenant_id: org.tenant_id.clone(),
+                verified_domains: domains
+                    .iter()
+                    .filter(|d| d.organization_id == id)
+                    .map(|d| d.domain.clone())
+                    .collect(),
+                vorg_mpn_id: own_mpns
+                    .clone()
+                    .find(|m| m.kind == "VORG")
+                    .map(|m| m.mpn_id.clone()),
+                locations: own_mpns
+                    .filter(|m| m.kind == "LOCATION")
+                    .map(|m| MpnLocation {
+                        mpn_id: m.mpn_id.clone(),
+                        country_code: m.country_code.clone(),
+                        city: m.city.clone(),
+                    })
+                    .collect(),
+                isv_connect_enrolled: org.isv_connect_enrolled,
+                platform: org.is_platform,
+                create_time: org.create_time,
+                update_time: org.update_time,
+            });
         }
         Ok(out)
     }

@@ -8,3 +8,4 @@ mod authn;
 mod matrix;
 mod rules;
 mod seed;
+mod server;

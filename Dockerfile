@@ -1,0 +1,14 @@
+# One image for every cosell binary: `cosell` (all services in one process) and the per-service
+# binaries (`cosell-identity`, ...), so that docker-compose runs one service per container.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p cosell -p cosell-identity
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/cosell /src/target/release/cosell-identity /usr/local/bin/
+USER 65534
+EXPOSE 50051
+ENTRYPOINT ["cosell"]
+CMD ["serve", "--listen", "0.0.0.0:50051", "--data-dir", "/tmp/cosell"]
