@@ -75,8 +75,18 @@ pub async fn dev_token(args: DevTokenArgs) -> anyhow::Result<()> {
 
 #[derive(Debug, Args)]
 pub struct WhoamiArgs {
+    /// Print only this field (for scripts).
+    #[arg(long, value_enum)]
+    field: Option<WhoamiField>,
     #[command(flatten)]
     connection: Connection,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum WhoamiField {
+    Principal,
+    Organization,
+    Email,
 }
 
 pub async fn whoami(args: WhoamiArgs) -> anyhow::Result<()> {
@@ -87,6 +97,19 @@ pub async fn whoami(args: WhoamiArgs) -> anyhow::Result<()> {
         .await
         .map_err(call_error)?
         .into_inner();
+    if let Some(field) = args.field {
+        let value = match field {
+            WhoamiField::Principal => me.principal.clone(),
+            WhoamiField::Organization => me.organization.clone(),
+            WhoamiField::Email => me
+                .user
+                .as_ref()
+                .map(|u| u.email.clone())
+                .unwrap_or_default(),
+        };
+        println!("{value}");
+        return Ok(());
+    }
     println!("principal     {}", me.principal);
     if let Some(user) = &me.user {
         println!("email         {}", user.email);

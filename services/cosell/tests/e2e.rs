@@ -185,6 +185,11 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
         !ok && refused.contains("Unauthenticated") && refused.contains("no bearer token"),
         "{refused}"
     );
+    // grpcurl resolves the rich error details through reflection too.
+    assert!(
+        refused.contains("\"reason\":\"MISSING_TOKEN\""),
+        "{refused}"
+    );
     let token = server
         .cosell(
             &["dev-token", "--email", "rita.referrals@contoso.com"],
@@ -206,14 +211,21 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
 
     // The README tour, as written (the address aside).
     let tour = readme_tour("identity").replace("localhost:50051", &server.addr);
+    let cosell_dir = Path::new(env!("CARGO_BIN_EXE_cosell"))
+        .parent()
+        .unwrap()
+        .to_owned();
     let path = format!(
-        "{}:{}",
+        "{}:{}:{}",
         grpcurl.parent().unwrap().display(),
+        cosell_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
     let out = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &tour])
         .env("PATH", path)
+        .env("COSELL_SERVER", format!("http://{}", server.addr))
+        .env_remove("COSELL_TOKEN")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -110,8 +110,14 @@ pub async fn serve(
         v1 = v1.register_encoded_file_descriptor_set(fds);
         v1alpha = v1alpha.register_encoded_file_descriptor_set(fds);
     }
-    v1 = v1.register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-    v1alpha = v1alpha.register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    // Health, and the google.rpc error details, so that grpcurl can print an error's details.
+    for fds in [
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_types::pb::FILE_DESCRIPTOR_SET,
+    ] {
+        v1 = v1.register_encoded_file_descriptor_set(fds);
+        v1alpha = v1alpha.register_encoded_file_descriptor_set(fds);
+    }
     match (v1.build_v1(), v1alpha.build_v1alpha()) {
         (Ok(a), Ok(b)) => {
             routes.add_service(a);
