@@ -115,6 +115,17 @@ impl TestServer {
         options: ServerOptions,
     ) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(listener, set, verifier, options).await
+    }
+
+    /// Serves on a listener bound beforehand (so that services can be given its address before
+    /// they start, as `cosell serve` does).
+    pub async fn start_on(
+        listener: tokio::net::TcpListener,
+        set: ServiceSet,
+        verifier: Arc<TokenVerifier>,
+        options: ServerOptions,
+    ) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(cosell_platform::server::serve(

@@ -1,0 +1,220 @@
+//! How names are compared: the same normalization for what is indexed and what is typed, so
+//! that case, accents (`Müller` = `Muller`), punctuation (`S.A.` = `SA`) and legal-form suffixes
+//! (`Inc`, `GmbH`, `Ltd`, ...) never decide a match.
+
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, LowerCaser, SimpleTokenizer, TextAnalyzer, TokenStream,
+};
+
+/// Legal-form words, dropped from the end of a name (`Contoso Holdings Pty Ltd` matches
+/// `Contoso Holdings`). Only trailing ones go: `Company` inside `Fidelity Company Stock Fund` is
+/// part of the name.
+const LEGAL_FORMS: &[&str] = &[
+    "ab",
+    "ag",
+    "aps",
+    "as",
+    "asa",
+    "bhd",
+    "bv",
+    "bvba",
+    "cic",
+    "co",
+    "corp",
+    "corporation",
+    "cv",
+    "cvba",
+    "doo",
+    "eg",
+    "ehf",
+    "eirl",
+    "ev",
+    "gbr",
+    "gmbh",
+    "inc",
+    "incorporated",
+    "jsc",
+    "kft",
+    "kg",
+    "kgaa",
+    "kk",
+    "limitada",
+    "limited",
+    "llc",
+    "llp",
+    "lp",
+    "ltd",
+    "ltda",
+    "nv",
+    "ohg",
+    "ooo",
+    "oy",
+    "oyj",
+    "pac",
+    "pjsc",
+    "plc",
+    "private",
+    "proprietary",
+    "pte",
+    "pty",
+    "pvt",
+    "sa",
+    "sab",
+    "sae",
+    "sag",
+    "sal",
+    "sarl",
+    "sas",
+    "sau",
+    "sca",
+    "scs",
+    "sdn",
+    "se",
+    "sl",
+    "snc",
+    "sp",
+    "spa",
+    "spzoo",
+    "srl",
+    "sro",
+    "ug",
+    "ulc",
+    "zoo",
+    "zrt",
+];
+
+/// Whether a normalized word is a legal form.
+pub fn is_legal_form(word: &str) -> bool {
+    LEGAL_FORMS.binary_search(&word).is_ok()
+}
+
+/// Whether a normalized word could still become a legal form as the user types on.
+pub fn could_be_legal_form(prefix: &str) -> bool {
+    LEGAL_FORMS.iter().any(|f| f.starts_with(prefix))
+}
+
+fn analyzer() -> TextAnalyzer {
+    // Fold first: some characters fold to upper-case letters (`🄰` is `A`).
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(AsciiFoldingFilter)
+        .filter(LowerCaser)
+        .build()
+}
+
+/// Lower-case ASCII words of `text`. Dots and apostrophes inside a word join its parts (`S.A.`
+/// is `sa`, `O'Brien` is `obrien`); every other non-alphanumeric character separates words.
+pub fn words(text: &str) -> Vec<String> {
+    let mut joined = String::with_capacity(text.len());
+    let chars: Vec<char> = text.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let joiner = matches!(c, '.' | '\'' | '’');
+        let between = i > 0
+            && chars[i - 1].is_alphanumeric()
+            && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric());
+        let after_initial = c == '.' && i > 0 && chars[i - 1].is_alphanumeric();
+        if joiner && (between || after_initial) {
+            continue;
+        }
+        joined.push(c);
+    }
+    let mut analyzer = analyzer();
+    let mut stream = analyzer.token_stream(&joined);
+    let mut out = Vec::new();
+    while stream.advance() {
+        out.push(stream.token().text.clone());
+    }
+    out
+}
+
+/// The words of a name as matched: [`words`] without trailing legal forms (unless nothing else
+/// would be left).
+pub fn name_words(text: &str) -> Vec<String> {
+    let mut w = words(text);
+    while w.len() > 1 && w.last().is_some_and(|l| is_legal_form(l)) {
+        w.pop();
+    }
+    w
+}
+
+/// Prefixes of a word from 1 character up to `max`, for prefix matching by exact term.
+pub fn prefixes(word: &str, max: usize) -> impl Iterator<Item = &str> {
+    word.char_indices()
+        .map(|(i, c)| &word[..i + c.len_utf8()])
+        .take(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn legal_forms_are_sorted_for_binary_search() {
+        let mut sorted = LEGAL_FORMS.to_vec();
+        sorted.sort();
+        assert_eq!(sorted, LEGAL_FORMS);
+    }
+
+    #[test]
+    fn case_accents_punctuation() {
+        assert_eq!(
+            words("Müller GmbH & Co. KG"),
+            vec!["muller", "gmbh", "co", "kg"]
+        );
+        assert_eq!(words("S.A. Industrias"), vec!["sa", "industrias"]);
+        assert_eq!(words("O'Brien-Smith Ltd."), vec!["obrien", "smith", "ltd"]);
+        assert_eq!(
+            words("  ÉLECTRICITÉ   de France "),
+            vec!["electricite", "de", "france"]
+        );
+    }
+
+    #[test]
+    fn trailing_legal_forms_are_dropped() {
+        assert_eq!(name_words("Müller GmbH & Co. KG"), vec!["muller"]);
+        assert_eq!(
+            name_words("Contoso Holdings Pty Ltd"),
+            vec!["contoso", "holdings"]
+        );
+        assert_eq!(
+            name_words("Banco Santander, S.A."),
+            vec!["banco", "santander"]
+        );
+        assert_eq!(
+            name_words("Fidelity Advisor Leveraged Company Stock Fund"),
+            vec![
+                "fidelity",
+                "advisor",
+                "leveraged",
+                "company",
+                "stock",
+                "fund"
+            ]
+        );
+        // A name that is nothing but a legal form keeps it.
+        assert_eq!(name_words("Limited"), vec!["limited"]);
+    }
+
+    #[test]
+    fn prefixes_of_a_word() {
+        assert_eq!(
+            prefixes("abcd", 3).collect::<Vec<_>>(),
+            vec!["a", "ab", "abc"]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn normalization_is_lower_case_and_stable(s in ".{0,80}") {
+            let w = words(&s);
+            for word in &w {
+                prop_assert!(!word.is_empty());
+                // Lower case as far as Unicode has a lower case (`🄰` has none).
+                prop_assert_eq!(&word.to_lowercase(), word);
+                prop_assert!(!word.chars().any(char::is_whitespace));
+            }
+            // Normalizing normalized text changes nothing.
+            prop_assert_eq!(words(&w.join(" ")), w);
+        }
+    }
+}

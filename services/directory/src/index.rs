@@ -1,0 +1,322 @@
+//! The search index: tantivy over the normalized words of each entity's names, derived from the
+//! database (rebuilt at start when missing or stale; updated by loads).
+//!
+//! Fields: `words` (normalized name words, BM25), `prefixes` (every prefix of every word, so
+//! the word being typed matches by exact term), `exact` (the whole normalized name, for the
+//! exact-match boost), `country` / `region` / `city` (filters), `id`, and the entity as stored
+//! JSON so that a search needs no database round trip.
+
+use std::path::Path;
+
+use parking_lot::Mutex;
+use tantivy::collector::TopDocs;
+use tantivy::directory::MmapDirectory;
+use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
+};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+use crate::domain::Entity;
+use crate::domain::normalize::{could_be_legal_form, name_words, prefixes, words};
+
+/// Longest prefix indexed; a longer word being typed is matched by a prefix automaton instead.
+const PREFIX_MAX: usize = 16;
+/// Words of at least this many letters forgive one typo.
+const FUZZY_MIN_LEN: usize = 5;
+/// Memory the writer may use before it flushes a segment.
+const WRITER_MEMORY: usize = 128 * 1024 * 1024;
+
+#[derive(Clone, Copy)]
+struct Fields {
+    id: Field,
+    words: Field,
+    prefixes: Field,
+    exact: Field,
+    country: Field,
+    region: Field,
+    city: Field,
+    entity: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let text = |record| {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("whitespace")
+                .set_index_option(record),
+        )
+    };
+    let fields = Fields {
+        id: b.add_text_field("id", STRING | STORED),
+        words: b.add_text_field("words", text(IndexRecordOption::WithFreqs)),
+        prefixes: b.add_text_field("prefixes", text(IndexRecordOption::Basic)),
+        exact: b.add_text_field("exact", STRING),
+        country: b.add_text_field("country", STRING),
+        region: b.add_text_field("region", STRING),
+        city: b.add_text_field("city", STRING),
+        entity: b.add_text_field("entity", STORED),
+    };
+    (b.build(), fields)
+}
+
+/// What to search for.
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    pub text: String,
+    pub country: Option<String>,
+    pub region: Option<String>,
+    pub city: Option<String>,
+    pub limit: usize,
+}
+
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    fields: Fields,
+}
+
+/// The normalized city, as indexed and as filtered on.
+fn city_key(city: &str) -> String {
+    words(city).join(" ")
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir` (created when missing; recreated when its schema is not this
+    /// version's), or in memory.
+    pub fn open(dir: Option<&Path>) -> tantivy::Result<Self> {
+        let (schema, fields) = schema();
+        let index = match dir {
+            None => Index::create_in_ram(schema.clone()),
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                let existing = Index::open_in_dir(dir)
+                    .ok()
+                    .filter(|i| i.schema() == schema);
+                match existing {
+                    Some(index) => index,
+                    None => {
+                        // Missing or from another version: start empty; the caller rebuilds.
+                        for entry in std::fs::read_dir(dir)? {
+                            let path = entry?.path();
+                            if path.is_file() {
+                                std::fs::remove_file(path)?;
+                            }
+                        }
+                        Index::create(
+                            MmapDirectory::open(dir)?,
+                            schema.clone(),
+                            Default::default(),
+                        )?
+                    }
+                }
+            }
+        };
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let writer = index.writer(WRITER_MEMORY)?;
+        Ok(Self {
+            index,
+            reader,
+            writer: Mutex::new(writer),
+            fields,
+        })
+    }
+
+    /// The database generation the index was last committed at; `None` for a new index.
+    pub fn generation(&self) -> Option<i64> {
+        self.index
+            .load_metas()
+            .ok()?
+            .payload
+            .and_then(|p| p.parse().ok())
+    }
+
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Adds or replaces entities (by id); visible after [`SearchIndex::commit`].
+    pub fn upsert(&self, entities: &[Entity]) -> tantivy::Result<()> {
+        let f = self.fields;
+        let writer = self.writer.lock();
+        for e in entities {
+            writer.delete_term(Term::from_field_text(f.id, &e.id));
+            let mut doc = TantivyDocument::default();
+            doc.add_text(f.id, &e.id);
+            let name = name_words(&e.legal_name);
+            let mut all_words = name.clone();
+            for other in &e.other_names {
+                all_words.extend(name_words(other));
+            }
+            doc.add_text(f.words, all_words.join(" "));
+            let mut prefix_text = String::new();
+            for w in &all_words {
+                for p in prefixes(w, PREFIX_MAX) {
+                    prefix_text.push_str(p);
+                    prefix_text.push(' ');
+                }
+            }
+            doc.add_text(f.prefixes, prefix_text);
+            doc.add_text(f.exact, name.join(" "));
+            doc.add_text(f.country, &e.country);
+            doc.add_text(f.region, e.region.to_lowercase());
+            doc.add_text(f.city, city_key(&e.city));
+            doc.add_text(f.entity, serde_json::to_string(e).unwrap_or_default());
+            writer.add_document(doc)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every document; visible after [`SearchIndex::commit`].
+    pub fn clear(&self) -> tantivy::Result<()> {
+        self.writer.lock().delete_all_documents()?;
+        Ok(())
+    }
+
+    /// Makes the changes durable and searchable, recording the database generation they match.
+    pub fn commit(&self, generation: i64) -> tantivy::Result<()> {
+        {
+            let mut writer = self.writer.lock();
+            let mut prepared = writer.prepare_commit()?;
+            prepared.set_payload(&generation.to_string());
+            prepared.commit()?;
+        }
+        self.reader.reload()
+    }
+
+    /// Searches; `Err` only for index failures. An empty result when nothing matches.
+    pub fn search(&self, q: &SearchQuery) -> tantivy::Result<Vec<(Entity, f32)>> {
+        let Some(query) = self.build_query(q) else {
+            return Ok(Vec::new());
+        };
+        let searcher = self.reader.searcher();
+        let top = searcher.search(
+            &query,
+            &TopDocs::with_limit(q.limit.max(1)).order_by_score(),
+        )?;
+        let mut out = Vec::with_capacity(top.len());
+        for (score, addr) in top {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            if let Some(json) = doc.get_first(self.fields.entity).and_then(|v| v.as_str())
+                && let Ok(e) = serde_json::from_str::<Entity>(json)
+            {
+                out.push((e, score));
+            }
+        }
+        Ok(out)
+    }
+
+    fn build_query(&self, q: &SearchQuery) -> Option<Box<dyn Query>> {
+        let f = self.fields;
+        let typing = !q.text.ends_with(char::is_whitespace);
+        let all = words(&q.text);
+        let mut matched = name_words(&q.text);
+        // `Siemens Gm` may be on its way to `GmbH`: a word being typed that could still become a
+        // legal form must not be required, or it would exclude the very entity being typed.
+        let mut optional_last = false;
+        if typing && matched.len() == all.len() && matched.len() > 1 {
+            optional_last = matched.last().is_some_and(|w| could_be_legal_form(w));
+        }
+        if matched.is_empty() {
+            matched = all;
+        }
+        if matched.is_empty() {
+            return None;
+        }
+        let term = |field, text: &str| Term::from_field_text(field, text);
+        let boost =
+            |q: Box<dyn Query>, b: f32| -> Box<dyn Query> { Box::new(BoostQuery::new(q, b)) };
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let last = matched.len() - 1;
+        for (i, w) in matched.iter().enumerate() {
+            let mut options: Vec<(Occur, Box<dyn Query>)> = vec![(
+                Occur::Should,
+                boost(
+                    Box::new(TermQuery::new(
+                        term(f.words, w),
+                        IndexRecordOption::WithFreqs,
+                    )),
+                    2.0,
+                ),
+            )];
+            let long = w.chars().count() >= FUZZY_MIN_LEN;
+            if i == last && typing {
+                if w.chars().count() <= PREFIX_MAX {
+                    options.push((
+                        Occur::Should,
+                        Box::new(TermQuery::new(
+                            term(f.prefixes, w),
+                            IndexRecordOption::Basic,
+                        )),
+                    ));
+                } else {
+                    options.push((
+                        Occur::Should,
+                        Box::new(FuzzyTermQuery::new_prefix(term(f.words, w), 0, true)),
+                    ));
+                }
+                if long {
+                    options.push((
+                        Occur::Should,
+                        boost(
+                            Box::new(FuzzyTermQuery::new_prefix(term(f.words, w), 1, true)),
+                            0.5,
+                        ),
+                    ));
+                }
+            } else if long {
+                options.push((
+                    Occur::Should,
+                    Box::new(FuzzyTermQuery::new(term(f.words, w), 1, true)),
+                ));
+            }
+            let occur = if i == last && optional_last {
+                Occur::Should
+            } else {
+                Occur::Must
+            };
+            clauses.push((occur, Box::new(BooleanQuery::new(options))));
+        }
+        // The whole name typed exactly ranks first.
+        clauses.push((
+            Occur::Should,
+            boost(
+                Box::new(TermQuery::new(
+                    term(f.exact, &matched.join(" ")),
+                    IndexRecordOption::Basic,
+                )),
+                4.0,
+            ),
+        ));
+        if let Some(c) = &q.country {
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(term(f.country, c), IndexRecordOption::Basic)),
+            ));
+        }
+        if let Some(r) = &q.region {
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    term(f.region, &r.to_lowercase()),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        if let Some(c) = &q.city {
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    term(f.city, &city_key(c)),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        Some(Box::new(BooleanQuery::new(clauses)))
+    }
+}
