@@ -1,12 +1,14 @@
 //! `cosell`: the one binary users start.
 //!
 //! - `cosell serve`: every service in one process on one port, embedded SQLite by default.
-//! - `cosell dev-token`, `cosell whoami`, `cosell admins`: operator subcommands that call a
-//!   running server (`--server`, `--token` / `COSELL_TOKEN`).
+//! - `cosell dev-token`, `cosell whoami`, `cosell admins`, `cosell directory import|search`:
+//!   operator subcommands that call a running server (`--server`, `--token` / `COSELL_TOKEN`).
 //!
-//! Modules: [`serve`] (the embedded suite), [`client`] (connection and token options, output).
+//! Modules: [`serve`] (the embedded suite), [`client`] (connection and token options, identity
+//! subcommands), [`directory`] (directory subcommands).
 
 mod client;
+mod directory;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +34,9 @@ enum Command {
     Whoami(client::WhoamiArgs),
     /// List an organization's account admins and global admins (the "No access" answer).
     Admins(client::AdminsArgs),
+    /// The customer-organization directory: import legal entities, search them.
+    #[command(subcommand)]
+    Directory(directory::DirectoryCommand),
 }
 
 #[tokio::main]
@@ -42,5 +47,6 @@ async fn main() -> anyhow::Result<()> {
         Command::DevToken(args) => client::dev_token(args).await,
         Command::Whoami(args) => client::whoami(args).await,
         Command::Admins(args) => client::admins(args).await,
+        Command::Directory(command) => directory::run(command).await,
     }
 }

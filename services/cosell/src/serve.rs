@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use cosell_platform::auth::{RemoteKeys, TokenVerifier};
+use cosell_platform::auth::{AccessClient, RemoteKeys, ServiceToken, TokenVerifier};
 use cosell_platform::config::ServerArgs;
 use tonic::transport::Endpoint;
 
@@ -29,6 +29,12 @@ pub struct ServeArgs {
     /// Put identity on this database instead of the SQLite file (e.g. `postgres://...`).
     #[arg(long, env = "COSELL_DATABASE_URL_IDENTITY")]
     database_url_identity: Option<String>,
+    /// Put the directory on this database instead of the SQLite file.
+    #[arg(long, env = "COSELL_DATABASE_URL_DIRECTORY")]
+    database_url_directory: Option<String>,
+    /// Do not load the bundled sample of legal entities into an empty directory.
+    #[arg(long, env = "COSELL_NO_SAMPLE")]
+    no_sample: bool,
     /// Lifetime of issued tokens, in seconds.
     #[arg(long, env = "COSELL_TOKEN_TTL_SECS", default_value_t = 3600)]
     token_ttl_secs: u64,
@@ -51,10 +57,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .database_url_identity
         .clone()
         .unwrap_or_else(|| cosell_platform::db::sqlite_file_url(&args.data_dir, "identity"));
+    // Each service proves itself to identity with a client secret; inside one process a fresh
+    // random one per start is enough.
+    let directory_secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     let mut identity = cosell_identity::Config::new(identity_url);
     identity.dev_auth = !args.no_dev_auth;
     identity.demo = args.demo;
     identity.token_ttl = Duration::from_secs(args.token_ttl_secs);
+    identity.service_principals = vec![("directory".into(), directory_secret.clone())];
     let identity = cosell_identity::start(&identity)
         .await
         .context("identity failed to start")?;
@@ -64,13 +78,33 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let loopback = Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(Duration::from_secs(5))
         .connect_lazy();
-    let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(loopback))));
+    let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(
+        loopback.clone(),
+    ))));
+
+    let directory_token = Arc::new(ServiceToken::new(
+        loopback.clone(),
+        "directory",
+        directory_secret,
+    ));
+    let directory = cosell_directory::Config {
+        database_url: args
+            .database_url_directory
+            .clone()
+            .unwrap_or_else(|| cosell_platform::db::sqlite_file_url(&args.data_dir, "directory")),
+        index_dir: Some(args.data_dir.join("directory-index")),
+        load_sample: !args.no_sample,
+    };
+    let access = Arc::new(AccessClient::new(loopback, directory_token));
+    let directory = cosell_directory::start(&directory, Some(access))
+        .await
+        .context("directory failed to start")?;
 
     tracing::info!(%addr, data_dir = %args.data_dir.display(), demo = args.demo, "cosell serving");
-    eprintln!("cosell listening on {addr} (services: identity)");
+    eprintln!("cosell listening on {addr} (services: identity, directory)");
     cosell_platform::server::serve(
         listener,
-        identity.services,
+        identity.services.merge(directory.services),
         verifier,
         args.server.options(),
         cosell_platform::server::shutdown_signal(),

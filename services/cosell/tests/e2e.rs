@@ -42,12 +42,13 @@ struct Server {
     child: Child,
     addr: String,
     _data: tempfile::TempDir,
-    _db: TestDb,
+    _dbs: (TestDb, TestDb),
 }
 
 impl Server {
     async fn start() -> Server {
         let db = TestDb::new().await.unwrap();
+        let directory_db = TestDb::new().await.unwrap();
         let data = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosell"));
         cmd.args([
@@ -66,6 +67,7 @@ impl Server {
         .stderr(Stdio::piped());
         if db.is_postgres() {
             cmd.arg("--database-url-identity").arg(&db.url);
+            cmd.arg("--database-url-directory").arg(&directory_db.url);
         }
         let mut child = cmd.spawn().expect("cosell starts");
         let stderr = child.stderr.take().unwrap();
@@ -90,7 +92,7 @@ impl Server {
             child,
             addr,
             _data: data,
-            _db: db,
+            _dbs: (db, directory_db),
         }
     }
 
@@ -258,6 +260,59 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
         admins.contains("account admin  ada.admin@contoso.com"),
         "{admins}"
     );
+
+    // The directory: the sample is searchable at once, and an operator imports a file.
+    let search = server.cosell(
+        &["directory", "search", "dynatrace glo", "--json"],
+        Some(&token),
+    );
+    let first: serde_json::Value =
+        serde_json::from_str(search.lines().next().expect("a result")).unwrap();
+    assert_eq!(first["legal_name"], "Dynatrace Global Finance GmbH");
+    assert_eq!(first["lei"], "2549001S9ZE6L9PDMK69");
+    assert_eq!(first["id"], "2549001S9ZE6L9PDMK69");
+    assert_eq!(first["country"], "CH");
+    assert!(first["city"].as_str().is_some_and(|c| !c.is_empty()));
+    let operator = server
+        .cosell(
+            &["dev-token", "--email", "oli.operator@platform.example"],
+            None,
+        )
+        .trim()
+        .to_owned();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        file.path(),
+        "LEI,Entity.LegalName,Entity.LegalAddress.City,Entity.LegalAddress.Country\n\
+         529900T8BM49AURSDO55,Zyxwv Quantum Widgets AG,Zürich,CH\n\
+         529900T8BM49AURSDO56,,Bern,CH\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cosell"))
+        .args(["directory", "import"])
+        .arg(file.path())
+        .args(["--server", &format!("http://{}", server.addr)])
+        .env("COSELL_TOKEN", &operator)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("2 rows read, 1 loaded, 1 failed"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("line 3 Entity.LegalName: is empty"),
+        "{stderr}"
+    );
+    let found = server.cosell(
+        &["directory", "search", "zyxwv quantum", "--city", "zurich"],
+        Some(&token),
+    );
+    assert!(found.contains("Zyxwv Quantum Widgets AG"), "{found}");
 
     // SIGTERM: a graceful stop with exit status 0.
     let status = server.stop();

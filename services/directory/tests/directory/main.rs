@@ -4,4 +4,5 @@
 mod harness;
 
 mod load;
+mod restart;
 mod search;
