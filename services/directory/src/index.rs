@@ -11,19 +11,22 @@ use std::path::Path;
 use parking_lot::Mutex;
 use tantivy::collector::TopDocs;
 use tantivy::directory::MmapDirectory;
-use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::query::{
+    BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, TermQuery,
+};
 use tantivy::schema::{
     Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use crate::domain::Entity;
-use crate::domain::normalize::{could_be_legal_form, name_words, prefixes, words};
+use crate::domain::normalize::{could_be_legal_form, is_legal_form, name_words, prefixes, words};
 
 /// Longest prefix indexed; a longer word being typed is matched by a prefix automaton instead.
 const PREFIX_MAX: usize = 16;
-/// Words of at least this many letters forgive one typo.
-const FUZZY_MIN_LEN: usize = 5;
+/// Typed words of at least this many letters forgive one typo: a word of 5 letters with one
+/// letter missing has 4.
+const FUZZY_MIN_LEN: usize = 4;
 /// Memory the writer may use before it flushes a segment.
 const WRITER_MEMORY: usize = 128 * 1024 * 1024;
 
@@ -148,10 +151,12 @@ impl SearchIndex {
             writer.delete_term(Term::from_field_text(f.id, &e.id));
             let mut doc = TantivyDocument::default();
             doc.add_text(f.id, &e.id);
+            // Every word is indexed, legal forms too: a query may leave them out (they are
+            // optional there) or type them, even with a typo.
             let name = name_words(&e.legal_name);
-            let mut all_words = name.clone();
+            let mut all_words = words(&e.legal_name);
             for other in &e.other_names {
-                all_words.extend(name_words(other));
+                all_words.extend(words(other));
             }
             doc.add_text(f.words, all_words.join(" "));
             let mut prefix_text = String::new();
@@ -190,15 +195,22 @@ impl SearchIndex {
     }
 
     /// Searches; `Err` only for index failures. An empty result when nothing matches.
+    ///
+    /// Typos are first looked for only in words that no entity has (cheap, and right for most
+    /// typos); when that finds nothing, a second pass allows a typo in every long enough word
+    /// (`Wold Wide` is a typo of `World Wide` although some name has `Wold`).
     pub fn search(&self, q: &SearchQuery) -> tantivy::Result<Vec<(Entity, f32)>> {
-        let Some(query) = self.build_query(q) else {
-            return Ok(Vec::new());
-        };
+        let limit = q.limit.max(1);
         let searcher = self.reader.searcher();
-        let top = searcher.search(
-            &query,
-            &TopDocs::with_limit(q.limit.max(1)).order_by_score(),
-        )?;
+        let mut top = match self.build_query(q, false) {
+            Some(query) => searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?,
+            None => return Ok(Vec::new()),
+        };
+        if top.is_empty()
+            && let Some(query) = self.build_query(q, true)
+        {
+            top = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
+        }
         let mut out = Vec::with_capacity(top.len());
         for (score, addr) in top {
             let doc: TantivyDocument = searcher.doc(addr)?;
@@ -211,29 +223,40 @@ impl SearchIndex {
         Ok(out)
     }
 
-    fn build_query(&self, q: &SearchQuery) -> Option<Box<dyn Query>> {
+    /// The query for `q`; `every_typo`: allow a typo in every long enough word, not only in
+    /// words no entity has.
+    fn build_query(&self, q: &SearchQuery, every_typo: bool) -> Option<Box<dyn Query>> {
         let f = self.fields;
         let typing = !q.text.ends_with(char::is_whitespace);
-        let all = words(&q.text);
-        let mut matched = name_words(&q.text);
-        // `Siemens Gm` may be on its way to `GmbH`: a word being typed that could still become a
-        // legal form must not be required, or it would exclude the very entity being typed.
-        let mut optional_last = false;
-        if typing && matched.len() == all.len() && matched.len() > 1 {
-            optional_last = matched.last().is_some_and(|w| could_be_legal_form(w));
-        }
-        if matched.is_empty() {
-            matched = all;
-        }
-        if matched.is_empty() {
+        let typed = words(&q.text);
+        if typed.is_empty() {
             return None;
         }
+        let searcher = self.reader.searcher();
+        let known = |field, w: &str| {
+            !every_typo
+                && searcher
+                    .doc_freq(&Term::from_field_text(field, w))
+                    .unwrap_or(0)
+                    > 0
+        };
         let term = |field, text: &str| Term::from_field_text(field, text);
         let boost =
             |q: Box<dyn Query>, b: f32| -> Box<dyn Query> { Box::new(BoostQuery::new(q, b)) };
+        let constant =
+            |q: Box<dyn Query>, s: f32| -> Box<dyn Query> { Box::new(ConstScoreQuery::new(q, s)) };
+        // Legal forms are optional: `Contoso`, `Contoso Ltd` and `Contoso Limited` all find
+        // `CONTOSO LIMITED`. A word being typed that could still become one (`Gm`, `Lim`) is too.
+        // If nothing else is left, they are required after all.
+        let last = typed.len() - 1;
+        let optional =
+            |i: usize, w: &str| is_legal_form(w) || (i == last && typing && could_be_legal_form(w));
+        let all_optional = typed.iter().enumerate().all(|(i, w)| optional(i, w));
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let last = matched.len() - 1;
-        for (i, w) in matched.iter().enumerate() {
+        for (i, w) in typed.iter().enumerate() {
+            let len = w.chars().count();
+            // A full-word match counts by BM25 (rare words weigh more); prefix and typo matches
+            // get a fixed score below it, as a prefix's rarity says little about relevance.
             let mut options: Vec<(Occur, Box<dyn Query>)> = vec![(
                 Occur::Should,
                 boost(
@@ -244,44 +267,44 @@ impl SearchIndex {
                     2.0,
                 ),
             )];
-            let long = w.chars().count() >= FUZZY_MIN_LEN;
             if i == last && typing {
-                if w.chars().count() <= PREFIX_MAX {
-                    options.push((
-                        Occur::Should,
-                        Box::new(TermQuery::new(
-                            term(f.prefixes, w),
-                            IndexRecordOption::Basic,
-                        )),
-                    ));
+                let prefix: Box<dyn Query> = if len <= PREFIX_MAX {
+                    Box::new(TermQuery::new(
+                        term(f.prefixes, w),
+                        IndexRecordOption::Basic,
+                    ))
                 } else {
+                    Box::new(FuzzyTermQuery::new_prefix(term(f.words, w), 0, true))
+                };
+                options.push((Occur::Should, constant(prefix, 1.0)));
+                // One typo in what is typed so far, where it is long enough to tell.
+                if len >= FUZZY_MIN_LEN && !known(f.prefixes, w) {
                     options.push((
                         Occur::Should,
-                        Box::new(FuzzyTermQuery::new_prefix(term(f.words, w), 0, true)),
-                    ));
-                }
-                if long {
-                    options.push((
-                        Occur::Should,
-                        boost(
+                        constant(
                             Box::new(FuzzyTermQuery::new_prefix(term(f.words, w), 1, true)),
-                            0.5,
+                            0.8,
                         ),
                     ));
                 }
-            } else if long {
+            } else if len >= FUZZY_MIN_LEN && !known(f.words, w) {
+                // A word no entity has is most likely a typo of one that some entity has.
                 options.push((
                     Occur::Should,
-                    Box::new(FuzzyTermQuery::new(term(f.words, w), 1, true)),
+                    constant(
+                        Box::new(FuzzyTermQuery::new(term(f.words, w), 1, true)),
+                        0.8,
+                    ),
                 ));
             }
-            let occur = if i == last && optional_last {
+            let occur = if optional(i, w) && !all_optional {
                 Occur::Should
             } else {
                 Occur::Must
             };
             clauses.push((occur, Box::new(BooleanQuery::new(options))));
         }
+        let matched = name_words(&q.text);
         // The whole name typed exactly ranks first.
         clauses.push((
             Occur::Should,

@@ -3,7 +3,7 @@
 //! (`Inc`, `GmbH`, `Ltd`, ...) never decide a match.
 
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, LowerCaser, SimpleTokenizer, TextAnalyzer, TokenStream,
+    AsciiFoldingFilter, LowerCaser, RawTokenizer, SimpleTokenizer, TextAnalyzer, TokenStream,
 };
 
 /// Legal-form words, dropped from the end of a name (`Contoso Holdings Pty Ltd` matches
@@ -93,10 +93,29 @@ pub fn could_be_legal_form(prefix: &str) -> bool {
     LEGAL_FORMS.iter().any(|f| f.starts_with(prefix))
 }
 
-fn analyzer() -> TextAnalyzer {
-    // Fold first: some characters fold to upper-case letters (`🄰` is `A`).
-    TextAnalyzer::builder(SimpleTokenizer::default())
+/// Folds the whole text before it is cut into words: compatibility decomposition without the
+/// marks (`Müller` → `Muller`, `ΠΡΟΪΟΝΤΩΝ` → `ΠΡΟΙΟΝΤΩΝ`, `Fund™` → `FundTM`), then ASCII
+/// folding of what has no decomposition (`ø` → `o`, `ß` → `ss`). A symbol that folds to letters
+/// thus joins its word the same way whether the user typed the symbol or its letters.
+fn fold(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let decomposed: String = text
+        .nfkd()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .collect();
+    let mut folder = TextAnalyzer::builder(RawTokenizer::default())
         .filter(AsciiFoldingFilter)
+        .build();
+    let mut stream = folder.token_stream(&decomposed);
+    let mut out = String::with_capacity(text.len());
+    while stream.advance() {
+        out.push_str(&stream.token().text);
+    }
+    out
+}
+
+fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(LowerCaser)
         .build()
 }
@@ -104,8 +123,9 @@ fn analyzer() -> TextAnalyzer {
 /// Lower-case ASCII words of `text`. Dots and apostrophes inside a word join its parts (`S.A.`
 /// is `sa`, `O'Brien` is `obrien`); every other non-alphanumeric character separates words.
 pub fn words(text: &str) -> Vec<String> {
-    let mut joined = String::with_capacity(text.len());
-    let chars: Vec<char> = text.chars().collect();
+    let folded = fold(text);
+    let mut joined = String::with_capacity(folded.len());
+    let chars: Vec<char> = folded.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
         let joiner = matches!(c, '.' | '\'' | '’');
         let between = i > 0

@@ -1,0 +1,143 @@
+//! Search-quality evaluation (not a test; prints figures): the query set of
+//! `data/eval-queries.csv` (made by `scripts/make_queries.py` from real names: prefixes, one
+//! typo, lower case, accents removed, legal-form suffix removed) against every entity of
+//! `../shared/data/gleif-entities.csv.gz` (399,203), in the index the service uses.
+//!
+//! A query hits at k when the entity it was made from is among the first k results. GLEIF
+//! holds distinct entities with the very same name; a result with the same normalized name as
+//! the source is indistinguishable to a user, so that count ("same name") is printed beside the
+//! strict one.
+//!
+//! Run: `cargo bench -p cosell-directory --bench quality` (COSELL_GLEIF names another file).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use cosell_directory::domain::normalize::words;
+use cosell_directory::index::{SearchIndex, SearchQuery};
+use cosell_directory::load::{Row, Rows};
+
+fn main() -> anyhow::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let gleif = std::env::var("COSELL_GLEIF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("../../../shared/data/gleif-entities.csv.gz"));
+    let queries = root.join("data/eval-queries.csv");
+
+    let index = SearchIndex::open(None)?;
+    let started = Instant::now();
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut batch = Vec::with_capacity(10_000);
+    let mut bad = 0usize;
+    for row in Rows::new(std::fs::File::open(&gleif)?)? {
+        match row {
+            Row::Entity(e) => {
+                names.insert(e.id.clone(), e.legal_name.clone());
+                batch.push(e);
+                if batch.len() == 10_000 {
+                    index.upsert(&batch)?;
+                    batch.clear();
+                }
+            }
+            Row::Error(_) => bad += 1,
+        }
+    }
+    index.upsert(&batch)?;
+    index.commit(1)?;
+    println!(
+        "indexed {} entities ({} rows refused) from {} in {:.1} s",
+        index.num_docs(),
+        bad,
+        gleif.display(),
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut reader = csv::Reader::from_path(&queries)?;
+    // kind -> [queries, strict@1, strict@5, same-name@1, same-name@5]
+    let mut by_kind: Vec<(String, [usize; 5])> = Vec::new();
+    let mut misses = Vec::new();
+    let mut latencies = Vec::new();
+    for rec in reader.records() {
+        let rec = rec?;
+        let (kind, query, lei) = (&rec[0], &rec[1], &rec[2]);
+        let t = Instant::now();
+        let found = index.search(&SearchQuery {
+            text: query.to_owned(),
+            limit: 5,
+            ..SearchQuery::default()
+        })?;
+        latencies.push(t.elapsed());
+        let source_name = names.get(lei).map(|n| words(n)).unwrap_or_default();
+        let strict: Vec<bool> = found.iter().map(|(e, _)| e.id == lei).collect();
+        let same: Vec<bool> = found
+            .iter()
+            .map(|(e, _)| e.id == lei || words(&e.legal_name) == source_name)
+            .collect();
+        let slot = match by_kind.iter().position(|(k, _)| k == kind) {
+            Some(i) => i,
+            None => {
+                by_kind.push((kind.to_owned(), [0; 5]));
+                by_kind.len() - 1
+            }
+        };
+        let c = &mut by_kind[slot].1;
+        c[0] += 1;
+        c[1] += strict.first().copied().unwrap_or(false) as usize;
+        c[2] += strict.iter().any(|&b| b) as usize;
+        c[3] += same.first().copied().unwrap_or(false) as usize;
+        c[4] += same.iter().any(|&b| b) as usize;
+        if !same.iter().any(|&b| b) {
+            let top = found
+                .first()
+                .map(|(e, _)| e.legal_name.clone())
+                .unwrap_or_default();
+            misses.push(format!(
+                "{kind:<9} {query:?} (source: {:?}; first result: {top:?})",
+                names.get(lei).cloned().unwrap_or_default()
+            ));
+        }
+    }
+    let mut total = [0usize; 5];
+    println!();
+    println!(
+        "{:<10} {:>7} {:>10} {:>10} {:>12} {:>12}",
+        "kind", "queries", "recall@1", "recall@5", "same-name@1", "same-name@5"
+    );
+    let pct = |n: usize, d: usize| n as f64 / d.max(1) as f64;
+    for (kind, c) in &by_kind {
+        for i in 0..5 {
+            total[i] += c[i];
+        }
+        println!(
+            "{kind:<10} {:>7} {:>10.3} {:>10.3} {:>12.3} {:>12.3}",
+            c[0],
+            pct(c[1], c[0]),
+            pct(c[2], c[0]),
+            pct(c[3], c[0]),
+            pct(c[4], c[0])
+        );
+    }
+    println!(
+        "{:<10} {:>7} {:>10.3} {:>10.3} {:>12.3} {:>12.3}",
+        "all",
+        total[0],
+        pct(total[1], total[0]),
+        pct(total[2], total[0]),
+        pct(total[3], total[0]),
+        pct(total[4], total[0])
+    );
+    latencies.sort();
+    println!(
+        "\nin-process search latency over these queries: p50 {:.0} us, p99 {:.0} us (target recall@5 >= 0.97)",
+        latencies[latencies.len() / 2].as_secs_f64() * 1e6,
+        latencies[latencies.len() * 99 / 100].as_secs_f64() * 1e6
+    );
+    if !misses.is_empty() {
+        println!("\nmisses ({}):", misses.len());
+        for m in misses.iter().take(40) {
+            println!("  {m}");
+        }
+    }
+    Ok(())
+}
