@@ -155,6 +155,7 @@ async fn main() -> anyhow::Result<()> {
     let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(
         channel.clone(),
     ))));
+    let directory_handle = directory.directory.clone();
     tokio::spawn(cosell_platform::server::serve(
         listener,
         identity.services.merge(directory.services),
@@ -230,8 +231,9 @@ async fn main() -> anyhow::Result<()> {
         last.loaded as f64 / load_secs
     );
     println!(
-        "index size on disk: {:.0} MB",
-        dir_size(index_dir.path()) as f64 / 1e6
+        "index size on disk: {:.0} MB in {} segments",
+        dir_size(index_dir.path()) as f64 / 1e6,
+        directory_handle.index.segments()
     );
     println!(
         "process RSS: {:.0} MB before the load, {:.0} MB after, peak {:.0} MB (target <= 1,500 MB)",
@@ -267,7 +269,42 @@ async fn main() -> anyhow::Result<()> {
     for q in queries.iter().take(200) {
         search(client.clone(), q.clone()).await;
     }
+    // Searches are measured once the load's aftermath is over: the index's background segment
+    // merges and PostgreSQL's autovacuum of the new rows would otherwise share the 2 cores.
+    tokio::time::sleep(Duration::from_secs(
+        std::env::var("COSELL_BENCH_SETTLE_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20),
+    ))
+    .await;
+    println!(
+        "index segments after settling: {}",
+        directory_handle.index.segments()
+    );
+
+    // The same queries straight on the index, in process: what gRPC adds is the difference.
+    let mut lat = Vec::new();
+    for q in queries.iter() {
+        let t = Instant::now();
+        directory_handle
+            .index
+            .search(&cosell_directory::index::SearchQuery {
+                text: q.clone(),
+                limit: 10,
+                ..Default::default()
+            })?;
+        lat.push((t.elapsed(), q.clone()));
+    }
+    lat.sort();
     println!();
+    println!(
+        "search in process (no gRPC), concurrency  1: p50 {:>7.0} us  p99 {:>7.0} us; slowest: {:?} {:.0} us",
+        us(lat[lat.len() / 2].0),
+        us(lat[lat.len() * 99 / 100].0),
+        lat.last().map(|l| l.1.clone()).unwrap_or_default(),
+        us(lat.last().map(|l| l.0).unwrap_or_default())
+    );
     let mut grpc_p50 = Duration::ZERO;
     for concurrency in [1usize, 16] {
         let started = Instant::now();

@@ -139,6 +139,11 @@ impl SearchIndex {
             .and_then(|p| p.parse().ok())
     }
 
+    /// Segments searched per query (fewer is faster; merges reduce them in the background).
+    pub fn segments(&self) -> usize {
+        self.reader.searcher().segment_readers().len()
+    }
+
     pub fn num_docs(&self) -> u64 {
         self.reader.searcher().num_docs()
     }

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::RoutesBuilder;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
@@ -157,8 +156,15 @@ pub async fn serve(
         .timeout(options.request_timeout)
         .layer(layers)
         .add_routes(routes.routes())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .serve_with_incoming_shutdown(incoming(listener), signal)
         .await
+}
+
+/// The accepted connections of `listener`, with Nagle's algorithm off: tonic sets TCP_NODELAY
+/// only on listeners it binds itself, and without it a response of several TCP segments waits
+/// for the client's delayed ACK (40 ms on Linux).
+fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
