@@ -105,6 +105,15 @@ async fn main() -> anyhow::Result<()> {
     let admin_url = std::env::var("COSELL_BENCH_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
 
+    let _log = cosell_platform::telemetry::init(
+        "directory-bench",
+        &cosell_platform::config::TelemetryArgs {
+            log_filter: "cosell_directory=info".into(),
+            log_json: false,
+            otlp_endpoint: None,
+        },
+    );
+
     // The rows: real ones, then variants until `total`.
     let mut real = Vec::new();
     for row in Rows::new(std::fs::File::open(&gleif)?)? {

@@ -4,6 +4,8 @@
 
 use std::io::{BufRead, BufReader, Read};
 
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 
 use crate::domain::{self, Entity};
@@ -284,13 +286,15 @@ pub enum LoadError {
     Index(#[from] tantivy::TantivyError),
     #[error("the load was cancelled")]
     Cancelled,
+    #[error("indexing task failed: {0}")]
+    Indexing(String),
 }
 
 /// Loads the CSV arriving on `chunks`, writing the database and then the index batch by batch,
 /// and sends progress on `progress`. Returns the final progress.
 pub async fn load(
     store: &Store,
-    index: &SearchIndex,
+    index: &Arc<SearchIndex>,
     chunks: mpsc::Receiver<Vec<u8>>,
     progress: mpsc::Sender<Progress>,
 ) -> Result<Progress, LoadError> {
@@ -329,6 +333,8 @@ pub async fn load(
 
     let mut state = Progress::default();
     let mut reported = 0usize;
+    // Where the time goes, for the log line at the end.
+    let (mut db_time, mut index_time) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     while let Some(batch) = batches.recv().await {
         let (mut entities, errors, read) = batch?;
         state.rows_read = read;
@@ -339,8 +345,24 @@ pub async fn load(
         if !entities.is_empty() {
             // The same id twice in one batch: the later row wins, as it would across batches.
             dedup_keep_last(&mut entities);
-            let generation = store.upsert(&entities).await?;
-            index.upsert(&entities)?;
+            // The database and the index take the batch at the same time (the index commits
+            // only below, after the database has it, so it never claims rows the database
+            // lacks).
+            let batch = Arc::new(entities);
+            let (to_index, to_store) = (batch.clone(), batch.clone());
+            let indexer = index.clone();
+            let indexing = tokio::task::spawn_blocking(move || {
+                let t = std::time::Instant::now();
+                indexer.upsert(&to_index).map(|()| t.elapsed())
+            });
+            let t = std::time::Instant::now();
+            let stored = store.upsert(&to_store).await;
+            db_time += t.elapsed();
+            index_time += indexing
+                .await
+                .map_err(|e| LoadError::Indexing(e.to_string()))??;
+            let generation = stored?;
+            let entities = batch;
             let before = state.loaded;
             state.loaded += entities.len() as u64;
             // A long load becomes searchable as it goes, and a crash loses little index work
@@ -359,7 +381,16 @@ pub async fn load(
     }
     let _ = parser.await;
     let generation = store.generation().await?;
+    let t = std::time::Instant::now();
     index.commit(generation)?;
+    index_time += t.elapsed();
+    tracing::info!(
+        rows = state.rows_read,
+        loaded = state.loaded,
+        db_secs = db_time.as_secs_f64(),
+        index_secs = index_time.as_secs_f64(),
+        "directory load finished"
+    );
     state.done = true;
     let _ = progress.send(state.clone()).await;
     Ok(Progress {

@@ -6,7 +6,9 @@ pub mod migration;
 use chrono::Utc;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ActiveValue::Set, DatabaseConnection, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::{
+    ActiveValue::Set, DatabaseConnection, DbBackend, QueryOrder, QuerySelect, TransactionTrait,
+};
 
 use crate::domain::Entity as DomainEntity;
 
@@ -83,6 +85,9 @@ impl Store {
     /// Inserts or replaces entities by id, and bumps the generation, in one transaction.
     /// Returns the new generation.
     pub async fn upsert(&self, entities: &[DomainEntity]) -> Result<i64, DbErr> {
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            return self.upsert_postgres(entities).await;
+        }
         let now = Utc::now();
         let txn = self.db.begin().await?;
         // PostgreSQL allows 65,535 bind parameters per statement; 10 per row.
@@ -124,6 +129,79 @@ impl Store {
         }
         let generation = bump_generation(&txn).await?;
         txn.commit().await?;
+        Ok(generation)
+    }
+
+    /// PostgreSQL's fast path: one `INSERT ... SELECT FROM UNNEST(arrays)` per batch instead of
+    /// a statement with ten bind parameters per row (bulk loads are several times faster).
+    async fn upsert_postgres(&self, entities: &[DomainEntity]) -> Result<i64, DbErr> {
+        use sea_orm::sqlx;
+        let err = |e: sqlx::Error| DbErr::Custom(format!("bulk upsert: {e}"));
+        let n = entities.len();
+        let mut columns: [Vec<String>; 8] = Default::default();
+        for c in columns.iter_mut() {
+            c.reserve(n);
+        }
+        let mut generated = Vec::with_capacity(n);
+        for e in entities {
+            columns[0].push(e.id.clone());
+            columns[1].push(e.legal_name.clone());
+            columns[2].push(serde_json::to_string(&e.other_names).unwrap_or_else(|_| "[]".into()));
+            columns[3]
+                .push(serde_json::to_string(&e.address_lines).unwrap_or_else(|_| "[]".into()));
+            columns[4].push(e.city.clone());
+            columns[5].push(e.region.clone());
+            columns[6].push(e.postal_code.clone());
+            columns[7].push(e.country.clone());
+            generated.push(e.address_generated);
+        }
+        let [
+            ids,
+            names,
+            others,
+            lines,
+            cities,
+            regions,
+            postals,
+            countries,
+        ] = columns;
+        let mut tx = self
+            .db
+            .get_postgres_connection_pool()
+            .begin()
+            .await
+            .map_err(err)?;
+        sqlx::query(
+            "INSERT INTO entities (id, legal_name, other_names, address_lines, city, region, \
+             postal_code, country, address_generated, update_time) \
+             SELECT u.*, now() FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+             $5::text[], $6::text[], $7::text[], $8::text[], $9::bool[]) AS u \
+             ON CONFLICT (id) DO UPDATE SET legal_name = EXCLUDED.legal_name, \
+             other_names = EXCLUDED.other_names, address_lines = EXCLUDED.address_lines, \
+             city = EXCLUDED.city, region = EXCLUDED.region, postal_code = EXCLUDED.postal_code, \
+             country = EXCLUDED.country, address_generated = EXCLUDED.address_generated, \
+             update_time = EXCLUDED.update_time",
+        )
+        .bind(ids)
+        .bind(names)
+        .bind(others)
+        .bind(lines)
+        .bind(cities)
+        .bind(regions)
+        .bind(postals)
+        .bind(countries)
+        .bind(generated)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        let generation: i64 = sqlx::query_scalar(
+            "INSERT INTO directory_state (key, value) VALUES ('generation', 1) \
+             ON CONFLICT (key) DO UPDATE SET value = directory_state.value + 1 RETURNING value",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
         Ok(generation)
     }
 
