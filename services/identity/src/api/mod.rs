@@ -273,3 +273,13 @@ pub fn service_set(identity: Arc<Identity>) -> ServiceSet {
 pub fn field<T>(name: &str, parsed: std::result::Result<T, String>) -> Result<T> {
     parsed.map_err(|d| IdentityError::Invalid(cosell_platform::ApiError::invalid_field(name, d)))
 }
+
+/// Parses a role field. `Ok(None)` for ROLE_UNSPECIFIED (no filter); an unknown number is an
+/// error naming it.
+pub fn role_field(value: i32) -> std::result::Result<Option<Role>, String> {
+    match Role::try_from(value) {
+        Ok(Role::Unspecified) => Ok(None),
+        Ok(role) => Ok(Some(role)),
+        Err(_) => Err(format!("{value} is not a known role")),
+    }
+}

@@ -68,16 +68,12 @@ impl RoleService for Api {
         let r = req.into_inner();
         let mut v = Violations::new();
         let ids = v.take("user", names::parse_two(&r.user, "organizations", "users"));
-        let role = match pb::Role::try_from(r.role) {
-            Ok(pb::Role::Unspecified) => {
+        let role = match v.take("role", super::role_field(r.role)) {
+            Some(None) => {
                 v.add("role", "is required");
                 None
             }
-            Ok(role) => Some(role),
-            Err(_) => {
-                v.add("role", format!("{} is not a known role", r.role));
-                None
-            }
+            parsed => parsed.flatten(),
         };
         let scope = if r.mpn_id.is_empty() {
             None
@@ -189,14 +185,7 @@ impl RoleService for Api {
             v.take("user", names::parse_two(&r.user, "organizations", "users"))
                 .map(|(_, u)| u)
         };
-        let role = match pb::Role::try_from(r.role) {
-            Ok(pb::Role::Unspecified) => None,
-            Ok(role) => Some(role),
-            Err(_) => {
-                v.add("role", format!("{} is not a known role", r.role));
-                None
-            }
-        };
+        let role = v.take("role", super::role_field(r.role)).flatten();
         let size = v.take("page_size", page::page_size(r.page_size));
         let query = format!("roles|{}|{}|{}", r.parent, r.user, r.role);
         let after = v.take("page_token", page::decode(&r.page_token, &query));

@@ -184,14 +184,7 @@ impl UserService for Api {
         let r = req.into_inner();
         let mut v = Violations::new();
         let org = v.take("parent", names::parse_one(&r.parent, "organizations"));
-        let role = match pb::Role::try_from(r.role) {
-            Ok(pb::Role::Unspecified) => None,
-            Ok(role) => Some(role),
-            Err(_) => {
-                v.add("role", format!("{} is not a known role", r.role));
-                None
-            }
-        };
+        let role = v.take("role", super::role_field(r.role)).flatten();
         let email = if r.email.is_empty() {
             None
         } else {
