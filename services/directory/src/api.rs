@@ -266,6 +266,9 @@ impl DirectoryService for Api {
             while let Some(msg) = upload.next().await {
                 match msg {
                     Ok(m) => {
+                        if !m.file_name.is_empty() {
+                            tracing::info!(file = %m.file_name, "directory load started");
+                        }
                         if chunks_tx.send(m.chunk).await.is_err() {
                             return;
                         }
