@@ -188,6 +188,12 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// Drops the changes made since the last commit.
+    pub fn rollback(&self) -> tantivy::Result<()> {
+        self.writer.lock().rollback()?;
+        Ok(())
+    }
+
     /// Makes the changes durable and searchable, recording the database generation they match.
     pub fn commit(&self, generation: i64) -> tantivy::Result<()> {
         {

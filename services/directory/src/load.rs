@@ -361,7 +361,14 @@ pub async fn load(
             index_time += indexing
                 .await
                 .map_err(|e| LoadError::Indexing(e.to_string()))??;
-            let generation = stored?;
+            let generation = match stored {
+                Ok(g) => g,
+                Err(e) => {
+                    // The index must not keep what the database refused.
+                    index.rollback()?;
+                    return Err(e.into());
+                }
+            };
             let entities = batch;
             let before = state.loaded;
             state.loaded += entities.len() as u64;
@@ -376,6 +383,8 @@ pub async fn load(
             ..state.clone()
         };
         if progress.send(update).await.is_err() {
+            // What is stored stays stored (loads are idempotent); the index catches up with it.
+            index.commit(store.generation().await?)?;
             return Err(LoadError::Cancelled);
         }
     }
