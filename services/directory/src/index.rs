@@ -20,7 +20,9 @@ use tantivy::schema::{
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use crate::domain::Entity;
-use crate::domain::normalize::{could_be_legal_form, is_legal_form, name_words, prefixes, words};
+use crate::domain::normalize::{
+    could_be_legal_form, is_legal_form, name_words, prefixes, without_legal_suffix, words,
+};
 
 /// Longest prefix indexed; a longer word being typed is matched by a prefix automaton instead.
 const PREFIX_MAX: usize = 16;
@@ -158,8 +160,9 @@ impl SearchIndex {
             doc.add_text(f.id, &e.id);
             // Every word is indexed, legal forms too: a query may leave them out (they are
             // optional there) or type them, even with a typo.
-            let name = name_words(&e.legal_name);
+            // Normalized once: it is most of the cost of indexing a name.
             let mut all_words = words(&e.legal_name);
+            let exact = without_legal_suffix(&all_words).join(" ");
             for other in &e.other_names {
                 all_words.extend(words(other));
             }
@@ -172,7 +175,7 @@ impl SearchIndex {
                 }
             }
             doc.add_text(f.prefixes, prefix_text);
-            doc.add_text(f.exact, name.join(" "));
+            doc.add_text(f.exact, exact);
             doc.add_text(f.country, &e.country);
             doc.add_text(f.region, e.region.to_lowercase());
             doc.add_text(f.city, city_key(&e.city));

@@ -103,21 +103,24 @@ fn fold(text: &str) -> String {
         .nfkd()
         .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
         .collect();
-    let mut folder = TextAnalyzer::builder(RawTokenizer::default())
-        .filter(AsciiFoldingFilter)
-        .build();
-    let mut stream = folder.token_stream(&decomposed);
-    let mut out = String::with_capacity(text.len());
-    while stream.advance() {
-        out.push_str(&stream.token().text);
-    }
-    out
+    FOLDER.with_borrow_mut(|folder| {
+        let mut stream = folder.token_stream(&decomposed);
+        let mut out = String::with_capacity(text.len());
+        while stream.advance() {
+            out.push_str(&stream.token().text);
+        }
+        out
+    })
 }
 
-fn analyzer() -> TextAnalyzer {
-    TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(LowerCaser)
-        .build()
+thread_local! {
+    // Built once per thread: building an analyzer costs more than running it on a name.
+    static FOLDER: std::cell::RefCell<TextAnalyzer> = std::cell::RefCell::new(
+        TextAnalyzer::builder(RawTokenizer::default()).filter(AsciiFoldingFilter).build(),
+    );
+    static ANALYZER: std::cell::RefCell<TextAnalyzer> = std::cell::RefCell::new(
+        TextAnalyzer::builder(SimpleTokenizer::default()).filter(LowerCaser).build(),
+    );
 }
 
 /// Lower-case ASCII words of `text`. Dots and apostrophes inside a word join its parts (`S.A.`
@@ -137,23 +140,30 @@ pub fn words(text: &str) -> Vec<String> {
         }
         joined.push(c);
     }
-    let mut analyzer = analyzer();
-    let mut stream = analyzer.token_stream(&joined);
-    let mut out = Vec::new();
-    while stream.advance() {
-        out.push(stream.token().text.clone());
-    }
-    out
+    ANALYZER.with_borrow_mut(|analyzer| {
+        let mut stream = analyzer.token_stream(&joined);
+        let mut out = Vec::new();
+        while stream.advance() {
+            out.push(stream.token().text.clone());
+        }
+        out
+    })
 }
 
 /// The words of a name as matched: [`words`] without trailing legal forms (unless nothing else
 /// would be left).
 pub fn name_words(text: &str) -> Vec<String> {
-    let mut w = words(text);
-    while w.len() > 1 && w.last().is_some_and(|l| is_legal_form(l)) {
-        w.pop();
+    without_legal_suffix(&words(text)).to_vec()
+}
+
+/// The leading words of an already normalized name, without its trailing legal forms (unless
+/// nothing else would be left).
+pub fn without_legal_suffix(words: &[String]) -> &[String] {
+    let mut end = words.len();
+    while end > 1 && is_legal_form(&words[end - 1]) {
+        end -= 1;
     }
-    w
+    &words[..end]
 }
 
 /// Prefixes of a word from 1 character up to `max`, for prefix matching by exact term.
