@@ -20,6 +20,10 @@ pub struct Harness {
 impl Harness {
     /// With the bundled sample loaded when `sample` is set.
     pub async fn start(sample: bool) -> Self {
+        Self::start_with(sample, Default::default()).await
+    }
+
+    pub async fn start_with(sample: bool, options: cosell_platform::server::ServerOptions) -> Self {
         let identity_db = TestDb::new().await.unwrap();
         let directory_db = TestDb::new().await.unwrap();
         let mut identity = cosell_identity::Config::new(identity_db.url.clone());
@@ -47,7 +51,7 @@ impl Harness {
             .unwrap();
         let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(loopback))));
         let services = identity.services.merge(directory.services);
-        let server = TestServer::start_on(listener, services, verifier, Default::default())
+        let server = TestServer::start_on(listener, services, verifier, options)
             .await
             .unwrap();
         Self {

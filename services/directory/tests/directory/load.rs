@@ -130,3 +130,21 @@ async fn only_operators_load_and_a_file_without_the_columns_is_refused() {
     assert!(s.message().contains("`LEI`"), "{}", s.message());
     assert_eq!(h.directory.store.count().await.unwrap(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_load_may_outlast_the_request_timeout() {
+    // A bulk load is a stream that runs as long as the file is long; the server's timeout for
+    // ordinary calls must not cut it.
+    let options = cosell_platform::server::ServerOptions {
+        request_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let h = Harness::start_with(false, options).await;
+    let oli = h.token("oli.operator@platform.example").await;
+    let started = std::time::Instant::now();
+    let responses = h.load(&oli, cosell_directory::SAMPLE.to_vec()).await.expect("the load finishes");
+    assert!(started.elapsed() > std::time::Duration::from_millis(300), "the load ran longer than the timeout");
+    let last = responses.last().unwrap();
+    assert!(last.done);
+    assert_eq!(last.loaded, 20_000);
+}
