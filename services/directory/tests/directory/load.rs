@@ -142,8 +142,14 @@ async fn a_load_may_outlast_the_request_timeout() {
     let h = Harness::start_with(false, options).await;
     let oli = h.token("oli.operator@platform.example").await;
     let started = std::time::Instant::now();
-    let responses = h.load(&oli, cosell_directory::SAMPLE.to_vec()).await.expect("the load finishes");
-    assert!(started.elapsed() > std::time::Duration::from_millis(300), "the load ran longer than the timeout");
+    let responses = h
+        .load(&oli, cosell_directory::SAMPLE.to_vec())
+        .await
+        .expect("the load finishes");
+    assert!(
+        started.elapsed() > std::time::Duration::from_millis(300),
+        "the load ran longer than the timeout"
+    );
     let last = responses.last().unwrap();
     assert!(last.done);
     assert_eq!(last.loaded, 20_000);
