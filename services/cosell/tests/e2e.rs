@@ -38,6 +38,22 @@ fn grpcurl() -> PathBuf {
     bin
 }
 
+/// grpcio-tools (with grpcio and protobuf), installed once into `.ci/tools/pygrpc` from PyPI;
+/// returns that folder, for PYTHONPATH.
+fn python_grpc_tools() -> PathBuf {
+    let target = workspace_root().join(".ci/tools/pygrpc");
+    if !target.join("grpc_tools").exists() {
+        let status = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--target"])
+            .arg(&target)
+            .arg("grpcio-tools==1.85.1")
+            .status()
+            .expect("python3 -m pip runs (needed once to install grpcio-tools)");
+        assert!(status.success(), "installing grpcio-tools from PyPI failed");
+    }
+    target
+}
+
 struct Server {
     child: Child,
     addr: String,
@@ -313,6 +329,52 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
         Some(&token),
     );
     assert!(found.contains("Zyxwv Quantum Widgets AG"), "{found}");
+
+    // A client generated in another language from proto/ alone: Python, by grpcio-tools.
+    let tools = python_grpc_tools();
+    let generated = tempfile::tempdir().unwrap();
+    let protos: Vec<PathBuf> = ["cosell/identity/v1", "cosell/directory/v1"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(workspace_root().join("proto").join(dir)).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    let status = Command::new("python3")
+        .args(["-m", "grpc_tools.protoc", "-I"])
+        .arg(workspace_root().join("proto"))
+        .arg(format!("--python_out={}", generated.path().display()))
+        .arg(format!("--grpc_python_out={}", generated.path().display()))
+        .args(&protos)
+        .env("PYTHONPATH", &tools)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "grpc_tools.protoc generates the Python client"
+    );
+    let out = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python_client.py"))
+        .arg(&server.addr)
+        .env(
+            "PYTHONPATH",
+            format!("{}:{}", generated.path().display(), tools.display()),
+        )
+        .output()
+        .unwrap();
+    let py = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{py}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(py.contains("email uma.user@contoso.com"), "{py}");
+    // The README tour made Uma a referrals admin in Berlin, besides her Seattle role.
+    assert!(py.contains("grant ROLE_REFERRALS_USER 4000002"), "{py}");
+    assert!(py.contains("grant ROLE_REFERRALS_ADMIN 4000003"), "{py}");
+    assert!(py.contains("list users: PERMISSION_DENIED"), "{py}");
+    assert!(
+        py.contains("first result Dynatrace Global Finance GmbH"),
+        "{py}"
+    );
 
     // SIGTERM: a graceful stop with exit status 0.
     let status = server.stop();
