@@ -161,9 +161,12 @@ async fn main() -> anyhow::Result<()> {
     let mut config = cosell_directory::Config::new(db_url.clone());
     config.index_dir = Some(index_dir.path().to_owned());
     let directory = cosell_directory::start(&config, None).await?;
-    let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(
-        channel.clone(),
-    ))));
+    // The server reaches identity over a connection of its own, as `cosell serve` does. Sharing
+    // the client's connection can deadlock the first call: the key fetch that authenticates the
+    // load waits behind the load's own data, which fills the connection's flow-control window
+    // until the request times out.
+    let loopback: Channel = Endpoint::from_shared(format!("http://{addr}"))?.connect_lazy();
+    let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(loopback))));
     let directory_handle = directory.directory.clone();
     tokio::spawn(cosell_platform::server::serve(
         listener,
