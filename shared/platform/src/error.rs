@@ -227,8 +227,3 @@ impl Violations {
         }
     }
 }
-
-/// Reads the rich details back out of a `Status`: for clients and tests.
-pub fn details_of(status: &Status) -> ErrorDetails {
-    status.get_error_details()
-}
