@@ -17,7 +17,9 @@ use tantivy::query::{
 use tantivy::schema::{
     Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument, Term,
+};
 
 use crate::domain::Entity;
 use crate::domain::normalize::{
@@ -66,6 +68,15 @@ fn schema() -> (Schema, Fields) {
     (b.build(), fields)
 }
 
+/// Small doc store blocks: a search reads ~10 stored entities at random, and each read
+/// decompresses its whole block (tantivy's default is 16 KiB).
+fn settings() -> IndexSettings {
+    IndexSettings {
+        docstore_blocksize: 4096,
+        ..Default::default()
+    }
+}
+
 /// What to search for.
 #[derive(Debug, Clone, Default)]
 pub struct SearchQuery {
@@ -94,7 +105,10 @@ impl SearchIndex {
     pub fn open(dir: Option<&Path>) -> tantivy::Result<Self> {
         let (schema, fields) = schema();
         let index = match dir {
-            None => Index::create_in_ram(schema.clone()),
+            None => Index::builder()
+                .schema(schema.clone())
+                .settings(settings())
+                .create_in_ram()?,
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
                 let existing = Index::open_in_dir(dir)
@@ -110,11 +124,7 @@ impl SearchIndex {
                                 std::fs::remove_file(path)?;
                             }
                         }
-                        Index::create(
-                            MmapDirectory::open(dir)?,
-                            schema.clone(),
-                            Default::default(),
-                        )?
+                        Index::create(MmapDirectory::open(dir)?, schema.clone(), settings())?
                     }
                 }
             }
@@ -206,6 +216,31 @@ impl SearchIndex {
             prepared.commit()?;
         }
         self.reader.reload()
+    }
+
+    /// Merges every segment into one and makes the result searchable: a query pays per segment
+    /// for each of its term lookups, so a freshly loaded index (several segments) answers
+    /// markedly slower than a compacted one. Blocks until the merge is done; the index stays
+    /// searchable meanwhile.
+    pub fn compact(&self) -> tantivy::Result<()> {
+        // The writer's own merge policy may be merging some of the same segments; such a race
+        // fails the merge harmlessly, and the next try sees the segments as they are then.
+        let mut tries = 0;
+        loop {
+            let ids = self.index.searchable_segment_ids()?;
+            if ids.len() < 2 {
+                return Ok(());
+            }
+            let merging = self.writer.lock().merge(&ids);
+            match merging.wait() {
+                Ok(_) => return self.reader.reload(),
+                Err(e) if tries >= 20 => return Err(e),
+                Err(_) => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+            }
+        }
     }
 
     /// Searches; `Err` only for index failures. An empty result when nothing matches.

@@ -82,6 +82,7 @@ pub async fn start(
     let generation = store.generation().await?;
     if index.generation() != Some(generation) {
         rebuild(&store, &index, generation).await?;
+        load::compact_in_background(index.clone());
     }
     if config.load_sample && store.count().await? == 0 {
         let (tx, rx) = tokio::sync::mpsc::channel(1);

@@ -393,6 +393,7 @@ pub async fn load(
     let t = std::time::Instant::now();
     index.commit(generation)?;
     index_time += t.elapsed();
+    compact_in_background(index.clone());
     tracing::info!(
         rows = state.rows_read,
         loaded = state.loaded,
@@ -406,6 +407,22 @@ pub async fn load(
         errors: Vec::new(),
         ..state
     })
+}
+
+/// Merges the index's segments after a load, off the caller's path: searches are faster on one
+/// segment, and the merge of a large load takes seconds.
+pub fn compact_in_background(index: Arc<SearchIndex>) {
+    tokio::task::spawn_blocking(move || {
+        let t = std::time::Instant::now();
+        match index.compact() {
+            Ok(()) => tracing::info!(
+                secs = t.elapsed().as_secs_f64(),
+                segments = index.segments(),
+                "directory index compacted"
+            ),
+            Err(e) => tracing::warn!(error = %e, "directory index compaction failed"),
+        }
+    });
 }
 
 fn dedup_keep_last(entities: &mut Vec<Entity>) {

@@ -46,6 +46,15 @@ impl TestDb {
         })
     }
 
+    /// An in-memory SQLite database, whatever the environment says: for tests that must run on
+    /// both backends in one run.
+    pub fn sqlite() -> Self {
+        Self {
+            url: "sqlite::memory:".into(),
+            drop: None,
+        }
+    }
+
     pub fn is_postgres(&self) -> bool {
         self.drop.is_some()
     }
