@@ -5,7 +5,11 @@
 use std::path::{Path, PathBuf};
 
 /// The packages, by directory under `proto/`. Each one gets `<dir with _>.bin` in OUT_DIR.
-const PACKAGES: &[&str] = &["cosell/identity/v1", "cosell/directory/v1"];
+const PACKAGES: &[&str] = &[
+    "cosell/identity/v1",
+    "cosell/directory/v1",
+    "cosell/deals/v1",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");

@@ -1,0 +1,295 @@
+//! `cosell.deals.v1.CoSellService`: the platform sellers' side (the queue of co-sell requests,
+//! accept, decline, inbound referrals for partners).
+
+use std::sync::Arc;
+
+use cosell_platform::{ApiError, Violations, page};
+use cosell_proto::deals::{self as pb, co_sell_service_server::CoSellService};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::convert::{self, referral_pb};
+use super::referrals::draft;
+use super::{Actor, Deals, rule_error, status};
+use crate::domain::rules;
+use crate::domain::{Contact, DealType, Direction, Party, Referral, Stage, Waiting, now};
+use crate::store::{Order, ReferralFilter};
+
+pub struct CoSellApi(pub Arc<Deals>);
+
+/// The calling seller's email, or `PERMISSION_DENIED`.
+fn seller(actor: &Actor) -> Result<String, ApiError> {
+    match actor {
+        Actor::Platform {
+            seller: true,
+            email,
+            ..
+        } => Ok(email.clone()),
+        _ => Err(ApiError::permission_denied(
+            "MISSING_ROLE",
+            "this needs ROLE_PLATFORM_SELLER",
+        )),
+    }
+}
+
+/// The seller's contact as given, with the caller's own email: first name, last name and phone
+/// are required, so that the partner can reach the seller (D4).
+fn seller_contact(
+    v: &mut Violations,
+    field: &str,
+    c: Option<&pb::Contact>,
+    email: &str,
+) -> Contact {
+    let mut contact = c.map(convert::contact).unwrap_or_default();
+    contact.email = email.to_owned();
+    for (part, value) in [
+        ("first_name", &contact.first_name),
+        ("last_name", &contact.last_name),
+        ("phone", &contact.phone),
+    ] {
+        if value.is_empty() {
+            v.add(
+                format!("{field}.{part}"),
+                "is required: the partner sees it",
+            );
+        }
+    }
+    for (part, problem) in contact.check() {
+        v.add(format!("{field}.{part}"), problem);
+    }
+    contact
+}
+
+impl Deals {
+    async fn list_invitations(
+        &self,
+        req: Request<pb::ListInvitationsRequest>,
+    ) -> Result<pb::ListInvitationsResponse, ApiError> {
+        let actor = self.actor(&req).await?;
+        seller(&actor)?;
+        let r = req.get_ref();
+        let mut v = Violations::new();
+        let size = v.take("page_size", page::page_size(r.page_size));
+        let status = match pb::Status::try_from(r.status) {
+            Ok(pb::Status::Unspecified) | Ok(pb::Status::New) => "NEW",
+            Ok(pb::Status::Active) => "ACTIVE",
+            Ok(pb::Status::Closed) => "CLOSED",
+            Err(_) => {
+                v.add("status", "is not a Status");
+                "NEW"
+            }
+        };
+        let filter = ReferralFilter {
+            party: Party::Platform,
+            organization: None,
+            direction: Some(Direction::Inbound),
+            status: Some(status),
+            substatus: None,
+            deal_type: None,
+            customer_name: None,
+            team_email: None,
+            engagement: None,
+            favorites_of: None,
+            psc_deal_id: None,
+            mpn_location: None,
+            locations: None,
+            shared_only: false,
+            order: Order::Created,
+        };
+        let query = format!("invitations|{status}");
+        let after = v.take("page_token", page::decode(&r.page_token, &query));
+        v.finish()?;
+        let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE).min(500);
+        let after = match after.flatten() {
+            None => None,
+            Some(key) => {
+                let (t, id) = key
+                    .split_once('|')
+                    .and_then(|(t, id)| {
+                        chrono::DateTime::parse_from_rfc3339(t)
+                            .ok()
+                            .map(|t| (t.with_timezone(&chrono::Utc), id.to_owned()))
+                    })
+                    .ok_or_else(|| {
+                        ApiError::invalid_field("page_token", "is not a page token of this list")
+                    })?;
+                Some((t, id))
+            }
+        };
+        let rows = self.store.list(&filter, after, size + 1).await?;
+        let (rows, next_page_token) = page::cut(rows, size, &query, |r: &Referral| {
+            format!("{}|{}", r.create_time.to_rfc3339(), r.id)
+        });
+        Ok(pb::ListInvitationsResponse {
+            referrals: rows.iter().map(|r| referral_pb(r, false)).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn answer_invitation(
+        &self,
+        actor: &Actor,
+        name: &str,
+        etag: &str,
+        answer: impl Fn(&mut Referral, Option<&mut Referral>) -> Result<(), rules::RuleError>,
+    ) -> Result<pb::Referral, ApiError> {
+        let mut v = Violations::new();
+        let id = v.take("name", convert::parse_referral_name(name));
+        v.finish()?;
+        let id = id.expect("checked");
+        let updated = self
+            .mutate(actor, id, etag, |next, peer| {
+                if next.party != Party::Platform {
+                    return Err(ApiError::failed_precondition(
+                        "NOT_AN_OPEN_INVITATION",
+                        "this is the partner's referral; answer the platform's referral of the engagement",
+                    ));
+                }
+                answer(next, peer.as_mut()).map_err(|e| rule_error(e, ""))
+            })
+            .await?;
+        Ok(referral_pb(&updated, false))
+    }
+
+    async fn create_inbound(
+        &self,
+        req: Request<pb::CreateInboundReferralRequest>,
+    ) -> Result<pb::Referral, ApiError> {
+        let actor = self.actor(&req).await?;
+        let email = seller(&actor)?;
+        let r = req.get_ref();
+        let input = r.referral.clone().unwrap_or_default();
+        let mut v = Violations::new();
+        let request_id = if r.request_id.is_empty() {
+            None
+        } else {
+            v.take(
+                "request_id",
+                Uuid::parse_str(&r.request_id)
+                    .map(|u| u.to_string())
+                    .map_err(|_| format!("`{}` is not a UUID", r.request_id)),
+            )
+        };
+        let organization = v.take(
+            "referral.organization",
+            cosell_platform::names::parse_one(&input.organization, "organizations"),
+        );
+        let contact = seller_contact(&mut v, "seller_contact", r.seller_contact.as_ref(), &email);
+        let d = draft(&mut v, &input, Some(DealType::CoSell));
+        v.finish()?;
+        let (organization, mut d) = (organization.expect("checked"), d.expect("checked"));
+        if let Some(earlier) = self.replay(&actor, request_id.as_deref()).await? {
+            return Ok(referral_pb(&earlier, false));
+        }
+        if let Some(m) = &d.mpn_location {
+            self.check_location("referral.mpn_location", organization, m)
+                .await?;
+        }
+        let customer = self
+            .resolve_customer("referral.customer.entity", &d.entity)
+            .await?;
+        let solutions = self
+            .resolve_solutions("referral.solutions", &d.solutions)
+            .await?;
+        // Sent by the platform: shared by nature, with the seller's help on offer.
+        d.consent_to_share = true;
+        if d.assistance.is_none() {
+            d.assistance = Some(crate::domain::Assistance {
+                code: pb::AssistanceCode::General,
+                notes: String::new(),
+            });
+        }
+        let mut partner = self.new_referral(
+            organization,
+            Direction::Inbound,
+            Stage::New(Waiting::Received),
+            d,
+            customer,
+            solutions,
+        );
+        partner.seller_contact = Some(contact.clone());
+        // The platform's own side: the seller's outbound referral, being worked.
+        let t = now();
+        let mut platform = rules::platform_side(&partner, Uuid::now_v7(), t);
+        platform.direction = Direction::Outbound;
+        platform.stage = Stage::Active;
+        platform.accept_time = Some(t);
+        platform.expire_time = None;
+        platform.seller_contact = Some(contact);
+        let created = self
+            .create(&actor, vec![partner, platform], request_id.as_deref())
+            .await?;
+        Ok(referral_pb(&created, false))
+    }
+}
+
+fn ok<T>(r: Result<T, ApiError>) -> Result<Response<T>, Status> {
+    r.map(Response::new).map_err(status)
+}
+
+#[tonic::async_trait]
+impl CoSellService for CoSellApi {
+    async fn list_invitations(
+        &self,
+        req: Request<pb::ListInvitationsRequest>,
+    ) -> Result<Response<pb::ListInvitationsResponse>, Status> {
+        ok(self.0.list_invitations(req).await)
+    }
+
+    async fn accept_invitation(
+        &self,
+        req: Request<pb::AcceptInvitationRequest>,
+    ) -> Result<Response<pb::AcceptInvitationResponse>, Status> {
+        let d = &self.0;
+        ok(async {
+            let actor = d.actor(&req).await?;
+            let email = seller(&actor)?;
+            let r = req.get_ref();
+            let mut v = Violations::new();
+            let contact =
+                seller_contact(&mut v, "seller_contact", r.seller_contact.as_ref(), &email);
+            v.finish()?;
+            let referral = d
+                .answer_invitation(&actor, &r.name, &r.etag, |next, peer| {
+                    rules::seller_accept(next, peer, contact.clone(), now())
+                })
+                .await?;
+            Ok(pb::AcceptInvitationResponse {
+                referral: Some(referral),
+            })
+        }
+        .await)
+    }
+
+    async fn decline_invitation(
+        &self,
+        req: Request<pb::DeclineInvitationRequest>,
+    ) -> Result<Response<pb::DeclineInvitationResponse>, Status> {
+        let d = &self.0;
+        ok(async {
+            let actor = d.actor(&req).await?;
+            seller(&actor)?;
+            let r = req.get_ref();
+            let referral = d
+                .answer_invitation(&actor, &r.name, &r.etag, |next, peer| {
+                    rules::seller_decline(next, peer, &r.reason, now())
+                })
+                .await?;
+            Ok(pb::DeclineInvitationResponse {
+                referral: Some(referral),
+            })
+        }
+        .await)
+    }
+
+    async fn create_inbound_referral(
+        &self,
+        req: Request<pb::CreateInboundReferralRequest>,
+    ) -> Result<Response<pb::CreateInboundReferralResponse>, Status> {
+        ok(self
+            .0
+            .create_inbound(req)
+            .await
+            .map(|r| pb::CreateInboundReferralResponse { referral: Some(r) }))
+    }
+}

@@ -1,0 +1,288 @@
+//! The gRPC adapter: who is calling and what they may see ([`Actor`], [`Deals::readable`]), the
+//! one place deals errors become statuses, and the three services:
+//!
+//! - [`referrals`]: `ReferralService` (partners' referrals, verbs, favorites, engagements,
+//!   the migration import).
+//! - [`cosell`]: `CoSellService` (the platform sellers' queue and inbound referrals).
+//! - [`catalog`]: `CatalogService` (solutions).
+//! - [`convert`]: request checks (proto -> domain, with field violations) and responses.
+
+pub mod catalog;
+pub mod convert;
+pub mod cosell;
+pub mod referrals;
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use cosell_platform::ApiError;
+use cosell_platform::auth::{AccessClient, Grants, Principal, caller};
+use cosell_proto::identity::Role;
+use tonic::{Request, Status};
+use uuid::Uuid;
+
+use crate::domain::rules::RuleError;
+use crate::domain::{Party, Referral};
+use crate::store::{Store, StoreError};
+use crate::upstream::Upstream;
+
+/// `ErrorInfo.domain` of every deals error.
+pub const DOMAIN: &str = "deals.cosell";
+
+/// The roles that read and write a partner's referrals.
+pub const REFERRAL_ROLES: &[Role] = &[Role::ReferralsAdmin, Role::ReferralsUser];
+
+pub struct Deals {
+    pub store: Store,
+    pub access: Arc<AccessClient>,
+    pub upstream: Upstream,
+    /// How long a NEW referral waits for an answer before it expires (SPEC D2).
+    pub expiry: Duration,
+}
+
+/// The caller, as far as deals cares.
+pub enum Actor {
+    /// A user of a partner organization.
+    Partner {
+        principal: String,
+        organization: Uuid,
+        grants: Arc<Grants>,
+    },
+    /// A user of the platform organization.
+    Platform {
+        principal: String,
+        email: String,
+        seller: bool,
+        operator: bool,
+    },
+    /// One of the suite's services, by name.
+    Service(String),
+}
+
+impl Actor {
+    pub fn principal(&self) -> String {
+        match self {
+            Actor::Partner { principal, .. } | Actor::Platform { principal, .. } => {
+                principal.clone()
+            }
+            Actor::Service(name) => format!("servicePrincipals/{name}"),
+        }
+    }
+}
+
+pub fn status(e: ApiError) -> Status {
+    e.into_status(DOMAIN)
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+/// The one mapping of rule refusals to API errors.
+pub fn rule_error(e: RuleError, field_prefix: &str) -> ApiError {
+    match e {
+        RuleError::Closed => ApiError::failed_precondition(
+            "REFERRAL_CLOSED",
+            "the referral is closed; a closed referral cannot be changed",
+        ),
+        RuleError::NotAllowed { reason, message } => ApiError::failed_precondition(reason, message),
+        RuleError::Missing(missing) => {
+            let names: Vec<&str> = missing.iter().map(|m| m.0).collect();
+            let mut err = ApiError::failed_precondition(
+                "REQUIRED_FIELDS_MISSING",
+                format!("complete the referral first; missing: {}", names.join(", ")),
+            );
+            for (field, description) in missing {
+                err = err.with_precondition("REQUIRED_FIELD", field, description);
+            }
+            err
+        }
+        RuleError::Invalid(field, description) => {
+            ApiError::invalid_field(format!("{field_prefix}{field}"), description)
+        }
+    }
+}
+
+pub fn not_found(id: Uuid) -> ApiError {
+    ApiError::not_found(format!("referrals/{id}"))
+}
+
+impl Deals {
+    /// Who is calling.
+    pub async fn actor<T>(&self, req: &Request<T>) -> Result<Actor, ApiError> {
+        let caller = caller(req)?;
+        match &caller.principal {
+            Principal::Service(name) => Ok(Actor::Service(name.clone())),
+            Principal::User { organization, .. } => {
+                let grants = self.access.grants(&caller.principal).await?;
+                let seller = grants.has(Role::PlatformSeller);
+                let operator = grants.has(Role::PlatformOperator);
+                if seller || operator {
+                    return Ok(Actor::Platform {
+                        principal: caller.principal.to_string(),
+                        email: caller.email.clone().unwrap_or_default(),
+                        seller,
+                        operator,
+                    });
+                }
+                Ok(Actor::Partner {
+                    principal: caller.principal.to_string(),
+                    organization: *organization,
+                    grants,
+                })
+            }
+        }
+    }
+
+    /// Whether `actor` may see `r`. Partners see their organization's referrals within their
+    /// location scope; platform users see the platform's referrals and what partners shared
+    /// (never PRIVATE). Everything else is `NOT_FOUND`, so that nobody learns what exists.
+    pub fn readable(&self, actor: &Actor, r: &Referral) -> Result<(), ApiError> {
+        match actor {
+            Actor::Partner {
+                organization,
+                grants,
+                ..
+            } => {
+                if r.party != Party::Partner || r.organization != *organization {
+                    return Err(not_found(r.id));
+                }
+                match grants.locations_for(REFERRAL_ROLES) {
+                    None => Ok(()),
+                    Some(locations) if locations.is_empty() => Err(ApiError::permission_denied(
+                        "MISSING_ROLE",
+                        "referrals need ROLE_REFERRALS_ADMIN or ROLE_REFERRALS_USER",
+                    )),
+                    Some(locations) => {
+                        if r.mpn_location
+                            .as_ref()
+                            .is_some_and(|m| locations.contains(m))
+                        {
+                            Ok(())
+                        } else {
+                            Err(not_found(r.id))
+                        }
+                    }
+                }
+            }
+            Actor::Platform { .. } => {
+                if r.party == Party::Platform || r.deal_type.shared() {
+                    Ok(())
+                } else {
+                    Err(not_found(r.id))
+                }
+            }
+            Actor::Service(_) => Err(ApiError::permission_denied(
+                "USERS_ONLY",
+                "this method is for users",
+            )),
+        }
+    }
+
+    /// Whether `actor` may change the partner referral `r` (its own organization's, in scope).
+    pub fn writable(&self, actor: &Actor, r: &Referral) -> Result<(), ApiError> {
+        self.readable(actor, r)?;
+        match actor {
+            Actor::Partner { .. } => Ok(()),
+            _ => Err(ApiError::permission_denied(
+                "PARTNER_ONLY",
+                "only the partner's referrals admins and users change a partner referral",
+            )),
+        }
+    }
+
+    /// Loads a referral the actor may see.
+    pub async fn load(&self, actor: &Actor, id: Uuid) -> Result<Referral, ApiError> {
+        let r = self.store.get(id).await?.ok_or_else(|| not_found(id))?;
+        self.readable(actor, &r)?;
+        Ok(r)
+    }
+
+    /// The other party's referral of the engagement, if any (the latest, when a declined
+    /// co-sell request was sent again).
+    pub async fn peer(&self, r: &Referral) -> Result<Option<Referral>, ApiError> {
+        Ok(self
+            .store
+            .engagement(r.engagement)
+            .await?
+            .into_iter()
+            .rfind(|p| p.party != r.party))
+    }
+
+    /// Changes a referral and its peer by `change` until the write lands (D9): with an etag, a
+    /// write that lost a race answers `ABORTED`; without one it retries on the fresh state.
+    /// `change` may also put a new peer in place (an upgrade to CO_SELL creates the platform's
+    /// referral).
+    pub async fn mutate<F>(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        etag: &str,
+        change: F,
+    ) -> Result<Referral, ApiError>
+    where
+        F: Fn(&mut Referral, &mut Option<Referral>) -> Result<(), ApiError>,
+    {
+        for _ in 0..MAX_ATTEMPTS {
+            let current = self.load(actor, id).await?;
+            check_etag(etag, &current)?;
+            let peer = self.peer(&current).await?;
+            let mut next = current.clone();
+            let mut next_peer = peer.clone();
+            change(&mut next, &mut next_peer)?;
+            let now = crate::domain::now();
+            let mut writes = Vec::new();
+            if next != current {
+                next.version = current.version + 1;
+                next.update_time = now;
+                writes.push((next.clone(), current.version));
+            }
+            if let Some(mut after) = next_peer {
+                if next.party == Party::Partner {
+                    next.mirror_into(&mut after);
+                }
+                match peer.filter(|before| before.id == after.id) {
+                    // A new referral of the engagement.
+                    None => writes.push((after, 0)),
+                    Some(before) if after != before => {
+                        after.version = before.version + 1;
+                        after.update_time = now;
+                        writes.push((after, before.version));
+                    }
+                    Some(_) => {}
+                }
+            }
+            if writes.is_empty() || self.store.save(&writes).await? {
+                return Ok(next);
+            }
+            if !etag.is_empty() {
+                return Err(stale());
+            }
+        }
+        Err(ApiError::aborted(
+            "CONTENTION",
+            "the referral is being changed by many writers at once; try again",
+        ))
+    }
+}
+
+/// Tries of a write without etag before giving up under contention.
+const MAX_ATTEMPTS: usize = 100;
+
+fn stale() -> ApiError {
+    ApiError::aborted(
+        "ETAG_MISMATCH",
+        "the referral changed since you read it; read it again and reapply your change",
+    )
+}
+
+/// A stale etag is refused (D9); an empty one means "whatever is current".
+pub fn check_etag(etag: &str, r: &Referral) -> Result<(), ApiError> {
+    if etag.is_empty() || etag == r.etag() {
+        Ok(())
+    } else {
+        Err(stale())
+    }
+}

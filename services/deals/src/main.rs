@@ -1,0 +1,71 @@
+//! `cosell-deals`: the deals service alone. `cosell serve` runs it with the others.
+
+use std::sync::Arc;
+
+use clap::Parser;
+use cosell_platform::auth::{RemoteKeys, ServiceToken, TokenVerifier};
+use cosell_platform::config::{IdentityClientArgs, ServerArgs};
+use tonic::transport::Endpoint;
+
+#[derive(Debug, Parser)]
+#[command(name = "cosell-deals", about = "The cosell deals service")]
+struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    identity: IdentityClientArgs,
+    /// URL of the directory service (customers).
+    #[arg(
+        long,
+        env = "COSELL_DIRECTORY_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    directory_url: String,
+    /// Database URL (`postgres://...` or `sqlite://file?mode=rwc`).
+    #[arg(
+        long,
+        env = "COSELL_DATABASE_URL_DEALS",
+        default_value = "sqlite://deals.db?mode=rwc"
+    )]
+    database_url: String,
+    /// Days a NEW referral waits for an answer before it expires.
+    #[arg(long, env = "COSELL_DEALS_EXPIRY_DAYS", default_value_t = 14)]
+    expiry_days: i64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _telemetry = cosell_platform::telemetry::init("cosell-deals", &args.server.telemetry);
+    let identity = Endpoint::from_shared(args.identity.identity_url.clone())?.connect_lazy();
+    let directory = Endpoint::from_shared(args.directory_url.clone())?.connect_lazy();
+    let secret = args.identity.service_secret.clone().ok_or_else(|| {
+        anyhow::anyhow!(
+            "--service-secret (COSELL_SERVICE_SECRET) is required: the deals service's client secret at identity"
+        )
+    })?;
+    let token = Arc::new(ServiceToken::new(identity.clone(), "deals", secret));
+    let mut config = cosell_deals::Config::new(args.database_url);
+    config.expiry_days = args.expiry_days;
+    let started = cosell_deals::start(
+        &config,
+        cosell_deals::Links {
+            identity: identity.clone(),
+            directory,
+            token,
+        },
+    )
+    .await?;
+    let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(identity))));
+    let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "deals listening");
+    cosell_platform::server::serve(
+        listener,
+        started.services,
+        verifier,
+        args.server.options(),
+        cosell_platform::server::shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}

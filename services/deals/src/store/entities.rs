@@ -1,0 +1,290 @@
+//! sea-orm entities and their conversion to and from the domain. Lists (contacts, solutions,
+//! team) are stored as JSON text: they are read and written with their referral, never queried
+//! inside, except team emails, kept beside as `,a@x.com,b@y.com,` for the team-member filter.
+
+use super::StoreError;
+
+fn corrupt(id: &str, what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(id.to_owned(), what.to_string())
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(id: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt(id, e))
+}
+
+fn parse_uuid(id: &str, text: &str) -> Result<uuid::Uuid, StoreError> {
+    uuid::Uuid::parse_str(text).map_err(|e| corrupt(id, e))
+}
+
+pub mod referral {
+    use chrono::NaiveDate;
+    use sea_orm::ActiveValue::Set;
+    use sea_orm::entity::prelude::*;
+
+    use super::{corrupt, json, parse_json, parse_uuid};
+    use crate::domain::{DealType, Direction, Money, Party, Referral, Stage};
+    use crate::store::StoreError;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "referrals")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub organization: String,
+        pub mpn_location: Option<String>,
+        pub party: String,
+        pub engagement: String,
+        pub direction: String,
+        pub deal_type: String,
+        pub status: String,
+        pub substatus: String,
+        pub status_reason: String,
+        pub display_name: String,
+        pub customer_entity: Option<String>,
+        /// The customer's legal name, for the customer-name filter.
+        pub customer_name: String,
+        pub customer_json: String,
+        pub consent_to_share: bool,
+        pub assistance_json: Option<String>,
+        pub solutions_json: String,
+        pub team_json: String,
+        pub team_emails: String,
+        pub deal_value_cents: Option<i64>,
+        pub currency: String,
+        pub estimated_close_date: Option<String>,
+        pub notes: String,
+        pub seller_contact_json: Option<String>,
+        pub create_time: DateTimeUtc,
+        pub update_time: DateTimeUtc,
+        pub accept_time: Option<DateTimeUtc>,
+        pub close_time: Option<DateTimeUtc>,
+        pub expire_time: Option<DateTimeUtc>,
+        pub version: i64,
+        pub external_reference_id: String,
+        pub psc_deal_id: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+
+    pub fn to_active(r: &Referral) -> ActiveModel {
+        let (status, substatus) = r.stage.names();
+        let team_emails = if r.team.is_empty() {
+            String::new()
+        } else {
+            let emails: Vec<String> = r.team.iter().map(|c| c.email.to_lowercase()).collect();
+            format!(",{},", emails.join(","))
+        };
+        ActiveModel {
+            id: Set(r.id.to_string()),
+            organization: Set(r.organization.to_string()),
+            mpn_location: Set(r.mpn_location.clone()),
+            party: Set(r.party.as_str().to_owned()),
+            engagement: Set(r.engagement.to_string()),
+            direction: Set(r.direction.as_str().to_owned()),
+            deal_type: Set(r.deal_type.as_str().to_owned()),
+            status: Set(status.to_owned()),
+            substatus: Set(substatus.to_owned()),
+            status_reason: Set(r.status_reason.clone()),
+            display_name: Set(r.display_name.clone()),
+            customer_entity: Set(r.customer.entity.clone()),
+            customer_name: Set(r.customer.legal_name.clone()),
+            customer_json: Set(json(&r.customer)),
+            consent_to_share: Set(r.consent_to_share),
+            assistance_json: Set(r.assistance.as_ref().map(json)),
+            solutions_json: Set(json(&r.solutions)),
+            team_json: Set(json(&r.team)),
+            team_emails: Set(team_emails),
+            deal_value_cents: Set(r.deal_value.as_ref().map(|m| m.cents)),
+            currency: Set(r
+                .deal_value
+                .as_ref()
+                .map(|m| m.currency.clone())
+                .unwrap_or_default()),
+            estimated_close_date: Set(r.estimated_close_date.map(|d| d.to_string())),
+            notes: Set(r.notes.clone()),
+            seller_contact_json: Set(r.seller_contact.as_ref().map(json)),
+            create_time: Set(r.create_time),
+            update_time: Set(r.update_time),
+            accept_time: Set(r.accept_time),
+            close_time: Set(r.close_time),
+            expire_time: Set(r.expire_time),
+            version: Set(r.version),
+            external_reference_id: Set(r.external_reference_id.clone()),
+            psc_deal_id: Set(r.psc_deal_id.clone()),
+        }
+    }
+
+    pub fn to_domain(m: Model) -> Result<Referral, StoreError> {
+        let id = m.id.as_str();
+        Ok(Referral {
+            id: parse_uuid(id, &m.id)?,
+            organization: parse_uuid(id, &m.organization)?,
+            mpn_location: m.mpn_location.clone(),
+            party: Party::parse(&m.party).ok_or_else(|| corrupt(id, "party"))?,
+            engagement: parse_uuid(id, &m.engagement)?,
+            direction: Direction::parse(&m.direction).ok_or_else(|| corrupt(id, "direction"))?,
+            deal_type: DealType::parse(&m.deal_type).ok_or_else(|| corrupt(id, "deal type"))?,
+            stage: Stage::parse(&m.status, &m.substatus).ok_or_else(|| corrupt(id, "status"))?,
+            status_reason: m.status_reason.clone(),
+            display_name: m.display_name.clone(),
+            customer: parse_json(id, &m.customer_json)?,
+            consent_to_share: m.consent_to_share,
+            assistance: m
+                .assistance_json
+                .as_deref()
+                .map(|j| parse_json(id, j))
+                .transpose()?,
+            solutions: parse_json(id, &m.solutions_json)?,
+            team: parse_json(id, &m.team_json)?,
+            deal_value: m.deal_value_cents.map(|cents| Money {
+                currency: m.currency.clone(),
+                cents,
+            }),
+            estimated_close_date: m
+                .estimated_close_date
+                .as_deref()
+                .map(|d| d.parse::<NaiveDate>().map_err(|e| corrupt(id, e)))
+                .transpose()?,
+            notes: m.notes.clone(),
+            seller_contact: m
+                .seller_contact_json
+                .as_deref()
+                .map(|j| parse_json(id, j))
+                .transpose()?,
+            create_time: m.create_time,
+            update_time: m.update_time,
+            accept_time: m.accept_time,
+            close_time: m.close_time,
+            expire_time: m.expire_time,
+            version: m.version,
+            external_reference_id: m.external_reference_id.clone(),
+            psc_deal_id: m.psc_deal_id.clone(),
+        })
+    }
+}
+
+pub mod idempotency {
+    use sea_orm::entity::prelude::*;
+
+    /// A create's idempotency key (rule D10): per principal, so that two callers' keys never
+    /// collide.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "idempotency_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub principal: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub request_id: String,
+        pub referral_id: String,
+        pub create_time: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod favorite {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "favorites")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub principal: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub referral_id: String,
+        pub create_time: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod solution {
+    use cosell_proto::deals::SolutionKind;
+    use sea_orm::ActiveValue::Set;
+    use sea_orm::entity::prelude::*;
+
+    use super::{corrupt, parse_uuid};
+    use crate::domain::{Solution, search_words};
+    use crate::store::StoreError;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "solutions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub display_name: String,
+        /// Lower-case name: the list order.
+        pub sort_name: String,
+        /// ` word word ...`: each word preceded by a space, so that `LIKE '% da%'` finds word
+        /// starts.
+        pub search_words: String,
+        /// `None`: the platform.
+        pub publisher: Option<String>,
+        pub kind: String,
+        pub cosell_ready: bool,
+        pub incentive_eligible: bool,
+        pub mpn_id: Option<String>,
+        pub create_time: DateTimeUtc,
+        pub update_time: DateTimeUtc,
+        pub version: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+
+    pub fn to_active(s: &Solution) -> ActiveModel {
+        let words: String = search_words(&s.display_name)
+            .iter()
+            .map(|w| format!(" {w}"))
+            .collect();
+        ActiveModel {
+            id: Set(s.id.to_string()),
+            display_name: Set(s.display_name.clone()),
+            sort_name: Set(s.display_name.to_lowercase()),
+            search_words: Set(words),
+            publisher: Set(s.publisher.map(|p| p.to_string())),
+            kind: Set(s.kind.as_str_name().to_owned()),
+            cosell_ready: Set(s.cosell_ready),
+            incentive_eligible: Set(s.incentive_eligible),
+            mpn_id: Set(s.mpn_id.clone()),
+            create_time: Set(s.create_time),
+            update_time: Set(s.update_time),
+            version: Set(s.version),
+        }
+    }
+
+    pub fn to_domain(m: Model) -> Result<Solution, StoreError> {
+        let id = m.id.as_str();
+        Ok(Solution {
+            id: parse_uuid(id, &m.id)?,
+            display_name: m.display_name.clone(),
+            publisher: m
+                .publisher
+                .as_deref()
+                .map(|p| parse_uuid(id, p))
+                .transpose()?,
+            kind: SolutionKind::from_str_name(&m.kind).ok_or_else(|| corrupt(id, "kind"))?,
+            cosell_ready: m.cosell_ready,
+            incentive_eligible: m.incentive_eligible,
+            mpn_id: m.mpn_id.clone(),
+            create_time: m.create_time,
+            update_time: m.update_time,
+            version: m.version,
+        })
+    }
+}

@@ -1,0 +1,471 @@
+//! The deals database: referrals (one row per party; the engagement is the rows sharing an
+//! engagement id), idempotency keys of creates, favorites, and the solutions catalog.
+//!
+//! Writes of a referral are conditional on the version read (optimistic concurrency): a write
+//! that lost a race changes nothing and says so, and the caller decides to retry or to answer
+//! `ABORTED` (rule D9).
+
+pub mod entities;
+pub mod migration;
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, OnConflict, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::domain::{DealType, Direction, Party, Referral, Solution};
+use entities::{favorite, idempotency, referral, solution};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error("stored row {0} is corrupt: {1}")]
+    Corrupt(String, String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Sort orders of referral lists (always newest first, ties by id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Created,
+    Updated,
+}
+
+/// Which referrals a list returns. `None` fields do not filter.
+#[derive(Debug, Clone)]
+pub struct ReferralFilter {
+    pub party: Party,
+    pub organization: Option<Uuid>,
+    pub direction: Option<Direction>,
+    pub status: Option<&'static str>,
+    pub substatus: Option<&'static str>,
+    pub deal_type: Option<DealType>,
+    /// Case-insensitive substring of the customer's legal name.
+    pub customer_name: Option<String>,
+    /// Lower-case email of a team member.
+    pub team_email: Option<String>,
+    pub engagement: Option<Uuid>,
+    /// Only favorites of this principal.
+    pub favorites_of: Option<String>,
+    pub psc_deal_id: Option<String>,
+    pub mpn_location: Option<String>,
+    /// The caller's location scope: only these MPN locations.
+    pub locations: Option<Vec<String>>,
+    /// Platform users see no PRIVATE referral.
+    pub shared_only: bool,
+    pub order: Order,
+}
+
+/// What inserting a new referral did.
+pub enum Inserted {
+    /// Created now.
+    Created,
+    /// The idempotency key was used before, for this referral.
+    Replayed(Uuid),
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+impl Store {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Inserts the referrals of a new engagement (the partner's, and the platform's when there
+    /// is one) in one transaction, recording `key` (principal, request id) for the first one.
+    /// When the key was used before, nothing is inserted and the earlier referral's id returned.
+    pub async fn insert(
+        &self,
+        referrals: &[Referral],
+        key: Option<(&str, &str)>,
+    ) -> Result<Inserted> {
+        let txn = self.db.begin().await?;
+        if let (Some((principal, request_id)), Some(first)) = (key, referrals.first()) {
+            // ON CONFLICT DO NOTHING waits for a concurrent holder of the same key to finish,
+            // so two racing retries get one referral.
+            let inserted = idempotency::Entity::insert(idempotency::ActiveModel {
+                principal: Set(principal.to_owned()),
+                request_id: Set(request_id.to_owned()),
+                referral_id: Set(first.id.to_string()),
+                create_time: Set(first.create_time),
+            })
+            .on_conflict(
+                OnConflict::columns([
+                    idempotency::Column::Principal,
+                    idempotency::Column::RequestId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+            if inserted == 0 {
+                let earlier =
+                    idempotency::Entity::find_by_id((principal.to_owned(), request_id.to_owned()))
+                        .one(&txn)
+                        .await?
+                        .ok_or_else(|| {
+                            StoreError::Corrupt(request_id.into(), "key vanished".into())
+                        })?;
+                txn.rollback().await?;
+                let id = Uuid::parse_str(&earlier.referral_id)
+                    .map_err(|e| StoreError::Corrupt(earlier.referral_id.clone(), e.to_string()))?;
+                return Ok(Inserted::Replayed(id));
+            }
+        }
+        for r in referrals {
+            referral::Entity::insert(referral::to_active(r))
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(Inserted::Created)
+    }
+
+    /// Inserts a migrated referral (and its platform side) unless the organization has the PSC
+    /// deal already: then returns that one's id.
+    pub async fn insert_migrated(&self, referrals: &[Referral]) -> Result<Option<Uuid>> {
+        let Some(first) = referrals.first() else {
+            return Ok(None);
+        };
+        let psc = first.psc_deal_id.clone().unwrap_or_default();
+        if let Some(existing) = self.find_by_psc(first.organization, &psc).await? {
+            return Ok(Some(existing));
+        }
+        let txn = self.db.begin().await?;
+        for r in referrals {
+            if let Err(e) = referral::Entity::insert(referral::to_active(r))
+                .exec_without_returning(&txn)
+                .await
+            {
+                txn.rollback().await?;
+                // A concurrent import of the same deal won the unique index.
+                if let Some(existing) = self.find_by_psc(first.organization, &psc).await? {
+                    return Ok(Some(existing));
+                }
+                return Err(e.into());
+            }
+        }
+        txn.commit().await?;
+        Ok(None)
+    }
+
+    /// The referral an idempotency key was used for.
+    pub async fn replayed(&self, principal: &str, request_id: &str) -> Result<Option<Uuid>> {
+        let row = idempotency::Entity::find_by_id((principal.to_owned(), request_id.to_owned()))
+            .one(&self.db)
+            .await?;
+        row.map(|m| {
+            Uuid::parse_str(&m.referral_id)
+                .map_err(|e| StoreError::Corrupt(m.referral_id.clone(), e.to_string()))
+        })
+        .transpose()
+    }
+
+    pub async fn find_by_psc(&self, organization: Uuid, psc_deal_id: &str) -> Result<Option<Uuid>> {
+        let row = referral::Entity::find()
+            .filter(referral::Column::Organization.eq(organization.to_string()))
+            .filter(referral::Column::PscDealId.eq(psc_deal_id))
+            .filter(referral::Column::Party.eq(Party::Partner.as_str()))
+            .one(&self.db)
+            .await?;
+        row.map(|m| {
+            Uuid::parse_str(&m.id).map_err(|e| StoreError::Corrupt(m.id.clone(), e.to_string()))
+        })
+        .transpose()
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<Option<Referral>> {
+        referral::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+            .map(referral::to_domain)
+            .transpose()
+    }
+
+    /// Every referral of an engagement, oldest first.
+    pub async fn engagement(&self, engagement: Uuid) -> Result<Vec<Referral>> {
+        referral::Entity::find()
+            .filter(referral::Column::Engagement.eq(engagement.to_string()))
+            .order_by_asc(referral::Column::CreateTime)
+            .order_by_asc(referral::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(referral::to_domain)
+            .collect()
+    }
+
+    /// Writes changed referrals, each only if its stored version is still the one given; all or
+    /// nothing. `Ok(false)`: another writer came first and nothing was written. New referrals
+    /// (version 1 and expected 0) are inserted.
+    pub async fn save(&self, writes: &[(Referral, i64)]) -> Result<bool> {
+        let txn = self.db.begin().await?;
+        for (r, expected) in writes {
+            if *expected == 0 {
+                referral::Entity::insert(referral::to_active(r))
+                    .exec_without_returning(&txn)
+                    .await?;
+                continue;
+            }
+            let done = referral::Entity::update_many()
+                .set(referral::to_active(r))
+                .filter(referral::Column::Id.eq(r.id.to_string()))
+                .filter(referral::Column::Version.eq(*expected))
+                .exec(&txn)
+                .await?;
+            if done.rows_affected != 1 {
+                txn.rollback().await?;
+                return Ok(false);
+            }
+        }
+        txn.commit().await?;
+        Ok(true)
+    }
+
+    /// One page of referrals after `after` (the sort time and id of the previous page's last).
+    pub async fn list(
+        &self,
+        f: &ReferralFilter,
+        after: Option<(DateTime<Utc>, String)>,
+        limit: u64,
+    ) -> Result<Vec<Referral>> {
+        use referral::Column as C;
+        let mut q = referral::Entity::find().filter(C::Party.eq(f.party.as_str()));
+        if let Some(org) = f.organization {
+            q = q.filter(C::Organization.eq(org.to_string()));
+        }
+        if let Some(d) = f.direction {
+            q = q.filter(C::Direction.eq(d.as_str()));
+        }
+        if let Some(s) = f.status {
+            q = q.filter(C::Status.eq(s));
+        }
+        if let Some(s) = f.substatus {
+            q = q.filter(C::Substatus.eq(s));
+        }
+        if let Some(t) = f.deal_type {
+            q = q.filter(C::DealType.eq(t.as_str()));
+        }
+        if f.shared_only {
+            q = q.filter(C::DealType.ne(DealType::Private.as_str()));
+        }
+        if let Some(name) = &f.customer_name {
+            let pattern = format!("%{}%", like_escape(&name.to_lowercase()));
+            q = q.filter(
+                Expr::expr(Func::lower(Expr::col(C::CustomerName)))
+                    .like(LikeExpr::new(pattern).escape('\\')),
+            );
+        }
+        if let Some(email) = &f.team_email {
+            let pattern = format!("%,{},%", like_escape(email));
+            q = q.filter(Expr::col(C::TeamEmails).like(LikeExpr::new(pattern).escape('\\')));
+        }
+        if let Some(e) = f.engagement {
+            q = q.filter(C::Engagement.eq(e.to_string()));
+        }
+        if let Some(principal) = &f.favorites_of {
+            q = q.filter(
+                C::Id.in_subquery(
+                    Query::select()
+                        .column(favorite::Column::ReferralId)
+                        .from(favorite::Entity)
+                        .and_where(Expr::col(favorite::Column::Principal).eq(principal.as_str()))
+                        .to_owned(),
+                ),
+            );
+        }
+        if let Some(p) = &f.psc_deal_id {
+            q = q.filter(C::PscDealId.eq(p.as_str()));
+        }
+        if let Some(m) = &f.mpn_location {
+            q = q.filter(C::MpnLocation.eq(m.as_str()));
+        }
+        if let Some(locations) = &f.locations {
+            q = q.filter(C::MpnLocation.is_in(locations.iter().map(String::as_str)));
+        }
+        let time = match f.order {
+            Order::Created => C::CreateTime,
+            Order::Updated => C::UpdateTime,
+        };
+        if let Some((t, id)) = after {
+            q = q.filter(
+                Condition::any()
+                    .add(time.lt(t))
+                    .add(Condition::all().add(time.eq(t)).add(C::Id.lt(id))),
+            );
+        }
+        q.order_by_desc(time)
+            .order_by_desc(C::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(referral::to_domain)
+            .collect()
+    }
+
+    pub async fn set_favorite(&self, principal: &str, referral: Uuid, on: bool) -> Result<()> {
+        if on {
+            favorite::Entity::insert(favorite::ActiveModel {
+                principal: Set(principal.to_owned()),
+                referral_id: Set(referral.to_string()),
+                create_time: Set(crate::domain::now()),
+            })
+            .on_conflict(
+                OnConflict::columns([favorite::Column::Principal, favorite::Column::ReferralId])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        } else {
+            favorite::Entity::delete_many()
+                .filter(favorite::Column::Principal.eq(principal))
+                .filter(favorite::Column::ReferralId.eq(referral.to_string()))
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Which of `ids` are favorites of `principal`.
+    pub async fn favorites_among(&self, principal: &str, ids: &[Uuid]) -> Result<HashSet<Uuid>> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let rows = favorite::Entity::find()
+            .filter(favorite::Column::Principal.eq(principal))
+            .filter(favorite::Column::ReferralId.is_in(ids.iter().map(Uuid::to_string)))
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| Uuid::parse_str(&r.referral_id).ok())
+            .collect())
+    }
+
+    // --- the solutions catalog ---
+
+    pub async fn insert_solution(&self, s: &Solution) -> Result<()> {
+        solution::Entity::insert(solution::to_active(s))
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get_solution(&self, id: Uuid) -> Result<Option<Solution>> {
+        solution::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+            .map(solution::to_domain)
+            .transpose()
+    }
+
+    pub async fn get_solutions(&self, ids: &[Uuid]) -> Result<Vec<Solution>> {
+        solution::Entity::find()
+            .filter(solution::Column::Id.is_in(ids.iter().map(Uuid::to_string)))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(solution::to_domain)
+            .collect()
+    }
+
+    /// Writes a solution if its stored version is still `expected`.
+    pub async fn save_solution(&self, s: &Solution, expected: i64) -> Result<bool> {
+        let done = solution::Entity::update_many()
+            .set(solution::to_active(s))
+            .filter(solution::Column::Id.eq(s.id.to_string()))
+            .filter(solution::Column::Version.eq(expected))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected == 1)
+    }
+
+    /// Whether the organization publishes a co-sell-ready solution (rule D7).
+    pub async fn has_cosell_ready_solution(&self, organization: Uuid) -> Result<bool> {
+        Ok(solution::Entity::find()
+            .filter(solution::Column::Publisher.eq(organization.to_string()))
+            .filter(solution::Column::CosellReady.eq(true))
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+
+    /// One page of solutions by name: every word of `words` starts a word of the name.
+    /// `publisher`: `Some(None)` = the platform's.
+    pub async fn list_solutions(
+        &self,
+        words: &[String],
+        publisher: Option<Option<Uuid>>,
+        kind: Option<&str>,
+        cosell_ready_only: bool,
+        after: Option<(String, String)>,
+        limit: u64,
+    ) -> Result<Vec<Solution>> {
+        use solution::Column as C;
+        let mut q = solution::Entity::find();
+        for w in words {
+            let pattern = format!("% {}%", like_escape(w));
+            q = q.filter(Expr::col(C::SearchWords).like(LikeExpr::new(pattern).escape('\\')));
+        }
+        match publisher {
+            Some(Some(org)) => q = q.filter(C::Publisher.eq(org.to_string())),
+            Some(None) => q = q.filter(C::Publisher.is_null()),
+            None => {}
+        }
+        if let Some(k) = kind {
+            q = q.filter(C::Kind.eq(k));
+        }
+        if cosell_ready_only {
+            q = q.filter(C::CosellReady.eq(true));
+        }
+        if let Some((name, id)) = after {
+            q = q.filter(
+                Condition::any()
+                    .add(C::SortName.gt(name.clone()))
+                    .add(Condition::all().add(C::SortName.eq(name)).add(C::Id.gt(id))),
+            );
+        }
+        q.order_by_asc(C::SortName)
+            .order_by_asc(C::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(solution::to_domain)
+            .collect()
+    }
+
+    /// Every stored referral, both parties (for the demo seed and tests).
+    pub async fn count_referrals(&self) -> Result<u64> {
+        use sea_orm::PaginatorTrait;
+        Ok(referral::Entity::find().count(&self.db).await?)
+    }
+}
+
+/// Whether a database error is a unique-index violation.
+pub fn is_unique_violation(e: &StoreError) -> bool {
+    matches!(e, StoreError::Db(db) if matches!(db.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))))
+}

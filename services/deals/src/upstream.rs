@@ -1,0 +1,106 @@
+//! What the deals service asks of the others, with its own service token: the directory (a
+//! customer's legal name and address, rule D8) and identity (whether an MPN ID belongs to an
+//! organization).
+
+use std::sync::Arc;
+
+use cosell_platform::ApiError;
+use cosell_platform::auth::ServiceToken;
+use cosell_proto::directory as dpb;
+use cosell_proto::identity as ipb;
+use tonic::Code;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+use crate::domain::{Address, Customer};
+
+pub struct Upstream {
+    directory: dpb::directory_service_client::DirectoryServiceClient<Channel>,
+    organizations: ipb::organization_service_client::OrganizationServiceClient<Channel>,
+    token: Arc<ServiceToken>,
+}
+
+/// Which part of an organization an MPN ID names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MpnHolder {
+    /// Nobody holds it.
+    Unknown,
+    /// The organization's vOrg ID.
+    Vorg(Uuid),
+    /// One of the organization's locations.
+    Location(Uuid),
+}
+
+fn unavailable(service: &str, s: &tonic::Status) -> ApiError {
+    ApiError::unavailable(
+        "UPSTREAM_UNAVAILABLE",
+        format!("the {service} service did not answer: {}", s.message()),
+    )
+}
+
+impl Upstream {
+    pub fn new(identity: Channel, directory: Channel, token: Arc<ServiceToken>) -> Self {
+        Self {
+            directory: dpb::directory_service_client::DirectoryServiceClient::new(directory),
+            organizations: ipb::organization_service_client::OrganizationServiceClient::new(
+                identity,
+            ),
+            token,
+        }
+    }
+
+    /// The customer as the directory knows it (`entities/{id}`), `None` when it has no such
+    /// entry.
+    pub async fn customer(&self, entity: &str) -> Result<Option<Customer>, ApiError> {
+        let req = self
+            .token
+            .request(dpb::GetEntityRequest {
+                name: entity.to_owned(),
+            })
+            .await?;
+        match self.directory.clone().get_entity(req).await {
+            Ok(resp) => {
+                let e = resp.into_inner().entity.unwrap_or_default();
+                let a = e.address.unwrap_or_default();
+                Ok(Some(Customer {
+                    entity: Some(e.name),
+                    legal_name: e.legal_name,
+                    address: Address {
+                        lines: a.lines,
+                        city: a.city,
+                        region: a.region,
+                        postal_code: a.postal_code,
+                        country_code: a.country_code,
+                    },
+                    ..Default::default()
+                }))
+            }
+            Err(s) if matches!(s.code(), Code::NotFound | Code::InvalidArgument) => Ok(None),
+            Err(s) => Err(unavailable("directory", &s)),
+        }
+    }
+
+    /// Who holds an MPN ID (rule I6).
+    pub async fn mpn(&self, mpn_id: &str) -> Result<MpnHolder, ApiError> {
+        let req = self
+            .token
+            .request(ipb::LookupMpnIdRequest {
+                mpn_id: mpn_id.to_owned(),
+            })
+            .await?;
+        let resp = match self.organizations.clone().lookup_mpn_id(req).await {
+            Ok(r) => r.into_inner(),
+            Err(s) if s.code() == Code::InvalidArgument => return Ok(MpnHolder::Unknown),
+            Err(s) => return Err(unavailable("identity", &s)),
+        };
+        if !resp.exists {
+            return Ok(MpnHolder::Unknown);
+        }
+        let org = cosell_platform::names::parse_one(&resp.organization, "organizations")
+            .map_err(ApiError::internal)?;
+        Ok(match ipb::MpnIdKind::try_from(resp.kind) {
+            Ok(ipb::MpnIdKind::Location) => MpnHolder::Location(org),
+            _ => MpnHolder::Vorg(org),
+        })
+    }
+}

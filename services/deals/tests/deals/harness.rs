@@ -1,0 +1,383 @@
+//! Identity (demo people), the directory (a few real entities) and deals on one test server,
+//! reaching each other over loopback as in `cosell serve`; plus a small catalog.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use cosell_platform::auth::{AccessClient, RemoteKeys, ServiceToken, TokenVerifier};
+use cosell_proto::deals as pb;
+use cosell_proto::directory as dpb;
+use cosell_proto::identity as ipb;
+use cosell_testkit::{TestDb, TestServer, authed};
+use tonic::transport::{Channel, Endpoint};
+
+pub const DEALS_SECRET: &str = "deals-secret-for-tests-00000001";
+pub const DIRECTORY_SECRET: &str = "directory-secret-for-tests-0001";
+pub const MIGRATION_SECRET: &str = "migration-secret-for-tests-0001";
+
+pub const ADA: &str = "ada.admin@contoso.com";
+pub const RITA: &str = "rita.referrals@contoso.com";
+pub const LEO: &str = "leo.location@contoso.com";
+pub const UMA: &str = "uma.user@contoso.com";
+pub const BEA: &str = "bea.profile@contoso.com";
+pub const FAY: &str = "fay.admin@fabrikam.com";
+pub const SAM: &str = "sam.seller@platform.example";
+pub const OLI: &str = "oli.operator@platform.example";
+
+/// Real entities of the bundled sample loaded into the test directory.
+pub const ENTITIES: usize = 40;
+
+pub struct Harness {
+    pub server: TestServer,
+    pub deals: Arc<cosell_deals::Deals>,
+    /// `organizations/{id}` of Contoso and Fabrikam.
+    pub contoso: String,
+    pub fabrikam: String,
+    /// Directory entries (`entities/{lei}`) usable as customers, with their legal names.
+    pub customers: Vec<(String, String)>,
+    /// Contoso's co-sell-ready solution, a platform SKU, and Fabrikam's co-sell-ready solution.
+    pub contoso_solution: String,
+    pub sku: String,
+    pub fabrikam_solution: String,
+    _dbs: (TestDb, TestDb, TestDb),
+}
+
+impl Harness {
+    /// Deals on the default test database (PostgreSQL when CI says so).
+    pub async fn start() -> Self {
+        Self::start_on(TestDb::new().await.unwrap()).await
+    }
+
+    pub async fn start_on(deals_db: TestDb) -> Self {
+        let identity_db = TestDb::new().await.unwrap();
+        let directory_db = TestDb::new().await.unwrap();
+        let mut identity = cosell_identity::Config::new(identity_db.url.clone());
+        identity.dev_auth = true;
+        identity.demo = true;
+        identity.service_principals = vec![
+            ("directory".into(), DIRECTORY_SECRET.into()),
+            ("deals".into(), DEALS_SECRET.into()),
+            ("migration".into(), MIGRATION_SECRET.into()),
+        ];
+        let identity = cosell_identity::start(&identity).await.unwrap();
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let loopback = || -> Channel {
+            Endpoint::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect_lazy()
+        };
+        let directory_token =
+            Arc::new(ServiceToken::new(loopback(), "directory", DIRECTORY_SECRET));
+        let directory = cosell_directory::start(
+            &cosell_directory::Config::new(directory_db.url.clone()),
+            Some(Arc::new(AccessClient::new(loopback(), directory_token))),
+        )
+        .await
+        .unwrap();
+        let deals = cosell_deals::start(
+            &cosell_deals::Config::new(deals_db.url.clone()),
+            cosell_deals::Links {
+                identity: loopback(),
+                directory: loopback(),
+                token: Arc::new(ServiceToken::new(loopback(), "deals", DEALS_SECRET)),
+            },
+        )
+        .await
+        .unwrap();
+        let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(loopback()))));
+        let services = identity
+            .services
+            .merge(directory.services)
+            .merge(deals.services);
+        let server = TestServer::start_on(listener, services, verifier, Default::default())
+            .await
+            .unwrap();
+        let mut h = Self {
+            server,
+            deals: deals.deals,
+            contoso: String::new(),
+            fabrikam: String::new(),
+            customers: Vec::new(),
+            contoso_solution: String::new(),
+            sku: String::new(),
+            fabrikam_solution: String::new(),
+            _dbs: (identity_db, directory_db, deals_db),
+        };
+        h.contoso = h.organization_of("4000001").await;
+        h.fabrikam = h.organization_of("5000001").await;
+        h.customers = h.load_customers().await;
+        h.contoso_solution = h
+            .create_solution(
+                OLI,
+                "Contoso Cloud Analytics",
+                pb::SolutionKind::PartnerSolution,
+                &h.contoso.clone(),
+                "4000001",
+                true,
+            )
+            .await
+            .name;
+        h.sku = h
+            .create_solution(
+                OLI,
+                "Platform Compute Reserved",
+                pb::SolutionKind::PlatformSku,
+                "",
+                "",
+                false,
+            )
+            .await
+            .name;
+        h.fabrikam_solution = h
+            .create_solution(
+                OLI,
+                "Fabrikam Data Fabric",
+                pb::SolutionKind::PartnerSolution,
+                &h.fabrikam.clone(),
+                "5000001",
+                true,
+            )
+            .await
+            .name;
+        h
+    }
+
+    pub async fn token(&self, email: &str) -> String {
+        ipb::token_service_client::TokenServiceClient::new(self.server.channel.clone())
+            .sign_in_with_email(ipb::SignInWithEmailRequest {
+                email: email.into(),
+                organization: String::new(),
+            })
+            .await
+            .unwrap_or_else(|s| panic!("sign in {email}: {s:?}"))
+            .into_inner()
+            .access_token
+    }
+
+    /// A token of the suite's `migration` service principal.
+    pub async fn migration_token(&self) -> String {
+        ServiceToken::new(self.server.channel.clone(), "migration", MIGRATION_SECRET)
+            .token()
+            .await
+            .unwrap()
+    }
+
+    pub fn referrals(&self) -> pb::referral_service_client::ReferralServiceClient<Channel> {
+        pb::referral_service_client::ReferralServiceClient::new(self.server.channel.clone())
+    }
+
+    pub fn cosell(&self) -> pb::co_sell_service_client::CoSellServiceClient<Channel> {
+        pb::co_sell_service_client::CoSellServiceClient::new(self.server.channel.clone())
+    }
+
+    pub fn catalog(&self) -> pb::catalog_service_client::CatalogServiceClient<Channel> {
+        pb::catalog_service_client::CatalogServiceClient::new(self.server.channel.clone())
+    }
+
+    async fn organization_of(&self, mpn: &str) -> String {
+        let token = self.token(OLI).await;
+        ipb::organization_service_client::OrganizationServiceClient::new(
+            self.server.channel.clone(),
+        )
+        .lookup_mpn_id(authed(
+            &token,
+            ipb::LookupMpnIdRequest { mpn_id: mpn.into() },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+    }
+
+    /// Loads the first [`ENTITIES`] rows of the bundled sample into the directory.
+    async fn load_customers(&self) -> Vec<(String, String)> {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(cosell_directory::SAMPLE)
+            .read_to_string(&mut text)
+            .unwrap();
+        let csv: String = text
+            .lines()
+            .take(ENTITIES + 1)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let token = self.token(OLI).await;
+        let mut stream =
+            dpb::directory_service_client::DirectoryServiceClient::new(self.server.channel.clone())
+                .load_entities(authed(
+                    &token,
+                    tokio_stream::iter(vec![dpb::LoadEntitiesRequest {
+                        chunk: csv.clone().into_bytes(),
+                        file_name: "customers.csv".into(),
+                    }]),
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+        while stream.message().await.unwrap().is_some() {}
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        reader
+            .records()
+            .map(|r| {
+                let r = r.unwrap();
+                (format!("entities/{}", &r[0]), r[1].to_owned())
+            })
+            .collect()
+    }
+
+    pub async fn create_solution(
+        &self,
+        as_user: &str,
+        name: &str,
+        kind: pb::SolutionKind,
+        publisher: &str,
+        mpn: &str,
+        ready: bool,
+    ) -> pb::Solution {
+        let token = self.token(as_user).await;
+        self.catalog()
+            .create_solution(authed(
+                &token,
+                pb::CreateSolutionRequest {
+                    solution: Some(pb::Solution {
+                        display_name: name.into(),
+                        kind: kind as i32,
+                        cosell_ready: ready,
+                        incentive_eligible: ready,
+                        mpn_id: mpn.into(),
+                        ..Default::default()
+                    }),
+                    publisher: publisher.into(),
+                },
+            ))
+            .await
+            .unwrap_or_else(|s| panic!("create solution {name}: {s:?}"))
+            .into_inner()
+            .solution
+            .unwrap()
+    }
+
+    /// A referral with every field D6 asks for, for the given solution.
+    pub fn complete(&self, deal_type: pb::DealType, solution: &str) -> pb::Referral {
+        let person = |first: &str, last: &str, email: &str| pb::Contact {
+            first_name: first.into(),
+            last_name: last.into(),
+            email: email.into(),
+            phone: "+1 425 555 0100".into(),
+        };
+        let co_sell = deal_type == pb::DealType::CoSell;
+        pb::Referral {
+            display_name: "Data platform renewal".into(),
+            deal_type: deal_type as i32,
+            customer: Some(pb::Customer {
+                entity: self.customers[0].0.clone(),
+                size: pb::CustomerSize::CustomerSize251To1000 as i32,
+                contacts: vec![person("Carla", "Customer", "carla@customer.example")],
+                ..Default::default()
+            }),
+            consent_to_share: deal_type != pb::DealType::Private,
+            assistance: co_sell.then(|| pb::Assistance {
+                code: pb::AssistanceCode::TechnicalArchitecture as i32,
+                notes: "architecture review".into(),
+            }),
+            solutions: vec![pb::ReferralSolution {
+                solution: solution.into(),
+                ..Default::default()
+            }],
+            team: vec![person("Rita", "Referrals", RITA)],
+            deal_value: Some(pb::Money {
+                currency_code: "USD".into(),
+                amount: "125000.50".into(),
+            }),
+            estimated_close_date: "2027-03-31".into(),
+            notes: "Customer wants a pilot first.".into(),
+            ..Default::default()
+        }
+    }
+
+    /// Creates a referral as `email`; panics on refusal.
+    pub async fn create(&self, email: &str, referral: pb::Referral) -> pb::Referral {
+        self.try_create(email, referral, "")
+            .await
+            .unwrap_or_else(|s| panic!("create: {s:?}"))
+    }
+
+    pub async fn try_create(
+        &self,
+        email: &str,
+        referral: pb::Referral,
+        request_id: &str,
+    ) -> Result<pb::Referral, tonic::Status> {
+        let token = self.token(email).await;
+        Ok(self
+            .referrals()
+            .create_referral(authed(
+                &token,
+                pb::CreateReferralRequest {
+                    request_id: request_id.into(),
+                    referral: Some(referral),
+                },
+            ))
+            .await?
+            .into_inner()
+            .referral
+            .unwrap())
+    }
+
+    pub async fn get(&self, email: &str, name: &str) -> Result<pb::Referral, tonic::Status> {
+        let token = self.token(email).await;
+        Ok(self
+            .referrals()
+            .get_referral(authed(&token, pb::GetReferralRequest { name: name.into() }))
+            .await?
+            .into_inner()
+            .referral
+            .unwrap())
+    }
+
+    pub async fn list(
+        &self,
+        email: &str,
+        req: pb::ListReferralsRequest,
+    ) -> Result<pb::ListReferralsResponse, tonic::Status> {
+        let token = self.token(email).await;
+        Ok(self
+            .referrals()
+            .list_referrals(authed(&token, req))
+            .await?
+            .into_inner())
+    }
+
+    /// The platform sellers' queue (NEW invitations), every page.
+    pub async fn queue(&self) -> Vec<pb::Referral> {
+        let token = self.token(SAM).await;
+        self.cosell()
+            .list_invitations(authed(
+                &token,
+                pb::ListInvitationsRequest {
+                    page_size: 500,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .referrals
+    }
+}
+
+/// The `ErrorInfo` reason and the field / precondition subjects of an error status.
+pub fn details(s: &tonic::Status) -> (String, Vec<String>) {
+    use tonic_types::StatusExt;
+    let d = s.get_error_details();
+    let reason = d.error_info().map(|i| i.reason.clone()).unwrap_or_default();
+    let mut fields: Vec<String> = d
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default();
+    if let Some(p) = d.precondition_failure() {
+        fields.extend(p.violations.iter().map(|v| v.subject.clone()));
+    }
+    (reason, fields)
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the deals service: identity, the directory and deals on one server (as
+//! `cosell serve` mounts them), deals reaching the others only through gRPC, over fresh
+//! databases (PostgreSQL when `COSELL_TEST_DATABASE_URL` is set, else in-memory SQLite).
+
+mod harness;
+
+mod authz;
+mod rules;
+mod story;
