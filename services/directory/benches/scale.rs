@@ -11,6 +11,7 @@
 //! Run: `cargo bench -p cosell-directory --bench scale`. Environment: COSELL_BENCH_DATABASE_URL
 //! (a PostgreSQL server to create the benchmark database on; default
 //! postgres://postgres@127.0.0.1:5432/postgres), COSELL_BENCH_ENTITIES (default 1,000,000),
+//! COSELL_BENCH_CALLS (searches per figure, default 4,000),
 //! COSELL_GLEIF (the real file).
 
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ use cosell_platform::auth::{RemoteKeys, TokenVerifier};
 use cosell_proto::directory as pb;
 use cosell_proto::identity as ipb;
 use cosell_testkit::authed;
+use cosell_testkit::bench::measure;
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use tonic::transport::{Channel, Endpoint};
 
@@ -86,42 +88,6 @@ fn dir_size(path: &std::path::Path) -> u64 {
 
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * q) as usize]
-}
-
-/// Makes `calls` calls, `concurrency` at a time (call `i` is `call(i)`, which returns its own
-/// latency); returns calls per second, p50 and p99.
-async fn measure<F, Fut>(
-    concurrency: usize,
-    calls: usize,
-    call: F,
-) -> anyhow::Result<(f64, Duration, Duration)>
-where
-    F: Fn(usize) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = Duration> + Send,
-{
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..concurrency {
-        let call = call.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            for i in (w..calls).step_by(concurrency) {
-                lat.push(call(i * 7).await);
-            }
-            lat
-        }));
-    }
-    let mut lat = Vec::new();
-    for t in tasks {
-        lat.extend(t.await?);
-    }
-    let secs = started.elapsed().as_secs_f64();
-    lat.sort();
-    Ok((
-        lat.len() as f64 / secs,
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
-    ))
 }
 
 fn us(d: Duration) -> f64 {
@@ -296,7 +262,10 @@ async fn main() -> anyhow::Result<()> {
     for rec in reader.records() {
         queries.push(rec?[1].to_owned());
     }
-    let calls = 4000usize;
+    let calls: usize = std::env::var("COSELL_BENCH_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4000);
     let search_token = token.clone();
     let search = move |client: pb::directory_service_client::DirectoryServiceClient<Channel>,
                        q: String| {
@@ -365,10 +334,11 @@ async fn main() -> anyhow::Result<()> {
     let mut grpc_p50 = Duration::ZERO;
     for concurrency in [1usize, 16] {
         let (client, queries, search) = (client.clone(), queries.clone(), search.clone());
-        let (rate, p50, p99) = measure(concurrency, calls, move |i| {
-            search(client.clone(), queries[i % queries.len()].clone())
+        let f = measure(concurrency, calls, move |i| {
+            search(client.clone(), queries[(i * 7) % queries.len()].clone())
         })
-        .await?;
+        .await;
+        let (rate, p50, p99) = (f.rate, f.p50, f.p99);
         if concurrency == 1 {
             grpc_p50 = p50;
         }
@@ -382,7 +352,7 @@ async fn main() -> anyhow::Result<()> {
     // and client, so that what a search costs shows beside what any gRPC call costs here.
     for concurrency in [1usize, 16] {
         let health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
-        let (rate, p50, p99) = measure(concurrency, calls, move |_| {
+        let f = measure(concurrency, calls, move |_| {
             let mut health = health.clone();
             let req = tonic_health::pb::HealthCheckRequest::default();
             async move {
@@ -391,7 +361,8 @@ async fn main() -> anyhow::Result<()> {
                 t.elapsed()
             }
         })
-        .await?;
+        .await;
+        let (rate, p50, p99) = (f.rate, f.p50, f.p99);
         println!(
             "baseline: trivial gRPC call (health check), concurrency {concurrency:>2}: {rate:>6.0} calls/s  p50 {:>7.0} us  p99 {:>7.0} us",
             us(p50),

@@ -326,15 +326,17 @@ impl SearchIndex {
                     Box::new(FuzzyTermQuery::new_prefix(term(f.words, w), 0, true))
                 };
                 options.push((Occur::Should, constant(prefix, 1.0)));
-                // One typo in what is typed so far, where it is long enough to tell.
+                // One typo in what is typed so far, where it is long enough to tell. Up to
+                // PREFIX_MAX letters this looks among the indexed prefixes (the few within one
+                // edit of what is typed), not among every word starting near it: a prefix
+                // automaton over the words walks thousands of terms for a short prefix.
                 if len >= FUZZY_MIN_LEN && !known(f.prefixes, w) {
-                    options.push((
-                        Occur::Should,
-                        constant(
-                            Box::new(FuzzyTermQuery::new_prefix(term(f.words, w), 1, true)),
-                            0.8,
-                        ),
-                    ));
+                    let typo = if len <= PREFIX_MAX {
+                        FuzzyTermQuery::new(term(f.prefixes, w), 1, true)
+                    } else {
+                        FuzzyTermQuery::new_prefix(term(f.words, w), 1, true)
+                    };
+                    options.push((Occur::Should, constant(Box::new(typo), 0.8)));
                 }
             } else if len >= FUZZY_MIN_LEN && !known(f.words, w) {
                 // A word no entity has is most likely a typo of one that some entity has.
