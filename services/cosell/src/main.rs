@@ -8,6 +8,7 @@
 //! subcommands), [`directory`] (directory subcommands).
 
 mod client;
+mod demo;
 mod directory;
 mod serve;
 

@@ -32,6 +32,12 @@ pub struct ServeArgs {
     /// Put the directory on this database instead of the SQLite file.
     #[arg(long, env = "COSELL_DATABASE_URL_DIRECTORY")]
     database_url_directory: Option<String>,
+    /// Put deals on this database instead of the SQLite file.
+    #[arg(long, env = "COSELL_DATABASE_URL_DEALS")]
+    database_url_deals: Option<String>,
+    /// Days a NEW referral waits for an answer before it expires.
+    #[arg(long, env = "COSELL_DEALS_EXPIRY_DAYS", default_value_t = 14)]
+    deals_expiry_days: i64,
     /// Do not load the bundled sample of legal entities into an empty directory.
     #[arg(long, env = "COSELL_NO_SAMPLE")]
     no_sample: bool,
@@ -59,25 +65,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| cosell_platform::db::sqlite_file_url(&args.data_dir, "identity"));
     // Each service proves itself to identity with a client secret; inside one process a fresh
     // random one per start is enough.
-    let directory_secret = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
+    let secret = || {
+        format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        )
+    };
+    let (directory_secret, deals_secret) = (secret(), secret());
     let mut identity = cosell_identity::Config::new(identity_url);
     identity.dev_auth = !args.no_dev_auth;
     identity.demo = args.demo;
     identity.token_ttl = Duration::from_secs(args.token_ttl_secs);
-    identity.service_principals = vec![("directory".into(), directory_secret.clone())];
+    identity.service_principals = vec![
+        ("directory".into(), directory_secret.clone()),
+        ("deals".into(), deals_secret.clone()),
+    ];
     let identity = cosell_identity::start(&identity)
         .await
         .context("identity failed to start")?;
 
     // The loopback channel the services use to reach each other; lazy, as the server starts
     // listening only below.
-    let loopback = Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .connect_lazy();
+    let endpoint =
+        Endpoint::from_shared(format!("http://{addr}"))?.connect_timeout(Duration::from_secs(5));
+    let loopback = endpoint.connect_lazy();
     let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(
         loopback.clone(),
     ))));
@@ -100,15 +112,47 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("directory failed to start")?;
 
-    tracing::info!(%addr, data_dir = %args.data_dir.display(), demo = args.demo, "cosell serving");
-    eprintln!("cosell listening on {addr} (services: identity, directory)");
-    cosell_platform::server::serve(
+    // Deals has connections of its own: a large stream on a shared connection could hold up
+    // its calls behind the stream's flow-control window.
+    let deals_channel = endpoint.connect_lazy();
+    let mut deals = cosell_deals::Config::new(
+        args.database_url_deals
+            .clone()
+            .unwrap_or_else(|| cosell_platform::db::sqlite_file_url(&args.data_dir, "deals")),
+    );
+    deals.expiry_days = args.deals_expiry_days;
+    let deals = cosell_deals::start(
+        &deals,
+        cosell_deals::Links {
+            identity: deals_channel.clone(),
+            directory: deals_channel.clone(),
+            token: Arc::new(ServiceToken::new(deals_channel, "deals", deals_secret)),
+        },
+    )
+    .await
+    .context("deals failed to start")?;
+
+    let server = tokio::spawn(cosell_platform::server::serve(
         listener,
-        identity.services.merge(directory.services),
+        identity
+            .services
+            .merge(directory.services)
+            .merge(deals.services),
         verifier,
         args.server.options(),
         cosell_platform::server::shutdown_signal(),
-    )
-    .await?;
+    ));
+    if args.demo {
+        if args.no_dev_auth {
+            tracing::warn!("the demo deals need development sign-in; not seeded");
+        } else {
+            crate::demo::seed(endpoint.connect_lazy())
+                .await
+                .context("seeding the demo deals failed")?;
+        }
+    }
+    tracing::info!(%addr, data_dir = %args.data_dir.display(), demo = args.demo, "cosell serving");
+    eprintln!("cosell listening on {addr} (services: identity, directory, deals)");
+    server.await??;
     Ok(())
 }

@@ -58,13 +58,14 @@ struct Server {
     child: Child,
     addr: String,
     _data: tempfile::TempDir,
-    _dbs: (TestDb, TestDb),
+    _dbs: (TestDb, TestDb, TestDb),
 }
 
 impl Server {
     async fn start() -> Server {
         let db = TestDb::new().await.unwrap();
         let directory_db = TestDb::new().await.unwrap();
+        let deals_db = TestDb::new().await.unwrap();
         let data = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosell"));
         cmd.args([
@@ -84,6 +85,7 @@ impl Server {
         if db.is_postgres() {
             cmd.arg("--database-url-identity").arg(&db.url);
             cmd.arg("--database-url-directory").arg(&directory_db.url);
+            cmd.arg("--database-url-deals").arg(&deals_db.url);
         }
         let mut child = cmd.spawn().expect("cosell starts");
         let stderr = child.stderr.take().unwrap();
@@ -108,7 +110,7 @@ impl Server {
             child,
             addr,
             _data: data,
-            _dbs: (db, directory_db),
+            _dbs: (db, directory_db, deals_db),
         }
     }
 
@@ -144,6 +146,36 @@ impl Server {
         let _ = self.child.kill();
         panic!("cosell did not stop within 10 s of SIGTERM");
     }
+}
+
+/// Runs a README tour with bash (`-euo pipefail`), grpcurl and the `cosell` binary on the PATH;
+/// its stdout. Fails the test when the tour fails.
+fn run_tour(name: &str, server: &Server, grpcurl: &Path) -> String {
+    let tour = readme_tour(name).replace("localhost:50051", &server.addr);
+    let cosell_dir = Path::new(env!("CARGO_BIN_EXE_cosell"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let path = format!(
+        "{}:{}:{}",
+        grpcurl.parent().unwrap().display(),
+        cosell_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &tour])
+        .env("PATH", path)
+        .env("COSELL_SERVER", format!("http://{}", server.addr))
+        .env_remove("COSELL_TOKEN")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "tour {name} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 /// The bash block of the README between `<!-- tour:NAME -->` and `<!-- /tour:NAME -->`.
@@ -227,31 +259,8 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
         "{me}"
     );
 
-    // The README tour, as written (the address aside).
-    let tour = readme_tour("identity").replace("localhost:50051", &server.addr);
-    let cosell_dir = Path::new(env!("CARGO_BIN_EXE_cosell"))
-        .parent()
-        .unwrap()
-        .to_owned();
-    let path = format!(
-        "{}:{}:{}",
-        grpcurl.parent().unwrap().display(),
-        cosell_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &tour])
-        .env("PATH", path)
-        .env("COSELL_SERVER", format!("http://{}", server.addr))
-        .env_remove("COSELL_TOKEN")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "tour failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The README tours, as written (the address aside).
+    let stdout = run_tour("identity", &server, &grpcurl);
     assert!(stdout.contains("\"SERVING\""), "{stdout}");
     assert!(
         stdout.contains("ada.admin@contoso.com"),
@@ -262,6 +271,20 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
     assert!(
         last_get_caller.contains("ROLE_REFERRALS_ADMIN") && last_get_caller.contains("4000003"),
         "the same token has the new role: {last_get_caller}"
+    );
+
+    let stdout = run_tour("deals", &server, &grpcurl);
+    assert!(stdout.contains("SUBSTATUS_PENDING"), "{stdout}");
+    assert!(
+        stdout.contains("\"email\": \"sam.seller@platform.example\""),
+        "Rita sees the seller after he accepted: {stdout}"
+    );
+    assert!(stdout.contains("SUBSTATUS_WON"), "{stdout}");
+    assert!(stdout.contains("refused: REFERRAL_CLOSED"), "{stdout}");
+    assert!(stdout.contains("no capacity this quarter"), "{stdout}");
+    assert!(
+        stdout.contains("SUBSTATUS_RECEIVED"),
+        "the Inbound tab lists what Sam sent: {stdout}"
     );
 
     // The CLI subcommands.

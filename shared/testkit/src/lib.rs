@@ -5,6 +5,9 @@
 //!   fresh machine and CI exercises PostgreSQL.
 //! - [`TestServer`]: serves a [`ServiceSet`] on `127.0.0.1:0` with an explicit shutdown.
 //! - [`authed`]: a request carrying a bearer token.
+//! - [`bench`]: concurrent latency and throughput measurement for the benchmarks.
+
+pub mod bench;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,12 +31,15 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new() -> anyhow::Result<Self> {
-        let Ok(admin_url) = std::env::var(DATABASE_URL_VAR) else {
-            return Ok(Self {
-                url: "sqlite::memory:".into(),
-                drop: None,
-            });
-        };
+        match std::env::var(DATABASE_URL_VAR) {
+            Ok(admin_url) => Self::postgres(&admin_url).await,
+            Err(_) => Ok(Self::sqlite()),
+        }
+    }
+
+    /// A new database on the PostgreSQL server of `admin_url` (dropped on drop).
+    pub async fn postgres(admin_url: &str) -> anyhow::Result<Self> {
+        let admin_url = admin_url.to_owned();
         let name = format!("cosell_test_{}", uuid::Uuid::new_v4().simple());
         let admin = Database::connect(&admin_url).await?;
         admin

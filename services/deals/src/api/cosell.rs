@@ -13,7 +13,7 @@ use super::referrals::draft;
 use super::{Actor, Deals, rule_error, status};
 use crate::domain::rules;
 use crate::domain::{Contact, DealType, Direction, Party, Referral, Stage, Waiting, now};
-use crate::store::{Order, ReferralFilter};
+use crate::store::ReferralFilter;
 
 pub struct CoSellApi(pub Arc<Deals>);
 
@@ -79,23 +79,9 @@ impl Deals {
                 "NEW"
             }
         };
-        let filter = ReferralFilter {
-            party: Party::Platform,
-            organization: None,
-            direction: Some(Direction::Inbound),
-            status: Some(status),
-            substatus: None,
-            deal_type: None,
-            customer_name: None,
-            team_email: None,
-            engagement: None,
-            favorites_of: None,
-            psc_deal_id: None,
-            mpn_location: None,
-            locations: None,
-            shared_only: false,
-            order: Order::Created,
-        };
+        let mut filter = ReferralFilter::new(Party::Platform);
+        filter.direction = Some(Direction::Inbound);
+        filter.status = Some(status);
         let query = format!("invitations|{status}");
         let after = v.take("page_token", page::decode(&r.page_token, &query));
         v.finish()?;

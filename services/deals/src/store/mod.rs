@@ -63,6 +63,29 @@ pub struct ReferralFilter {
     pub order: Order,
 }
 
+impl ReferralFilter {
+    /// Every referral of `party`, newest first.
+    pub fn new(party: Party) -> Self {
+        Self {
+            party,
+            organization: None,
+            direction: None,
+            status: None,
+            substatus: None,
+            deal_type: None,
+            customer_name: None,
+            team_email: None,
+            engagement: None,
+            favorites_of: None,
+            psc_deal_id: None,
+            mpn_location: None,
+            locations: None,
+            shared_only: false,
+            order: Order::Created,
+        }
+    }
+}
+
 /// What inserting a new referral did.
 pub enum Inserted {
     /// Created now.

@@ -156,6 +156,12 @@ impl Harness {
             .access_token
     }
 
+    /// Where the deals database is (for the benchmark's plain SQL baseline).
+    #[allow(dead_code)]
+    pub fn deals_database_url(&self) -> String {
+        self._dbs.2.url.clone()
+    }
+
     /// A token of the suite's `migration` service principal.
     pub async fn migration_token(&self) -> String {
         ServiceToken::new(self.server.channel.clone(), "migration", MIGRATION_SECRET)

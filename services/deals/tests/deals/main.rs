@@ -5,5 +5,8 @@
 mod harness;
 
 mod authz;
+mod catalog;
+mod concurrency;
+mod import;
 mod rules;
 mod story;

@@ -1,0 +1,300 @@
+//! Benchmark of the deals API on PostgreSQL (not a test; prints figures): create, get and list
+//! (a page of 50 among 100,000 referrals of one organization) through gRPC with authentication
+//! and access checks, beside, measured in the same run on the same machine, a trivial gRPC call
+//! (the health check) and the equivalent plain SQL statements on the same database, as ratios.
+//!
+//! Targets: get >= 10,000/s, create >= 2,000/s, list p99 <= 10 ms.
+//!
+//! Run: `cargo bench -p cosell-deals --bench api`. Environment: COSELL_BENCH_DATABASE_URL (the
+//! PostgreSQL server; default postgres://postgres@127.0.0.1:5432/postgres), COSELL_BENCH_CALLS
+//! (calls per figure, default 10,000), COSELL_BENCH_REFERRALS (default 100,000).
+
+#[allow(dead_code)]
+#[path = "../tests/deals/harness.rs"]
+mod harness;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use cosell_proto::deals as pb;
+use cosell_testkit::bench::{Figures, measure};
+use cosell_testkit::{TestDb, authed};
+use harness::{Harness, RITA};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use uuid::Uuid;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+const CONCURRENCY: usize = 16;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let calls = env("COSELL_BENCH_CALLS", 10_000);
+    let total = env("COSELL_BENCH_REFERRALS", 100_000);
+    let admin = std::env::var("COSELL_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let h = Harness::start_on(TestDb::postgres(&admin).await?).await;
+    let token = h.token(RITA).await;
+    println!(
+        "deals API on PostgreSQL: {total} referrals of one organization, {calls} calls per figure, concurrency {CONCURRENCY}"
+    );
+    println!();
+
+    // The floor: a trivial gRPC call on the same server (no token check, no work).
+    let health = tonic_health::pb::health_client::HealthClient::new(h.server.channel.clone());
+    let trivial = measure(CONCURRENCY, calls, move |_| {
+        let mut health = health.clone();
+        async move {
+            let t = Instant::now();
+            health
+                .check(tonic_health::pb::HealthCheckRequest::default())
+                .await
+                .expect("health");
+            t.elapsed()
+        }
+    })
+    .await;
+    println!("trivial gRPC call (health)   {}", trivial.line());
+
+    // Create through gRPC: a complete PRIVATE referral for a directory customer.
+    let template = h.complete(pb::DealType::Private, &h.contoso_solution);
+    let creates = calls.min(total);
+    let create = {
+        let client = h.referrals();
+        let token = token.clone();
+        measure(CONCURRENCY, creates, move |_| {
+            let req = authed(
+                &token,
+                pb::CreateReferralRequest {
+                    request_id: Uuid::new_v4().to_string(),
+                    referral: Some(template.clone()),
+                },
+            );
+            let mut client = client.clone();
+            async move {
+                let t = Instant::now();
+                client.create_referral(req).await.expect("create");
+                t.elapsed()
+            }
+        })
+        .await
+    };
+
+    // Fill up to `total` straight through the store (the API's own insert path, batched).
+    let store = &h.deals.store;
+    let first = store
+        .list(&filter(&h), None, 1)
+        .await?
+        .pop()
+        .expect("a created referral");
+    let fill = Instant::now();
+    let mut made = creates;
+    while made < total {
+        let n = (total - made).min(1000);
+        let batch: Vec<_> = (0..n)
+            .map(|_| {
+                let mut r = first.clone();
+                r.id = Uuid::now_v7();
+                r.engagement = Uuid::now_v7();
+                r.create_time = cosell_deals::domain::now();
+                r.update_time = r.create_time;
+                r
+            })
+            .collect();
+        store.insert(&batch, None).await?;
+        made += n;
+    }
+    let fill_secs = fill.elapsed().as_secs_f64();
+    let ids: Arc<Vec<String>> = Arc::new(
+        store
+            .list(&filter(&h), None, 20_000)
+            .await?
+            .into_iter()
+            .map(|r| format!("referrals/{}", r.id))
+            .collect(),
+    );
+
+    // Get through gRPC.
+    let get = {
+        let client = h.referrals();
+        let token = token.clone();
+        let ids = ids.clone();
+        measure(CONCURRENCY, calls, move |i| {
+            let req = authed(
+                &token,
+                pb::GetReferralRequest {
+                    name: ids[(i * 7919) % ids.len()].clone(),
+                },
+            );
+            let mut client = client.clone();
+            async move {
+                let t = Instant::now();
+                client.get_referral(req).await.expect("get");
+                t.elapsed()
+            }
+        })
+        .await
+    };
+
+    // List through gRPC: pages of 50, the first ones and deeper ones (page tokens from a walk).
+    let mut tokens = vec![String::new()];
+    {
+        let mut client = h.referrals();
+        let mut next = String::new();
+        for _ in 0..40 {
+            let page = client
+                .list_referrals(authed(
+                    &token,
+                    pb::ListReferralsRequest {
+                        page_size: 50,
+                        page_token: next.clone(),
+                        ..Default::default()
+                    },
+                ))
+                .await?
+                .into_inner();
+            next = page.next_page_token;
+            tokens.push(next.clone());
+        }
+    }
+    let tokens = Arc::new(tokens);
+    let list = {
+        let client = h.referrals();
+        let token = token.clone();
+        let tokens = tokens.clone();
+        measure(CONCURRENCY, calls / 2, move |i| {
+            let req = authed(
+                &token,
+                pb::ListReferralsRequest {
+                    page_size: 50,
+                    page_token: tokens[i % tokens.len()].clone(),
+                    ..Default::default()
+                },
+            );
+            let mut client = client.clone();
+            async move {
+                let t = Instant::now();
+                let page = client.list_referrals(req).await.expect("list");
+                assert_eq!(page.into_inner().referrals.len(), 50);
+                t.elapsed()
+            }
+        })
+        .await
+    };
+
+    // The same work in plain SQL on the same database, through a pool of 16 connections.
+    let mut options = sea_orm::ConnectOptions::new(h.deals_database_url());
+    options.max_connections(16);
+    let pool = sea_orm::Database::connect(options).await?;
+    let row = pool
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT * FROM referrals LIMIT 1",
+        ))
+        .await?
+        .expect("a row");
+    let organization: String = row.try_get("", "organization")?;
+    let sql_get = {
+        let pool = pool.clone();
+        let ids = ids.clone();
+        measure(CONCURRENCY, calls, move |i| {
+            let pool = pool.clone();
+            let id = ids[(i * 7919) % ids.len()]
+                .trim_start_matches("referrals/")
+                .to_owned();
+            async move {
+                let t = Instant::now();
+                pool.query_one_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT * FROM referrals WHERE id = $1",
+                    [id.into()],
+                ))
+                .await
+                .expect("select");
+                t.elapsed()
+            }
+        })
+        .await
+    };
+    let sql_insert = {
+        let pool = pool.clone();
+        let row_id: String = row.try_get("", "id")?;
+        measure(CONCURRENCY, creates, move |_| {
+            let pool = pool.clone();
+            let from = row_id.clone();
+            async move {
+                let t = Instant::now();
+                pool.execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "INSERT INTO referrals SELECT $1, organization, mpn_location, party, $2, direction, deal_type, status, substatus, status_reason, display_name, customer_entity, customer_name, customer_json, consent_to_share, assistance_json, solutions_json, team_json, team_emails, deal_value_cents, currency, estimated_close_date, notes, seller_contact_json, now(), now(), accept_time, close_time, expire_time, version, external_reference_id, NULL FROM referrals WHERE id = $3",
+                    [Uuid::now_v7().to_string().into(), Uuid::now_v7().to_string().into(), from.into()],
+                ))
+                .await
+                .expect("insert");
+                t.elapsed()
+            }
+        })
+        .await
+    };
+    let sql_list = {
+        let pool = pool.clone();
+        measure(CONCURRENCY, calls / 2, move |i| {
+            let pool = pool.clone();
+            let org = organization.clone();
+            let offset = (i % 40) as i64 * 50;
+            async move {
+                let t = Instant::now();
+                pool.query_all_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT * FROM referrals WHERE party = 'PARTNER' AND organization = $1 ORDER BY create_time DESC, id DESC LIMIT 51 OFFSET $2",
+                    [org.into(), offset.into()],
+                ))
+                .await
+                .expect("list");
+                t.elapsed()
+            }
+        })
+        .await
+    };
+
+    let ratio = |api: &Figures, base: &Figures| api.rate / base.rate;
+    println!(
+        "create through gRPC          {}  (target >= 2,000/s)",
+        create.line()
+    );
+    println!(
+        "get through gRPC             {}  (target >= 10,000/s)",
+        get.line()
+    );
+    println!(
+        "list, page of 50, gRPC       {}  (target p99 <= 10,000 us)",
+        list.line()
+    );
+    println!("plain SQL insert             {}", sql_insert.line());
+    println!("plain SQL select by id       {}", sql_get.line());
+    println!("plain SQL page of 50         {}", sql_list.line());
+    println!();
+    println!(
+        "API throughput as a share of its baseline: create {:.2} of plain SQL inserts, get {:.2} of plain SQL selects, list {:.2} of plain SQL pages, get {:.2} of trivial gRPC calls",
+        ratio(&create, &sql_insert),
+        ratio(&get, &sql_get),
+        ratio(&list, &sql_list),
+        ratio(&get, &trivial)
+    );
+    println!(
+        "({} referrals filled through the store in {fill_secs:.1} s)",
+        total - creates
+    );
+    Ok(())
+}
+
+fn filter(h: &Harness) -> cosell_deals::store::ReferralFilter {
+    let mut f = cosell_deals::store::ReferralFilter::new(cosell_deals::domain::Party::Partner);
+    f.organization = cosell_platform::names::parse_one(&h.contoso, "organizations").ok();
+    f
+}

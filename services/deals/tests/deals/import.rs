@@ -1,0 +1,146 @@
+//! The import of migrated deals: only the migration service, idempotent by PSC deal id, per-deal
+//! errors, unmatched customers completed later.
+
+use cosell_proto::deals as pb;
+use cosell_testkit::authed;
+use prost_types::FieldMask;
+
+use crate::harness::*;
+
+fn migrated(h: &Harness, psc: &str) -> pb::ImportedReferral {
+    pb::ImportedReferral {
+        psc_deal_id: psc.into(),
+        referral: Some(pb::Referral {
+            display_name: format!("PSC deal {psc}"),
+            deal_type: pb::DealType::CoSell as i32,
+            direction: pb::Direction::Outbound as i32,
+            status: pb::Status::Active as i32,
+            substatus: pb::Substatus::Accepted as i32,
+            customer: Some(pb::Customer {
+                entity: h.customers[7].0.clone(),
+                ..Default::default()
+            }),
+            solutions: vec![pb::ReferralSolution {
+                solution: h.contoso_solution.clone(),
+                ..Default::default()
+            }],
+            seller_contact: Some(pb::Contact {
+                first_name: "Sam".into(),
+                last_name: "Seller".into(),
+                email: SAM.into(),
+                phone: "+1 206 555 0199".into(),
+            }),
+            create_time: Some(prost_types::Timestamp {
+                seconds: 1_577_836_800,
+                nanos: 0,
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+#[tokio::test]
+async fn migrated_deals_import_once_each() {
+    let h = Harness::start().await;
+    let token = h.migration_token().await;
+    let mut unmatched = migrated(&h, "PSC-2");
+    {
+        let r = unmatched.referral.as_mut().unwrap();
+        r.deal_type = pb::DealType::Private as i32;
+        r.customer = Some(pb::Customer {
+            legal_name: "Northwind Traders".into(),
+            address: Some(pb::Address {
+                city: "Oslo".into(),
+                country_code: "NO".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    let mut bad = migrated(&h, "PSC-3");
+    bad.referral.as_mut().unwrap().status = pb::Status::Closed as i32;
+    let batch = pb::ImportReferralsRequest {
+        organization: h.contoso.clone(),
+        referrals: vec![migrated(&h, "PSC-1"), unmatched, bad],
+    };
+    let first = h
+        .referrals()
+        .import_referrals(authed(&token, batch.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert!(first[0].created && first[1].created);
+    assert!(!first[2].created);
+    assert!(
+        first[2].error.contains("referral.status"),
+        "{}",
+        first[2].error
+    );
+
+    let r1 = first[0].referral.clone().unwrap();
+    assert_eq!(r1.tracking.as_ref().unwrap().psc_deal_id, "PSC-1");
+    assert_eq!(r1.create_time.as_ref().unwrap().seconds, 1_577_836_800);
+    assert_eq!(r1.seller_contact.as_ref().unwrap().email, SAM);
+    let r2 = first[1].referral.clone().unwrap();
+    let customer = r2.customer.clone().unwrap();
+    assert_eq!(customer.r#match(), pb::CustomerMatch::Unmatched);
+    assert_eq!(customer.legal_name, "Northwind Traders");
+
+    // Again: nothing new, the same referrals.
+    let again = h
+        .referrals()
+        .import_referrals(authed(&token, batch))
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert!(!again[0].created && !again[1].created);
+    assert_eq!(again[0].referral.as_ref().unwrap().name, r1.name);
+    let listed = h
+        .list(
+            RITA,
+            pb::ListReferralsRequest {
+                psc_deal_id: "PSC-1".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .referrals;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        h.deals.store.count_referrals().await.unwrap(),
+        3,
+        "PSC-1 has its platform side"
+    );
+
+    // A user picks the directory entry for the unmatched customer (D8).
+    let rita = h.token(RITA).await;
+    let fixed = h
+        .referrals()
+        .update_referral(authed(
+            &rita,
+            pb::UpdateReferralRequest {
+                referral: Some(pb::Referral {
+                    name: r2.name.clone(),
+                    customer: Some(pb::Customer {
+                        entity: h.customers[8].0.clone(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                update_mask: Some(FieldMask {
+                    paths: vec!["customer.entity".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .referral
+        .unwrap();
+    let customer = fixed.customer.unwrap();
+    assert_eq!(customer.r#match(), pb::CustomerMatch::Matched);
+    assert_eq!(customer.legal_name, h.customers[8].1);
+}
