@@ -351,6 +351,10 @@ impl Deals {
         let created = self
             .create(&actor, referrals, request_id.as_deref())
             .await?;
+        if created.id == partner.id {
+            // New: nobody can have marked it a favorite yet.
+            return Ok(referral_pb(&created, false));
+        }
         self.respond(&actor, &created).await
     }
 
@@ -1012,9 +1016,15 @@ impl ReferralService for ReferralApi {
             let mut v = Violations::new();
             let id = name_field(&mut v, "name", &req.get_ref().name);
             v.finish()?;
-            let r = d.load(&actor, id.expect("checked")).await?;
+            let id = id.expect("checked");
+            let (r, favorite) = d
+                .store
+                .get_for(id, &actor.principal())
+                .await?
+                .ok_or_else(|| super::not_found(id))?;
+            d.readable(&actor, &r)?;
             Ok(pb::GetReferralResponse {
-                referral: Some(d.respond(&actor, &r).await?),
+                referral: Some(referral_pb(&r, favorite)),
             })
         }
         .await)

@@ -226,6 +226,35 @@ impl Store {
             .transpose()
     }
 
+    /// A referral and whether it is a favorite of `principal`, in one statement (the common
+    /// read: GetReferral).
+    pub async fn get_for(&self, id: Uuid, principal: &str) -> Result<Option<(Referral, bool)>> {
+        #[derive(sea_orm::FromQueryResult)]
+        struct Row {
+            #[sea_orm(nested)]
+            referral: referral::Model,
+            favorite: bool,
+        }
+        let favorite = Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from(favorite::Entity)
+                .and_where(Expr::col(favorite::Column::Principal).eq(principal))
+                .and_where(
+                    Expr::col((favorite::Entity, favorite::Column::ReferralId))
+                        .equals((referral::Entity, referral::Column::Id)),
+                )
+                .to_owned(),
+        );
+        let row = referral::Entity::find_by_id(id.to_string())
+            .column_as(favorite, "favorite")
+            .into_model::<Row>()
+            .one(&self.db)
+            .await?;
+        row.map(|r| Ok((referral::to_domain(r.referral)?, r.favorite)))
+            .transpose()
+    }
+
     /// Every referral of an engagement, oldest first.
     pub async fn engagement(&self, engagement: Uuid) -> Result<Vec<Referral>> {
         referral::Entity::find()
@@ -273,74 +302,7 @@ impl Store {
         after: Option<(DateTime<Utc>, String)>,
         limit: u64,
     ) -> Result<Vec<Referral>> {
-        use referral::Column as C;
-        let mut q = referral::Entity::find().filter(C::Party.eq(f.party.as_str()));
-        if let Some(org) = f.organization {
-            q = q.filter(C::Organization.eq(org.to_string()));
-        }
-        if let Some(d) = f.direction {
-            q = q.filter(C::Direction.eq(d.as_str()));
-        }
-        if let Some(s) = f.status {
-            q = q.filter(C::Status.eq(s));
-        }
-        if let Some(s) = f.substatus {
-            q = q.filter(C::Substatus.eq(s));
-        }
-        if let Some(t) = f.deal_type {
-            q = q.filter(C::DealType.eq(t.as_str()));
-        }
-        if f.shared_only {
-            q = q.filter(C::DealType.ne(DealType::Private.as_str()));
-        }
-        if let Some(name) = &f.customer_name {
-            let pattern = format!("%{}%", like_escape(&name.to_lowercase()));
-            q = q.filter(
-                Expr::expr(Func::lower(Expr::col(C::CustomerName)))
-                    .like(LikeExpr::new(pattern).escape('\\')),
-            );
-        }
-        if let Some(email) = &f.team_email {
-            let pattern = format!("%,{},%", like_escape(email));
-            q = q.filter(Expr::col(C::TeamEmails).like(LikeExpr::new(pattern).escape('\\')));
-        }
-        if let Some(e) = f.engagement {
-            q = q.filter(C::Engagement.eq(e.to_string()));
-        }
-        if let Some(principal) = &f.favorites_of {
-            q = q.filter(
-                C::Id.in_subquery(
-                    Query::select()
-                        .column(favorite::Column::ReferralId)
-                        .from(favorite::Entity)
-                        .and_where(Expr::col(favorite::Column::Principal).eq(principal.as_str()))
-                        .to_owned(),
-                ),
-            );
-        }
-        if let Some(p) = &f.psc_deal_id {
-            q = q.filter(C::PscDealId.eq(p.as_str()));
-        }
-        if let Some(m) = &f.mpn_location {
-            q = q.filter(C::MpnLocation.eq(m.as_str()));
-        }
-        if let Some(locations) = &f.locations {
-            q = q.filter(C::MpnLocation.is_in(locations.iter().map(String::as_str)));
-        }
-        let time = match f.order {
-            Order::Created => C::CreateTime,
-            Order::Updated => C::UpdateTime,
-        };
-        if let Some((t, id)) = after {
-            q = q.filter(
-                Condition::any()
-                    .add(time.lt(t))
-                    .add(Condition::all().add(time.eq(t)).add(C::Id.lt(id))),
-            );
-        }
-        q.order_by_desc(time)
-            .order_by_desc(C::Id)
-            .limit(limit)
+        list_query(f, after, limit)
             .all(&self.db)
             .await?
             .into_iter()
@@ -486,6 +448,82 @@ impl Store {
         use sea_orm::PaginatorTrait;
         Ok(referral::Entity::find().count(&self.db).await?)
     }
+}
+
+/// The statement of [`Store::list`] (public for the benchmark's query plan).
+pub fn list_query(
+    f: &ReferralFilter,
+    after: Option<(DateTime<Utc>, String)>,
+    limit: u64,
+) -> sea_orm::Select<referral::Entity> {
+    use referral::Column as C;
+
+    let mut q = referral::Entity::find().filter(C::Party.eq(f.party.as_str()));
+    if let Some(org) = f.organization {
+        q = q.filter(C::Organization.eq(org.to_string()));
+    }
+    if let Some(d) = f.direction {
+        q = q.filter(C::Direction.eq(d.as_str()));
+    }
+    if let Some(s) = f.status {
+        q = q.filter(C::Status.eq(s));
+    }
+    if let Some(s) = f.substatus {
+        q = q.filter(C::Substatus.eq(s));
+    }
+    if let Some(t) = f.deal_type {
+        q = q.filter(C::DealType.eq(t.as_str()));
+    }
+    if f.shared_only {
+        q = q.filter(C::DealType.ne(DealType::Private.as_str()));
+    }
+    if let Some(name) = &f.customer_name {
+        let pattern = format!("%{}%", like_escape(&name.to_lowercase()));
+        q = q.filter(
+            Expr::expr(Func::lower(Expr::col(C::CustomerName)))
+                .like(LikeExpr::new(pattern).escape('\\')),
+        );
+    }
+    if let Some(email) = &f.team_email {
+        let pattern = format!("%,{},%", like_escape(email));
+        q = q.filter(Expr::col(C::TeamEmails).like(LikeExpr::new(pattern).escape('\\')));
+    }
+    if let Some(e) = f.engagement {
+        q = q.filter(C::Engagement.eq(e.to_string()));
+    }
+    if let Some(principal) = &f.favorites_of {
+        q = q.filter(
+            C::Id.in_subquery(
+                Query::select()
+                    .column(favorite::Column::ReferralId)
+                    .from(favorite::Entity)
+                    .and_where(Expr::col(favorite::Column::Principal).eq(principal.as_str()))
+                    .to_owned(),
+            ),
+        );
+    }
+    if let Some(p) = &f.psc_deal_id {
+        q = q.filter(C::PscDealId.eq(p.as_str()));
+    }
+    if let Some(m) = &f.mpn_location {
+        q = q.filter(C::MpnLocation.eq(m.as_str()));
+    }
+    if let Some(locations) = &f.locations {
+        q = q.filter(C::MpnLocation.is_in(locations.iter().map(String::as_str)));
+    }
+    let time = match f.order {
+        Order::Created => C::CreateTime,
+        Order::Updated => C::UpdateTime,
+    };
+    if let Some((t, id)) = after {
+        // A row comparison, so that the database walks the index from the cursor on (an OR of
+        // the two cases is not an index condition).
+        q = q.filter(
+            Expr::tuple([Expr::col(time), Expr::col(C::Id)])
+                .lt(Expr::tuple([Expr::val(t), Expr::val(id)])),
+        );
+    }
+    q.order_by_desc(time).order_by_desc(C::Id).limit(limit)
 }
 
 /// Whether a database error is a unique-index violation.
