@@ -171,6 +171,26 @@ async fn main() -> anyhow::Result<()> {
         "get through gRPC             {}  (target >= 10,000/s)",
         get.line()
     );
+    // The same reads straight from the store, in process: what the gRPC layers add is the
+    // difference.
+    let store_get = {
+        let deals = h.deals.clone();
+        let ids = ids.clone();
+        let principal = h.contoso.clone();
+        measure(CONCURRENCY, calls, move |i| {
+            let deals = deals.clone();
+            let id = Uuid::parse_str(ids[(i * 7919) % ids.len()].trim_start_matches("referrals/"))
+                .expect("uuid");
+            let principal = principal.clone();
+            async move {
+                let t = Instant::now();
+                deals.store.get_for(id, &principal).await.expect("get");
+                t.elapsed()
+            }
+        })
+        .await
+    };
+    println!("get from the store (no gRPC) {}", store_get.line());
 
     // List through gRPC: pages of 50, the first ones and deeper ones (page tokens from a walk).
     let mut tokens = vec![String::new()];

@@ -127,39 +127,7 @@ impl Deals {
         }
         let ids: Vec<Uuid> = lines.iter().map(|l| l.solution).collect();
         let found = self.store.get_solutions(&ids).await?;
-        let mut v = Violations::new();
-        let mut out = Vec::with_capacity(lines.len());
-        for (i, line) in lines.iter().enumerate() {
-            let Some(s) = found.iter().find(|s| s.id == line.solution) else {
-                v.add(
-                    format!("{field}[{i}].solution"),
-                    format!("solutions/{} does not exist", line.solution),
-                );
-                continue;
-            };
-            if !s.attachable() {
-                v.add(
-                    format!("{field}[{i}].solution"),
-                    format!("`{}` is not co-sell ready", s.display_name),
-                );
-            }
-            let sku = s.kind == pb::SolutionKind::PlatformSku;
-            if !sku && (line.quantity != 0 || line.unit_price_cents.is_some()) {
-                v.add(
-                    format!("{field}[{i}]"),
-                    "only platform SKUs carry a quantity and a unit price",
-                );
-            }
-            out.push(ReferralSolution {
-                solution: s.id,
-                display_name: s.display_name.clone(),
-                kind: s.kind,
-                quantity: line.quantity,
-                unit_price_cents: line.unit_price_cents,
-            });
-        }
-        v.finish()?;
-        Ok(out)
+        check_solutions(field, lines, &found)
     }
 
     /// The directory's entry for `entity` as the customer (rule D8).
@@ -314,7 +282,9 @@ impl Deals {
         if let Some(earlier) = self.replay(&actor, request_id.as_deref()).await? {
             return self.respond(&actor, &earlier).await;
         }
-        if !self.store.has_cosell_ready_solution(*organization).await? {
+        let ids: Vec<Uuid> = d.solutions.iter().map(|l| l.solution).collect();
+        let (found, ready) = self.store.solutions_for(*organization, &ids).await?;
+        if !ready {
             return Err(ApiError::failed_precondition(
                 "NO_COSELL_READY_SOLUTION",
                 "the organization has no co-sell-ready solution yet; publish one in the catalog and have it marked co-sell ready",
@@ -327,9 +297,7 @@ impl Deals {
         let customer = self
             .resolve_customer("referral.customer.entity", &d.entity)
             .await?;
-        let solutions = self
-            .resolve_solutions("referral.solutions", &d.solutions)
-            .await?;
+        let solutions = check_solutions("referral.solutions", &d.solutions, &found)?;
         let stage = if d.deal_type == DealType::CoSell {
             Stage::New(Waiting::Pending)
         } else {
@@ -821,6 +789,48 @@ impl Deals {
             }
         }
     }
+}
+
+/// Checks each solution line against the catalog entries `found`: it exists, may be attached,
+/// and only a platform SKU carries a quantity or a unit price.
+fn check_solutions(
+    field: &str,
+    lines: &[SolutionLine],
+    found: &[crate::domain::Solution],
+) -> Result<Vec<ReferralSolution>, ApiError> {
+    let mut v = Violations::new();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        let Some(s) = found.iter().find(|s| s.id == line.solution) else {
+            v.add(
+                format!("{field}[{i}].solution"),
+                format!("solutions/{} does not exist", line.solution),
+            );
+            continue;
+        };
+        if !s.attachable() {
+            v.add(
+                format!("{field}[{i}].solution"),
+                format!("`{}` is not co-sell ready", s.display_name),
+            );
+        }
+        let sku = s.kind == pb::SolutionKind::PlatformSku;
+        if !sku && (line.quantity != 0 || line.unit_price_cents.is_some()) {
+            v.add(
+                format!("{field}[{i}]"),
+                "only platform SKUs carry a quantity and a unit price",
+            );
+        }
+        out.push(ReferralSolution {
+            solution: s.id,
+            display_name: s.display_name.clone(),
+            kind: s.kind,
+            quantity: line.quantity,
+            unit_price_cents: line.unit_price_cents,
+        });
+    }
+    v.finish()?;
+    Ok(out)
 }
 
 /// `STATUS_NEW` -> `NEW`.

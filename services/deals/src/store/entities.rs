@@ -22,7 +22,7 @@ fn parse_uuid(id: &str, text: &str) -> Result<uuid::Uuid, StoreError> {
 
 pub mod referral {
     use chrono::NaiveDate;
-    use sea_orm::ActiveValue::Set;
+    use sea_orm::ActiveValue::{NotSet, Set};
     use sea_orm::entity::prelude::*;
 
     use super::{corrupt, json, parse_json, parse_uuid};
@@ -66,6 +66,8 @@ pub mod referral {
         pub version: i64,
         pub external_reference_id: String,
         pub psc_deal_id: Option<String>,
+        /// `{principal} {request_id}` of the create that made it (unique), for retries (D10).
+        pub request_key: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -73,6 +75,7 @@ pub mod referral {
 
     impl ActiveModelBehavior for ActiveModel {}
 
+    /// Every column but `request_key`, which only an insert sets (and updates never touch).
     pub fn to_active(r: &Referral) -> ActiveModel {
         let (status, substatus) = r.stage.names();
         let team_emails = if r.team.is_empty() {
@@ -118,6 +121,7 @@ pub mod referral {
             version: Set(r.version),
             external_reference_id: Set(r.external_reference_id.clone()),
             psc_deal_id: Set(r.psc_deal_id.clone()),
+            request_key: NotSet,
         }
     }
 
@@ -168,28 +172,6 @@ pub mod referral {
             psc_deal_id: m.psc_deal_id.clone(),
         })
     }
-}
-
-pub mod idempotency {
-    use sea_orm::entity::prelude::*;
-
-    /// A create's idempotency key (rule D10): per principal, so that two callers' keys never
-    /// collide.
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "idempotency_keys")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub principal: String,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub request_id: String,
-        pub referral_id: String,
-        pub create_time: DateTimeUtc,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
 }
 
 pub mod favorite {

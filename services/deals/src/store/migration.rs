@@ -11,7 +11,7 @@ impl MigratorTrait for Migrator {
     }
 }
 
-/// Referrals, idempotency keys, favorites and the solutions catalog.
+/// Referrals (with the idempotency keys of their creates), favorites and the solutions catalog.
 struct M0001Initial;
 
 impl MigrationName for M0001Initial {
@@ -84,6 +84,7 @@ impl MigrationTrait for M0001Initial {
                 .col(ColumnDef::new(id("version")).big_integer().not_null())
                 .col(text("external_reference_id"))
                 .col(optional_text("psc_deal_id"))
+                .col(optional_text("request_key"))
                 .to_owned(),
         )
         .await?;
@@ -129,14 +130,13 @@ impl MigrationTrait for M0001Initial {
                 .to_owned(),
         )
         .await?;
-        m.create_table(
-            Table::create()
-                .table(id("idempotency_keys"))
-                .col(text("principal"))
-                .col(text("request_id"))
-                .col(text("referral_id"))
-                .col(time("create_time"))
-                .primary_key(Index::create().col(id("principal")).col(id("request_id")))
+        // A create's idempotency key (D10): a retry finds the referral it made.
+        m.create_index(
+            Index::create()
+                .name("referrals_request_key")
+                .table(id("referrals"))
+                .col(id("request_key"))
+                .unique()
                 .to_owned(),
         )
         .await?;

@@ -1,5 +1,6 @@
 //! The deals database: referrals (one row per party; the engagement is the rows sharing an
-//! engagement id), idempotency keys of creates, favorites, and the solutions catalog.
+//! engagement id; the partner's carries the idempotency key of its create), favorites, and the
+//! solutions catalog.
 //!
 //! Writes of a referral are conditional on the version read (optimistic concurrency): a write
 //! that lost a race changes nothing and says so, and the caller decides to retry or to answer
@@ -19,7 +20,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::domain::{DealType, Direction, Party, Referral, Solution};
-use entities::{favorite, idempotency, referral, solution};
+use entities::{favorite, referral, solution};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -115,54 +116,35 @@ impl Store {
     }
 
     /// Inserts the referrals of a new engagement (the partner's, and the platform's when there
-    /// is one) in one transaction, recording `key` (principal, request id) for the first one.
-    /// When the key was used before, nothing is inserted and the earlier referral's id returned.
+    /// is one) in one statement, the first one carrying the idempotency key (principal, request
+    /// id). When the key was used before, nothing is inserted and the earlier referral's id
+    /// returned: the key's unique index decides, so that racing retries get one referral.
     pub async fn insert(
         &self,
         referrals: &[Referral],
         key: Option<(&str, &str)>,
     ) -> Result<Inserted> {
-        let txn = self.db.begin().await?;
-        if let (Some((principal, request_id)), Some(first)) = (key, referrals.first()) {
-            // ON CONFLICT DO NOTHING waits for a concurrent holder of the same key to finish,
-            // so two racing retries get one referral.
-            let inserted = idempotency::Entity::insert(idempotency::ActiveModel {
-                principal: Set(principal.to_owned()),
-                request_id: Set(request_id.to_owned()),
-                referral_id: Set(first.id.to_string()),
-                create_time: Set(first.create_time),
-            })
-            .on_conflict(
-                OnConflict::columns([
-                    idempotency::Column::Principal,
-                    idempotency::Column::RequestId,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-            if inserted == 0 {
-                let earlier =
-                    idempotency::Entity::find_by_id((principal.to_owned(), request_id.to_owned()))
-                        .one(&txn)
-                        .await?
-                        .ok_or_else(|| {
-                            StoreError::Corrupt(request_id.into(), "key vanished".into())
-                        })?;
-                txn.rollback().await?;
-                let id = Uuid::parse_str(&earlier.referral_id)
-                    .map_err(|e| StoreError::Corrupt(earlier.referral_id.clone(), e.to_string()))?;
-                return Ok(Inserted::Replayed(id));
+        let request_key = key.map(|(principal, request_id)| request_key(principal, request_id));
+        let rows = referrals.iter().enumerate().map(|(i, r)| {
+            let mut row = referral::to_active(r);
+            row.request_key = Set(if i == 0 { request_key.clone() } else { None });
+            row
+        });
+        match referral::Entity::insert_many(rows)
+            .exec_without_returning(&self.db)
+            .await
+        {
+            Ok(_) => Ok(Inserted::Created),
+            Err(e) => {
+                let e = StoreError::Db(e);
+                if let (true, Some((principal, request_id))) = (is_unique_violation(&e), key)
+                    && let Some(id) = self.replayed(principal, request_id).await?
+                {
+                    return Ok(Inserted::Replayed(id));
+                }
+                Err(e)
             }
         }
-        for r in referrals {
-            referral::Entity::insert(referral::to_active(r))
-                .exec_without_returning(&txn)
-                .await?;
-        }
-        txn.commit().await?;
-        Ok(Inserted::Created)
     }
 
     /// Inserts a migrated referral (and its platform side) unless the organization has the PSC
@@ -175,32 +157,35 @@ impl Store {
         if let Some(existing) = self.find_by_psc(first.organization, &psc).await? {
             return Ok(Some(existing));
         }
-        let txn = self.db.begin().await?;
-        for r in referrals {
-            if let Err(e) = referral::Entity::insert(referral::to_active(r))
-                .exec_without_returning(&txn)
-                .await
-            {
-                txn.rollback().await?;
+        let rows = referrals.iter().map(|r| {
+            let mut row = referral::to_active(r);
+            row.request_key = Set(None);
+            row
+        });
+        match referral::Entity::insert_many(rows)
+            .exec_without_returning(&self.db)
+            .await
+        {
+            Ok(_) => Ok(None),
+            Err(e) => {
                 // A concurrent import of the same deal won the unique index.
-                if let Some(existing) = self.find_by_psc(first.organization, &psc).await? {
-                    return Ok(Some(existing));
+                let e = StoreError::Db(e);
+                match self.find_by_psc(first.organization, &psc).await? {
+                    Some(existing) if is_unique_violation(&e) => Ok(Some(existing)),
+                    _ => Err(e),
                 }
-                return Err(e.into());
             }
         }
-        txn.commit().await?;
-        Ok(None)
     }
 
     /// The referral an idempotency key was used for.
     pub async fn replayed(&self, principal: &str, request_id: &str) -> Result<Option<Uuid>> {
-        let row = idempotency::Entity::find_by_id((principal.to_owned(), request_id.to_owned()))
+        let row = referral::Entity::find()
+            .filter(referral::Column::RequestKey.eq(request_key(principal, request_id)))
             .one(&self.db)
             .await?;
         row.map(|m| {
-            Uuid::parse_str(&m.referral_id)
-                .map_err(|e| StoreError::Corrupt(m.referral_id.clone(), e.to_string()))
+            Uuid::parse_str(&m.id).map_err(|e| StoreError::Corrupt(m.id.clone(), e.to_string()))
         })
         .transpose()
     }
@@ -388,14 +373,32 @@ impl Store {
         Ok(done.rows_affected == 1)
     }
 
-    /// Whether the organization publishes a co-sell-ready solution (rule D7).
-    pub async fn has_cosell_ready_solution(&self, organization: Uuid) -> Result<bool> {
-        Ok(solution::Entity::find()
-            .filter(solution::Column::Publisher.eq(organization.to_string()))
-            .filter(solution::Column::CosellReady.eq(true))
-            .one(&self.db)
+    /// The solutions `ids` and, in the same statement, the organization's co-sell-ready ones:
+    /// whether it has one is rule D7's question, asked on every create.
+    pub async fn solutions_for(
+        &self,
+        organization: Uuid,
+        ids: &[Uuid],
+    ) -> Result<(Vec<Solution>, bool)> {
+        let rows: Vec<Solution> = solution::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(solution::Column::Id.is_in(ids.iter().map(Uuid::to_string)))
+                    .add(
+                        Condition::all()
+                            .add(solution::Column::Publisher.eq(organization.to_string()))
+                            .add(solution::Column::CosellReady.eq(true)),
+                    ),
+            )
+            .all(&self.db)
             .await?
-            .is_some())
+            .into_iter()
+            .map(solution::to_domain)
+            .collect::<Result<_>>()?;
+        let ready = rows
+            .iter()
+            .any(|s| s.publisher == Some(organization) && s.cosell_ready);
+        Ok((rows, ready))
     }
 
     /// One page of solutions by name: every word of `words` starts a word of the name.
@@ -524,6 +527,12 @@ pub fn list_query(
         );
     }
     q.order_by_desc(time).order_by_desc(C::Id).limit(limit)
+}
+
+/// A create's idempotency key (rule D10), per principal so that two callers' keys never
+/// collide.
+fn request_key(principal: &str, request_id: &str) -> String {
+    format!("{principal} {request_id}")
 }
 
 /// Whether a database error is a unique-index violation.
