@@ -3,7 +3,8 @@
 //! and access checks, beside, measured in the same run on the same machine, a trivial gRPC call
 //! (the health check) and the equivalent plain SQL statements on the same database, as ratios.
 //!
-//! Targets: get >= 10,000/s, create >= 2,000/s, list p99 <= 10 ms.
+//! Targets: get >= 10,000/s, create >= 2,000/s, list p99 <= 10 ms. Each of the 16 concurrent
+//! clients has its own connection, as separate integrations would.
 //!
 //! Run: `cargo bench -p cosell-deals --bench api`. Environment: COSELL_BENCH_DATABASE_URL (the
 //! PostgreSQL server; default postgres://postgres@127.0.0.1:5432/postgres), COSELL_BENCH_CALLS
@@ -21,6 +22,7 @@ use cosell_testkit::bench::{Figures, measure};
 use cosell_testkit::{TestDb, authed};
 use harness::{Harness, RITA};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use tonic::transport::{Channel, Endpoint};
 use uuid::Uuid;
 
 fn env(name: &str, default: usize) -> usize {
@@ -45,10 +47,23 @@ async fn main() -> anyhow::Result<()> {
     );
     println!();
 
+    // Each concurrent client has a connection of its own, as separate integrations would: call
+    // `i` belongs to client `i % concurrency`.
+    let connections: Vec<Channel> = (0..CONCURRENCY)
+        .map(|_| Endpoint::from_shared(h.server.url()).map(|e| e.connect_lazy()))
+        .collect::<Result<_, _>>()?;
+    let referrals: Vec<_> = connections
+        .iter()
+        .map(|c| pb::referral_service_client::ReferralServiceClient::new(c.clone()))
+        .collect();
+
     // The floor: a trivial gRPC call on the same server (no token check, no work).
-    let health = tonic_health::pb::health_client::HealthClient::new(h.server.channel.clone());
-    let trivial = measure(CONCURRENCY, calls, move |_| {
-        let mut health = health.clone();
+    let health: Vec<_> = connections
+        .iter()
+        .map(|c| tonic_health::pb::health_client::HealthClient::new(c.clone()))
+        .collect();
+    let trivial = measure(CONCURRENCY, calls, move |i| {
+        let mut health = health[i % CONCURRENCY].clone();
         async move {
             let t = Instant::now();
             health
@@ -65,9 +80,9 @@ async fn main() -> anyhow::Result<()> {
     let template = h.complete(pb::DealType::Private, &h.contoso_solution);
     let creates = calls.min(total);
     let create = {
-        let client = h.referrals();
+        let clients = referrals.clone();
         let token = token.clone();
-        measure(CONCURRENCY, creates, move |_| {
+        measure(CONCURRENCY, creates, move |i| {
             let req = authed(
                 &token,
                 pb::CreateReferralRequest {
@@ -75,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
                     referral: Some(template.clone()),
                 },
             );
-            let mut client = client.clone();
+            let mut client = clients[i % CONCURRENCY].clone();
             async move {
                 let t = Instant::now();
                 client.create_referral(req).await.expect("create");
@@ -148,7 +163,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Get through gRPC.
     let get = {
-        let client = h.referrals();
+        let clients = referrals.clone();
         let token = token.clone();
         let ids = ids.clone();
         measure(CONCURRENCY, calls, move |i| {
@@ -158,7 +173,7 @@ async fn main() -> anyhow::Result<()> {
                     name: ids[(i * 7919) % ids.len()].clone(),
                 },
             );
-            let mut client = client.clone();
+            let mut client = clients[i % CONCURRENCY].clone();
             async move {
                 let t = Instant::now();
                 client.get_referral(req).await.expect("get");
@@ -216,7 +231,7 @@ async fn main() -> anyhow::Result<()> {
     let tokens = Arc::new(tokens);
     let mut list = Vec::new();
     for concurrency in [1, CONCURRENCY] {
-        let client = h.referrals();
+        let clients = referrals.clone();
         let token = token.clone();
         let tokens = tokens.clone();
         let figures = measure(concurrency, calls / 4, move |i| {
@@ -228,7 +243,7 @@ async fn main() -> anyhow::Result<()> {
                     ..Default::default()
                 },
             );
-            let mut client = client.clone();
+            let mut client = clients[i % concurrency].clone();
             async move {
                 let t = Instant::now();
                 let page = client.list_referrals(req).await.expect("list");

@@ -6,7 +6,8 @@
 //! Prints: load rate (target >= 50,000 entities/s), index size, process RSS (target <= 1.5 GB;
 //! the process holds the server and this small client), search latency through gRPC at
 //! concurrency 1 and 16 (targets p50 <= 1 ms, p99 <= 5 ms), and pg_trgm's latency with the
-//! ratio (target: at least 20x faster at p50).
+//! ratio (target: at least 20x faster at p50). Each of the 16 concurrent clients has its own
+//! connection, as separate users would.
 //!
 //! Run: `cargo bench -p cosell-directory --bench scale`. Environment: COSELL_BENCH_DATABASE_URL
 //! (a PostgreSQL server to create the benchmark database on; default
@@ -332,10 +333,22 @@ async fn main() -> anyhow::Result<()> {
         us(lat.last().map(|l| l.0).unwrap_or_default())
     );
     let mut grpc_p50 = Duration::ZERO;
+    // Each concurrent client has a connection of its own, as separate users would: call `i`
+    // belongs to client `i % concurrency`.
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            Endpoint::from_shared(format!("http://{addr}")).map(|e| {
+                pb::directory_service_client::DirectoryServiceClient::new(e.connect_lazy())
+            })
+        })
+        .collect::<Result<_, _>>()?;
     for concurrency in [1usize, 16] {
-        let (client, queries, search) = (client.clone(), queries.clone(), search.clone());
+        let (clients, queries, search) = (clients.clone(), queries.clone(), search.clone());
         let f = measure(concurrency, calls, move |i| {
-            search(client.clone(), queries[(i * 7) % queries.len()].clone())
+            search(
+                clients[i % concurrency].clone(),
+                queries[(i * 7) % queries.len()].clone(),
+            )
         })
         .await;
         let (rate, p50, p99) = (f.rate, f.p50, f.p99);
@@ -350,10 +363,16 @@ async fn main() -> anyhow::Result<()> {
     }
     // The floor: a trivial call (the health check: no token check, no work) on the same server
     // and client, so that what a search costs shows beside what any gRPC call costs here.
+    let health: Vec<_> = (0..16)
+        .map(|_| {
+            Endpoint::from_shared(format!("http://{addr}"))
+                .map(|e| tonic_health::pb::health_client::HealthClient::new(e.connect_lazy()))
+        })
+        .collect::<Result<_, _>>()?;
     for concurrency in [1usize, 16] {
-        let health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
-        let f = measure(concurrency, calls, move |_| {
-            let mut health = health.clone();
+        let health = health.clone();
+        let f = measure(concurrency, calls, move |i| {
+            let mut health = health[i % concurrency].clone();
             let req = tonic_health::pb::HealthCheckRequest::default();
             async move {
                 let t = Instant::now();
