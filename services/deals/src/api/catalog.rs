@@ -97,6 +97,11 @@ impl Deals {
             Ok(k) => Some(k),
         };
         let mpn_id = convert::mpn_location(&mut v, "solution.mpn_id", &input.mpn_id);
+        let legacy = convert::legacy_product_ids(
+            &mut v,
+            "solution.legacy_product_ids",
+            &input.legacy_product_ids,
+        );
         v.finish()?;
         let kind = kind.expect("checked");
         let publisher = match (&manager, kind) {
@@ -154,6 +159,7 @@ impl Deals {
             cosell_ready: input.cosell_ready,
             incentive_eligible: input.incentive_eligible,
             mpn_id,
+            legacy_product_ids: legacy,
             create_time: t,
             update_time: t,
             version: 1,
@@ -183,6 +189,7 @@ impl Deals {
         }
         let mut display_name = None;
         let mut mpn_id = None;
+        let mut legacy = None;
         for p in &paths {
             match p.as_str() {
                 "display_name" => {
@@ -190,6 +197,13 @@ impl Deals {
                         convert::display_name(&mut v, "solution.display_name", &input.display_name)
                 }
                 "mpn_id" => mpn_id = Some(convert::mpn_location(&mut v, "solution.mpn_id", &input.mpn_id)),
+                "legacy_product_ids" => {
+                    legacy = Some(convert::legacy_product_ids(
+                        &mut v,
+                        "solution.legacy_product_ids",
+                        &input.legacy_product_ids,
+                    ))
+                }
                 "cosell_ready" | "incentive_eligible" if !operator => {
                     v.finish()?;
                     return Err(ApiError::permission_denied(
@@ -200,7 +214,7 @@ impl Deals {
                 "cosell_ready" | "incentive_eligible" => {}
                 other => v.add(
                     "update_mask",
-                    format!("`{other}` cannot be updated; updatable: display_name, mpn_id, cosell_ready, incentive_eligible"),
+                    format!("`{other}` cannot be updated; updatable: display_name, mpn_id, legacy_product_ids, cosell_ready, incentive_eligible"),
                 ),
             }
         }
@@ -248,6 +262,9 @@ impl Deals {
                 (None, None) => {}
             }
             next.mpn_id = m;
+        }
+        if let Some(ids) = legacy {
+            next.legacy_product_ids = ids;
         }
         if paths.iter().any(|p| p == "cosell_ready") {
             next.cosell_ready = input.cosell_ready;

@@ -425,5 +425,26 @@ pub fn solution_pb(s: &Solution) -> pb::Solution {
         create_time: Some(timestamp(s.create_time)),
         update_time: Some(timestamp(s.update_time)),
         etag: s.etag(),
+        legacy_product_ids: s.legacy_product_ids.clone(),
     }
+}
+
+/// The legacy product ids of a solution: at most 50, each 1 to 100 characters, no repeats.
+pub fn legacy_product_ids(v: &mut Violations, field: &str, ids: &[String]) -> Vec<String> {
+    if ids.len() > 50 {
+        v.add(field, format!("has {} ids; at most 50", ids.len()));
+        return Vec::new();
+    }
+    let mut out: Vec<String> = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        let id = id.trim();
+        if id.is_empty() || id.chars().count() > 100 {
+            v.add(format!("{field}[{i}]"), "must be 1 to 100 characters");
+        } else if out.iter().any(|o| o == id) {
+            v.add(format!("{field}[{i}]"), "is listed twice");
+        } else {
+            out.push(id.to_owned());
+        }
+    }
+    out
 }

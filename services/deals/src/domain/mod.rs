@@ -279,6 +279,8 @@ pub struct Solution {
     pub cosell_ready: bool,
     pub incentive_eligible: bool,
     pub mpn_id: Option<String>,
+    /// PSC product ids it replaces (for the deal migration's product mapping).
+    pub legacy_product_ids: Vec<String>,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
     pub version: i64,

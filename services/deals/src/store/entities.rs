@@ -200,6 +200,7 @@ pub mod solution {
 
     use super::{corrupt, parse_uuid};
     use crate::domain::{Solution, search_words};
+
     use crate::store::StoreError;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -219,6 +220,8 @@ pub mod solution {
         pub cosell_ready: bool,
         pub incentive_eligible: bool,
         pub mpn_id: Option<String>,
+        /// JSON array of the PSC product ids the solution replaces.
+        pub legacy_product_ids: String,
         pub create_time: DateTimeUtc,
         pub update_time: DateTimeUtc,
         pub version: i64,
@@ -244,6 +247,7 @@ pub mod solution {
             cosell_ready: Set(s.cosell_ready),
             incentive_eligible: Set(s.incentive_eligible),
             mpn_id: Set(s.mpn_id.clone()),
+            legacy_product_ids: Set(super::json(&s.legacy_product_ids)),
             create_time: Set(s.create_time),
             update_time: Set(s.update_time),
             version: Set(s.version),
@@ -264,6 +268,7 @@ pub mod solution {
             cosell_ready: m.cosell_ready,
             incentive_eligible: m.incentive_eligible,
             mpn_id: m.mpn_id.clone(),
+            legacy_product_ids: super::parse_json(id, &m.legacy_product_ids)?,
             create_time: m.create_time,
             update_time: m.update_time,
             version: m.version,

@@ -166,6 +166,7 @@ impl MigrationTrait for M0001Initial {
                         .not_null(),
                 )
                 .col(optional_text("mpn_id"))
+                .col(text("legacy_product_ids"))
                 .col(time("create_time"))
                 .col(time("update_time"))
                 .col(ColumnDef::new(id("version")).big_integer().not_null())
