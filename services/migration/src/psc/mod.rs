@@ -18,7 +18,7 @@ use std::io::BufRead;
 use files::{Account, Deal, DealProduct, Schema, Table, TeamMember, User};
 
 /// One problem of the bundle: an error (the row, or the file, is skipped) or a warning.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Issue {
     pub file: String,
     /// 1-based line the row starts on (0: the file as a whole).

@@ -1,0 +1,84 @@
+//! sea-orm entities of the snapshot. The records keep what the export said as JSON; the columns
+//! beside them are what queries select on.
+
+pub mod account {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "psc_accounts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub organization: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub account_id: String,
+        pub name: String,
+        pub mpn_id: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod user {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "psc_users")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub organization: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub email: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub account_id: String,
+        pub record_json: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod deal {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "psc_deals")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub organization: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub deal_id: String,
+        pub account_id: String,
+        pub status: String,
+        pub created: DateTimeUtc,
+        pub record_json: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod import {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "psc_imports")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub organization: String,
+        pub create_time: DateTimeUtc,
+        pub summary_json: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

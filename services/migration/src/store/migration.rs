@@ -1,0 +1,99 @@
+//! Schema migrations of the migration service's database, run at start.
+
+use sea_orm_migration::prelude::*;
+
+pub struct Migrator;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(M0001Snapshot)]
+    }
+}
+
+/// The imported PSC snapshot and the import history.
+struct M0001Snapshot;
+
+impl MigrationName for M0001Snapshot {
+    fn name(&self) -> &str {
+        "m0001_snapshot"
+    }
+}
+
+fn id(name: &str) -> Alias {
+    Alias::new(name)
+}
+
+fn text(name: &str) -> ColumnDef {
+    ColumnDef::new(id(name)).text().not_null().to_owned()
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0001Snapshot {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(id("psc_accounts"))
+                .col(text("organization"))
+                .col(text("account_id"))
+                .col(text("name"))
+                .col(text("mpn_id"))
+                .primary_key(
+                    Index::create()
+                        .col(id("organization"))
+                        .col(id("account_id")),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(id("psc_users"))
+                .col(text("organization"))
+                .col(text("email"))
+                .col(text("account_id"))
+                .col(text("record_json"))
+                .primary_key(
+                    Index::create()
+                        .col(id("organization"))
+                        .col(id("email"))
+                        .col(id("account_id")),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(id("psc_deals"))
+                .col(text("organization"))
+                .col(text("deal_id"))
+                .col(text("account_id"))
+                .col(text("status"))
+                .col(
+                    ColumnDef::new(id("created"))
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
+                // The deal with its products and team, as read from the export.
+                .col(text("record_json"))
+                .primary_key(Index::create().col(id("organization")).col(id("deal_id")))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(id("psc_imports"))
+                .col(ColumnDef::new(id("id")).string().not_null().primary_key())
+                .col(text("organization"))
+                .col(
+                    ColumnDef::new(id("create_time"))
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
+                .col(text("summary_json"))
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,266 @@
+//! The migration service's database: the imported PSC snapshot of each organization (accounts,
+//! users, deals with their products and team) and the history of imports.
+//!
+//! An import is one transaction: a failure leaves the previous snapshot as it was. Rows are
+//! matched by id; an unchanged row is not rewritten, a changed one is updated, a new one added,
+//! and a row absent from a later export is kept (PSC-EXPORT.md, "Re-import").
+
+pub mod entities;
+pub mod migration;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::psc::files::{Account, Deal, DealProduct, TeamMember, User};
+use crate::psc::{Bundle, Issue};
+use entities::{account, deal, import, user};
+
+/// Rows written per statement.
+const BATCH: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error("stored row {0} is corrupt: {1}")]
+    Corrupt(String, String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A deal of the snapshot with what belongs to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotDeal {
+    pub deal: Deal,
+    pub products: Vec<DealProduct>,
+    pub team: Vec<TeamMember>,
+}
+
+/// What one import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportSummary {
+    pub id: String,
+    pub accounts: u64,
+    pub users: u64,
+    pub deals_added: u64,
+    pub deals_updated: u64,
+    pub deals_unchanged: u64,
+    pub products: u64,
+    pub team_members: u64,
+    pub errors: Vec<Issue>,
+    pub warnings: Vec<Issue>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+impl Store {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    /// Imports a bundle into `organization`'s snapshot, in one transaction.
+    pub async fn import(&self, organization: Uuid, bundle: &Bundle) -> Result<ImportSummary> {
+        let org = organization.to_string();
+        let mut summary = ImportSummary {
+            id: Uuid::now_v7().to_string(),
+            accounts: bundle.accounts.len() as u64,
+            users: bundle.users.len() as u64,
+            products: bundle.products.len() as u64,
+            team_members: bundle.team.len() as u64,
+            errors: bundle.errors.clone(),
+            warnings: bundle.warnings.clone(),
+            ..Default::default()
+        };
+        let txn = self.db.begin().await?;
+        for chunk in bundle.accounts.chunks(BATCH) {
+            account::Entity::insert_many(chunk.iter().map(|a: &Account| account::ActiveModel {
+                organization: Set(org.clone()),
+                account_id: Set(a.id.clone()),
+                name: Set(a.name.clone()),
+                mpn_id: Set(a.mpn_id.clone()),
+            }))
+            .on_conflict(
+                OnConflict::columns([account::Column::Organization, account::Column::AccountId])
+                    .update_columns([account::Column::Name, account::Column::MpnId])
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        for chunk in bundle.users.chunks(BATCH) {
+            user::Entity::insert_many(chunk.iter().map(|u: &User| user::ActiveModel {
+                organization: Set(org.clone()),
+                email: Set(u.email.clone()),
+                account_id: Set(u.account_id.clone()),
+                record_json: Set(json(u)),
+            }))
+            .on_conflict(
+                OnConflict::columns([
+                    user::Column::Organization,
+                    user::Column::Email,
+                    user::Column::AccountId,
+                ])
+                .update_columns([user::Column::RecordJson])
+                .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        // Products and team members belong to their deal's record.
+        let mut products: HashMap<&str, Vec<DealProduct>> = HashMap::new();
+        for p in &bundle.products {
+            products.entry(&p.deal_id).or_default().push(p.clone());
+        }
+        let mut team: HashMap<&str, Vec<TeamMember>> = HashMap::new();
+        for t in &bundle.team {
+            team.entry(&t.deal_id).or_default().push(t.clone());
+        }
+        for chunk in bundle.deals.chunks(BATCH) {
+            let existing: HashMap<String, String> = deal::Entity::find()
+                .filter(deal::Column::Organization.eq(org.as_str()))
+                .filter(deal::Column::DealId.is_in(chunk.iter().map(|d| d.id.as_str())))
+                .all(&txn)
+                .await?
+                .into_iter()
+                .map(|m| (m.deal_id, m.record_json))
+                .collect();
+            let mut rows = Vec::new();
+            for d in chunk {
+                let record = SnapshotDeal {
+                    deal: d.clone(),
+                    products: products.remove(d.id.as_str()).unwrap_or_default(),
+                    team: team.remove(d.id.as_str()).unwrap_or_default(),
+                };
+                let record_json = json(&record);
+                match existing.get(&d.id) {
+                    Some(old) if *old == record_json => {
+                        summary.deals_unchanged += 1;
+                        continue;
+                    }
+                    Some(_) => summary.deals_updated += 1,
+                    None => summary.deals_added += 1,
+                }
+                rows.push(deal::ActiveModel {
+                    organization: Set(org.clone()),
+                    deal_id: Set(d.id.clone()),
+                    account_id: Set(d.account_id.clone()),
+                    status: Set(format!("{:?}", d.status)),
+                    created: Set(d.created),
+                    record_json: Set(record_json),
+                });
+            }
+            if rows.is_empty() {
+                continue;
+            }
+            deal::Entity::insert_many(rows)
+                .on_conflict(
+                    OnConflict::columns([deal::Column::Organization, deal::Column::DealId])
+                        .update_columns([
+                            deal::Column::AccountId,
+                            deal::Column::Status,
+                            deal::Column::Created,
+                            deal::Column::RecordJson,
+                        ])
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        import::Entity::insert(import::ActiveModel {
+            id: Set(summary.id.clone()),
+            organization: Set(org),
+            create_time: Set(Utc::now()),
+            summary_json: Set(json(&summary)),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(summary)
+    }
+
+    pub async fn accounts(&self, organization: Uuid) -> Result<Vec<Account>> {
+        Ok(account::Entity::find()
+            .filter(account::Column::Organization.eq(organization.to_string()))
+            .order_by_asc(account::Column::AccountId)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|m| Account {
+                id: m.account_id,
+                name: m.name,
+                mpn_id: m.mpn_id,
+            })
+            .collect())
+    }
+
+    pub async fn users(&self, organization: Uuid) -> Result<Vec<User>> {
+        user::Entity::find()
+            .filter(user::Column::Organization.eq(organization.to_string()))
+            .order_by_asc(user::Column::Email)
+            .order_by_asc(user::Column::AccountId)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|m| {
+                serde_json::from_str(&m.record_json)
+                    .map_err(|e| StoreError::Corrupt(m.email.clone(), e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Deals by id, from `after` on, at most `limit`.
+    pub async fn deals(
+        &self,
+        organization: Uuid,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<SnapshotDeal>> {
+        use sea_orm::QuerySelect;
+        let mut q =
+            deal::Entity::find().filter(deal::Column::Organization.eq(organization.to_string()));
+        if let Some(after) = after {
+            q = q.filter(deal::Column::DealId.gt(after));
+        }
+        q.order_by_asc(deal::Column::DealId)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|m| {
+                serde_json::from_str(&m.record_json)
+                    .map_err(|e| StoreError::Corrupt(m.deal_id.clone(), e.to_string()))
+            })
+            .collect()
+    }
+
+    /// The organization's imports, newest first.
+    pub async fn imports(&self, organization: Uuid) -> Result<Vec<(DateTime<Utc>, ImportSummary)>> {
+        import::Entity::find()
+            .filter(import::Column::Organization.eq(organization.to_string()))
+            .order_by_desc(import::Column::CreateTime)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|m| {
+                serde_json::from_str(&m.summary_json)
+                    .map(|s| (m.create_time, s))
+                    .map_err(|e| StoreError::Corrupt(m.id.clone(), e.to_string()))
+            })
+            .collect()
+    }
+}
