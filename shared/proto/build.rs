@@ -9,6 +9,7 @@ const PACKAGES: &[&str] = &[
     "cosell/identity/v1",
     "cosell/directory/v1",
     "cosell/deals/v1",
+    "cosell/migration/v1",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -41,6 +41,21 @@ impl Connection {
     }
 }
 
+/// The caller's own organization, `organizations/{id}`.
+pub async fn own_organization(
+    connection: &Connection,
+    channel: &Channel,
+) -> anyhow::Result<String> {
+    Ok(
+        pb::access_service_client::AccessServiceClient::new(channel.clone())
+            .get_caller(connection.request(pb::GetCallerRequest {})?)
+            .await
+            .map_err(call_error)?
+            .into_inner()
+            .organization,
+    )
+}
+
 /// Turns a failed call into an error that says the code and the server's message.
 pub fn call_error(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", status.code(), status.message())
@@ -142,14 +157,7 @@ pub async fn admins(args: AdminsArgs) -> anyhow::Result<()> {
     let channel = args.connection.channel().await?;
     let parent = match args.organization {
         Some(o) => o,
-        None => {
-            pb::access_service_client::AccessServiceClient::new(channel.clone())
-                .get_caller(args.connection.request(pb::GetCallerRequest {})?)
-                .await
-                .map_err(call_error)?
-                .into_inner()
-                .organization
-        }
+        None => own_organization(&args.connection, &channel).await?,
     };
     let admins = pb::user_service_client::UserServiceClient::new(channel)
         .list_admins(args.connection.request(pb::ListAdminsRequest { parent })?)

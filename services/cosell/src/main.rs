@@ -1,15 +1,18 @@
 //! `cosell`: the one binary users start.
 //!
 //! - `cosell serve`: every service in one process on one port, embedded SQLite by default.
-//! - `cosell dev-token`, `cosell whoami`, `cosell admins`, `cosell directory import|search`:
-//!   operator subcommands that call a running server (`--server`, `--token` / `COSELL_TOKEN`).
+//! - `cosell dev-token`, `cosell whoami`, `cosell admins`, `cosell directory import|search`,
+//!   `cosell psc import`: operator subcommands that call a running server (`--server`,
+//!   `--token` / `COSELL_TOKEN`).
 //!
-//! Modules: [`serve`] (the embedded suite), [`client`] (connection and token options, identity
-//! subcommands), [`directory`] (directory subcommands).
+//! Modules: [`serve`] (the embedded suite), [`demo`] (the demo deals), [`client`] (connection
+//! and token options, identity subcommands), [`directory`] (directory subcommands), [`psc`] (the
+//! PSC export import).
 
 mod client;
 mod demo;
 mod directory;
+mod psc;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +41,9 @@ enum Command {
     /// The customer-organization directory: import legal entities, search them.
     #[command(subcommand)]
     Directory(directory::DirectoryCommand),
+    /// The legacy Partner Sales Connect: import its export.
+    #[command(subcommand)]
+    Psc(psc::PscCommand),
 }
 
 #[tokio::main]
@@ -49,5 +55,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Whoami(args) => client::whoami(args).await,
         Command::Admins(args) => client::admins(args).await,
         Command::Directory(command) => directory::run(command).await,
+        Command::Psc(command) => psc::run(command).await,
     }
 }

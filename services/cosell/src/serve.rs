@@ -35,6 +35,9 @@ pub struct ServeArgs {
     /// Put deals on this database instead of the SQLite file.
     #[arg(long, env = "COSELL_DATABASE_URL_DEALS")]
     database_url_deals: Option<String>,
+    /// Put the migration service on this database instead of the SQLite file.
+    #[arg(long, env = "COSELL_DATABASE_URL_MIGRATION")]
+    database_url_migration: Option<String>,
     /// Days a NEW referral waits for an answer before it expires.
     #[arg(long, env = "COSELL_DEALS_EXPIRY_DAYS", default_value_t = 14)]
     deals_expiry_days: i64,
@@ -72,7 +75,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             uuid::Uuid::new_v4().simple()
         )
     };
-    let (directory_secret, deals_secret) = (secret(), secret());
+    let (directory_secret, deals_secret, migration_secret) = (secret(), secret(), secret());
     let mut identity = cosell_identity::Config::new(identity_url);
     identity.dev_auth = !args.no_dev_auth;
     identity.demo = args.demo;
@@ -80,6 +83,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     identity.service_principals = vec![
         ("directory".into(), directory_secret.clone()),
         ("deals".into(), deals_secret.clone()),
+        ("migration".into(), migration_secret.clone()),
     ];
     let identity = cosell_identity::start(&identity)
         .await
@@ -132,12 +136,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .await
     .context("deals failed to start")?;
 
+    let migration_channel = endpoint.connect_lazy();
+    let migration_token = Arc::new(ServiceToken::new(
+        migration_channel.clone(),
+        "migration",
+        migration_secret,
+    ));
+    let (migration, _) = cosell_migration::start(
+        &cosell_migration::Config {
+            database_url: args.database_url_migration.clone().unwrap_or_else(|| {
+                cosell_platform::db::sqlite_file_url(&args.data_dir, "migration")
+            }),
+        },
+        Arc::new(AccessClient::new(migration_channel, migration_token)),
+    )
+    .await
+    .context("migration failed to start")?;
+
     let server = tokio::spawn(cosell_platform::server::serve(
         listener,
         identity
             .services
             .merge(directory.services)
-            .merge(deals.services),
+            .merge(deals.services)
+            .merge(migration),
         verifier,
         args.server.options(),
         cosell_platform::server::shutdown_signal(),
@@ -152,7 +174,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     tracing::info!(%addr, data_dir = %args.data_dir.display(), demo = args.demo, "cosell serving");
-    eprintln!("cosell listening on {addr} (services: identity, directory, deals)");
+    eprintln!("cosell listening on {addr} (services: identity, directory, deals, migration)");
     server.await??;
     Ok(())
 }

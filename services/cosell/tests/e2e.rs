@@ -58,7 +58,7 @@ struct Server {
     child: Child,
     addr: String,
     _data: tempfile::TempDir,
-    _dbs: (TestDb, TestDb, TestDb),
+    _dbs: (TestDb, TestDb, TestDb, TestDb),
 }
 
 impl Server {
@@ -66,6 +66,7 @@ impl Server {
         let db = TestDb::new().await.unwrap();
         let directory_db = TestDb::new().await.unwrap();
         let deals_db = TestDb::new().await.unwrap();
+        let migration_db = TestDb::new().await.unwrap();
         let data = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosell"));
         cmd.args([
@@ -86,6 +87,7 @@ impl Server {
             cmd.arg("--database-url-identity").arg(&db.url);
             cmd.arg("--database-url-directory").arg(&directory_db.url);
             cmd.arg("--database-url-deals").arg(&deals_db.url);
+            cmd.arg("--database-url-migration").arg(&migration_db.url);
         }
         let mut child = cmd.spawn().expect("cosell starts");
         let stderr = child.stderr.take().unwrap();
@@ -110,7 +112,7 @@ impl Server {
             child,
             addr,
             _data: data,
-            _dbs: (db, directory_db, deals_db),
+            _dbs: (db, directory_db, deals_db, migration_db),
         }
     }
 
@@ -398,6 +400,47 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
         py.contains("first result Dynatrace Global Finance GmbH"),
         "{py}"
     );
+
+    // The PSC export import: a folder with a bad row, as Ada (account admin).
+    let export = tempfile::tempdir().unwrap();
+    std::fs::write(
+        export.path().join("accounts.csv"),
+        "PartnerAccountId,PartnerAccountName,MpnId\nA1,Contoso US,4000002\n",
+    )
+    .unwrap();
+    std::fs::write(
+        export.path().join("deals.csv"),
+        "\u{feff}Deal Id,Deal Name,Partner Account Id,Status,Created Date,Is CoSell,Source\r\nD1,\"Lakehouse, phase 1\",A1,Open,2021-01-05T10:00:00Z,yes,Partner\r\nD2,Orphan,A7,Open,2021-01-05T10:00:00Z,no,Partner\r\n",
+    )
+    .unwrap();
+    let ada = server
+        .cosell(&["dev-token", "--email", "ada.admin@contoso.com"], None)
+        .trim()
+        .to_owned();
+    let dir = export.path().display().to_string();
+    let report = server.cosell(&["psc", "import", &dir], Some(&ada));
+    assert!(report.contains("1 accounts"), "{report}");
+    assert!(report.contains("deals 1 new"), "{report}");
+    let row = report
+        .lines()
+        .find(|l| l.starts_with("deals.csv"))
+        .unwrap_or_else(|| panic!("the bad row is listed: {report}"));
+    assert!(
+        row.contains(" 3 ") && row.contains("PartnerAccountId") && row.contains("D2"),
+        "{row}"
+    );
+    let json = server.cosell(&["psc", "import", &dir, "--json"], Some(&ada));
+    let lines: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["kind"], "summary");
+    assert_eq!(
+        lines[0]["deals_unchanged"], 1,
+        "a second import changes nothing"
+    );
+    assert_eq!(lines[1]["kind"], "error");
+    assert_eq!(lines[1]["id"], "D2");
 
     // SIGTERM: a graceful stop with exit status 0.
     let status = server.stop();

@@ -4,9 +4,50 @@
 //! - [`psc`]: reading a PSC bulk export bundle (`../shared/docs/PSC-EXPORT.md`) into typed
 //!   records, with every problem reported by file, line, column, id and reason.
 //! - [`store`]: the database: each organization's imported snapshot and its import history.
+//! - [`api`]: the gRPC handlers (`ImportPscExport`, `ListPscImports`) and authorization.
 //!
-//! Built so far: the export reader and the snapshot import. The wizards, runs, gRPC API and
-//! binary come next.
+//! Built so far: the export reader, the snapshot import and its RPCs. The MPN check, the
+//! wizards, runs and the standalone binary come next.
 
+pub mod api;
 pub mod psc;
 pub mod store;
+
+use std::sync::Arc;
+
+use cosell_platform::auth::AccessClient;
+use cosell_platform::server::ServiceSet;
+use cosell_proto::migration as pb;
+
+pub use api::Migration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+}
+
+/// Opens the database (running its migrations) and returns the services for a server;
+/// `access` authorizes callers through identity.
+pub async fn start(
+    config: &Config,
+    access: Arc<AccessClient>,
+) -> Result<(ServiceSet, Arc<Migration>), sea_orm::DbErr> {
+    let db = cosell_platform::db::connect_and_migrate::<store::migration::Migrator>(
+        &config.database_url,
+    )
+    .await?;
+    let migration = Arc::new(Migration {
+        store: store::Store::new(db),
+        access,
+    });
+    let mut set = ServiceSet::default();
+    let m = migration.clone();
+    set.add("cosell.migration.v1.MigrationService", move |r| {
+        r.add_service(
+            pb::migration_service_server::MigrationServiceServer::new(api::Api(m))
+                .max_decoding_message_size(8 * 1024 * 1024),
+        );
+    });
+    set.descriptor_sets.push(pb::FILE_DESCRIPTOR_SET);
+    Ok((set, migration))
+}

@@ -1,0 +1,286 @@
+//! The gRPC adapter: `cosell.migration.v1.MigrationService`, who may call it, and the one place
+//! migration errors become statuses.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use cosell_platform::auth::{AccessClient, caller};
+use cosell_platform::{ApiError, Violations};
+use cosell_proto::identity::Role;
+use cosell_proto::migration::{self as pb, migration_service_server::MigrationService};
+use tonic::{Request, Response, Status, Streaming};
+use uuid::Uuid;
+
+use crate::psc::{Bundle, InMemory, Issue};
+use crate::store::{ImportSummary, Store, StoreError};
+
+/// `ErrorInfo.domain` of every migration error.
+pub const DOMAIN: &str = "migration.cosell";
+
+/// The files a bundle may hold.
+pub const BUNDLE_FILES: &[&str] = &[
+    "accounts.csv",
+    "users.csv",
+    "deals.csv",
+    "deal_products.csv",
+    "deal_team.csv",
+];
+
+/// Largest upload accepted (all files together).
+const MAX_UPLOAD_BYTES: usize = 1024 * 1024 * 1024;
+
+/// Who may import and view: account admins and org-wide referrals admins.
+const VIEW_ROLES: &[Role] = &[Role::AccountAdmin, Role::ReferralsAdmin];
+
+pub struct Migration {
+    pub store: Store,
+    pub access: Arc<AccessClient>,
+}
+
+fn status(e: ApiError) -> Status {
+    e.into_status(DOMAIN)
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+fn issue_pb(i: &Issue) -> pb::PscIssue {
+    pb::PscIssue {
+        file: i.file.clone(),
+        line: i.line as i64,
+        column: i.column.clone(),
+        id: i.id.clone(),
+        reason: i.reason.clone(),
+    }
+}
+
+fn import_pb(org: Uuid, at: chrono::DateTime<chrono::Utc>, s: &ImportSummary) -> pb::PscImport {
+    pb::PscImport {
+        name: format!("organizations/{org}/pscImports/{}", s.id),
+        create_time: Some(prost_types::Timestamp {
+            seconds: at.timestamp(),
+            nanos: at.timestamp_subsec_nanos() as i32,
+        }),
+        accounts: s.accounts as i64,
+        users: s.users as i64,
+        deals_added: s.deals_added as i64,
+        deals_updated: s.deals_updated as i64,
+        deals_unchanged: s.deals_unchanged as i64,
+        products: s.products as i64,
+        team_members: s.team_members as i64,
+        errors: s.errors.iter().map(issue_pb).collect(),
+        warnings: s.warnings.iter().map(issue_pb).collect(),
+    }
+}
+
+/// The bundle's files from what was uploaded: CSV files by name, or the CSV files inside a zip
+/// (by their base name, in any folder of it). Anything else is a warning.
+pub fn unpack(uploads: Vec<(String, Vec<u8>)>) -> Result<(InMemory, Vec<Issue>), ApiError> {
+    let mut files = Vec::new();
+    let mut warnings = Vec::new();
+    let warn = |file: &str, reason: &str| Issue {
+        file: file.to_owned(),
+        line: 0,
+        column: String::new(),
+        id: String::new(),
+        reason: reason.to_owned(),
+    };
+    for (name, bytes) in uploads {
+        let base = name.rsplit(['/', '\\']).next().unwrap_or(&name).to_owned();
+        if base.to_ascii_lowercase().ends_with(".zip") {
+            let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| {
+                ApiError::invalid_field("file_name", format!("`{name}` is not a readable zip: {e}"))
+            })?;
+            for i in 0..zip.len() {
+                let mut entry = zip
+                    .by_index(i)
+                    .map_err(|e| ApiError::invalid_field("file_name", format!("`{name}`: {e}")))?;
+                if entry.is_dir() {
+                    continue;
+                }
+                let inner = entry
+                    .name()
+                    .map_err(|e| ApiError::invalid_field("file_name", format!("`{name}`: {e}")))?
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                if !BUNDLE_FILES.contains(&inner.as_str()) {
+                    warnings.push(warn(&inner, "not a file of a PSC export; ignored"));
+                    continue;
+                }
+                let mut data = Vec::new();
+                entry
+                    .by_ref()
+                    .take(MAX_UPLOAD_BYTES as u64 + 1)
+                    .read_to_end(&mut data)
+                    .map_err(|e| {
+                        ApiError::invalid_field("file_name", format!("`{inner}` in `{name}`: {e}"))
+                    })?;
+                if data.len() > MAX_UPLOAD_BYTES {
+                    return Err(ApiError::invalid_field(
+                        "chunk",
+                        "the bundle is larger than 1 GiB",
+                    ));
+                }
+                files.push((inner, data));
+            }
+        } else if BUNDLE_FILES.contains(&base.as_str()) {
+            files.push((base, bytes));
+        } else {
+            warnings.push(warn(&base, "not a file of a PSC export; ignored"));
+        }
+    }
+    Ok((InMemory(files), warnings))
+}
+
+impl Migration {
+    /// The organization named by `field`, if the caller may import into and view it.
+    async fn authorize<T>(
+        &self,
+        req: &Request<T>,
+        field: &str,
+        name: &str,
+    ) -> Result<Uuid, ApiError> {
+        let mut v = Violations::new();
+        let org = v.take(
+            field,
+            cosell_platform::names::parse_one(name, "organizations"),
+        );
+        v.finish()?;
+        let org = org.expect("checked");
+        let caller = caller(req)?;
+        self.access
+            .require(caller, org, VIEW_ROLES, None, name)
+            .await
+            .map_err(|e| {
+                if e.code == tonic::Code::PermissionDenied {
+                    ApiError::permission_denied(
+                        "MISSING_ROLE",
+                        "the migration needs ROLE_ACCOUNT_ADMIN or an org-wide ROLE_REFERRALS_ADMIN",
+                    )
+                } else {
+                    e
+                }
+            })?;
+        Ok(org)
+    }
+}
+
+/// The service, as mounted on a server.
+pub struct Api(pub Arc<Migration>);
+
+impl std::ops::Deref for Api {
+    type Target = Migration;
+
+    fn deref(&self) -> &Migration {
+        &self.0
+    }
+}
+
+#[tonic::async_trait]
+impl MigrationService for Api {
+    async fn import_psc_export(
+        &self,
+        req: Request<Streaming<pb::ImportPscExportRequest>>,
+    ) -> Result<Response<pb::ImportPscExportResponse>, Status> {
+        let caller = caller(&req).map_err(status)?.clone();
+        let mut stream = req.into_inner();
+        let result: Result<pb::PscImport, ApiError> = async {
+            let first = stream
+                .message()
+                .await
+                .map_err(|s| ApiError::invalid_field("chunk", s.message().to_owned()))?
+                .ok_or_else(|| ApiError::invalid_field("organization", "the upload was empty"))?;
+            // Authorize on the first message, before anything is buffered.
+            let mut check = Request::new(());
+            check.extensions_mut().insert(caller);
+            let org = self
+                .authorize(&check, "organization", &first.organization)
+                .await?;
+            let mut uploads: Vec<(String, Vec<u8>)> = Vec::new();
+            let mut total = 0usize;
+            let mut next = Some(first);
+            while let Some(m) = next {
+                total += m.chunk.len();
+                if total > MAX_UPLOAD_BYTES {
+                    return Err(ApiError::invalid_field("chunk", "the bundle is larger than 1 GiB"));
+                }
+                if m.file_name.trim().is_empty() {
+                    return Err(ApiError::invalid_field("file_name", "is required in every message"));
+                }
+                match uploads.last_mut() {
+                    Some((name, bytes)) if *name == m.file_name => bytes.extend_from_slice(&m.chunk),
+                    _ => {
+                        if uploads.iter().any(|(n, _)| *n == m.file_name) {
+                            return Err(ApiError::invalid_field(
+                                "file_name",
+                                format!("`{}` was sent in two parts; send each file's chunks one after another", m.file_name),
+                            ));
+                        }
+                        uploads.push((m.file_name.clone(), m.chunk));
+                    }
+                }
+                next = stream
+                    .message()
+                    .await
+                    .map_err(|s| ApiError::invalid_field("chunk", s.message().to_owned()))?;
+            }
+            let (files, mut warnings) = unpack(uploads)?;
+            let bundle = tokio::task::spawn_blocking(move || Bundle::read(&files))
+                .await
+                .map_err(ApiError::internal)?;
+            let mut bundle = bundle.map_err(|issues| {
+                ApiError::invalid_argument(
+                    issues
+                        .iter()
+                        .map(|i| cosell_platform::error::FieldViolation {
+                            field: if i.column.is_empty() {
+                                i.file.clone()
+                            } else {
+                                format!("{}:{}", i.file, i.column)
+                            },
+                            description: i.reason.clone(),
+                        })
+                        .collect(),
+                )
+            })?;
+            bundle.warnings.append(&mut warnings);
+            let summary = self.store.import(org, &bundle).await?;
+            Ok(import_pb(org, chrono::Utc::now(), &summary))
+        }
+        .await;
+        result
+            .map(|import| {
+                Response::new(pb::ImportPscExportResponse {
+                    import: Some(import),
+                })
+            })
+            .map_err(status)
+    }
+
+    async fn list_psc_imports(
+        &self,
+        req: Request<pb::ListPscImportsRequest>,
+    ) -> Result<Response<pb::ListPscImportsResponse>, Status> {
+        let parent = req.get_ref().parent.clone();
+        let org = self
+            .authorize(&req, "parent", &parent)
+            .await
+            .map_err(status)?;
+        let imports = self
+            .store
+            .imports(org)
+            .await
+            .map_err(|e| status(e.into()))?;
+        Ok(Response::new(pb::ListPscImportsResponse {
+            imports: imports
+                .iter()
+                .map(|(at, s)| import_pb(org, *at, s))
+                .collect(),
+        }))
+    }
+}

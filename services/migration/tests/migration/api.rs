@@ -1,0 +1,206 @@
+//! `MigrationService/ImportPscExport` through gRPC, with identity deciding who may call it.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use cosell_platform::auth::{AccessClient, RemoteKeys, ServiceToken, TokenVerifier};
+use cosell_proto::identity as ipb;
+use cosell_proto::migration as pb;
+use cosell_testkit::{TestDb, TestServer, authed};
+use tonic::transport::{Channel, Endpoint};
+
+const MIGRATION_SECRET: &str = "migration-secret-for-tests-0001";
+
+struct Harness {
+    server: TestServer,
+    contoso: String,
+    _dbs: (TestDb, TestDb),
+}
+
+impl Harness {
+    async fn start() -> Self {
+        let identity_db = TestDb::new().await.unwrap();
+        let migration_db = TestDb::new().await.unwrap();
+        let mut identity = cosell_identity::Config::new(identity_db.url.clone());
+        identity.dev_auth = true;
+        identity.demo = true;
+        identity.service_principals = vec![("migration".into(), MIGRATION_SECRET.into())];
+        let identity = cosell_identity::start(&identity).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let loopback = || -> Channel {
+            Endpoint::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect_lazy()
+        };
+        let token = Arc::new(ServiceToken::new(loopback(), "migration", MIGRATION_SECRET));
+        let (migration, _) = cosell_migration::start(
+            &cosell_migration::Config {
+                database_url: migration_db.url.clone(),
+            },
+            Arc::new(AccessClient::new(loopback(), token)),
+        )
+        .await
+        .unwrap();
+        let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(loopback()))));
+        let server = TestServer::start_on(
+            listener,
+            identity.services.merge(migration),
+            verifier,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        let mut h = Self {
+            server,
+            contoso: String::new(),
+            _dbs: (identity_db, migration_db),
+        };
+        let ada = h.token("ada.admin@contoso.com").await;
+        h.contoso = ipb::access_service_client::AccessServiceClient::new(h.server.channel.clone())
+            .get_caller(authed(&ada, ipb::GetCallerRequest {}))
+            .await
+            .unwrap()
+            .into_inner()
+            .organization;
+        h
+    }
+
+    async fn token(&self, email: &str) -> String {
+        ipb::token_service_client::TokenServiceClient::new(self.server.channel.clone())
+            .sign_in_with_email(ipb::SignInWithEmailRequest {
+                email: email.into(),
+                organization: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .access_token
+    }
+
+    /// Uploads `files` (name, bytes) in small chunks as `email`.
+    async fn import(
+        &self,
+        email: &str,
+        organization: &str,
+        files: &[(&str, Vec<u8>)],
+    ) -> Result<pb::PscImport, tonic::Status> {
+        let token = self.token(email).await;
+        let mut messages = Vec::new();
+        for (name, bytes) in files {
+            for chunk in bytes.chunks(7) {
+                messages.push(pb::ImportPscExportRequest {
+                    organization: if messages.is_empty() {
+                        organization.to_owned()
+                    } else {
+                        String::new()
+                    },
+                    file_name: name.to_string(),
+                    chunk: chunk.to_vec(),
+                });
+            }
+        }
+        Ok(
+            pb::migration_service_client::MigrationServiceClient::new(self.server.channel.clone())
+                .import_psc_export(authed(&token, tokio_stream::iter(messages)))
+                .await?
+                .into_inner()
+                .import
+                .unwrap(),
+        )
+    }
+}
+
+const ACCOUNTS: &str = "PartnerAccountId,PartnerAccountName,MpnId\nA1,Contoso US,4000002\n";
+const DEALS: &str = "DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSell,Source\nD1,Lakehouse,A1,Open,2021-01-05T10:00:00Z,yes,Partner\nD2,Orphan,A7,Open,2021-01-05T10:00:00Z,no,Partner\n";
+
+fn zip(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, text) in files {
+        w.start_file(
+            format!("export/{name}"),
+            zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated),
+        )
+        .unwrap();
+        w.write_all(text.as_bytes()).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn account_admins_and_org_wide_referrals_admins_import_exports() {
+    let h = Harness::start().await;
+    let files = [
+        ("accounts.csv", ACCOUNTS.as_bytes().to_vec()),
+        ("deals.csv", DEALS.as_bytes().to_vec()),
+        ("notes.txt", b"hello".to_vec()),
+    ];
+    let first = h
+        .import("ada.admin@contoso.com", &h.contoso, &files)
+        .await
+        .unwrap();
+    assert_eq!((first.accounts, first.deals_added), (1, 1));
+    assert_eq!(first.errors.len(), 1);
+    let e = &first.errors[0];
+    assert_eq!(
+        (e.file.as_str(), e.line, e.column.as_str(), e.id.as_str()),
+        ("deals.csv", 3, "PartnerAccountId", "D2")
+    );
+    assert!(first.warnings.iter().any(|w| w.file == "notes.txt"));
+
+    // The same export as a zip, by an org-wide referrals admin: nothing changes.
+    let zipped = zip(&[("accounts.csv", ACCOUNTS), ("deals.csv", DEALS)]);
+    let again = h
+        .import(
+            "rita.referrals@contoso.com",
+            &h.contoso,
+            &[("export.zip", zipped)],
+        )
+        .await
+        .unwrap();
+    assert_eq!((again.deals_added, again.deals_unchanged), (0, 1));
+
+    // Nobody else.
+    let refused = h
+        .import("uma.user@contoso.com", &h.contoso, &files)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    let other = h
+        .import("fay.admin@fabrikam.com", &h.contoso, &files)
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), tonic::Code::NotFound);
+
+    // A bundle without deals.csv is refused whole, naming the file.
+    let missing = h
+        .import("ada.admin@contoso.com", &h.contoso, &files[..1])
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::InvalidArgument);
+    use tonic_types::StatusExt;
+    let fields: Vec<String> = missing
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(fields, ["deals.csv"]);
+
+    // The history.
+    let ada = h.token("ada.admin@contoso.com").await;
+    let history =
+        pb::migration_service_client::MigrationServiceClient::new(h.server.channel.clone())
+            .list_psc_imports(authed(
+                &ada,
+                pb::ListPscImportsRequest {
+                    parent: h.contoso.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .imports;
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].name, again.name, "newest first");
+}
