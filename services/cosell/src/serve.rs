@@ -148,7 +148,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 cosell_platform::db::sqlite_file_url(&args.data_dir, "migration")
             }),
         },
-        Arc::new(AccessClient::new(migration_channel, migration_token)),
+        cosell_migration::Links {
+            identity: migration_channel,
+            token: migration_token,
+        },
     )
     .await
     .context("migration failed to start")?;

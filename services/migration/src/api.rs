@@ -4,10 +4,12 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use cosell_platform::auth::{AccessClient, caller};
+use cosell_platform::auth::{AccessClient, ServiceToken, caller};
 use cosell_platform::{ApiError, Violations};
+use cosell_proto::identity as ipb;
 use cosell_proto::identity::Role;
 use cosell_proto::migration::{self as pb, migration_service_server::MigrationService};
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
@@ -35,6 +37,9 @@ const VIEW_ROLES: &[Role] = &[Role::AccountAdmin, Role::ReferralsAdmin];
 pub struct Migration {
     pub store: Store,
     pub access: Arc<AccessClient>,
+    /// Identity's organizations (MPN lookups), called with `token`.
+    pub organizations: ipb::organization_service_client::OrganizationServiceClient<Channel>,
+    pub token: Arc<ServiceToken>,
 }
 
 fn status(e: ApiError) -> Status {
@@ -145,6 +150,17 @@ impl Migration {
         field: &str,
         name: &str,
     ) -> Result<Uuid, ApiError> {
+        self.authorize_roles(req, field, name, VIEW_ROLES).await
+    }
+
+    /// The organization named by `field`, if the caller holds one of `roles` over all of it.
+    async fn authorize_roles<T>(
+        &self,
+        req: &Request<T>,
+        field: &str,
+        name: &str,
+        roles: &[Role],
+    ) -> Result<Uuid, ApiError> {
         let mut v = Violations::new();
         let org = v.take(
             field,
@@ -154,19 +170,85 @@ impl Migration {
         let org = org.expect("checked");
         let caller = caller(req)?;
         self.access
-            .require(caller, org, VIEW_ROLES, None, name)
+            .require(caller, org, roles, None, name)
             .await
             .map_err(|e| {
                 if e.code == tonic::Code::PermissionDenied {
                     ApiError::permission_denied(
                         "MISSING_ROLE",
-                        "the migration needs ROLE_ACCOUNT_ADMIN or an org-wide ROLE_REFERRALS_ADMIN",
+                        format!(
+                            "this needs {} over the entire organization",
+                            cosell_platform::auth::access::role_names(roles)
+                        ),
                     )
                 } else {
                     e
                 }
             })?;
         Ok(org)
+    }
+
+    /// Where `mpn_id` stands for `organization` (SPEC 5.2), with the reason when it fails.
+    async fn association(
+        &self,
+        organization: Uuid,
+        mpn_id: &str,
+    ) -> Result<(pb::MpnAssociation, String), ApiError> {
+        let req = self
+            .token
+            .request(ipb::LookupMpnIdRequest {
+                mpn_id: mpn_id.to_owned(),
+            })
+            .await?;
+        let found = match self.organizations.clone().lookup_mpn_id(req).await {
+            Ok(r) => r.into_inner(),
+            Err(s) if s.code() == tonic::Code::InvalidArgument => {
+                ipb::LookupMpnIdResponse::default()
+            }
+            Err(s) => {
+                return Err(ApiError::unavailable(
+                    "UPSTREAM_UNAVAILABLE",
+                    format!("the identity service did not answer: {}", s.message()),
+                ));
+            }
+        };
+        let remedy = "an account admin corrects the association (CorrectMpnAssociation) to the organization's vOrg MPN ID or one of its locations";
+        if !found.exists {
+            return Ok((
+                pb::MpnAssociation::Invalid,
+                format!("MPN ID {mpn_id} is not known to the platform; {remedy}"),
+            ));
+        }
+        if found.organization != cosell_platform::names::organization(organization) {
+            return Ok((
+                pb::MpnAssociation::Invalid,
+                format!("MPN ID {mpn_id} belongs to another organization; {remedy}"),
+            ));
+        }
+        Ok(match ipb::MpnIdKind::try_from(found.kind) {
+            Ok(ipb::MpnIdKind::Location) => (pb::MpnAssociation::Location, String::new()),
+            _ => (pb::MpnAssociation::Vorg, String::new()),
+        })
+    }
+
+    /// A PSC account with its MPN association checked.
+    async fn psc_account(
+        &self,
+        organization: Uuid,
+        account: crate::psc::files::Account,
+        corrected: Option<String>,
+    ) -> Result<pb::PscAccount, ApiError> {
+        let mpn = corrected.clone().unwrap_or_else(|| account.mpn_id.clone());
+        let (association, reason) = self.association(organization, &mpn).await?;
+        Ok(pb::PscAccount {
+            account_id: account.id,
+            display_name: account.name,
+            exported_mpn_id: account.mpn_id,
+            corrected_mpn_id: corrected.unwrap_or_default(),
+            mpn_id: mpn,
+            association: association as i32,
+            reason,
+        })
     }
 }
 
@@ -282,5 +364,71 @@ impl MigrationService for Api {
                 .map(|(at, s)| import_pb(org, *at, s))
                 .collect(),
         }))
+    }
+
+    async fn get_mpn_check(
+        &self,
+        req: Request<pb::GetMpnCheckRequest>,
+    ) -> Result<Response<pb::GetMpnCheckResponse>, Status> {
+        let parent = req.get_ref().parent.clone();
+        let result: Result<pb::GetMpnCheckResponse, ApiError> = async {
+            let org = self.authorize(&req, "parent", &parent).await?;
+            let mut accounts = Vec::new();
+            for (account, corrected) in self.store.accounts(org).await? {
+                accounts.push(self.psc_account(org, account, corrected).await?);
+            }
+            let invalid = accounts
+                .iter()
+                .filter(|a| a.association == pb::MpnAssociation::Invalid as i32)
+                .count() as i64;
+            Ok(pb::GetMpnCheckResponse { accounts, invalid })
+        }
+        .await;
+        result.map(Response::new).map_err(status)
+    }
+
+    async fn correct_mpn_association(
+        &self,
+        req: Request<pb::CorrectMpnAssociationRequest>,
+    ) -> Result<Response<pb::CorrectMpnAssociationResponse>, Status> {
+        let r = req.get_ref().clone();
+        let result: Result<pb::PscAccount, ApiError> = async {
+            let org = self
+                .authorize_roles(&req, "parent", &r.parent, &[Role::AccountAdmin])
+                .await?;
+            let mpn = r.mpn_id.trim();
+            if !(6..=7).contains(&mpn.len()) || !mpn.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ApiError::invalid_field(
+                    "mpn_id",
+                    format!("`{mpn}` is not an MPN ID (6 or 7 digits)"),
+                ));
+            }
+            let (association, reason) = self.association(org, mpn).await?;
+            if association == pb::MpnAssociation::Invalid {
+                return Err(ApiError::invalid_field("mpn_id", reason));
+            }
+            if !self.store.correct_mpn(org, &r.account_id, mpn).await? {
+                return Err(ApiError::not_found(format!(
+                    "PSC account `{}` of {}",
+                    r.account_id, r.parent
+                )));
+            }
+            let (account, corrected) = self
+                .store
+                .accounts(org)
+                .await?
+                .into_iter()
+                .find(|(a, _)| a.id == r.account_id)
+                .ok_or_else(|| ApiError::internal("corrected account vanished"))?;
+            self.psc_account(org, account, corrected).await
+        }
+        .await;
+        result
+            .map(|account| {
+                Response::new(pb::CorrectMpnAssociationResponse {
+                    account: Some(account),
+                })
+            })
+            .map_err(status)
     }
 }

@@ -15,9 +15,10 @@ pub mod store;
 
 use std::sync::Arc;
 
-use cosell_platform::auth::AccessClient;
+use cosell_platform::auth::{AccessClient, ServiceToken};
 use cosell_platform::server::ServiceSet;
 use cosell_proto::migration as pb;
+use tonic::transport::Channel;
 
 pub use api::Migration;
 
@@ -26,11 +27,16 @@ pub struct Config {
     pub database_url: String,
 }
 
-/// Opens the database (running its migrations) and returns the services for a server;
-/// `access` authorizes callers through identity.
+/// How the migration service reaches identity: a channel and its own service token.
+pub struct Links {
+    pub identity: Channel,
+    pub token: Arc<ServiceToken>,
+}
+
+/// Opens the database (running its migrations) and returns the services for a server.
 pub async fn start(
     config: &Config,
-    access: Arc<AccessClient>,
+    links: Links,
 ) -> Result<(ServiceSet, Arc<Migration>), sea_orm::DbErr> {
     let db = cosell_platform::db::connect_and_migrate::<store::migration::Migrator>(
         &config.database_url,
@@ -38,7 +44,15 @@ pub async fn start(
     .await?;
     let migration = Arc::new(Migration {
         store: store::Store::new(db),
-        access,
+        access: Arc::new(AccessClient::new(
+            links.identity.clone(),
+            links.token.clone(),
+        )),
+        organizations:
+            cosell_proto::identity::organization_service_client::OrganizationServiceClient::new(
+                links.identity,
+            ),
+        token: links.token,
     });
     let mut set = ServiceSet::default();
     let m = migration.clone();

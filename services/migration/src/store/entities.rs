@@ -13,6 +13,7 @@ pub mod account {
         pub account_id: String,
         pub name: String,
         pub mpn_id: String,
+        pub corrected_mpn_id: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -38,6 +38,8 @@ impl MigrationTrait for M0001Snapshot {
                 .col(text("account_id"))
                 .col(text("name"))
                 .col(text("mpn_id"))
+                // An admin's correction of the MPN association (SPEC 5.2); imports keep it.
+                .col(ColumnDef::new(id("corrected_mpn_id")).text().null())
                 .primary_key(
                     Index::create()
                         .col(id("organization"))

@@ -93,6 +93,7 @@ impl Store {
                 account_id: Set(a.id.clone()),
                 name: Set(a.name.clone()),
                 mpn_id: Set(a.mpn_id.clone()),
+                corrected_mpn_id: sea_orm::ActiveValue::NotSet,
             }))
             .on_conflict(
                 OnConflict::columns([account::Column::Organization, account::Column::AccountId])
@@ -193,19 +194,43 @@ impl Store {
         Ok(summary)
     }
 
-    pub async fn accounts(&self, organization: Uuid) -> Result<Vec<Account>> {
+    /// The organization's PSC accounts with their MPN corrections, by account id.
+    pub async fn accounts(&self, organization: Uuid) -> Result<Vec<(Account, Option<String>)>> {
         Ok(account::Entity::find()
             .filter(account::Column::Organization.eq(organization.to_string()))
             .order_by_asc(account::Column::AccountId)
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|m| Account {
-                id: m.account_id,
-                name: m.name,
-                mpn_id: m.mpn_id,
+            .map(|m| {
+                (
+                    Account {
+                        id: m.account_id,
+                        name: m.name,
+                        mpn_id: m.mpn_id,
+                    },
+                    m.corrected_mpn_id,
+                )
             })
             .collect())
+    }
+
+    /// Records an admin's correction of an account's MPN association; `false` when the
+    /// snapshot has no such account.
+    pub async fn correct_mpn(
+        &self,
+        organization: Uuid,
+        account_id: &str,
+        mpn_id: &str,
+    ) -> Result<bool> {
+        use sea_orm::sea_query::Expr;
+        let done = account::Entity::update_many()
+            .col_expr(account::Column::CorrectedMpnId, Expr::value(mpn_id))
+            .filter(account::Column::Organization.eq(organization.to_string()))
+            .filter(account::Column::AccountId.eq(account_id))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected == 1)
     }
 
     pub async fn users(&self, organization: Uuid) -> Result<Vec<User>> {

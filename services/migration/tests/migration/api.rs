@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use cosell_platform::auth::{AccessClient, RemoteKeys, ServiceToken, TokenVerifier};
+use cosell_platform::auth::{RemoteKeys, ServiceToken, TokenVerifier};
 use cosell_proto::identity as ipb;
 use cosell_proto::migration as pb;
 use cosell_testkit::{TestDb, TestServer, authed};
@@ -38,7 +38,10 @@ impl Harness {
             &cosell_migration::Config {
                 database_url: migration_db.url.clone(),
             },
-            Arc::new(AccessClient::new(loopback(), token)),
+            cosell_migration::Links {
+                identity: loopback(),
+                token,
+            },
         )
         .await
         .unwrap();
@@ -203,4 +206,92 @@ async fn account_admins_and_org_wide_referrals_admins_import_exports() {
             .imports;
     assert_eq!(history.len(), 2);
     assert_eq!(history[0].name, again.name, "newest first");
+}
+
+#[tokio::test]
+async fn the_mpn_check_and_its_correction() {
+    let h = Harness::start().await;
+    let accounts = "PartnerAccountId,PartnerAccountName,MpnId\nA1,Contoso Seattle,4000002\nA2,Wrong org,5000001\nA3,Typo,999999\n";
+    let files = [
+        ("accounts.csv", accounts.as_bytes().to_vec()),
+        ("deals.csv", DEALS.as_bytes().to_vec()),
+    ];
+    h.import("ada.admin@contoso.com", &h.contoso, &files)
+        .await
+        .unwrap();
+    let client =
+        || pb::migration_service_client::MigrationServiceClient::new(h.server.channel.clone());
+    let check = |token: String| {
+        let parent = h.contoso.clone();
+        async move {
+            client()
+                .get_mpn_check(authed(&token, pb::GetMpnCheckRequest { parent }))
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let rita = h.token("rita.referrals@contoso.com").await;
+    let before = check(rita.clone()).await.unwrap();
+    let states: Vec<(String, pb::MpnAssociation)> = before
+        .accounts
+        .iter()
+        .map(|a| (a.account_id.clone(), a.association()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("A1".to_string(), pb::MpnAssociation::Location),
+            ("A2".into(), pb::MpnAssociation::Invalid),
+            ("A3".into(), pb::MpnAssociation::Invalid),
+        ]
+    );
+    assert_eq!(before.invalid, 2);
+    assert!(before.accounts[1].reason.contains("another organization"));
+    assert!(before.accounts[2].reason.contains("not known"));
+
+    let correct = |email: &'static str, account: &'static str, mpn: &'static str| {
+        let parent = h.contoso.clone();
+        let h = &h;
+        async move {
+            let token = h.token(email).await;
+            client()
+                .correct_mpn_association(authed(
+                    &token,
+                    pb::CorrectMpnAssociationRequest {
+                        parent,
+                        account_id: account.into(),
+                        mpn_id: mpn.into(),
+                    },
+                ))
+                .await
+                .map(|r| r.into_inner().account.unwrap())
+        }
+    };
+    // Only account admins correct; only to one of the organization's own MPN IDs.
+    let refused = correct("rita.referrals@contoso.com", "A3", "4000001")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    let wrong = correct("ada.admin@contoso.com", "A2", "5000001")
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), tonic::Code::InvalidArgument);
+    let unknown = correct("ada.admin@contoso.com", "A9", "4000001")
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    let fixed = correct("ada.admin@contoso.com", "A3", "4000001")
+        .await
+        .unwrap();
+    assert_eq!(fixed.association(), pb::MpnAssociation::Vorg);
+    assert_eq!(fixed.exported_mpn_id, "999999");
+    assert_eq!(fixed.mpn_id, "4000001");
+
+    // A re-import keeps the correction.
+    h.import("ada.admin@contoso.com", &h.contoso, &files)
+        .await
+        .unwrap();
+    let after = check(rita).await.unwrap();
+    assert_eq!(after.invalid, 1);
+    assert_eq!(after.accounts[2].corrected_mpn_id, "4000001");
 }
