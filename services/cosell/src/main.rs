@@ -2,16 +2,17 @@
 //!
 //! - `cosell serve`: every service in one process on one port, embedded SQLite by default.
 //! - `cosell dev-token`, `cosell whoami`, `cosell admins`, `cosell directory import|search`,
-//!   `cosell psc import`: operator subcommands that call a running server (`--server`,
+//!   `cosell psc import`, `cosell migration deals status|readiness`: operator subcommands that call a running server (`--server`,
 //!   `--token` / `COSELL_TOKEN`).
 //!
 //! Modules: [`serve`] (the embedded suite), [`demo`] (the demo deals), [`client`] (connection
 //! and token options, identity subcommands), [`directory`] (directory subcommands), [`psc`] (the
-//! PSC export import).
+//! PSC export import), [`migration`] (the migration's status views).
 
 mod client;
 mod demo;
 mod directory;
+mod migration;
 mod psc;
 mod serve;
 
@@ -44,6 +45,9 @@ enum Command {
     /// The legacy Partner Sales Connect: import its export.
     #[command(subcommand)]
     Psc(psc::PscCommand),
+    /// The migration out of PSC: the deal migration's status and readiness.
+    #[command(subcommand)]
+    Migration(migration::MigrationCommand),
 }
 
 #[tokio::main]
@@ -56,5 +60,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Admins(args) => client::admins(args).await,
         Command::Directory(command) => directory::run(command).await,
         Command::Psc(command) => psc::run(command).await,
+        Command::Migration(command) => migration::run(command).await,
     }
 }

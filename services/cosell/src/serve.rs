@@ -149,7 +149,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             }),
         },
         cosell_migration::Links {
-            identity: migration_channel,
+            identity: migration_channel.clone(),
+            deals: migration_channel,
             token: migration_token,
         },
     )

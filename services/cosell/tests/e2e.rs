@@ -441,6 +441,20 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
     );
     assert_eq!(lines[1]["kind"], "error");
     assert_eq!(lines[1]["id"], "D2");
+    // D1 is eligible and lacks most required fields.
+    let status = server.cosell(&["migration", "deals", "status", "--json"], Some(&ada));
+    let status: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
+    assert_eq!(status["state"], "not_started");
+    assert_eq!(status["eligible"], 1);
+    let readiness = server.cosell(&["migration", "deals", "readiness"], Some(&ada));
+    let d1 = readiness
+        .lines()
+        .find(|l| l.starts_with("D1"))
+        .unwrap_or_else(|| panic!("{readiness}"));
+    assert!(
+        d1.contains("Lakehouse, phase 1") && d1.contains("customer.legal_name"),
+        "{d1}"
+    );
 
     // SIGTERM: a graceful stop with exit status 0.
     let status = server.stop();

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use cosell_platform::auth::{AccessClient, ServiceToken, caller};
 use cosell_platform::{ApiError, Violations};
+use cosell_proto::deals as dpb;
 use cosell_proto::identity as ipb;
 use cosell_proto::identity::Role;
 use cosell_proto::migration::{self as pb, migration_service_server::MigrationService};
@@ -13,6 +14,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
+use crate::eligibility::{Ineligible, eligibility, missing_fields};
 use crate::psc::{Bundle, InMemory, Issue};
 use crate::store::{ImportSummary, Store, StoreError};
 
@@ -39,8 +41,13 @@ pub struct Migration {
     pub access: Arc<AccessClient>,
     /// Identity's organizations (MPN lookups), called with `token`.
     pub organizations: ipb::organization_service_client::OrganizationServiceClient<Channel>,
+    /// The deals service's catalog (product -> solution mapping), called with `token`.
+    pub catalog: dpb::catalog_service_client::CatalogServiceClient<Channel>,
     pub token: Arc<ServiceToken>,
 }
+
+/// Deals read per page while scanning a snapshot.
+const SCAN_PAGE: u64 = 1000;
 
 fn status(e: ApiError) -> Status {
     e.into_status(DOMAIN)
@@ -229,6 +236,60 @@ impl Migration {
             Ok(ipb::MpnIdKind::Location) => (pb::MpnAssociation::Location, String::new()),
             _ => (pb::MpnAssociation::Vorg, String::new()),
         })
+    }
+
+    /// Whether each PSC account's MPN association holds (account id -> holds).
+    async fn associations(
+        &self,
+        organization: Uuid,
+    ) -> Result<std::collections::HashMap<String, bool>, ApiError> {
+        let mut out = std::collections::HashMap::new();
+        for (account, corrected) in self.store.accounts(organization).await? {
+            let id = account.id.clone();
+            let checked = self.psc_account(organization, account, corrected).await?;
+            out.insert(
+                id,
+                checked.association != pb::MpnAssociation::Invalid as i32,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The catalog's legacy product ids and the solution each maps to (`solutions/{id}`).
+    async fn product_map(&self) -> Result<std::collections::HashMap<String, String>, ApiError> {
+        let mut map = std::collections::HashMap::new();
+        let mut page_token = String::new();
+        loop {
+            let req = self
+                .token
+                .request(dpb::ListSolutionsRequest {
+                    page_size: 500,
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                })
+                .await?;
+            let page = self
+                .catalog
+                .clone()
+                .list_solutions(req)
+                .await
+                .map_err(|s| {
+                    ApiError::unavailable(
+                        "UPSTREAM_UNAVAILABLE",
+                        format!("the deals service did not answer: {}", s.message()),
+                    )
+                })?
+                .into_inner();
+            for s in page.solutions {
+                for id in s.legacy_product_ids {
+                    map.entry(id).or_insert_with(|| s.name.clone());
+                }
+            }
+            if page.next_page_token.is_empty() {
+                return Ok(map);
+            }
+            page_token = page.next_page_token;
+        }
     }
 
     /// A PSC account with its MPN association checked.
@@ -430,5 +491,136 @@ impl MigrationService for Api {
                 })
             })
             .map_err(status)
+    }
+
+    async fn get_deal_migration_status(
+        &self,
+        req: Request<pb::GetDealMigrationStatusRequest>,
+    ) -> Result<Response<pb::GetDealMigrationStatusResponse>, Status> {
+        let parent = req.get_ref().parent.clone();
+        let result: Result<pb::GetDealMigrationStatusResponse, ApiError> = async {
+            let org = self.authorize(&req, "parent", &parent).await?;
+            let associations = self.associations(org).await?;
+            let mut counts: std::collections::BTreeMap<Ineligible, i64> = Default::default();
+            let (mut total, mut eligible) = (0i64, 0i64);
+            let mut after: Option<String> = None;
+            loop {
+                let page = self.store.deals(org, after.as_deref(), SCAN_PAGE).await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.deal.id.clone());
+                for d in &page {
+                    total += 1;
+                    let holds = associations
+                        .get(&d.deal.account_id)
+                        .copied()
+                        .unwrap_or(false);
+                    match eligibility(d, holds) {
+                        Ok(()) => eligible += 1,
+                        Err(reason) => *counts.entry(reason).or_default() += 1,
+                    }
+                }
+            }
+            Ok(pb::GetDealMigrationStatusResponse {
+                state: if eligible == 0 {
+                    pb::DealMigrationState::NothingToMigrate
+                } else {
+                    pb::DealMigrationState::NotStarted
+                } as i32,
+                total,
+                eligible,
+                ineligible: counts
+                    .into_iter()
+                    .map(|(reason, deals)| pb::IneligibleCount {
+                        reason: reason_pb(reason) as i32,
+                        deals,
+                    })
+                    .collect(),
+            })
+        }
+        .await;
+        result.map(Response::new).map_err(status)
+    }
+
+    async fn list_deal_readiness(
+        &self,
+        req: Request<pb::ListDealReadinessRequest>,
+    ) -> Result<Response<pb::ListDealReadinessResponse>, Status> {
+        let r = req.get_ref().clone();
+        let result: Result<pb::ListDealReadinessResponse, ApiError> = async {
+            let org = self.authorize(&req, "parent", &r.parent).await?;
+            let mut v = Violations::new();
+            let size = v.take("page_size", cosell_platform::page::page_size(r.page_size));
+            let query = format!("readiness|{}", r.parent);
+            let after = v.take(
+                "page_token",
+                cosell_platform::page::decode(&r.page_token, &query),
+            );
+            v.finish()?;
+            let size = size.unwrap_or(50).min(500) as usize;
+            let associations = self.associations(org).await?;
+            let products = self.product_map().await?;
+            let mut deals = Vec::new();
+            let mut after = after.flatten();
+            let mut next_page_token = String::new();
+            'scan: loop {
+                let page = self.store.deals(org, after.as_deref(), SCAN_PAGE).await?;
+                if page.is_empty() {
+                    break;
+                }
+                for d in &page {
+                    after = Some(d.deal.id.clone());
+                    let holds = associations
+                        .get(&d.deal.account_id)
+                        .copied()
+                        .unwrap_or(false);
+                    if eligibility(d, holds).is_err() {
+                        continue;
+                    }
+                    let mapped = d
+                        .products
+                        .iter()
+                        .filter(|p| products.contains_key(&p.product_id))
+                        .count();
+                    let missing = missing_fields(d, mapped);
+                    if missing.is_empty() {
+                        continue;
+                    }
+                    if deals.len() == size {
+                        // One more exists: the next page starts after the last one returned.
+                        next_page_token = cosell_platform::page::encode(
+                            &deals
+                                .last()
+                                .map(|x: &pb::DealReadiness| x.psc_deal_id.clone())
+                                .unwrap_or_default(),
+                            &query,
+                        );
+                        break 'scan;
+                    }
+                    deals.push(pb::DealReadiness {
+                        psc_deal_id: d.deal.id.clone(),
+                        deal_name: d.deal.name.clone(),
+                        missing_fields: missing.into_iter().map(String::from).collect(),
+                    });
+                }
+            }
+            Ok(pb::ListDealReadinessResponse {
+                deals,
+                next_page_token,
+            })
+        }
+        .await;
+        result.map(Response::new).map_err(status)
+    }
+}
+
+fn reason_pb(reason: Ineligible) -> pb::IneligibleReason {
+    match reason {
+        Ineligible::Won => pb::IneligibleReason::Won,
+        Ineligible::NotOpen => pb::IneligibleReason::NotOpen,
+        Ineligible::CreatedBefore2020 => pb::IneligibleReason::CreatedBefore2020,
+        Ineligible::InvalidMpnAssociation => pb::IneligibleReason::InvalidMpnAssociation,
+        Ineligible::InDealRegistration => pb::IneligibleReason::InDealRegistration,
+        Ineligible::SolutionAssessment => pb::IneligibleReason::SolutionAssessment,
+        Ineligible::OemLicensing => pb::IneligibleReason::OemLicensing,
     }
 }

@@ -10,6 +10,7 @@
 //! wizards, runs and the standalone binary come next.
 
 pub mod api;
+pub mod eligibility;
 pub mod psc;
 pub mod store;
 
@@ -27,9 +28,11 @@ pub struct Config {
     pub database_url: String,
 }
 
-/// How the migration service reaches identity: a channel and its own service token.
+/// How the migration service reaches the others: identity, the deals service, and its own
+/// service token (issued by identity).
 pub struct Links {
     pub identity: Channel,
+    pub deals: Channel,
     pub token: Arc<ServiceToken>,
 }
 
@@ -52,6 +55,9 @@ pub async fn start(
             cosell_proto::identity::organization_service_client::OrganizationServiceClient::new(
                 links.identity,
             ),
+        catalog: cosell_proto::deals::catalog_service_client::CatalogServiceClient::new(
+            links.deals,
+        ),
         token: links.token,
     });
     let mut set = ServiceSet::default();

@@ -10,21 +10,26 @@ use cosell_testkit::{TestDb, TestServer, authed};
 use tonic::transport::{Channel, Endpoint};
 
 const MIGRATION_SECRET: &str = "migration-secret-for-tests-0001";
+const DEALS_SECRET: &str = "deals-secret-for-tests-00000001";
 
 struct Harness {
     server: TestServer,
     contoso: String,
-    _dbs: (TestDb, TestDb),
+    _dbs: (TestDb, TestDb, TestDb),
 }
 
 impl Harness {
     async fn start() -> Self {
         let identity_db = TestDb::new().await.unwrap();
         let migration_db = TestDb::new().await.unwrap();
+        let deals_db = TestDb::new().await.unwrap();
         let mut identity = cosell_identity::Config::new(identity_db.url.clone());
         identity.dev_auth = true;
         identity.demo = true;
-        identity.service_principals = vec![("migration".into(), MIGRATION_SECRET.into())];
+        identity.service_principals = vec![
+            ("migration".into(), MIGRATION_SECRET.into()),
+            ("deals".into(), DEALS_SECRET.into()),
+        ];
         let identity = cosell_identity::start(&identity).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -40,7 +45,19 @@ impl Harness {
             },
             cosell_migration::Links {
                 identity: loopback(),
+                deals: loopback(),
                 token,
+            },
+        )
+        .await
+        .unwrap();
+        // The deals service, for its catalog (product -> solution mapping).
+        let deals = cosell_deals::start(
+            &cosell_deals::Config::new(deals_db.url.clone()),
+            cosell_deals::Links {
+                identity: loopback(),
+                directory: loopback(),
+                token: Arc::new(ServiceToken::new(loopback(), "deals", DEALS_SECRET)),
             },
         )
         .await
@@ -48,7 +65,7 @@ impl Harness {
         let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(loopback()))));
         let server = TestServer::start_on(
             listener,
-            identity.services.merge(migration),
+            identity.services.merge(migration).merge(deals.services),
             verifier,
             Default::default(),
         )
@@ -57,7 +74,7 @@ impl Harness {
         let mut h = Self {
             server,
             contoso: String::new(),
-            _dbs: (identity_db, migration_db),
+            _dbs: (identity_db, migration_db, deals_db),
         };
         let ada = h.token("ada.admin@contoso.com").await;
         h.contoso = ipb::access_service_client::AccessServiceClient::new(h.server.channel.clone())
@@ -294,4 +311,138 @@ async fn the_mpn_check_and_its_correction() {
     let after = check(rita).await.unwrap();
     assert_eq!(after.invalid, 1);
     assert_eq!(after.accounts[2].corrected_mpn_id, "4000001");
+}
+
+#[tokio::test]
+async fn deal_eligibility_by_reason_and_readiness() {
+    let h = Harness::start().await;
+    // The catalog maps PSC product P-1 to a Contoso solution.
+    let oli = h.token("oli.operator@platform.example").await;
+    cosell_proto::deals::catalog_service_client::CatalogServiceClient::new(
+        h.server.channel.clone(),
+    )
+    .create_solution(authed(
+        &oli,
+        cosell_proto::deals::CreateSolutionRequest {
+            solution: Some(cosell_proto::deals::Solution {
+                display_name: "Contoso Cloud Analytics".into(),
+                kind: cosell_proto::deals::SolutionKind::PartnerSolution as i32,
+                mpn_id: "4000001".into(),
+                cosell_ready: true,
+                legacy_product_ids: vec!["P-1".into()],
+                ..Default::default()
+            }),
+            publisher: h.contoso.clone(),
+        },
+    ))
+    .await
+    .unwrap();
+    let accounts = "PartnerAccountId,PartnerAccountName,MpnId\nA1,Contoso Seattle,4000002\nA2,Wrong org,5000001\n";
+    let deals = "DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSell,Source,Program,DealRegistrationStatus,CustomerName,CustomerCity,CustomerCountry,ContactEmail,DealValue,Currency,EstimatedCloseDate,PartnerNotes\n\
+        E1,Ready,A1,Open,2020-01-01T00:00:00Z,no,Partner,,,Northwind,Oslo,NO,,100,USD,2027-01-01,notes\n\
+        E2,Bare co-sell,A1,Open,2021-05-01T00:00:00Z,yes,Partner,,,,,,,,,,\n\
+        X1,Old,A1,Open,2019-12-31T23:59:59Z,no,Partner,,,,,,,,,,\n\
+        X2,Offset,A1,Open,2020-01-01T00:30:00+01:00,no,Partner,,,,,,,,,,\n\
+        X3,Won,A1,Won,2021-01-01T00:00:00Z,no,Partner,,,,,,,,,,\n\
+        X4,Lost,A1,Lost,2021-01-01T00:00:00Z,no,Partner,,,,,,,,,,\n\
+        X5,Other org,A2,Open,2021-01-01T00:00:00Z,no,Partner,,,,,,,,,,\n\
+        X6,Registered,A1,Open,2021-01-01T00:00:00Z,no,Partner,,Registered,,,,,,,,\n\
+        X7,Assessment,A1,Open,2021-01-01T00:00:00Z,no,Partner,Solution Assessment,,,,,,,,,\n\
+        X8,OEM,A1,Open,2021-01-01T00:00:00Z,no,Partner,OemLicensing,,,,,,,,,\n";
+    let products = "DealId,ProductId\nE1,P-1\nE2,P-404\n";
+    let team = "DealId,FirstName,LastName,Email,Phone\nE1,Rita,Referrals,rita@contoso.com,+1 425 555 0101\n";
+    h.import(
+        "ada.admin@contoso.com",
+        &h.contoso,
+        &[
+            ("accounts.csv", accounts.as_bytes().to_vec()),
+            ("deals.csv", deals.as_bytes().to_vec()),
+            ("deal_products.csv", products.as_bytes().to_vec()),
+            ("deal_team.csv", team.as_bytes().to_vec()),
+        ],
+    )
+    .await
+    .unwrap();
+    let rita = h.token("rita.referrals@contoso.com").await;
+    let client =
+        pb::migration_service_client::MigrationServiceClient::new(h.server.channel.clone());
+    let status = client
+        .clone()
+        .get_deal_migration_status(authed(
+            &rita,
+            pb::GetDealMigrationStatusRequest {
+                parent: h.contoso.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.state(), pb::DealMigrationState::NotStarted);
+    assert_eq!((status.total, status.eligible), (10, 2));
+    let by_reason: Vec<(pb::IneligibleReason, i64)> = status
+        .ineligible
+        .iter()
+        .map(|c| (c.reason(), c.deals))
+        .collect();
+    use pb::IneligibleReason as R;
+    assert_eq!(
+        by_reason,
+        [
+            (R::Won, 1),
+            (R::NotOpen, 1),
+            (R::CreatedBefore2020, 2),
+            (R::InvalidMpnAssociation, 1),
+            (R::InDealRegistration, 1),
+            (R::SolutionAssessment, 1),
+            (R::OemLicensing, 1),
+        ]
+    );
+    // Readiness: E1 lacks nothing (its product maps to a solution); E2 lacks everything.
+    let ready = client
+        .clone()
+        .list_deal_readiness(authed(
+            &rita,
+            pb::ListDealReadinessRequest {
+                parent: h.contoso.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ready.deals.len(), 1);
+    assert_eq!(ready.deals[0].psc_deal_id, "E2");
+    assert_eq!(
+        ready.deals[0].missing_fields,
+        [
+            "customer.legal_name",
+            "customer.address",
+            "customer.contacts",
+            "solutions",
+            "team",
+            "deal_value",
+            "estimated_close_date",
+            "notes"
+        ]
+    );
+    // Nothing to migrate elsewhere.
+    let fay = h.token("fay.admin@fabrikam.com").await;
+    let fabrikam = cosell_proto::identity::access_service_client::AccessServiceClient::new(
+        h.server.channel.clone(),
+    )
+    .get_caller(authed(&fay, cosell_proto::identity::GetCallerRequest {}))
+    .await
+    .unwrap()
+    .into_inner()
+    .organization;
+    let empty = client
+        .clone()
+        .get_deal_migration_status(authed(
+            &fay,
+            pb::GetDealMigrationStatusRequest { parent: fabrikam },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(empty.state(), pb::DealMigrationState::NothingToMigrate);
 }
