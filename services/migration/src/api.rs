@@ -41,6 +41,8 @@ pub struct Migration {
     pub access: Arc<AccessClient>,
     /// Identity's organizations (MPN lookups), called with `token`.
     pub organizations: ipb::organization_service_client::OrganizationServiceClient<Channel>,
+    /// Identity, for users and roles (the user migration), called with `token`.
+    pub identity: Channel,
     /// The deals service's catalog (product -> solution mapping), called with `token`.
     pub catalog: dpb::catalog_service_client::CatalogServiceClient<Channel>,
     pub token: Arc<ServiceToken>,
@@ -292,8 +294,16 @@ impl Migration {
         }
     }
 
+    pub fn identity_users(&self) -> ipb::user_service_client::UserServiceClient<Channel> {
+        ipb::user_service_client::UserServiceClient::new(self.identity.clone())
+    }
+
+    pub fn identity_roles(&self) -> ipb::role_service_client::RoleServiceClient<Channel> {
+        ipb::role_service_client::RoleServiceClient::new(self.identity.clone())
+    }
+
     /// A PSC account with its MPN association checked.
-    async fn psc_account(
+    pub async fn psc_account(
         &self,
         organization: Uuid,
         account: crate::psc::files::Account,
@@ -606,6 +616,60 @@ impl MigrationService for Api {
             Ok(pb::ListDealReadinessResponse {
                 deals,
                 next_page_token,
+            })
+        }
+        .await;
+        result.map(Response::new).map_err(status)
+    }
+
+    async fn list_user_migration(
+        &self,
+        req: Request<pb::ListUserMigrationRequest>,
+    ) -> Result<Response<pb::ListUserMigrationResponse>, Status> {
+        let parent = req.get_ref().parent.clone();
+        let result: Result<Vec<pb::UserMigrationRow>, ApiError> = async {
+            let org = self.authorize(&req, "parent", &parent).await?;
+            self.user_rows(org, false).await
+        }
+        .await;
+        result
+            .map(|rows| Response::new(pb::ListUserMigrationResponse { rows }))
+            .map_err(status)
+    }
+
+    async fn run_user_migration(
+        &self,
+        req: Request<pb::RunUserMigrationRequest>,
+    ) -> Result<Response<pb::RunUserMigrationResponse>, Status> {
+        let parent = req.get_ref().parent.clone();
+        let result: Result<pb::RunUserMigrationResponse, ApiError> = async {
+            let org = self
+                .authorize_roles(&req, "parent", &parent, &[Role::AccountAdmin])
+                .await?;
+            let before: std::collections::HashSet<(String, String)> = self
+                .store
+                .user_outcomes(org)
+                .await?
+                .into_values()
+                .filter(|o| o.status == "MIGRATED")
+                .map(|o| (o.email, o.account_id))
+                .collect();
+            let rows = self.user_rows(org, true).await?;
+            let migrated = rows
+                .iter()
+                .filter(|r| {
+                    r.status == pb::UserMigrationStatus::Migrated as i32
+                        && !before.contains(&(r.email.clone(), r.psc_account_id.clone()))
+                })
+                .count() as i64;
+            let errors = rows
+                .iter()
+                .filter(|r| r.status == pb::UserMigrationStatus::Error as i32)
+                .count() as i64;
+            Ok(pb::RunUserMigrationResponse {
+                rows,
+                migrated,
+                errors,
             })
         }
         .await;

@@ -4,15 +4,19 @@
 //! - [`psc`]: reading a PSC bulk export bundle (`../shared/docs/PSC-EXPORT.md`) into typed
 //!   records, with every problem reported by file, line, column, id and reason.
 //! - [`store`]: the database: each organization's imported snapshot and its import history.
-//! - [`api`]: the gRPC handlers (`ImportPscExport`, `ListPscImports`) and authorization.
+//! - [`eligibility`]: which deals migrate, and what each will lack (SPEC 5.4).
+//! - [`users`]: the user migration wizard (SPEC 5.3).
+//! - [`api`]: the gRPC handlers and authorization.
 //!
-//! Built so far: the export reader, the snapshot import and its RPCs. The MPN check, the
-//! wizards, runs and the standalone binary come next.
+//! Built so far: the export reader, the snapshot import, the MPN check, the user migration
+//! wizard, and the deal migration's status and readiness. Deal migration runs, the cut-over and
+//! the standalone binary come next.
 
 pub mod api;
 pub mod eligibility;
 pub mod psc;
 pub mod store;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -53,11 +57,12 @@ pub async fn start(
         )),
         organizations:
             cosell_proto::identity::organization_service_client::OrganizationServiceClient::new(
-                links.identity,
+                links.identity.clone(),
             ),
         catalog: cosell_proto::deals::catalog_service_client::CatalogServiceClient::new(
             links.deals,
         ),
+        identity: links.identity.clone(),
         token: links.token,
     });
     let mut set = ServiceSet::default();

@@ -9,10 +9,12 @@
 //! - [`server`]: the bootstrap every service serves through (health, reflection, layers,
 //!   graceful shutdown).
 //! - [`names`]: resource-name parsing shared by the services.
+//! - [`email`]: consumer (non-work) email domains (rule I1).
 
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod email;
 pub mod error;
 pub mod names;
 pub mod page;

@@ -1,61 +1,7 @@
 //! Parsers for the identity service's inputs: each returns the normalized value or a reason a
 //! person can act on (the caller adds the field name).
 
-/// Consumer (non-work) email providers: never a user (rule I1). Matched on the domain's first
-/// label for providers that own many country domains (`yahoo.co.uk`, `hotmail.fr`, ...), and
-/// exactly for the rest.
-const CONSUMER_PROVIDERS: &[&str] = &[
-    "outlook",
-    "hotmail",
-    "live",
-    "msn",
-    "gmail",
-    "googlemail",
-    "yahoo",
-    "ymail",
-    "aol",
-    "gmx",
-    "yandex",
-    "protonmail",
-];
-const CONSUMER_DOMAINS: &[&str] = &[
-    "icloud.com",
-    "me.com",
-    "mac.com",
-    "proton.me",
-    "pm.me",
-    "mail.com",
-    "zoho.com",
-    "qq.com",
-    "163.com",
-    "126.com",
-    "web.de",
-    "t-online.de",
-    "orange.fr",
-    "free.fr",
-    "laposte.net",
-    "libero.it",
-    "mail.ru",
-    "rambler.ru",
-    "rediffmail.com",
-    "tutanota.com",
-    "fastmail.com",
-    "hey.com",
-    "comcast.net",
-    "verizon.net",
-    "att.net",
-    "sbcglobal.net",
-    "bigpond.com",
-];
-
-/// Whether `domain` (lower case) belongs to a consumer email provider.
-pub fn is_consumer_domain(domain: &str) -> bool {
-    if CONSUMER_DOMAINS.contains(&domain) {
-        return true;
-    }
-    let first = domain.split('.').next().unwrap_or_default();
-    CONSUMER_PROVIDERS.contains(&first)
-}
+pub use cosell_platform::email::is_consumer_domain;
 
 /// A domain name: lower case labels of letters, digits and hyphens, at least two labels.
 pub fn domain(input: &str) -> Result<String, String> {

@@ -83,3 +83,30 @@ pub mod import {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod user_migration {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "user_migration")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub organization: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub email: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub account_id: String,
+        /// `NOT_MIGRATED`, `MIGRATED` or `ERROR`.
+        pub status: String,
+        /// The error's code name (empty unless `ERROR`).
+        pub error: String,
+        pub error_message: String,
+        pub pc_user: String,
+        pub pc_assignment: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

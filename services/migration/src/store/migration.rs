@@ -82,6 +82,29 @@ impl MigrationTrait for M0001Snapshot {
                 .to_owned(),
         )
         .await?;
+        // The user migration wizard's outcome per PSC user and account (SPEC 5.3).
+        m.create_table(
+            Table::create()
+                .table(id("user_migration"))
+                .col(text("organization"))
+                .col(text("email"))
+                .col(text("account_id"))
+                .col(text("status"))
+                .col(text("error"))
+                .col(text("error_message"))
+                .col(text("pc_user"))
+                // The role assignment the migration made, so that a later row of the same user
+                // is not mistaken for a role the user held before.
+                .col(text("pc_assignment"))
+                .primary_key(
+                    Index::create()
+                        .col(id("organization"))
+                        .col(id("email"))
+                        .col(id("account_id")),
+                )
+                .to_owned(),
+        )
+        .await?;
         m.create_table(
             Table::create()
                 .table(id("psc_imports"))

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::psc::files::{Account, Deal, DealProduct, TeamMember, User};
 use crate::psc::{Bundle, Issue};
-use entities::{account, deal, import, user};
+use entities::{account, deal, import, user, user_migration};
 
 /// Rows written per statement.
 const BATCH: usize = 500;
@@ -287,5 +287,43 @@ impl Store {
                     .map_err(|e| StoreError::Corrupt(m.id.clone(), e.to_string()))
             })
             .collect()
+    }
+
+    /// The user migration outcomes recorded so far, by (email, account id).
+    pub async fn user_outcomes(
+        &self,
+        organization: Uuid,
+    ) -> Result<HashMap<(String, String), user_migration::Model>> {
+        Ok(user_migration::Entity::find()
+            .filter(user_migration::Column::Organization.eq(organization.to_string()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|m| ((m.email.clone(), m.account_id.clone()), m))
+            .collect())
+    }
+
+    /// Records a row's outcome.
+    pub async fn save_user_outcome(&self, row: user_migration::Model) -> Result<()> {
+        use sea_orm::IntoActiveModel;
+        user_migration::Entity::insert(row.into_active_model())
+            .on_conflict(
+                OnConflict::columns([
+                    user_migration::Column::Organization,
+                    user_migration::Column::Email,
+                    user_migration::Column::AccountId,
+                ])
+                .update_columns([
+                    user_migration::Column::Status,
+                    user_migration::Column::Error,
+                    user_migration::Column::ErrorMessage,
+                    user_migration::Column::PcUser,
+                    user_migration::Column::PcAssignment,
+                ])
+                .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
     }
 }

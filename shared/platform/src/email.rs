@@ -1,0 +1,58 @@
+//! Email rules every service shares: which domains are consumer (non-work) providers (rule I1:
+//! never a user; the migration reports such PSC users instead of moving them).
+
+/// Consumer (non-work) email providers: never a user (rule I1). Matched on the domain's first
+/// label for providers that own many country domains (`yahoo.co.uk`, `hotmail.fr`, ...), and
+/// exactly for the rest.
+const CONSUMER_PROVIDERS: &[&str] = &[
+    "outlook",
+    "hotmail",
+    "live",
+    "msn",
+    "gmail",
+    "googlemail",
+    "yahoo",
+    "ymail",
+    "aol",
+    "gmx",
+    "yandex",
+    "protonmail",
+];
+const CONSUMER_DOMAINS: &[&str] = &[
+    "icloud.com",
+    "me.com",
+    "mac.com",
+    "proton.me",
+    "pm.me",
+    "mail.com",
+    "zoho.com",
+    "qq.com",
+    "163.com",
+    "126.com",
+    "web.de",
+    "t-online.de",
+    "orange.fr",
+    "free.fr",
+    "laposte.net",
+    "libero.it",
+    "mail.ru",
+    "rambler.ru",
+    "rediffmail.com",
+    "tutanota.com",
+    "fastmail.com",
+    "hey.com",
+    "comcast.net",
+    "verizon.net",
+    "att.net",
+    "sbcglobal.net",
+    "bigpond.com",
+];
+
+/// Whether `domain` (lower case) belongs to a consumer email provider.
+pub fn is_consumer_domain(domain: &str) -> bool {
+    if CONSUMER_DOMAINS.contains(&domain) {
+        return true;
+    }
+    let first = domain.split('.').next().unwrap_or_default();
+    CONSUMER_PROVIDERS.contains(&first)
+}
