@@ -2,7 +2,7 @@
 //!
 //! - `cosell serve`: every service in one process on one port, embedded SQLite by default.
 //! - `cosell dev-token`, `cosell whoami`, `cosell admins`, `cosell directory import|search`,
-//!   `cosell psc import`, `cosell migration deals status|readiness`: operator subcommands that call a running server (`--server`,
+//!   `cosell psc import`, `cosell migration users|deals`: operator subcommands that call a running server (`--server`,
 //!   `--token` / `COSELL_TOKEN`).
 //!
 //! Modules: [`serve`] (the embedded suite), [`demo`] (the demo deals), [`client`] (connection
@@ -45,7 +45,8 @@ enum Command {
     /// The legacy Partner Sales Connect: import its export.
     #[command(subcommand)]
     Psc(psc::PscCommand),
-    /// The migration out of PSC: the deal migration's status and readiness.
+    /// The migration out of PSC: the user migration wizard, the deal migration's status and
+    /// readiness.
     #[command(subcommand)]
     Migration(migration::MigrationCommand),
 }

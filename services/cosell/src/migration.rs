@@ -1,4 +1,5 @@
-//! `cosell migration deals status|readiness`: the deal migration's banner and readiness report.
+//! `cosell migration users [--run]` (the user migration wizard) and `cosell migration deals
+//! status|readiness` (the deal migration's banner and readiness report).
 
 use clap::{Args, Subcommand};
 use cosell_proto::migration as pb;
@@ -7,9 +8,20 @@ use crate::client::{Connection, call_error, own_organization};
 
 #[derive(Debug, Subcommand)]
 pub enum MigrationCommand {
+    /// The user migration wizard: its rows, or (`--run`, account admins) a run.
+    Users(UsersArgs),
     /// The deal migration.
     #[command(subcommand)]
     Deals(DealsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct UsersArgs {
+    /// Run the migration (rows not yet migrated are tried) before showing the rows.
+    #[arg(long)]
+    run: bool,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Debug, Subcommand)]
@@ -34,6 +46,7 @@ pub struct Common {
 
 pub async fn run(command: MigrationCommand) -> anyhow::Result<()> {
     match command {
+        MigrationCommand::Users(args) => users(args).await,
         MigrationCommand::Deals(DealsCommand::Status(args)) => status(args).await,
         MigrationCommand::Deals(DealsCommand::Readiness(args)) => readiness(args).await,
     }
@@ -136,4 +149,78 @@ async fn readiness(args: Common) -> anyhow::Result<()> {
         }
         page_token = page.next_page_token;
     }
+}
+
+async fn users(args: UsersArgs) -> anyhow::Result<()> {
+    let c = &args.common;
+    let channel = c.connection.channel().await?;
+    let parent = match c.organization.clone() {
+        Some(o) => o,
+        None => own_organization(&c.connection, &channel).await?,
+    };
+    let client = pb::migration_service_client::MigrationServiceClient::new(channel);
+    let rows = if args.run {
+        let done = client
+            .clone()
+            .run_user_migration(
+                c.connection
+                    .request(pb::RunUserMigrationRequest { parent })?,
+            )
+            .await
+            .map_err(call_error)?
+            .into_inner();
+        if !c.json {
+            println!(
+                "run: {} migrated now, {} in error\n",
+                done.migrated, done.errors
+            );
+        }
+        done.rows
+    } else {
+        client
+            .clone()
+            .list_user_migration(
+                c.connection
+                    .request(pb::ListUserMigrationRequest { parent })?,
+            )
+            .await
+            .map_err(call_error)?
+            .into_inner()
+            .rows
+    };
+    if !c.json {
+        println!(
+            "{:<32} {:<20} {:<12} {:<20} {:<22} {:<14} {:<13} error",
+            "email", "psc account", "psc role", "pc mpn location", "pc role", "pc tenant", "status"
+        );
+    }
+    for r in &rows {
+        let status = short(r.status().as_str_name(), "USER_MIGRATION_STATUS_");
+        if c.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "email": r.email, "psc_account": r.psc_account_id,
+                    "psc_account_name": r.psc_account_name, "psc_role": r.psc_role,
+                    "pc_mpn_location": r.pc_mpn_location, "pc_role": r.pc_role,
+                    "pc_tenant": r.pc_tenant, "status": status,
+                    "error": if r.error == 0 { String::new() } else { short(r.error().as_str_name(), "USER_MIGRATION_ERROR_") },
+                    "error_message": r.error_message, "user": r.user,
+                })
+            );
+        } else {
+            println!(
+                "{:<32} {:<20} {:<12} {:<20} {:<22} {:<14} {:<13} {}",
+                r.email,
+                r.psc_account_id,
+                r.psc_role,
+                r.pc_mpn_location,
+                r.pc_role,
+                r.pc_tenant,
+                status,
+                r.error_message
+            );
+        }
+    }
+    Ok(())
 }

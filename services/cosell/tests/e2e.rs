@@ -441,6 +441,27 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
     );
     assert_eq!(lines[1]["kind"], "error");
     assert_eq!(lines[1]["id"], "D2");
+    // The user migration wizard: a new hire migrates, a personal account does not.
+    std::fs::write(
+        export.path().join("users.csv"),
+        "UserEmail,PartnerAccountId,Role\nnew.hire@contoso.com,A1,Seller\nme@gmail.com,A1,Admin\n",
+    )
+    .unwrap();
+    server.cosell(&["psc", "import", &dir], Some(&ada));
+    let users = server.cosell(&["migration", "users", "--run", "--json"], Some(&ada));
+    let users: Vec<serde_json::Value> = users
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(users.len(), 2, "{users:?}");
+    let hire = users.iter().find(|u| u["email"] == "new.hire@contoso.com").unwrap();
+    assert_eq!(hire["status"], "migrated");
+    assert_eq!(hire["pc_role"], "ROLE_REFERRALS_USER");
+    assert_eq!(hire["pc_mpn_location"], "4000002");
+    let personal = users.iter().find(|u| u["email"] == "me@gmail.com").unwrap();
+    assert_eq!(personal["error"], "consumer_account");
+    let table = server.cosell(&["migration", "users"], Some(&ada));
+    assert!(table.lines().any(|l| l.starts_with("new.hire@contoso.com") && l.contains("migrated")), "{table}");
     // D1 is eligible and lacks most required fields.
     let status = server.cosell(&["migration", "deals", "status", "--json"], Some(&ada));
     let status: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
