@@ -150,7 +150,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         cosell_migration::Links {
             identity: migration_channel.clone(),
-            deals: migration_channel,
+            deals: migration_channel.clone(),
+            directory: migration_channel,
             token: migration_token,
         },
     )

@@ -454,14 +454,22 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(users.len(), 2, "{users:?}");
-    let hire = users.iter().find(|u| u["email"] == "new.hire@contoso.com").unwrap();
+    let hire = users
+        .iter()
+        .find(|u| u["email"] == "new.hire@contoso.com")
+        .unwrap();
     assert_eq!(hire["status"], "migrated");
     assert_eq!(hire["pc_role"], "ROLE_REFERRALS_USER");
     assert_eq!(hire["pc_mpn_location"], "4000002");
     let personal = users.iter().find(|u| u["email"] == "me@gmail.com").unwrap();
     assert_eq!(personal["error"], "consumer_account");
     let table = server.cosell(&["migration", "users"], Some(&ada));
-    assert!(table.lines().any(|l| l.starts_with("new.hire@contoso.com") && l.contains("migrated")), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("new.hire@contoso.com") && l.contains("migrated")),
+        "{table}"
+    );
     // D1 is eligible and lacks most required fields.
     let status = server.cosell(&["migration", "deals", "status", "--json"], Some(&ada));
     let status: serde_json::Value = serde_json::from_str(status.trim()).unwrap();

@@ -45,6 +45,11 @@ pub struct Migration {
     pub identity: Channel,
     /// The deals service's catalog (product -> solution mapping), called with `token`.
     pub catalog: dpb::catalog_service_client::CatalogServiceClient<Channel>,
+    /// The deals service's referrals (the import of migrated deals), called with `token`.
+    pub referrals: dpb::referral_service_client::ReferralServiceClient<Channel>,
+    /// The directory (customer matching), called with `token`.
+    pub directory:
+        cosell_proto::directory::directory_service_client::DirectoryServiceClient<Channel>,
     pub token: Arc<ServiceToken>,
 }
 
@@ -258,7 +263,7 @@ impl Migration {
     }
 
     /// The catalog's legacy product ids and the solution each maps to (`solutions/{id}`).
-    async fn product_map(&self) -> Result<std::collections::HashMap<String, String>, ApiError> {
+    pub async fn product_map(&self) -> Result<std::collections::HashMap<String, String>, ApiError> {
         let mut map = std::collections::HashMap::new();
         let mut page_token = String::new();
         loop {
@@ -292,6 +297,44 @@ impl Migration {
             }
             page_token = page.next_page_token;
         }
+    }
+
+    /// PSC deal ids of the organization that migrated already.
+    async fn migrated(&self, org: Uuid) -> Result<std::collections::HashSet<String>, ApiError> {
+        let mut out = std::collections::HashSet::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.results(org, after.as_deref(), SCAN_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.deal_id.clone());
+            out.extend(
+                page.into_iter()
+                    .filter(|r| r.state == "MIGRATED")
+                    .map(|r| r.deal_id),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn run_pb(
+        &self,
+        org: Uuid,
+        run: &crate::store::entities::deal_run::Model,
+    ) -> Result<pb::DealMigrationRun, ApiError> {
+        let (total, migrated, failed, pending) = self.store.run_counts(&run.id).await?;
+        let ts = |t: chrono::DateTime<chrono::Utc>| prost_types::Timestamp {
+            seconds: t.timestamp(),
+            nanos: t.timestamp_subsec_nanos() as i32,
+        };
+        Ok(pb::DealMigrationRun {
+            name: format!("organizations/{org}/dealMigrationRuns/{}", run.id),
+            create_time: Some(ts(run.create_time)),
+            finish_time: run.finish_time.map(ts),
+            total,
+            migrated,
+            failed,
+            pending,
+        })
     }
 
     pub fn identity_users(&self) -> ipb::user_service_client::UserServiceClient<Channel> {
@@ -511,6 +554,7 @@ impl MigrationService for Api {
         let result: Result<pb::GetDealMigrationStatusResponse, ApiError> = async {
             let org = self.authorize(&req, "parent", &parent).await?;
             let associations = self.associations(org).await?;
+            let migrated_ids = self.migrated(org).await?;
             let mut counts: std::collections::BTreeMap<Ineligible, i64> = Default::default();
             let (mut total, mut eligible) = (0i64, 0i64);
             let mut after: Option<String> = None;
@@ -525,19 +569,34 @@ impl MigrationService for Api {
                         .copied()
                         .unwrap_or(false);
                     match eligibility(d, holds) {
+                        Ok(()) if migrated_ids.contains(&d.deal.id) => {}
                         Ok(()) => eligible += 1,
                         Err(reason) => *counts.entry(reason).or_default() += 1,
                     }
                 }
             }
+            let run = match self.store.latest_run(org).await? {
+                Some(r) => Some(self.run_pb(org, &r).await?),
+                None => None,
+            };
+            let in_progress = run.as_ref().is_some_and(|r| r.finish_time.is_none());
+            // After a run the banner shows it completed (with its report), and start stays
+            // possible while eligible deals remain (failed ones, or new ones of a later export).
+            let state = if in_progress {
+                pb::DealMigrationState::InProgress
+            } else if run.is_some() {
+                pb::DealMigrationState::Completed
+            } else if eligible > 0 {
+                pb::DealMigrationState::NotStarted
+            } else {
+                pb::DealMigrationState::NothingToMigrate
+            };
             Ok(pb::GetDealMigrationStatusResponse {
-                state: if eligible == 0 {
-                    pb::DealMigrationState::NothingToMigrate
-                } else {
-                    pb::DealMigrationState::NotStarted
-                } as i32,
+                state: state as i32,
                 total,
                 eligible,
+                migrated: migrated_ids.len() as i64,
+                run,
                 ineligible: counts
                     .into_iter()
                     .map(|(reason, deals)| pb::IneligibleCount {
@@ -568,6 +627,7 @@ impl MigrationService for Api {
             v.finish()?;
             let size = size.unwrap_or(50).min(500) as usize;
             let associations = self.associations(org).await?;
+            let migrated_ids = self.migrated(org).await?;
             let products = self.product_map().await?;
             let mut deals = Vec::new();
             let mut after = after.flatten();
@@ -583,7 +643,7 @@ impl MigrationService for Api {
                         .get(&d.deal.account_id)
                         .copied()
                         .unwrap_or(false);
-                    if eligibility(d, holds).is_err() {
+                    if eligibility(d, holds).is_err() || migrated_ids.contains(&d.deal.id) {
                         continue;
                     }
                     let mapped = d
@@ -670,6 +730,98 @@ impl MigrationService for Api {
                 rows,
                 migrated,
                 errors,
+            })
+        }
+        .await;
+        result.map(Response::new).map_err(status)
+    }
+
+    async fn start_deal_migration(
+        &self,
+        req: Request<pb::StartDealMigrationRequest>,
+    ) -> Result<Response<pb::StartDealMigrationResponse>, Status> {
+        let parent = req.get_ref().parent.clone();
+        let result: Result<pb::DealMigrationRun, ApiError> = async {
+            let org = self
+                .authorize_roles(&req, "parent", &parent, &[Role::ReferralsAdmin])
+                .await?;
+            if self.store.active_run(org).await?.is_some() {
+                return Err(ApiError::failed_precondition(
+                    "RUN_IN_PROGRESS",
+                    "a deal migration run is in progress; watch it with GetDealMigrationStatus",
+                ));
+            }
+            let associations = self.associations(org).await?;
+            let migrated_ids = self.migrated(org).await?;
+            let mut deals = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = self.store.deals(org, after.as_deref(), SCAN_PAGE).await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.deal.id.clone());
+                for d in page {
+                    let holds = associations
+                        .get(&d.deal.account_id)
+                        .copied()
+                        .unwrap_or(false);
+                    if eligibility(&d, holds).is_ok() && !migrated_ids.contains(&d.deal.id) {
+                        deals.push((d.deal.id, d.deal.name));
+                    }
+                }
+            }
+            if deals.is_empty() {
+                return Err(ApiError::failed_precondition(
+                    "NOTHING_TO_MIGRATE",
+                    "no eligible deal is left to migrate",
+                ));
+            }
+            let run = self.store.start_run(org, &deals).await?;
+            self.run_pb(org, &run).await
+        }
+        .await;
+        result
+            .map(|run| Response::new(pb::StartDealMigrationResponse { run: Some(run) }))
+            .map_err(status)
+    }
+
+    async fn list_deal_migration_report(
+        &self,
+        req: Request<pb::ListDealMigrationReportRequest>,
+    ) -> Result<Response<pb::ListDealMigrationReportResponse>, Status> {
+        let r = req.get_ref().clone();
+        let result: Result<pb::ListDealMigrationReportResponse, ApiError> = async {
+            let org = self.authorize(&req, "parent", &r.parent).await?;
+            let mut v = Violations::new();
+            let size = v.take("page_size", cosell_platform::page::page_size(r.page_size));
+            let query = format!("report|{}", r.parent);
+            let after = v.take(
+                "page_token",
+                cosell_platform::page::decode(&r.page_token, &query),
+            );
+            v.finish()?;
+            let size = size.unwrap_or(50);
+            let rows = self
+                .store
+                .results(org, after.flatten().as_deref(), size + 1)
+                .await?;
+            let (rows, next_page_token) =
+                cosell_platform::page::cut(rows, size, &query, |x| x.deal_id.clone());
+            Ok(pb::ListDealMigrationReportResponse {
+                results: rows
+                    .into_iter()
+                    .map(|x| pb::DealMigrationResult {
+                        psc_deal_id: x.deal_id,
+                        deal_name: x.deal_name,
+                        engagement: x.engagement,
+                        referral: x.referral,
+                        deal_type: x.deal_type,
+                        direction: x.direction,
+                        error: x.error,
+                        notes: x.notes,
+                        state: x.state,
+                    })
+                    .collect(),
+                next_page_token,
             })
         }
         .await;

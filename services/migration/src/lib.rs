@@ -6,6 +6,7 @@
 //! - [`store`]: the database: each organization's imported snapshot and its import history.
 //! - [`eligibility`]: which deals migrate, and what each will lack (SPEC 5.4).
 //! - [`users`]: the user migration wizard (SPEC 5.3).
+//! - [`runs`]: deal migration runs and the worker every replica runs.
 //! - [`api`]: the gRPC handlers and authorization.
 //!
 //! Built so far: the export reader, the snapshot import, the MPN check, the user migration
@@ -15,6 +16,7 @@
 pub mod api;
 pub mod eligibility;
 pub mod psc;
+pub mod runs;
 pub mod store;
 pub mod users;
 
@@ -37,6 +39,7 @@ pub struct Config {
 pub struct Links {
     pub identity: Channel,
     pub deals: Channel,
+    pub directory: Channel,
     pub token: Arc<ServiceToken>,
 }
 
@@ -60,11 +63,18 @@ pub async fn start(
                 links.identity.clone(),
             ),
         catalog: cosell_proto::deals::catalog_service_client::CatalogServiceClient::new(
+            links.deals.clone(),
+        ),
+        referrals: cosell_proto::deals::referral_service_client::ReferralServiceClient::new(
             links.deals,
+        ),
+        directory: cosell_proto::directory::directory_service_client::DirectoryServiceClient::new(
+            links.directory,
         ),
         identity: links.identity.clone(),
         token: links.token,
     });
+    runs::spawn_worker(migration.clone());
     let mut set = ServiceSet::default();
     let m = migration.clone();
     set.add("cosell.migration.v1.MigrationService", move |r| {

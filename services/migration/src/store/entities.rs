@@ -110,3 +110,52 @@ pub mod user_migration {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod deal_run {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "deal_runs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub organization: String,
+        pub create_time: DateTimeUtc,
+        pub finish_time: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod deal_result {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "deal_results")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub organization: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub deal_id: String,
+        pub run_id: String,
+        /// `PENDING`, `MIGRATED` or `FAILED`.
+        pub state: String,
+        pub lease_owner: String,
+        pub lease_until: Option<DateTimeUtc>,
+        pub deal_name: String,
+        pub engagement: String,
+        pub referral: String,
+        pub deal_type: String,
+        pub direction: String,
+        pub error: String,
+        pub notes: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -105,6 +105,60 @@ impl MigrationTrait for M0001Snapshot {
                 .to_owned(),
         )
         .await?;
+        // Deal migration runs and each deal's result (SPEC 5.4). A PENDING result is work: a
+        // worker leases it (owner and expiry), so that several replicas share a run and a dead
+        // worker's deals go to another once the lease expires.
+        m.create_table(
+            Table::create()
+                .table(id("deal_runs"))
+                .col(ColumnDef::new(id("id")).string().not_null().primary_key())
+                .col(text("organization"))
+                .col(
+                    ColumnDef::new(id("create_time"))
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(id("finish_time"))
+                        .timestamp_with_time_zone()
+                        .null(),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(id("deal_results"))
+                .col(text("organization"))
+                .col(text("deal_id"))
+                .col(text("run_id"))
+                .col(text("state"))
+                .col(text("lease_owner"))
+                .col(
+                    ColumnDef::new(id("lease_until"))
+                        .timestamp_with_time_zone()
+                        .null(),
+                )
+                .col(text("deal_name"))
+                .col(text("engagement"))
+                .col(text("referral"))
+                .col(text("deal_type"))
+                .col(text("direction"))
+                .col(text("error"))
+                .col(text("notes"))
+                .primary_key(Index::create().col(id("organization")).col(id("deal_id")))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("deal_results_work")
+                .table(id("deal_results"))
+                .col(id("state"))
+                .col(id("lease_until"))
+                .to_owned(),
+        )
+        .await?;
         m.create_table(
             Table::create()
                 .table(id("psc_imports"))

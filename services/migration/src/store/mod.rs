@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::psc::files::{Account, Deal, DealProduct, TeamMember, User};
 use crate::psc::{Bundle, Issue};
-use entities::{account, deal, import, user, user_migration};
+use entities::{account, deal, deal_result, deal_run, import, user, user_migration};
 
 /// Rows written per statement.
 const BATCH: usize = 500;
@@ -325,5 +325,227 @@ impl Store {
             .exec_without_returning(&self.db)
             .await?;
         Ok(())
+    }
+
+    // --- deal migration runs ---
+
+    /// The organization's run in progress, if any.
+    pub async fn active_run(&self, organization: Uuid) -> Result<Option<deal_run::Model>> {
+        Ok(deal_run::Entity::find()
+            .filter(deal_run::Column::Organization.eq(organization.to_string()))
+            .filter(deal_run::Column::FinishTime.is_null())
+            .one(&self.db)
+            .await?)
+    }
+
+    /// The organization's latest run.
+    pub async fn latest_run(&self, organization: Uuid) -> Result<Option<deal_run::Model>> {
+        Ok(deal_run::Entity::find()
+            .filter(deal_run::Column::Organization.eq(organization.to_string()))
+            .order_by_desc(deal_run::Column::CreateTime)
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Starts a run over `deals` (id, name): each becomes PENDING work of it, in one transaction.
+    pub async fn start_run(
+        &self,
+        organization: Uuid,
+        deals: &[(String, String)],
+    ) -> Result<deal_run::Model> {
+        let org = organization.to_string();
+        let run = deal_run::Model {
+            id: Uuid::now_v7().to_string(),
+            organization: org.clone(),
+            create_time: Utc::now(),
+            finish_time: None,
+        };
+        let txn = self.db.begin().await?;
+        use sea_orm::IntoActiveModel;
+        deal_run::Entity::insert(run.clone().into_active_model())
+            .exec_without_returning(&txn)
+            .await?;
+        for chunk in deals.chunks(BATCH) {
+            deal_result::Entity::insert_many(chunk.iter().map(|(id, name)| {
+                deal_result::Model {
+                    organization: org.clone(),
+                    deal_id: id.clone(),
+                    run_id: run.id.clone(),
+                    state: "PENDING".into(),
+                    lease_owner: String::new(),
+                    lease_until: None,
+                    deal_name: name.clone(),
+                    engagement: String::new(),
+                    referral: String::new(),
+                    deal_type: String::new(),
+                    direction: String::new(),
+                    error: String::new(),
+                    notes: String::new(),
+                }
+                .into_active_model()
+            }))
+            .on_conflict(
+                OnConflict::columns([
+                    deal_result::Column::Organization,
+                    deal_result::Column::DealId,
+                ])
+                .update_columns([
+                    deal_result::Column::RunId,
+                    deal_result::Column::State,
+                    deal_result::Column::LeaseOwner,
+                    deal_result::Column::LeaseUntil,
+                    deal_result::Column::DealName,
+                    deal_result::Column::Error,
+                ])
+                .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(run)
+    }
+
+    /// Leases up to `limit` PENDING deals whose lease is free or expired, for `lease` from now.
+    pub async fn lease(
+        &self,
+        owner: &str,
+        limit: u64,
+        lease: chrono::Duration,
+    ) -> Result<Vec<deal_result::Model>> {
+        use sea_orm::QuerySelect;
+        use sea_orm::sea_query::Expr;
+        let now = Utc::now();
+        let candidates = deal_result::Entity::find()
+            .filter(deal_result::Column::State.eq("PENDING"))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(deal_result::Column::LeaseUntil.is_null())
+                    .add(deal_result::Column::LeaseUntil.lt(now)),
+            )
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        let mut leased = Vec::new();
+        for c in candidates {
+            // Taken only if nobody else took it meanwhile: the same condition, row by row.
+            let done = deal_result::Entity::update_many()
+                .col_expr(deal_result::Column::LeaseOwner, Expr::value(owner))
+                .col_expr(deal_result::Column::LeaseUntil, Expr::value(now + lease))
+                .filter(deal_result::Column::Organization.eq(c.organization.as_str()))
+                .filter(deal_result::Column::DealId.eq(c.deal_id.as_str()))
+                .filter(deal_result::Column::State.eq("PENDING"))
+                .filter(
+                    sea_orm::Condition::any()
+                        .add(deal_result::Column::LeaseUntil.is_null())
+                        .add(deal_result::Column::LeaseUntil.lt(now)),
+                )
+                .exec(&self.db)
+                .await?;
+            if done.rows_affected == 1 {
+                leased.push(c);
+            }
+        }
+        Ok(leased)
+    }
+
+    /// Records a leased deal's outcome (only while `owner` holds it).
+    pub async fn finish_deal(&self, owner: &str, result: deal_result::Model) -> Result<()> {
+        use sea_orm::sea_query::Expr;
+        deal_result::Entity::update_many()
+            .col_expr(deal_result::Column::State, Expr::value(result.state))
+            .col_expr(deal_result::Column::LeaseOwner, Expr::value(""))
+            .col_expr(
+                deal_result::Column::LeaseUntil,
+                Expr::value(None::<DateTime<Utc>>),
+            )
+            .col_expr(
+                deal_result::Column::Engagement,
+                Expr::value(result.engagement),
+            )
+            .col_expr(deal_result::Column::Referral, Expr::value(result.referral))
+            .col_expr(deal_result::Column::DealType, Expr::value(result.deal_type))
+            .col_expr(
+                deal_result::Column::Direction,
+                Expr::value(result.direction),
+            )
+            .col_expr(deal_result::Column::Error, Expr::value(result.error))
+            .col_expr(deal_result::Column::Notes, Expr::value(result.notes))
+            .filter(deal_result::Column::Organization.eq(result.organization))
+            .filter(deal_result::Column::DealId.eq(result.deal_id))
+            .filter(deal_result::Column::LeaseOwner.eq(owner))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks finished every run with no PENDING deal left.
+    pub async fn finish_runs(&self) -> Result<()> {
+        for run in deal_run::Entity::find()
+            .filter(deal_run::Column::FinishTime.is_null())
+            .all(&self.db)
+            .await?
+        {
+            let pending = deal_result::Entity::find()
+                .filter(deal_result::Column::RunId.eq(run.id.as_str()))
+                .filter(deal_result::Column::State.eq("PENDING"))
+                .one(&self.db)
+                .await?;
+            if pending.is_none() {
+                use sea_orm::sea_query::Expr;
+                deal_run::Entity::update_many()
+                    .col_expr(deal_run::Column::FinishTime, Expr::value(Utc::now()))
+                    .filter(deal_run::Column::Id.eq(run.id))
+                    .exec(&self.db)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// (total, migrated, failed, pending) of a run.
+    pub async fn run_counts(&self, run_id: &str) -> Result<(i64, i64, i64, i64)> {
+        let rows = deal_result::Entity::find()
+            .filter(deal_result::Column::RunId.eq(run_id))
+            .all(&self.db)
+            .await?;
+        let count = |s: &str| rows.iter().filter(|r| r.state == s).count() as i64;
+        Ok((
+            rows.len() as i64,
+            count("MIGRATED"),
+            count("FAILED"),
+            count("PENDING"),
+        ))
+    }
+
+    /// Every deal result of the organization, by deal id (for the status and the report).
+    pub async fn results(
+        &self,
+        organization: Uuid,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<deal_result::Model>> {
+        use sea_orm::QuerySelect;
+        let mut q = deal_result::Entity::find()
+            .filter(deal_result::Column::Organization.eq(organization.to_string()));
+        if let Some(a) = after {
+            q = q.filter(deal_result::Column::DealId.gt(a));
+        }
+        Ok(q.order_by_asc(deal_result::Column::DealId)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// The snapshot deal `deal_id`.
+    pub async fn deal(&self, organization: Uuid, deal_id: &str) -> Result<Option<SnapshotDeal>> {
+        deal::Entity::find_by_id((organization.to_string(), deal_id.to_owned()))
+            .one(&self.db)
+            .await?
+            .map(|m| {
+                serde_json::from_str(&m.record_json)
+                    .map_err(|e| StoreError::Corrupt(m.deal_id.clone(), e.to_string()))
+            })
+            .transpose()
     }
 }

@@ -1,0 +1,346 @@
+//! Deal migration runs (SPEC 5.4): starting one, and the worker that every replica runs. A run's
+//! deals are PENDING rows; a worker leases a batch, maps each deal to a referral and sends the
+//! batch to the deals service's import, which is idempotent by PSC deal id: a worker that dies
+//! after sending loses nothing (its lease expires, another worker sends the batch again and gets
+//! the same referrals back), and nothing is created twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cosell_platform::ApiError;
+use cosell_proto::deals as dpb;
+use cosell_proto::directory as dirpb;
+use cosell_proto::migration as pb;
+use uuid::Uuid;
+
+use crate::api::Migration;
+use crate::psc::files::Source;
+use crate::store::SnapshotDeal;
+use crate::store::entities::deal_result;
+
+/// Deals per lease (and per import call).
+const BATCH: u64 = 100;
+/// How long a lease holds: a worker that has not finished by then is taken as dead.
+const LEASE_SECS: i64 = 60;
+/// Pause when there is no work.
+const IDLE: Duration = Duration::from_millis(300);
+
+/// What a migrated deal becomes, before the deals service has it.
+struct Mapped {
+    referral: dpb::ImportedReferral,
+    deal_type: &'static str,
+    direction: &'static str,
+    notes: String,
+}
+
+/// `Northwind Traders, Inc.` -> `northwind traders inc`: how customer names are compared.
+fn fold_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                ' '
+            }
+        })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Migration {
+    /// The directory entry of a customer when exactly one entry has its name in its country
+    /// (and city, when given): a confident match. `None`: leave it unmatched.
+    async fn match_customer(&self, d: &SnapshotDeal) -> Result<Option<String>, ApiError> {
+        let deal = &d.deal;
+        if deal.customer_name.trim().is_empty() || deal.customer_country.is_empty() {
+            return Ok(None);
+        }
+        let req = self
+            .token
+            .request(dirpb::SearchEntitiesRequest {
+                query: format!("{} ", deal.customer_name.trim()),
+                country_code: deal.customer_country.clone(),
+                city: deal.customer_city.clone(),
+                page_size: 10,
+                ..Default::default()
+            })
+            .await?;
+        let found = self
+            .directory
+            .clone()
+            .search_entities(req)
+            .await
+            .map_err(|s| {
+                ApiError::unavailable(
+                    "UPSTREAM_UNAVAILABLE",
+                    format!("the directory did not answer: {}", s.message()),
+                )
+            })?
+            .into_inner()
+            .results;
+        let wanted = fold_name(&deal.customer_name);
+        let same: Vec<String> = found
+            .into_iter()
+            .filter_map(|r| r.entity)
+            .filter(|e| fold_name(&e.legal_name) == wanted)
+            .map(|e| e.name)
+            .collect();
+        Ok((same.len() == 1).then(|| same[0].clone()))
+    }
+
+    /// The referral a PSC deal becomes.
+    async fn map_deal(
+        &self,
+        d: &SnapshotDeal,
+        location: Option<&str>,
+        products: &HashMap<String, String>,
+    ) -> Result<Mapped, ApiError> {
+        let deal = &d.deal;
+        let co_sell = deal.co_sell;
+        let inbound = deal.source == Source::Microsoft;
+        let mut notes = Vec::new();
+        let mut solutions: Vec<dpb::ReferralSolution> = Vec::new();
+        for p in &d.products {
+            match products.get(&p.product_id) {
+                Some(solution) if !solutions.iter().any(|s| s.solution == *solution) => solutions
+                    .push(dpb::ReferralSolution {
+                        solution: solution.clone(),
+                        ..Default::default()
+                    }),
+                Some(_) => {}
+                None => notes.push(format!("product {} has no catalog solution", p.product_id)),
+            }
+        }
+        for (what, value) in [
+            ("deal role", &deal.deal_role),
+            ("licensing program", &deal.licensing_program),
+        ] {
+            if !value.trim().is_empty() {
+                notes.push(format!("{what}: {value}"));
+            }
+        }
+        if let Some(t) = deal.last_modified {
+            notes.push(format!("last modified in PSC: {}", t.to_rfc3339()));
+        }
+        let mut deal_notes = deal.notes.clone();
+        if !deal.customer_outcome.trim().is_empty() {
+            if !deal_notes.is_empty() {
+                deal_notes.push_str("\n\n");
+            }
+            deal_notes.push_str("Customer outcome (from PSC): ");
+            deal_notes.push_str(&deal.customer_outcome);
+        }
+        let entity = self.match_customer(d).await?;
+        let contact = [
+            &deal.contact_first_name,
+            &deal.contact_last_name,
+            &deal.contact_email,
+            &deal.contact_phone,
+        ]
+        .iter()
+        .any(|s| !s.trim().is_empty())
+        .then(|| dpb::Contact {
+            first_name: deal.contact_first_name.clone(),
+            last_name: deal.contact_last_name.clone(),
+            email: deal.contact_email.clone(),
+            phone: deal.contact_phone.clone(),
+        });
+        let referral = dpb::Referral {
+            display_name: deal.name.clone(),
+            mpn_location: location.unwrap_or_default().to_owned(),
+            deal_type: if co_sell {
+                dpb::DealType::CoSell
+            } else {
+                dpb::DealType::PartnerLed
+            } as i32,
+            direction: if inbound {
+                dpb::Direction::Inbound
+            } else {
+                dpb::Direction::Outbound
+            } as i32,
+            // They were being worked in PSC.
+            status: dpb::Status::Active as i32,
+            substatus: dpb::Substatus::Accepted as i32,
+            customer: Some(dpb::Customer {
+                entity: entity.unwrap_or_default(),
+                legal_name: deal.customer_name.clone(),
+                address: Some(dpb::Address {
+                    lines: [deal.customer_address_line1.clone()]
+                        .into_iter()
+                        .filter(|l| !l.is_empty())
+                        .collect(),
+                    city: deal.customer_city.clone(),
+                    region: deal.customer_region.clone(),
+                    postal_code: deal.customer_postal_code.clone(),
+                    country_code: deal.customer_country.clone(),
+                }),
+                contacts: contact.into_iter().collect(),
+                ..Default::default()
+            }),
+            solutions,
+            team: d
+                .team
+                .iter()
+                .filter(|t| !t.email.trim().is_empty())
+                .map(|t| dpb::Contact {
+                    first_name: t.first_name.clone(),
+                    last_name: t.last_name.clone(),
+                    email: t.email.clone(),
+                    phone: t.phone.clone(),
+                })
+                .collect(),
+            deal_value: deal.value.as_ref().map(|(cents, currency)| dpb::Money {
+                currency_code: currency.clone(),
+                amount: if cents % 100 == 0 {
+                    (cents / 100).to_string()
+                } else {
+                    format!("{}.{:02}", cents / 100, cents % 100)
+                },
+            }),
+            estimated_close_date: deal
+                .estimated_close_date
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            notes: deal_notes,
+            seller_contact: (!deal.assigned_seller_email.trim().is_empty()).then(|| dpb::Contact {
+                email: deal.assigned_seller_email.clone(),
+                ..Default::default()
+            }),
+            create_time: Some(prost_types::Timestamp {
+                seconds: deal.created.timestamp(),
+                nanos: 0,
+            }),
+            ..Default::default()
+        };
+        Ok(Mapped {
+            referral: dpb::ImportedReferral {
+                psc_deal_id: deal.id.clone(),
+                referral: Some(referral),
+            },
+            deal_type: if co_sell { "CO_SELL" } else { "PARTNER_LED" },
+            direction: if inbound { "INBOUND" } else { "OUTBOUND" },
+            notes: notes.join("; "),
+        })
+    }
+
+    /// One round of work: lease a batch, migrate it, record the outcomes. `Ok(false)`: no work.
+    pub async fn work_once(&self, owner: &str) -> Result<bool, ApiError> {
+        let leased = self
+            .store
+            .lease(owner, BATCH, chrono::Duration::seconds(LEASE_SECS))
+            .await?;
+        if leased.is_empty() {
+            self.store.finish_runs().await?;
+            return Ok(false);
+        }
+        let mut by_org: HashMap<String, Vec<deal_result::Model>> = HashMap::new();
+        for r in leased {
+            by_org.entry(r.organization.clone()).or_default().push(r);
+        }
+        let products = self.product_map().await?;
+        for (org, results) in by_org {
+            let org_id = Uuid::parse_str(&org).map_err(ApiError::internal)?;
+            let scopes = self.locations(org_id).await?;
+            let mut batch = Vec::new();
+            let mut mapped_of: HashMap<String, (&'static str, &'static str, String)> =
+                HashMap::new();
+            for r in &results {
+                let Some(d) = self.store.deal(org_id, &r.deal_id).await? else {
+                    let mut failed = r.clone();
+                    failed.state = "FAILED".into();
+                    failed.error = "the deal is no longer in the snapshot".into();
+                    self.store.finish_deal(owner, failed).await?;
+                    continue;
+                };
+                let location = scopes.get(&d.deal.account_id).cloned().flatten();
+                let m = self.map_deal(&d, location.as_deref(), &products).await?;
+                mapped_of.insert(r.deal_id.clone(), (m.deal_type, m.direction, m.notes));
+                batch.push(m.referral);
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            let req = self
+                .token
+                .request(dpb::ImportReferralsRequest {
+                    organization: cosell_platform::names::organization(org_id),
+                    referrals: batch,
+                })
+                .await?;
+            // A failed call leaves the batch leased: it is sent again once the lease expires.
+            let answered = self
+                .referrals
+                .clone()
+                .import_referrals(req)
+                .await
+                .map_err(|s| {
+                    ApiError::unavailable(
+                        "UPSTREAM_UNAVAILABLE",
+                        format!("the deals service did not take the batch: {}", s.message()),
+                    )
+                })?
+                .into_inner()
+                .results;
+            for a in answered {
+                let Some(r) = results.iter().find(|r| r.deal_id == a.psc_deal_id) else {
+                    continue;
+                };
+                let (deal_type, direction, notes) =
+                    mapped_of.remove(&a.psc_deal_id).unwrap_or_default();
+                let mut done = r.clone();
+                done.deal_type = deal_type.into();
+                done.direction = direction.into();
+                done.notes = notes;
+                match a.referral {
+                    Some(referral) if a.error.is_empty() => {
+                        done.state = "MIGRATED".into();
+                        done.engagement = referral.engagement;
+                        done.referral = referral.name;
+                        done.error = String::new();
+                    }
+                    _ => {
+                        done.state = "FAILED".into();
+                        done.error = a.error;
+                    }
+                }
+                self.store.finish_deal(owner, done).await?;
+            }
+        }
+        self.store.finish_runs().await?;
+        Ok(true)
+    }
+
+    /// Each account's location MPN ID (`None` inside: the vOrg, i.e. the whole organization).
+    async fn locations(&self, org: Uuid) -> Result<HashMap<String, Option<String>>, ApiError> {
+        let mut out = HashMap::new();
+        for (account, corrected) in self.store.accounts(org).await? {
+            let id = account.id.clone();
+            let a = self.psc_account(org, account, corrected).await?;
+            let location =
+                (a.association == pb::MpnAssociation::Location as i32).then_some(a.mpn_id);
+            out.insert(id, location);
+        }
+        Ok(out)
+    }
+}
+
+/// Works until the process ends: every replica runs one, and a restarted one resumes whatever
+/// runs are unfinished.
+pub fn spawn_worker(migration: Arc<Migration>) {
+    let owner = Uuid::now_v7().to_string();
+    tokio::spawn(async move {
+        loop {
+            match migration.work_once(&owner).await {
+                Ok(true) => {}
+                Ok(false) => tokio::time::sleep(IDLE).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "deal migration worker: will retry");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+}
