@@ -1,5 +1,5 @@
 //! `cosell migration users [--run]` (the user migration wizard) and `cosell migration deals
-//! status|readiness` (the deal migration's banner and readiness report).
+//! status|readiness|start|report` (the deal migration).
 
 use clap::{Args, Subcommand};
 use cosell_proto::migration as pb;
@@ -30,6 +30,30 @@ pub enum DealsCommand {
     Status(Common),
     /// Per eligible deal, the required fields it will lack once migrated.
     Readiness(Common),
+    /// Start migrating every eligible deal (org-wide referrals admins); `--wait` shows a progress
+    /// bar until the run is done.
+    Start(StartArgs),
+    /// The report: one row per deal a run took; `--csv FILE` writes it as CSV.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Wait for the run to finish, with a progress bar.
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Write the report to this CSV file (columns psc_deal_id, deal_name, engagement_id,
+    /// referral_id, deal_type, direction, error).
+    #[arg(long)]
+    csv: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +73,8 @@ pub async fn run(command: MigrationCommand) -> anyhow::Result<()> {
         MigrationCommand::Users(args) => users(args).await,
         MigrationCommand::Deals(DealsCommand::Status(args)) => status(args).await,
         MigrationCommand::Deals(DealsCommand::Readiness(args)) => readiness(args).await,
+        MigrationCommand::Deals(DealsCommand::Start(args)) => start(args).await,
+        MigrationCommand::Deals(DealsCommand::Report(args)) => report(args).await,
     }
 }
 
@@ -221,6 +247,169 @@ async fn users(args: UsersArgs) -> anyhow::Result<()> {
                 r.error_message
             );
         }
+    }
+    Ok(())
+}
+
+async fn start(args: StartArgs) -> anyhow::Result<()> {
+    let c = &args.common;
+    let channel = c.connection.channel().await?;
+    let parent = match c.organization.clone() {
+        Some(o) => o,
+        None => own_organization(&c.connection, &channel).await?,
+    };
+    let client = pb::migration_service_client::MigrationServiceClient::new(channel);
+    let run = client
+        .clone()
+        .start_deal_migration(c.connection.request(pb::StartDealMigrationRequest {
+            parent: parent.clone(),
+        })?)
+        .await
+        .map_err(call_error)?
+        .into_inner()
+        .run
+        .unwrap_or_default();
+    if !args.wait {
+        if c.json {
+            println!(
+                "{}",
+                serde_json::json!({ "run": run.name, "total": run.total })
+            );
+        } else {
+            println!("started {}: {} deals", run.name, run.total);
+        }
+        return Ok(());
+    }
+    let bar = indicatif::ProgressBar::new(run.total.max(0) as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} deals  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    if c.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    loop {
+        let status = client
+            .clone()
+            .get_deal_migration_status(c.connection.request(pb::GetDealMigrationStatusRequest {
+                parent: parent.clone(),
+            })?)
+            .await
+            .map_err(call_error)?
+            .into_inner();
+        let now = status.run.unwrap_or_default();
+        bar.set_position((now.migrated + now.failed).max(0) as u64);
+        bar.set_message(format!("{} migrated, {} failed", now.migrated, now.failed));
+        if now.name == run.name && now.finish_time.is_some() {
+            bar.finish();
+            if c.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "run": now.name, "total": now.total, "migrated": now.migrated,
+                        "failed": now.failed,
+                    })
+                );
+            } else {
+                println!(
+                    "done: {} migrated, {} failed (see `cosell migration deals report`)",
+                    now.migrated, now.failed
+                );
+            }
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
+async fn report(args: ReportArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let c = &args.common;
+    let channel = c.connection.channel().await?;
+    let parent = match c.organization.clone() {
+        Some(o) => o,
+        None => own_organization(&c.connection, &channel).await?,
+    };
+    let client = pb::migration_service_client::MigrationServiceClient::new(channel);
+    let mut csv = match &args.csv {
+        Some(path) => {
+            let mut w = csv::Writer::from_path(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            w.write_record([
+                "psc_deal_id",
+                "deal_name",
+                "engagement_id",
+                "referral_id",
+                "deal_type",
+                "direction",
+                "error",
+            ])?;
+            Some(w)
+        }
+        None => None,
+    };
+    if csv.is_none() && !c.json {
+        println!(
+            "{:<16} {:<30} {:<9} {:<12} {:<9} {:<46} error",
+            "psc deal", "name", "state", "type", "direction", "referral"
+        );
+    }
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .clone()
+            .list_deal_migration_report(c.connection.request(
+                pb::ListDealMigrationReportRequest {
+                    parent: parent.clone(),
+                    page_size: 1000,
+                    page_token: page_token.clone(),
+                },
+            )?)
+            .await
+            .map_err(call_error)?
+            .into_inner();
+        for r in &page.results {
+            if let Some(w) = csv.as_mut() {
+                w.write_record([
+                    &r.psc_deal_id,
+                    &r.deal_name,
+                    r.engagement.trim_start_matches("engagements/"),
+                    r.referral.trim_start_matches("referrals/"),
+                    &r.deal_type,
+                    &r.direction,
+                    &r.error,
+                ])?;
+            } else if c.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "psc_deal_id": r.psc_deal_id, "deal_name": r.deal_name,
+                        "state": r.state, "engagement": r.engagement, "referral": r.referral,
+                        "deal_type": r.deal_type, "direction": r.direction, "error": r.error,
+                        "notes": r.notes,
+                    })
+                );
+            } else {
+                println!(
+                    "{:<16} {:<30} {:<9} {:<12} {:<9} {:<46} {}",
+                    r.psc_deal_id,
+                    r.deal_name,
+                    r.state,
+                    r.deal_type,
+                    r.direction,
+                    r.referral,
+                    r.error
+                );
+            }
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    if let (Some(mut w), Some(path)) = (csv, &args.csv) {
+        w.flush()?;
+        eprintln!("report written to {}", path.display());
     }
     Ok(())
 }

@@ -484,6 +484,43 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
         d1.contains("Lakehouse, phase 1") && d1.contains("customer.legal_name"),
         "{d1}"
     );
+    // Rita (an org-wide referrals admin) migrates the deals and downloads the report.
+    let rita = server
+        .cosell(
+            &["dev-token", "--email", "rita.referrals@contoso.com"],
+            None,
+        )
+        .trim()
+        .to_owned();
+    let started = server.cosell(
+        &["migration", "deals", "start", "--wait", "--json"],
+        Some(&rita),
+    );
+    let started: serde_json::Value = serde_json::from_str(started.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (started["total"].as_i64(), started["migrated"].as_i64()),
+        (Some(1), Some(1))
+    );
+    let csv_path = export.path().join("report.csv");
+    server.cosell(
+        &[
+            "migration",
+            "deals",
+            "report",
+            "--csv",
+            &csv_path.display().to_string(),
+        ],
+        Some(&rita),
+    );
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("psc_deal_id,deal_name,engagement_id,referral_id,deal_type,direction,error")
+    );
+    let d1 = lines.next().unwrap();
+    assert!(d1.starts_with("D1,\"Lakehouse, phase 1\","), "{d1}");
+    assert!(d1.ends_with(",CO_SELL,OUTBOUND,"), "{d1}");
 
     // SIGTERM: a graceful stop with exit status 0.
     let status = server.stop();
