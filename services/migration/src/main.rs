@@ -1,0 +1,75 @@
+//! `cosell-migration`: the migration service alone. `cosell serve` runs it with the others.
+
+use std::sync::Arc;
+
+use clap::Parser;
+use cosell_platform::auth::{RemoteKeys, ServiceToken, TokenVerifier};
+use cosell_platform::config::{IdentityClientArgs, ServerArgs};
+use tonic::transport::Endpoint;
+
+#[derive(Debug, Parser)]
+#[command(name = "cosell-migration", about = "The cosell migration service")]
+struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    identity: IdentityClientArgs,
+    /// URL of the deals service (catalog, import of migrated deals).
+    #[arg(
+        long,
+        env = "COSELL_DEALS_URL",
+        default_value = "http://127.0.0.1:50053"
+    )]
+    deals_url: String,
+    /// URL of the directory service (customer matching).
+    #[arg(
+        long,
+        env = "COSELL_DIRECTORY_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    directory_url: String,
+    /// Database URL (`postgres://...` or `sqlite://file?mode=rwc`).
+    #[arg(
+        long,
+        env = "COSELL_DATABASE_URL_MIGRATION",
+        default_value = "sqlite://migration.db?mode=rwc"
+    )]
+    database_url: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _telemetry = cosell_platform::telemetry::init("cosell-migration", &args.server.telemetry);
+    let identity = Endpoint::from_shared(args.identity.identity_url.clone())?.connect_lazy();
+    let secret = args.identity.service_secret.clone().ok_or_else(|| {
+        anyhow::anyhow!(
+            "--service-secret (COSELL_SERVICE_SECRET) is required: the migration service's client secret at identity"
+        )
+    })?;
+    let token = Arc::new(ServiceToken::new(identity.clone(), "migration", secret));
+    let (services, _) = cosell_migration::start(
+        &cosell_migration::Config {
+            database_url: args.database_url,
+        },
+        cosell_migration::Links {
+            identity: identity.clone(),
+            deals: Endpoint::from_shared(args.deals_url)?.connect_lazy(),
+            directory: Endpoint::from_shared(args.directory_url)?.connect_lazy(),
+            token,
+        },
+    )
+    .await?;
+    let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(identity))));
+    let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "migration listening");
+    cosell_platform::server::serve(
+        listener,
+        services,
+        verifier,
+        args.server.options(),
+        cosell_platform::server::shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}
