@@ -503,19 +503,31 @@ impl Store {
         Ok(())
     }
 
-    /// (total, migrated, failed, pending) of a run.
+    /// (total, migrated, failed, pending) of a run, counted by the database.
     pub async fn run_counts(&self, run_id: &str) -> Result<(i64, i64, i64, i64)> {
-        let rows = deal_result::Entity::find()
+        use sea_orm::QuerySelect;
+        use sea_orm::sea_query::{Expr, Func};
+        let counts: Vec<(String, i64)> = deal_result::Entity::find()
+            .select_only()
+            .column(deal_result::Column::State)
+            .column_as(
+                Expr::expr(Func::count(Expr::col(deal_result::Column::DealId))),
+                "n",
+            )
             .filter(deal_result::Column::RunId.eq(run_id))
+            .group_by(deal_result::Column::State)
+            .into_tuple()
             .all(&self.db)
             .await?;
-        let count = |s: &str| rows.iter().filter(|r| r.state == s).count() as i64;
-        Ok((
-            rows.len() as i64,
-            count("MIGRATED"),
-            count("FAILED"),
-            count("PENDING"),
-        ))
+        let count = |s: &str| {
+            counts
+                .iter()
+                .find(|(state, _)| state == s)
+                .map(|c| c.1)
+                .unwrap_or(0)
+        };
+        let (migrated, failed, pending) = (count("MIGRATED"), count("FAILED"), count("PENDING"));
+        Ok((migrated + failed + pending, migrated, failed, pending))
     }
 
     /// Every deal result of the organization, by deal id (for the status and the report).
