@@ -337,6 +337,62 @@ impl Migration {
         })
     }
 
+    /// The deal migration's banner: counts over the snapshot and the latest run.
+    async fn deal_status(&self, org: Uuid) -> Result<pb::GetDealMigrationStatusResponse, ApiError> {
+        let associations = self.associations(org).await?;
+        let migrated_ids = self.migrated(org).await?;
+        let mut counts: std::collections::BTreeMap<Ineligible, i64> = Default::default();
+        let (mut total, mut eligible) = (0i64, 0i64);
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.deals(org, after.as_deref(), SCAN_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.deal.id.clone());
+            for d in &page {
+                total += 1;
+                let holds = associations
+                    .get(&d.deal.account_id)
+                    .copied()
+                    .unwrap_or(false);
+                match eligibility(d, holds) {
+                    Ok(()) if migrated_ids.contains(&d.deal.id) => {}
+                    Ok(()) => eligible += 1,
+                    Err(reason) => *counts.entry(reason).or_default() += 1,
+                }
+            }
+        }
+        let run = match self.store.latest_run(org).await? {
+            Some(r) => Some(self.run_pb(org, &r).await?),
+            None => None,
+        };
+        let in_progress = run.as_ref().is_some_and(|r| r.finish_time.is_none());
+        // After a run the banner shows it completed (with its report), and start stays
+        // possible while eligible deals remain (failed ones, or new ones of a later export).
+        let state = if in_progress {
+            pb::DealMigrationState::InProgress
+        } else if run.is_some() {
+            pb::DealMigrationState::Completed
+        } else if eligible > 0 {
+            pb::DealMigrationState::NotStarted
+        } else {
+            pb::DealMigrationState::NothingToMigrate
+        };
+        Ok(pb::GetDealMigrationStatusResponse {
+            state: state as i32,
+            total,
+            eligible,
+            migrated: migrated_ids.len() as i64,
+            run,
+            ineligible: counts
+                .into_iter()
+                .map(|(reason, deals)| pb::IneligibleCount {
+                    reason: reason_pb(reason) as i32,
+                    deals,
+                })
+                .collect(),
+        })
+    }
+
     pub fn identity_users(&self) -> ipb::user_service_client::UserServiceClient<Channel> {
         ipb::user_service_client::UserServiceClient::new(self.identity.clone())
     }
@@ -553,58 +609,7 @@ impl MigrationService for Api {
         let parent = req.get_ref().parent.clone();
         let result: Result<pb::GetDealMigrationStatusResponse, ApiError> = async {
             let org = self.authorize(&req, "parent", &parent).await?;
-            let associations = self.associations(org).await?;
-            let migrated_ids = self.migrated(org).await?;
-            let mut counts: std::collections::BTreeMap<Ineligible, i64> = Default::default();
-            let (mut total, mut eligible) = (0i64, 0i64);
-            let mut after: Option<String> = None;
-            loop {
-                let page = self.store.deals(org, after.as_deref(), SCAN_PAGE).await?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.deal.id.clone());
-                for d in &page {
-                    total += 1;
-                    let holds = associations
-                        .get(&d.deal.account_id)
-                        .copied()
-                        .unwrap_or(false);
-                    match eligibility(d, holds) {
-                        Ok(()) if migrated_ids.contains(&d.deal.id) => {}
-                        Ok(()) => eligible += 1,
-                        Err(reason) => *counts.entry(reason).or_default() += 1,
-                    }
-                }
-            }
-            let run = match self.store.latest_run(org).await? {
-                Some(r) => Some(self.run_pb(org, &r).await?),
-                None => None,
-            };
-            let in_progress = run.as_ref().is_some_and(|r| r.finish_time.is_none());
-            // After a run the banner shows it completed (with its report), and start stays
-            // possible while eligible deals remain (failed ones, or new ones of a later export).
-            let state = if in_progress {
-                pb::DealMigrationState::InProgress
-            } else if run.is_some() {
-                pb::DealMigrationState::Completed
-            } else if eligible > 0 {
-                pb::DealMigrationState::NotStarted
-            } else {
-                pb::DealMigrationState::NothingToMigrate
-            };
-            Ok(pb::GetDealMigrationStatusResponse {
-                state: state as i32,
-                total,
-                eligible,
-                migrated: migrated_ids.len() as i64,
-                run,
-                ineligible: counts
-                    .into_iter()
-                    .map(|(reason, deals)| pb::IneligibleCount {
-                        reason: reason_pb(reason) as i32,
-                        deals,
-                    })
-                    .collect(),
-            })
+            self.deal_status(org).await
         }
         .await;
         result.map(Response::new).map_err(status)
@@ -826,6 +831,52 @@ impl MigrationService for Api {
         }
         .await;
         result.map(Response::new).map_err(status)
+    }
+
+    type WatchDealMigrationStream =
+        tokio_stream::wrappers::ReceiverStream<Result<pb::WatchDealMigrationResponse, Status>>;
+
+    async fn watch_deal_migration(
+        &self,
+        req: Request<pb::WatchDealMigrationRequest>,
+    ) -> Result<Response<Self::WatchDealMigrationStream>, Status> {
+        let parent = req.get_ref().parent.clone();
+        let org = self
+            .authorize(&req, "parent", &parent)
+            .await
+            .map_err(status)?;
+        let migration = self.0.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        // A task of its own, so that a client that goes away ends it at the next send.
+        tokio::spawn(async move {
+            let mut last: Option<(i64, i64, i64)> = None;
+            loop {
+                let s = match migration.deal_status(org).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(Err(status(e))).await;
+                        return;
+                    }
+                };
+                let counts = s
+                    .run
+                    .as_ref()
+                    .map(|r| (r.migrated, r.failed, r.pending))
+                    .unwrap_or_default();
+                let done = s.state() != pb::DealMigrationState::InProgress;
+                if last != Some(counts) || done {
+                    last = Some(counts);
+                    let message = pb::WatchDealMigrationResponse { status: Some(s) };
+                    if tx.send(Ok(message)).await.is_err() || done {
+                        return;
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
     }
 }
 

@@ -884,7 +884,27 @@ async fn deal_migration_runs_migrate_each_eligible_deal_once() {
     import(later).await;
     let third = start("rita.referrals@contoso.com").await.unwrap();
     assert_eq!(third.total, 2, "E3 (failed before) and E4");
-    let last = wait().await;
+    // Followed as a stream until it is done.
+    let mut watch = client()
+        .watch_deal_migration(authed(
+            &rita,
+            pb::WatchDealMigrationRequest {
+                parent: h.contoso.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut updates = Vec::new();
+    while let Some(m) = watch.message().await.unwrap() {
+        updates.push(m.status.unwrap());
+    }
+    let last = updates.last().expect("at least one update").clone();
+    assert_ne!(last.state(), pb::DealMigrationState::InProgress);
+    let last_run = last.run.clone().unwrap();
+    assert_eq!(last_run.name, third.name);
+    assert!(last_run.finish_time.is_some());
+    assert_eq!((last_run.migrated, last_run.failed), (1, 1));
     assert_eq!(last.migrated, 3);
     let rows = report().await;
     assert_eq!(
