@@ -1,8 +1,9 @@
 //! The deals part of `cosell serve --demo`: a small catalog and Contoso referrals in each state
 //! a user can reach today (private, partner-led, a co-sell request waiting in the sellers' queue,
 //! one accepted by a seller, one declined, inbound ones received, accepted and declined, won,
-//! lost). Made through gRPC as the demo people would, so it passes every rule a user meets.
-//! Seeding again finds the catalog in place and changes nothing.
+//! lost), and Contoso's PSC export imported into the migration service (every case of the
+//! migration). Made through gRPC as the demo people would, so it passes every rule a user meets.
+//! Seeding again finds the catalog (and the import) in place and changes nothing.
 
 use cosell_proto::deals as pb;
 use cosell_proto::directory as dpb;
@@ -57,6 +58,7 @@ impl Demo {
         kind: pb::SolutionKind,
         publisher: &str,
         mpn: &str,
+        legacy_product_ids: &[&str],
     ) -> anyhow::Result<String> {
         let ready = kind != pb::SolutionKind::PlatformSku;
         Ok(
@@ -70,6 +72,10 @@ impl Demo {
                             cosell_ready: ready,
                             incentive_eligible: ready,
                             mpn_id: mpn.into(),
+                            legacy_product_ids: legacy_product_ids
+                                .iter()
+                                .map(|s| s.to_string())
+                                .collect(),
                             ..Default::default()
                         }),
                         publisher: publisher.into(),
@@ -125,6 +131,76 @@ fn complete(name: &str, deal_type: pb::DealType, customer: &str, solution: &str)
     }
 }
 
+/// The demo PSC export of Contoso (`services/migration/data/demo-export`): every case of the
+/// migration, from each ineligibility reason to each user error.
+const DEMO_EXPORT: &[(&str, &str)] = &[
+    (
+        "accounts.csv",
+        include_str!("../../migration/data/demo-export/accounts.csv"),
+    ),
+    (
+        "users.csv",
+        include_str!("../../migration/data/demo-export/users.csv"),
+    ),
+    (
+        "deals.csv",
+        include_str!("../../migration/data/demo-export/deals.csv"),
+    ),
+    (
+        "deal_products.csv",
+        include_str!("../../migration/data/demo-export/deal_products.csv"),
+    ),
+    (
+        "deal_team.csv",
+        include_str!("../../migration/data/demo-export/deal_team.csv"),
+    ),
+];
+
+/// Imports the demo PSC export into Contoso (as Ada, its account admin), once.
+pub async fn seed_psc_export(channel: Channel) -> anyhow::Result<()> {
+    use cosell_proto::migration as mpb;
+    let d = Demo { channel };
+    let ada = d.token("ada.admin@contoso.com").await?;
+    let organization = ipb::access_service_client::AccessServiceClient::new(d.channel.clone())
+        .get_caller(authed(&ada, ipb::GetCallerRequest {}))
+        .await?
+        .into_inner()
+        .organization;
+    let client = mpb::migration_service_client::MigrationServiceClient::new(d.channel.clone());
+    let imported = client
+        .clone()
+        .list_psc_imports(authed(
+            &ada,
+            mpb::ListPscImportsRequest {
+                parent: organization.clone(),
+            },
+        ))
+        .await?
+        .into_inner()
+        .imports;
+    if !imported.is_empty() {
+        return Ok(());
+    }
+    let messages: Vec<mpb::ImportPscExportRequest> = DEMO_EXPORT
+        .iter()
+        .enumerate()
+        .map(|(i, (name, text))| mpb::ImportPscExportRequest {
+            organization: if i == 0 {
+                organization.clone()
+            } else {
+                String::new()
+            },
+            file_name: name.to_string(),
+            chunk: text.as_bytes().to_vec(),
+        })
+        .collect();
+    client
+        .clone()
+        .import_psc_export(authed(&ada, tokio_stream::iter(messages)))
+        .await?;
+    Ok(())
+}
+
 /// Seeds the demo deals over `channel` (the suite's own address). Needs development sign-in.
 pub async fn seed(channel: Channel) -> anyhow::Result<()> {
     let d = Demo { channel };
@@ -171,6 +247,7 @@ pub async fn seed(channel: Channel) -> anyhow::Result<()> {
             pb::SolutionKind::PartnerSolution,
             &contoso,
             "4000001",
+            &["PSC-PROD-ANALYTICS"],
         )
         .await?;
     d.solution(
@@ -179,6 +256,7 @@ pub async fn seed(channel: Channel) -> anyhow::Result<()> {
         pb::SolutionKind::PartnerSolution,
         &contoso,
         "4000002",
+        &[],
     )
     .await?;
     d.solution(
@@ -187,6 +265,7 @@ pub async fn seed(channel: Channel) -> anyhow::Result<()> {
         pb::SolutionKind::PartnerSolution,
         &fabrikam,
         "5000001",
+        &[],
     )
     .await?;
     let sku = d
@@ -196,6 +275,7 @@ pub async fn seed(channel: Channel) -> anyhow::Result<()> {
             pb::SolutionKind::PlatformSku,
             "",
             "",
+            &[],
         )
         .await?;
     d.solution(
@@ -204,6 +284,7 @@ pub async fn seed(channel: Channel) -> anyhow::Result<()> {
         pb::SolutionKind::PlatformSku,
         "",
         "",
+        &[],
     )
     .await?;
 

@@ -176,6 +176,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             crate::demo::seed(endpoint.connect_lazy())
                 .await
                 .context("seeding the demo deals failed")?;
+            crate::demo::seed_psc_export(endpoint.connect_lazy())
+                .await
+                .context("importing the demo PSC export failed")?;
         }
     }
     tracing::info!(%addr, data_dir = %args.data_dir.display(), demo = args.demo, "cosell serving");

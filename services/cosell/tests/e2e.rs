@@ -401,11 +401,35 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
         "{py}"
     );
 
-    // The PSC export import: a folder with a bad row, as Ada (account admin).
+    // The demo's PSC export of Contoso shows every case of the deal migration.
+    let ada = server
+        .cosell(&["dev-token", "--email", "ada.admin@contoso.com"], None)
+        .trim()
+        .to_owned();
+    let status = server.cosell(&["migration", "deals", "status", "--json"], Some(&ada));
+    let status: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
+    assert_eq!(status["state"], "not_started", "{status}");
+    assert_eq!(status["eligible"], 3, "{status}");
+    for (reason, n) in [
+        ("won", 1),
+        ("not_open", 1),
+        ("created_before_2020", 2),
+        ("invalid_mpn_association", 1),
+        ("in_deal_registration", 1),
+        ("solution_assessment", 1),
+        ("oem_licensing", 1),
+    ] {
+        assert_eq!(status["ineligible"][reason], n, "{reason}: {status}");
+    }
+    let users = server.cosell(&["migration", "users", "--json"], Some(&ada));
+    assert_eq!(users.lines().count(), 7, "{users}");
+
+    // The PSC export import: a folder with a bad row, as Fay (Fabrikam's account admin and
+    // org-wide referrals admin; Fabrikam has no demo export).
     let export = tempfile::tempdir().unwrap();
     std::fs::write(
         export.path().join("accounts.csv"),
-        "PartnerAccountId,PartnerAccountName,MpnId\nA1,Contoso US,4000002\n",
+        "PartnerAccountId,PartnerAccountName,MpnId\nA1,Fabrikam,5000001\n",
     )
     .unwrap();
     std::fs::write(
@@ -413,12 +437,12 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
         "\u{feff}Deal Id,Deal Name,Partner Account Id,Status,Created Date,Is CoSell,Source\r\nD1,\"Lakehouse, phase 1\",A1,Open,2021-01-05T10:00:00Z,yes,Partner\r\nD2,Orphan,A7,Open,2021-01-05T10:00:00Z,no,Partner\r\n",
     )
     .unwrap();
-    let ada = server
-        .cosell(&["dev-token", "--email", "ada.admin@contoso.com"], None)
+    let fay = server
+        .cosell(&["dev-token", "--email", "fay.admin@fabrikam.com"], None)
         .trim()
         .to_owned();
     let dir = export.path().display().to_string();
-    let report = server.cosell(&["psc", "import", &dir], Some(&ada));
+    let report = server.cosell(&["psc", "import", &dir], Some(&fay));
     assert!(report.contains("1 accounts"), "{report}");
     assert!(report.contains("deals 1 new"), "{report}");
     let row = report
@@ -429,7 +453,7 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
         row.contains(" 3 ") && row.contains("PartnerAccountId") && row.contains("D2"),
         "{row}"
     );
-    let json = server.cosell(&["psc", "import", &dir, "--json"], Some(&ada));
+    let json = server.cosell(&["psc", "import", &dir, "--json"], Some(&fay));
     let lines: Vec<serde_json::Value> = json
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -444,11 +468,11 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
     // The user migration wizard: a new hire migrates, a personal account does not.
     std::fs::write(
         export.path().join("users.csv"),
-        "UserEmail,PartnerAccountId,Role\nnew.hire@contoso.com,A1,Seller\nme@gmail.com,A1,Admin\n",
+        "UserEmail,PartnerAccountId,Role\nnew.hire@fabrikam.com,A1,Seller\nme@gmail.com,A1,Admin\n",
     )
     .unwrap();
-    server.cosell(&["psc", "import", &dir], Some(&ada));
-    let users = server.cosell(&["migration", "users", "--run", "--json"], Some(&ada));
+    server.cosell(&["psc", "import", &dir], Some(&fay));
+    let users = server.cosell(&["migration", "users", "--run", "--json"], Some(&fay));
     let users: Vec<serde_json::Value> = users
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -456,26 +480,26 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
     assert_eq!(users.len(), 2, "{users:?}");
     let hire = users
         .iter()
-        .find(|u| u["email"] == "new.hire@contoso.com")
+        .find(|u| u["email"] == "new.hire@fabrikam.com")
         .unwrap();
     assert_eq!(hire["status"], "migrated");
     assert_eq!(hire["pc_role"], "ROLE_REFERRALS_USER");
-    assert_eq!(hire["pc_mpn_location"], "4000002");
+    assert_eq!(hire["pc_mpn_location"], "Entire organization");
     let personal = users.iter().find(|u| u["email"] == "me@gmail.com").unwrap();
     assert_eq!(personal["error"], "consumer_account");
-    let table = server.cosell(&["migration", "users"], Some(&ada));
+    let table = server.cosell(&["migration", "users"], Some(&fay));
     assert!(
         table
             .lines()
-            .any(|l| l.starts_with("new.hire@contoso.com") && l.contains("migrated")),
+            .any(|l| l.starts_with("new.hire@fabrikam.com") && l.contains("migrated")),
         "{table}"
     );
     // D1 is eligible and lacks most required fields.
-    let status = server.cosell(&["migration", "deals", "status", "--json"], Some(&ada));
+    let status = server.cosell(&["migration", "deals", "status", "--json"], Some(&fay));
     let status: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
     assert_eq!(status["state"], "not_started");
     assert_eq!(status["eligible"], 1);
-    let readiness = server.cosell(&["migration", "deals", "readiness"], Some(&ada));
+    let readiness = server.cosell(&["migration", "deals", "readiness"], Some(&fay));
     let d1 = readiness
         .lines()
         .find(|l| l.starts_with("D1"))
@@ -484,17 +508,10 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
         d1.contains("Lakehouse, phase 1") && d1.contains("customer.legal_name"),
         "{d1}"
     );
-    // Rita (an org-wide referrals admin) migrates the deals and downloads the report.
-    let rita = server
-        .cosell(
-            &["dev-token", "--email", "rita.referrals@contoso.com"],
-            None,
-        )
-        .trim()
-        .to_owned();
+    // Fay (an org-wide referrals admin too) migrates the deals and downloads the report.
     let started = server.cosell(
         &["migration", "deals", "start", "--wait", "--json"],
-        Some(&rita),
+        Some(&fay),
     );
     let started: serde_json::Value = serde_json::from_str(started.lines().last().unwrap()).unwrap();
     assert_eq!(
@@ -510,7 +527,7 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
             "--csv",
             &csv_path.display().to_string(),
         ],
-        Some(&rita),
+        Some(&fay),
     );
     let csv = std::fs::read_to_string(&csv_path).unwrap();
     let mut lines = csv.lines();
