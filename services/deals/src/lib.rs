@@ -6,13 +6,12 @@
 //! - [`store`]: the database (referrals, idempotency keys, favorites, solutions).
 //! - [`upstream`]: the directory (customers) and identity (MPN IDs), with the service's token.
 //! - [`api`]: the gRPC handlers and authorization.
-//! - [`seed`]: demo data for `cosell serve --demo`.
 //!
 //! [`start`] opens the database (running its migrations) and returns the services for a server.
+//! The demo data of `cosell serve --demo` is made through this API by the `cosell` binary.
 
 pub mod api;
 pub mod domain;
-pub mod seed;
 pub mod store;
 pub mod upstream;
 

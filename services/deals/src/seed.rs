@@ -1,1 +1,0 @@
-//! Demo data for `cosell serve --demo`.
