@@ -142,7 +142,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "migration",
         migration_secret,
     ));
-    let (migration, _) = cosell_migration::start(
+    let (migration, migration_handle) = cosell_migration::start(
         &cosell_migration::Config {
             database_url: args.database_url_migration.clone().unwrap_or_else(|| {
                 cosell_platform::db::sqlite_file_url(&args.data_dir, "migration")
@@ -183,6 +183,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!(%addr, data_dir = %args.data_dir.display(), demo = args.demo, "cosell serving");
     eprintln!("cosell listening on {addr} (services: identity, directory, deals, migration)");
-    server.await??;
+    let served = server.await?;
+    // Graceful shutdown: the migration's leased deals go back for another replica.
+    migration_handle.release().await;
+    served?;
     Ok(())
 }

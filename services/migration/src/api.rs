@@ -47,6 +47,9 @@ pub struct Migration {
     pub catalog: dpb::catalog_service_client::CatalogServiceClient<Channel>,
     /// The deals service's referrals (the import of migrated deals), called with `token`.
     pub referrals: dpb::referral_service_client::ReferralServiceClient<Channel>,
+    /// This replica's deal migration worker: its lease owner id, and whether it is stopping.
+    pub worker_id: String,
+    pub stopping: std::sync::atomic::AtomicBool,
     /// The directory (customer matching), called with `token`.
     pub directory:
         cosell_proto::directory::directory_service_client::DirectoryServiceClient<Channel>,

@@ -73,6 +73,8 @@ pub async fn start(
         ),
         identity: links.identity.clone(),
         token: links.token,
+        worker_id: uuid::Uuid::now_v7().to_string(),
+        stopping: std::sync::atomic::AtomicBool::new(false),
     });
     runs::spawn_worker(migration.clone());
     let mut set = ServiceSet::default();

@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
         )
     })?;
     let token = Arc::new(ServiceToken::new(identity.clone(), "migration", secret));
-    let (services, _) = cosell_migration::start(
+    let (services, migration) = cosell_migration::start(
         &cosell_migration::Config {
             database_url: args.database_url,
         },
@@ -71,5 +71,7 @@ async fn main() -> anyhow::Result<()> {
         cosell_platform::server::shutdown_signal(),
     )
     .await?;
+    // Graceful shutdown: leased deals go back for another replica.
+    migration.release().await;
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use cosell_platform::ApiError;
@@ -327,12 +328,27 @@ impl Migration {
     }
 }
 
-/// Works until the process ends: every replica runs one, and a restarted one resumes whatever
-/// runs are unfinished.
+impl Migration {
+    /// Stops this replica's worker and gives its leased deals back at once, so that another
+    /// replica takes them without waiting for the leases to expire (graceful shutdown).
+    pub async fn release(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        match self.store.release_leases(&self.worker_id).await {
+            Ok(n) if n > 0 => tracing::info!(deals = n, "deal migration work released"),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "releasing deal migration work failed; its leases expire instead")
+            }
+        }
+    }
+}
+
+/// Works until [`Migration::release`]: every replica runs one, and a restarted one resumes
+/// whatever runs are unfinished.
 pub fn spawn_worker(migration: Arc<Migration>) {
-    let owner = Uuid::now_v7().to_string();
     tokio::spawn(async move {
-        loop {
+        let owner = migration.worker_id.clone();
+        while !migration.stopping.load(Ordering::SeqCst) {
             match migration.work_once(&owner).await {
                 Ok(true) => {}
                 Ok(false) => tokio::time::sleep(IDLE).await,

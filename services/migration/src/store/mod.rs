@@ -449,6 +449,22 @@ impl Store {
         Ok(leased)
     }
 
+    /// Gives back every PENDING deal `owner` leased; how many.
+    pub async fn release_leases(&self, owner: &str) -> Result<u64> {
+        use sea_orm::sea_query::Expr;
+        let done = deal_result::Entity::update_many()
+            .col_expr(deal_result::Column::LeaseOwner, Expr::value(""))
+            .col_expr(
+                deal_result::Column::LeaseUntil,
+                Expr::value(None::<DateTime<Utc>>),
+            )
+            .filter(deal_result::Column::LeaseOwner.eq(owner))
+            .filter(deal_result::Column::State.eq("PENDING"))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected)
+    }
+
     /// Records a leased deal's outcome (only while `owner` holds it).
     pub async fn finish_deal(&self, owner: &str, result: deal_result::Model) -> Result<()> {
         use sea_orm::sea_query::Expr;

@@ -124,3 +124,40 @@ async fn imports_on_sqlite() {
 async fn imports_on_the_test_database() {
     imports_are_idempotent_and_later_exports_add_and_update(TestDb::new().await.unwrap()).await;
 }
+
+#[tokio::test]
+async fn leases_are_exclusive_and_released_work_goes_to_another_worker() {
+    let db = TestDb::new().await.unwrap();
+    let store = store(&db).await;
+    let org = Uuid::now_v7();
+    let deals: Vec<(String, String)> = (0..5)
+        .map(|i| (format!("D{i}"), format!("Deal {i}")))
+        .collect();
+    store.start_run(org, &deals).await.unwrap();
+    let minute = chrono::Duration::seconds(60);
+    let first = store.lease("w1", 3, minute).await.unwrap();
+    assert_eq!(first.len(), 3);
+    let second = store.lease("w2", 10, minute).await.unwrap();
+    assert_eq!(second.len(), 2, "leased deals are not handed out twice");
+    assert!(store.lease("w3", 10, minute).await.unwrap().is_empty());
+    // w1 stops gracefully: its deals go to the next worker at once.
+    assert_eq!(store.release_leases("w1").await.unwrap(), 3);
+    let third = store.lease("w3", 10, minute).await.unwrap();
+    let mut ids: Vec<String> = third.into_iter().map(|r| r.deal_id).collect();
+    ids.sort();
+    let mut want: Vec<String> = first.into_iter().map(|r| r.deal_id).collect();
+    want.sort();
+    assert_eq!(ids, want);
+    // An expired lease is taken over too.
+    assert_eq!(store.release_leases("w2").await.unwrap(), 2);
+    let short = store
+        .lease("w4", 10, chrono::Duration::milliseconds(-1))
+        .await
+        .unwrap();
+    assert_eq!(short.len(), 2);
+    assert_eq!(
+        store.lease("w5", 10, minute).await.unwrap().len(),
+        2,
+        "w4's leases have expired"
+    );
+}
