@@ -80,6 +80,24 @@ impl Upstream {
         }
     }
 
+    /// Whether `organization` exists and is a partner's (the platform's own has no vOrg MPN ID).
+    pub async fn is_partner_organization(&self, organization: Uuid) -> Result<bool, ApiError> {
+        let req = self
+            .token
+            .request(ipb::GetOrganizationRequest {
+                name: cosell_platform::names::organization(organization),
+            })
+            .await?;
+        match self.organizations.clone().get_organization(req).await {
+            Ok(r) => Ok(r
+                .into_inner()
+                .organization
+                .is_some_and(|o| !o.vorg_mpn_id.is_empty())),
+            Err(s) if matches!(s.code(), Code::NotFound | Code::InvalidArgument) => Ok(false),
+            Err(s) => Err(unavailable("identity", &s)),
+        }
+    }
+
     /// Who holds an MPN ID (rule I6).
     pub async fn mpn(&self, mpn_id: &str) -> Result<MpnHolder, ApiError> {
         let req = self

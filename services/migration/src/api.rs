@@ -110,9 +110,38 @@ pub fn unpack(uploads: Vec<(String, Vec<u8>)>) -> Result<(InMemory, Vec<Issue>),
         id: String::new(),
         reason: reason.to_owned(),
     };
+    // The bundle's own name for a file: `Deals.csv`, `export\\deals.csv` and `deals.csv` alike.
+    let bundle_name = |name: &str| -> Option<&'static str> {
+        let base = name
+            .rsplit(['/', '\\'])
+            .next()
+            .unwrap_or(name)
+            .to_ascii_lowercase();
+        BUNDLE_FILES.iter().copied().find(|f| *f == base)
+    };
+    let mut total = 0usize;
+    let keep = |files: &mut Vec<(String, Vec<u8>)>,
+                total: &mut usize,
+                file: &'static str,
+                data: Vec<u8>| {
+        *total += data.len();
+        if *total > MAX_UPLOAD_BYTES {
+            return Err(ApiError::invalid_field(
+                "chunk",
+                "the bundle is larger than 1 GiB (uncompressed)",
+            ));
+        }
+        if files.iter().any(|(n, _)| n == file) {
+            return Err(ApiError::invalid_field(
+                "file_name",
+                format!("the bundle holds `{file}` twice"),
+            ));
+        }
+        files.push((file.to_owned(), data));
+        Ok(())
+    };
     for (name, bytes) in uploads {
-        let base = name.rsplit(['/', '\\']).next().unwrap_or(&name).to_owned();
-        if base.to_ascii_lowercase().ends_with(".zip") {
+        if name.to_ascii_lowercase().ends_with(".zip") {
             let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| {
                 ApiError::invalid_field("file_name", format!("`{name}` is not a readable zip: {e}"))
             })?;
@@ -126,34 +155,27 @@ pub fn unpack(uploads: Vec<(String, Vec<u8>)>) -> Result<(InMemory, Vec<Issue>),
                 let inner = entry
                     .name()
                     .map_err(|e| ApiError::invalid_field("file_name", format!("`{name}`: {e}")))?
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                if !BUNDLE_FILES.contains(&inner.as_str()) {
+                    .into_owned();
+                let Some(file) = bundle_name(&inner) else {
                     warnings.push(warn(&inner, "not a file of a PSC export; ignored"));
                     continue;
-                }
+                };
+                // Read no more than what is left of the limit: a small zip may expand hugely.
+                let room = MAX_UPLOAD_BYTES.saturating_sub(total) as u64 + 1;
                 let mut data = Vec::new();
                 entry
                     .by_ref()
-                    .take(MAX_UPLOAD_BYTES as u64 + 1)
+                    .take(room)
                     .read_to_end(&mut data)
                     .map_err(|e| {
                         ApiError::invalid_field("file_name", format!("`{inner}` in `{name}`: {e}"))
                     })?;
-                if data.len() > MAX_UPLOAD_BYTES {
-                    return Err(ApiError::invalid_field(
-                        "chunk",
-                        "the bundle is larger than 1 GiB",
-                    ));
-                }
-                files.push((inner, data));
+                keep(&mut files, &mut total, file, data)?;
             }
-        } else if BUNDLE_FILES.contains(&base.as_str()) {
-            files.push((base, bytes));
+        } else if let Some(file) = bundle_name(&name) {
+            keep(&mut files, &mut total, file, bytes)?;
         } else {
-            warnings.push(warn(&base, "not a file of a PSC export; ignored"));
+            warnings.push(warn(&name, "not a file of a PSC export; ignored"));
         }
     }
     Ok((InMemory(files), warnings))
@@ -783,7 +805,12 @@ impl MigrationService for Api {
                     "no eligible deal is left to migrate",
                 ));
             }
-            let run = self.store.start_run(org, &deals).await?;
+            let Some(run) = self.store.start_run(org, &deals).await? else {
+                return Err(ApiError::failed_precondition(
+                    "RUN_IN_PROGRESS",
+                    "a deal migration run is in progress; watch it with GetDealMigrationStatus",
+                ));
+            };
             self.run_pb(org, &run).await
         }
         .await;

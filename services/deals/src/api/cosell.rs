@@ -167,6 +167,12 @@ impl Deals {
         if let Some(earlier) = self.replay(&actor, request_id.as_deref()).await? {
             return Ok(referral_pb(&earlier, false));
         }
+        if !self.upstream.is_partner_organization(organization).await? {
+            return Err(ApiError::invalid_field(
+                "referral.organization",
+                format!("`{}` is not a partner organization", input.organization),
+            ));
+        }
         if let Some(m) = &d.mpn_location {
             self.check_location("referral.mpn_location", organization, m)
                 .await?;

@@ -240,7 +240,8 @@ impl Deals {
                 writes.push((next.clone(), current.version));
             }
             if let Some(mut after) = next_peer {
-                if next.party == Party::Partner {
+                // A closed peer is terminal (D1): it keeps what it showed when it closed.
+                if next.party == Party::Partner && !after.stage.is_closed() {
                     next.mirror_into(&mut after);
                 }
                 match peer.filter(|before| before.id == after.id) {

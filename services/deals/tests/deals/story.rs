@@ -191,6 +191,54 @@ async fn a_declined_cosell_request_goes_on_as_partner_led() {
     assert!(partner.seller_contact.is_none());
     let platform = h.get(SAM, &invitation.name).await.unwrap();
     assert_eq!(platform.substatus(), pb::Substatus::Declined);
+
+    // The partner goes on editing; the closed platform side is left as it closed (D1).
+    let rita = h.token(RITA).await;
+    h.referrals()
+        .update_referral(authed(
+            &rita,
+            pb::UpdateReferralRequest {
+                referral: Some(pb::Referral {
+                    name: r.name.clone(),
+                    display_name: "Renamed after the decline".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(FieldMask {
+                    paths: vec!["display_name".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    let after = h.get(SAM, &invitation.name).await.unwrap();
+    assert_eq!(after.etag, platform.etag);
+    assert_eq!(after.display_name, platform.display_name);
+    assert_eq!(after.deal_type(), pb::DealType::CoSell);
+
+    // Inbound referrals go to partner organizations only.
+    let sam = h.token(SAM).await;
+    let err = h
+        .cosell()
+        .create_inbound_referral(authed(
+            &sam,
+            pb::CreateInboundReferralRequest {
+                request_id: String::new(),
+                referral: Some(pb::Referral {
+                    organization: format!("organizations/{}", uuid::Uuid::new_v4()),
+                    display_name: "Nobody's".into(),
+                    customer: Some(pb::Customer {
+                        entity: h.customers[1].0.clone(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                seller_contact: Some(seller_contact()),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert_eq!(details(&err).1, ["referral.organization"]);
 }
 
 async fn send_inbound(h: &Harness, mpn_location: &str) -> pb::Referral {

@@ -122,6 +122,8 @@ pub mod deal_run {
         pub organization: String,
         pub create_time: DateTimeUtc,
         pub finish_time: Option<DateTimeUtc>,
+        /// `ACTIVE` while unfinished (one per organization, by a unique index), else `None`.
+        pub active: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

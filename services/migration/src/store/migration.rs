@@ -123,6 +123,19 @@ impl MigrationTrait for M0001Snapshot {
                         .timestamp_with_time_zone()
                         .null(),
                 )
+                // `ACTIVE` while unfinished, NULL after: the unique index below lets one run at a
+                // time be unfinished per organization, whoever starts them concurrently.
+                .col(ColumnDef::new(id("active")).text().null())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("deal_runs_one_active")
+                .table(id("deal_runs"))
+                .col(id("organization"))
+                .col(id("active"))
+                .unique()
                 .to_owned(),
         )
         .await?;

@@ -348,23 +348,35 @@ impl Store {
     }
 
     /// Starts a run over `deals` (id, name): each becomes PENDING work of it, in one transaction.
+    /// `Ok(None)`: another run of the organization is unfinished (nothing was changed). A deal
+    /// migrated already is never made PENDING again.
     pub async fn start_run(
         &self,
         organization: Uuid,
         deals: &[(String, String)],
-    ) -> Result<deal_run::Model> {
+    ) -> Result<Option<deal_run::Model>> {
         let org = organization.to_string();
         let run = deal_run::Model {
             id: Uuid::now_v7().to_string(),
             organization: org.clone(),
             create_time: Utc::now(),
             finish_time: None,
+            active: Some("ACTIVE".into()),
         };
         let txn = self.db.begin().await?;
         use sea_orm::IntoActiveModel;
-        deal_run::Entity::insert(run.clone().into_active_model())
+        if let Err(e) = deal_run::Entity::insert(run.clone().into_active_model())
             .exec_without_returning(&txn)
-            .await?;
+            .await
+        {
+            txn.rollback().await?;
+            let e = StoreError::Db(e);
+            return if is_unique_violation(&e) {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
         for chunk in deals.chunks(BATCH) {
             deal_result::Entity::insert_many(chunk.iter().map(|(id, name)| {
                 deal_result::Model {
@@ -397,13 +409,20 @@ impl Store {
                     deal_result::Column::DealName,
                     deal_result::Column::Error,
                 ])
+                .action_and_where(sea_orm::sea_query::ExprTrait::ne(
+                    sea_orm::sea_query::Expr::col((
+                        deal_result::Entity,
+                        deal_result::Column::State,
+                    )),
+                    "MIGRATED",
+                ))
                 .to_owned(),
             )
             .exec_without_returning(&txn)
             .await?;
         }
         txn.commit().await?;
-        Ok(run)
+        Ok(Some(run))
     }
 
     /// Leases up to `limit` PENDING deals whose lease is free or expired, for `lease` from now.
@@ -511,6 +530,7 @@ impl Store {
                 use sea_orm::sea_query::Expr;
                 deal_run::Entity::update_many()
                     .col_expr(deal_run::Column::FinishTime, Expr::value(Utc::now()))
+                    .col_expr(deal_run::Column::Active, Expr::value(None::<String>))
                     .filter(deal_run::Column::Id.eq(run.id))
                     .exec(&self.db)
                     .await?;
@@ -576,4 +596,9 @@ impl Store {
             })
             .transpose()
     }
+}
+
+/// Whether a database error is a unique-index violation.
+fn is_unique_violation(e: &StoreError) -> bool {
+    matches!(e, StoreError::Db(db) if matches!(db.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))))
 }

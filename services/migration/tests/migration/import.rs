@@ -133,7 +133,11 @@ async fn leases_are_exclusive_and_released_work_goes_to_another_worker() {
     let deals: Vec<(String, String)> = (0..5)
         .map(|i| (format!("D{i}"), format!("Deal {i}")))
         .collect();
-    store.start_run(org, &deals).await.unwrap();
+    store.start_run(org, &deals).await.unwrap().unwrap();
+    assert!(
+        store.start_run(org, &deals).await.unwrap().is_none(),
+        "one unfinished run per organization"
+    );
     let minute = chrono::Duration::seconds(60);
     let first = store.lease("w1", 3, minute).await.unwrap();
     assert_eq!(first.len(), 3);
