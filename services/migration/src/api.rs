@@ -287,7 +287,8 @@ impl Migration {
         Ok(out)
     }
 
-    /// The catalog's legacy product ids and the solution each maps to (`solutions/{id}`).
+    /// The catalog's legacy product ids and the solution each maps to (`solutions/{id}`), among
+    /// the solutions a referral may carry.
     pub async fn product_map(&self) -> Result<std::collections::HashMap<String, String>, ApiError> {
         let mut map = std::collections::HashMap::new();
         let mut page_token = String::new();
@@ -312,7 +313,11 @@ impl Migration {
                     )
                 })?
                 .into_inner();
-            for s in page.solutions {
+            // Only what a referral may carry: platform SKUs, and co-sell-ready solutions.
+            let attachable = |s: &dpb::Solution| {
+                s.cosell_ready || s.kind == dpb::SolutionKind::PlatformSku as i32
+            };
+            for s in page.solutions.into_iter().filter(attachable) {
                 for id in s.legacy_product_ids {
                     map.entry(id).or_insert_with(|| s.name.clone());
                 }

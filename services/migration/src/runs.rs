@@ -35,6 +35,32 @@ struct Mapped {
     notes: String,
 }
 
+/// Longest notes a referral takes.
+const MAX_NOTES_CHARS: usize = 10_000;
+
+/// An email the deals service takes: `local@domain.tld`, no spaces.
+fn usable_email(email: &str) -> bool {
+    let email = email.trim();
+    !email.chars().any(char::is_whitespace)
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+        })
+}
+
+/// A phone the deals service takes: digits and ` +-().`.
+fn usable_phone(phone: &str) -> bool {
+    let phone = phone.trim();
+    phone.is_empty()
+        || (phone
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+            && phone.chars().any(|c| c.is_ascii_digit()))
+}
+
 /// `Northwind Traders, Inc.` -> `northwind traders inc`: how customer names are compared.
 fn fold_name(name: &str) -> String {
     name.chars()
@@ -135,20 +161,56 @@ impl Migration {
             deal_notes.push_str(&deal.customer_outcome);
         }
         let entity = self.match_customer(d).await?;
-        let contact = [
+        // A referral's contacts need an email; PSC's may lack one or carry odd phones. What
+        // cannot carry over is left out and said in the report, rather than failing the deal.
+        let mut contact = |who: String, first: &str, last: &str, email: &str, phone: &str| {
+            let given = [first, last, email, phone]
+                .iter()
+                .any(|s| !s.trim().is_empty());
+            if !given {
+                return None;
+            }
+            if !usable_email(email) {
+                notes.push(format!("{who} left out: no usable email"));
+                return None;
+            }
+            let phone = if usable_phone(phone) {
+                phone.trim().to_owned()
+            } else {
+                notes.push(format!("{who}: phone `{phone}` left out"));
+                String::new()
+            };
+            Some(dpb::Contact {
+                first_name: first.trim().to_owned(),
+                last_name: last.trim().to_owned(),
+                email: email.trim().to_owned(),
+                phone,
+            })
+        };
+        let customer_contact = contact(
+            "customer contact".into(),
             &deal.contact_first_name,
             &deal.contact_last_name,
             &deal.contact_email,
             &deal.contact_phone,
-        ]
-        .iter()
-        .any(|s| !s.trim().is_empty())
-        .then(|| dpb::Contact {
-            first_name: deal.contact_first_name.clone(),
-            last_name: deal.contact_last_name.clone(),
-            email: deal.contact_email.clone(),
-            phone: deal.contact_phone.clone(),
-        });
+        );
+        let team: Vec<dpb::Contact> = d
+            .team
+            .iter()
+            .filter_map(|t| {
+                contact(
+                    format!("team member {} {}", t.first_name, t.last_name),
+                    &t.first_name,
+                    &t.last_name,
+                    &t.email,
+                    &t.phone,
+                )
+            })
+            .collect();
+        if deal_notes.chars().count() > MAX_NOTES_CHARS {
+            deal_notes = deal_notes.chars().take(MAX_NOTES_CHARS).collect();
+            notes.push(format!("notes cut to {MAX_NOTES_CHARS} characters"));
+        }
         let referral = dpb::Referral {
             display_name: deal.name.clone(),
             mpn_location: location.unwrap_or_default().to_owned(),
@@ -178,21 +240,11 @@ impl Migration {
                     postal_code: deal.customer_postal_code.clone(),
                     country_code: deal.customer_country.clone(),
                 }),
-                contacts: contact.into_iter().collect(),
+                contacts: customer_contact.into_iter().collect(),
                 ..Default::default()
             }),
             solutions,
-            team: d
-                .team
-                .iter()
-                .filter(|t| !t.email.trim().is_empty())
-                .map(|t| dpb::Contact {
-                    first_name: t.first_name.clone(),
-                    last_name: t.last_name.clone(),
-                    email: t.email.clone(),
-                    phone: t.phone.clone(),
-                })
-                .collect(),
+            team,
             deal_value: deal.value.as_ref().map(|(cents, currency)| dpb::Money {
                 currency_code: currency.clone(),
                 amount: if cents % 100 == 0 {
@@ -256,7 +308,25 @@ impl Migration {
                     self.store.finish_deal(owner, failed).await?;
                     continue;
                 };
-                let location = scopes.get(&d.deal.account_id).cloned().flatten();
+                // Checked again here: the association may have changed since the run started.
+                let location = match scopes.get(&d.deal.account_id) {
+                    Some(Ok(location)) => location.clone(),
+                    Some(Err(reason)) => {
+                        let mut failed = r.clone();
+                        failed.state = "FAILED".into();
+                        failed.error = reason.clone();
+                        self.store.finish_deal(owner, failed).await?;
+                        continue;
+                    }
+                    None => {
+                        let mut failed = r.clone();
+                        failed.state = "FAILED".into();
+                        failed.error =
+                            "the deal's partner account is no longer in the snapshot".into();
+                        self.store.finish_deal(owner, failed).await?;
+                        continue;
+                    }
+                };
                 let m = self.map_deal(&d, location.as_deref(), &products).await?;
                 mapped_of.insert(r.deal_id.clone(), (m.deal_type, m.direction, m.notes));
                 batch.push(m.referral);
@@ -307,7 +377,12 @@ impl Migration {
                         done.error = a.error;
                     }
                 }
-                self.store.finish_deal(owner, done).await?;
+                let deal_id = done.deal_id.clone();
+                if !self.store.finish_deal(owner, done).await? {
+                    // Another worker took the deal over; the import is idempotent, so its
+                    // outcome is the same referral.
+                    tracing::warn!(deal = %deal_id, "deal migration lease lost before recording");
+                }
             }
         }
         self.store.finish_runs().await?;
@@ -315,14 +390,22 @@ impl Migration {
     }
 
     /// Each account's location MPN ID (`None` inside: the vOrg, i.e. the whole organization).
-    async fn locations(&self, org: Uuid) -> Result<HashMap<String, Option<String>>, ApiError> {
+    /// Each account's scope: `Ok(Some(mpn))` a location, `Ok(None)` the whole organization,
+    /// `Err(reason)` an MPN association that no longer holds.
+    async fn locations(
+        &self,
+        org: Uuid,
+    ) -> Result<HashMap<String, Result<Option<String>, String>>, ApiError> {
         let mut out = HashMap::new();
         for (account, corrected) in self.store.accounts(org).await? {
             let id = account.id.clone();
             let a = self.psc_account(org, account, corrected).await?;
-            let location =
-                (a.association == pb::MpnAssociation::Location as i32).then_some(a.mpn_id);
-            out.insert(id, location);
+            let scope = match pb::MpnAssociation::try_from(a.association) {
+                Ok(pb::MpnAssociation::Location) => Ok(Some(a.mpn_id)),
+                Ok(pb::MpnAssociation::Vorg) => Ok(None),
+                _ => Err(a.reason),
+            };
+            out.insert(id, scope);
         }
         Ok(out)
     }

@@ -42,11 +42,37 @@ enum Scope {
 fn upstream(s: tonic::Status) -> ApiError {
     ApiError::unavailable(
         "UPSTREAM_UNAVAILABLE",
-        format!(
-            "the identity service refused or did not answer: {}",
-            s.message()
-        ),
+        format!("the identity service did not answer: {}", s.message()),
     )
+}
+
+/// An identity call's outcome: `Err` (the run stops) when identity did not answer, `Ok(Err)`
+/// with the reason when it refused this user (the row is in error; the run goes on).
+fn refused<T>(
+    r: Result<tonic::Response<T>, tonic::Status>,
+) -> Result<Result<tonic::Response<T>, String>, ApiError> {
+    use tonic::Code;
+    match r {
+        Ok(r) => Ok(Ok(r)),
+        Err(s)
+            if matches!(
+                s.code(),
+                Code::Unavailable
+                    | Code::DeadlineExceeded
+                    | Code::Unknown
+                    | Code::Internal
+                    | Code::Cancelled
+                    | Code::ResourceExhausted
+                    | Code::Unauthenticated
+            ) =>
+        {
+            Err(upstream(s))
+        }
+        Err(s) => Ok(Err(format!(
+            "the identity service refused the user: {}; correct the user in PSC (or the export) and import again",
+            s.message()
+        ))),
+    }
 }
 
 impl Migration {
@@ -129,7 +155,9 @@ impl Migration {
         scope: &Scope,
         mut outcome: user_migration::Model,
     ) -> Result<user_migration::Model, ApiError> {
-        let mut fail = |error: pb::UserMigrationError, message: String| {
+        let mut fail = |error: pb::UserMigrationError,
+                        message: String|
+         -> Result<user_migration::Model, ApiError> {
             outcome.status = "ERROR".into();
             outcome.error = error.as_str_name().into();
             outcome.error_message = message;
@@ -171,31 +199,32 @@ impl Migration {
                     })
                     .await?,
             )
-            .await
-            .map_err(upstream)?
-            .into_inner()
-            .users
-            .into_iter()
-            .next();
+            .await;
+        let found = match refused(found)? {
+            Ok(r) => r.into_inner().users.into_iter().next(),
+            Err(why) => return fail(pb::UserMigrationError::Refused, why),
+        };
         let user = match found {
             Some(user) => user,
-            None if organization.verified_domains.contains(&domain) => self
-                .identity_users()
-                .create_user(
-                    self.token
-                        .request(ipb::CreateUserRequest {
-                            parent: parent.clone(),
-                            email: email.clone(),
-                            given_name: u.first_name.clone(),
-                            family_name: u.last_name.clone(),
-                        })
-                        .await?,
-                )
-                .await
-                .map_err(upstream)?
-                .into_inner()
-                .user
-                .unwrap_or_default(),
+            None if organization.verified_domains.contains(&domain) => {
+                let created = self
+                    .identity_users()
+                    .create_user(
+                        self.token
+                            .request(ipb::CreateUserRequest {
+                                parent: parent.clone(),
+                                email: email.clone(),
+                                given_name: u.first_name.clone(),
+                                family_name: u.last_name.clone(),
+                            })
+                            .await?,
+                    )
+                    .await;
+                match refused(created)? {
+                    Ok(r) => r.into_inner().user.unwrap_or_default(),
+                    Err(why) => return fail(pb::UserMigrationError::Refused, why),
+                }
+            }
             None => {
                 return fail(
                     pb::UserMigrationError::NotInOrganization,
@@ -225,10 +254,25 @@ impl Migration {
                     })
                     .await?,
             )
-            .await
-            .map_err(upstream)?
-            .into_inner()
-            .role_assignments;
+            .await;
+        let held = match refused(held)? {
+            Ok(r) => r.into_inner().role_assignments,
+            Err(why) => return fail(pb::UserMigrationError::Refused, why),
+        };
+        let role = mapped_role(u.role);
+        // The mapped role at the mapped scope already there: a run that stopped between
+        // assigning it and recording it; this row is done.
+        if let Some(a) = held
+            .iter()
+            .find(|a| a.role == role as i32 && a.mpn_id == mpn && !ours.contains(&a.name))
+        {
+            outcome.status = "MIGRATED".into();
+            outcome.error = String::new();
+            outcome.error_message = String::new();
+            outcome.pc_user = user.name.clone();
+            outcome.pc_assignment = a.name.clone();
+            return Ok(outcome);
+        }
         if let Some(a) = held.iter().find(|a| {
             Role::try_from(a.role).is_ok_and(|r| REFERRAL_ROLES.contains(&r))
                 && !ours.contains(&a.name)
@@ -248,22 +292,22 @@ impl Migration {
                 ),
             );
         }
-        let assignment = self
+        let assigned = self
             .identity_roles()
             .assign_role(
                 self.token
                     .request(ipb::AssignRoleRequest {
                         user: user.name.clone(),
-                        role: mapped_role(u.role) as i32,
+                        role: role as i32,
                         mpn_id: mpn,
                     })
                     .await?,
             )
-            .await
-            .map_err(upstream)?
-            .into_inner()
-            .role_assignment
-            .unwrap_or_default();
+            .await;
+        let assignment = match refused(assigned)? {
+            Ok(r) => r.into_inner().role_assignment.unwrap_or_default(),
+            Err(why) => return fail(pb::UserMigrationError::Refused, why),
+        };
         outcome.status = "MIGRATED".into();
         outcome.error = String::new();
         outcome.error_message = String::new();

@@ -484,10 +484,11 @@ impl Store {
         Ok(done.rows_affected)
     }
 
-    /// Records a leased deal's outcome (only while `owner` holds it).
-    pub async fn finish_deal(&self, owner: &str, result: deal_result::Model) -> Result<()> {
+    /// Records a leased deal's outcome (only while `owner` holds it); `false` when it no longer
+    /// did (its lease expired and another worker took the deal).
+    pub async fn finish_deal(&self, owner: &str, result: deal_result::Model) -> Result<bool> {
         use sea_orm::sea_query::Expr;
-        deal_result::Entity::update_many()
+        let done = deal_result::Entity::update_many()
             .col_expr(deal_result::Column::State, Expr::value(result.state))
             .col_expr(deal_result::Column::LeaseOwner, Expr::value(""))
             .col_expr(
@@ -511,7 +512,7 @@ impl Store {
             .filter(deal_result::Column::LeaseOwner.eq(owner))
             .exec(&self.db)
             .await?;
-        Ok(())
+        Ok(done.rows_affected == 1)
     }
 
     /// Marks finished every run with no PENDING deal left.

@@ -499,7 +499,8 @@ async fn the_user_migration_wizard() {
         rita.referrals@contoso.com,Rita,Referrals,A1,Admin\n\
         bob@gmail.com,Bob,Personal,A1,Seller\n\
         pat@agency.example,Pat,Agency,A1,Seller\n\
-        wes@contoso.com,Wes,Wrong,A2,Seller\n";
+        wes@contoso.com,Wes,Wrong,A2,Seller\n\
+        john doe@contoso.com,John,Doe,A1,Seller\n";
     h.import(
         "ada.admin@contoso.com",
         &h.contoso,
@@ -539,7 +540,7 @@ async fn the_user_migration_wizard() {
         .unwrap()
         .into_inner()
         .rows;
-    assert_eq!(listed.len(), 7);
+    assert_eq!(listed.len(), 8);
     assert!(
         listed
             .iter()
@@ -604,7 +605,12 @@ async fn the_user_migration_wizard() {
         outcome(rows, "wes@contoso.com", "A2").1,
         E::InvalidMpnAssociation
     );
-    assert_eq!((first.migrated, first.errors), (3, 4));
+    assert_eq!(
+        outcome(rows, "john doe@contoso.com", "A1").1,
+        E::Refused,
+        "a user identity refuses is an error of its row; the run goes on"
+    );
+    assert_eq!((first.migrated, first.errors), (3, 5));
     let pat = rows
         .iter()
         .find(|r| r.email == "pat@agency.example")
@@ -653,7 +659,7 @@ async fn the_user_migration_wizard() {
         .await
         .unwrap();
     let second = run("ada.admin@contoso.com").await.unwrap();
-    assert_eq!((second.migrated, second.errors), (1, 3));
+    assert_eq!((second.migrated, second.errors), (1, 4));
     assert_eq!(
         outcome(&second.rows, "pat@agency.example", "A1").0,
         S::Migrated
@@ -702,7 +708,7 @@ async fn deal_migration_runs_migrate_each_eligible_deal_once() {
         "{header}\
         E1,Co-sell with a seller,A1,Open,2021-01-05T10:00:00Z,yes,Partner,sam.seller@platform.example,Northwind Traders AS,Oslo,NO,cy@northwind.example,1200.50,USD,pilot first,won the pilot,Influencer\n\
         E2,From a seller,A1,Open,2021-02-01T10:00:00Z,no,Microsoft,,Tailspin Toys AS,Bergen,NO,,,,,,\n\
-        E3,Bad contact,A1,Open,2021-03-01T10:00:00Z,yes,Partner,,Somebody,Oslo,NO,not-an-email,,,,,\n\
+        E3,Bad currency,A1,Open,2021-03-01T10:00:00Z,yes,Partner,,Somebody,Oslo,NO,not-an-email,100,ABC,,,\n\
         X1,Too old,A1,Open,2019-06-01T10:00:00Z,no,Partner,,,,,,,,,,\n"
     );
     let products = "DealId,ProductId\nE1,P-1\nE1,P-404\n";
@@ -819,7 +825,12 @@ async fn deal_migration_runs_migrate_each_eligible_deal_once() {
     );
     let e3 = row("E3");
     assert_eq!(e3.state, "FAILED");
-    assert!(e3.error.contains("contacts"), "{}", e3.error);
+    assert!(e3.error.contains("currency_code"), "{}", e3.error);
+    assert!(
+        e3.notes.contains("customer contact left out"),
+        "a contact without a usable email does not fail the deal: {}",
+        e3.notes
+    );
 
     // In the deals service, as the partner sees them.
     let referrals = cosell_proto::deals::referral_service_client::ReferralServiceClient::new(
