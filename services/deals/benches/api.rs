@@ -304,7 +304,7 @@ async fn main() -> anyhow::Result<()> {
                 let t = Instant::now();
                 pool.execute_raw(Statement::from_sql_and_values(
                     DbBackend::Postgres,
-                    "INSERT INTO referrals SELECT $1, organization, mpn_location, party, $2, direction, deal_type, status, substatus, status_reason, display_name, customer_entity, customer_name, customer_json, consent_to_share, assistance_json, solutions_json, team_json, team_emails, deal_value_cents, currency, estimated_close_date, notes, seller_contact_json, now(), now(), accept_time, close_time, expire_time, version, external_reference_id, NULL FROM referrals WHERE id = $3",
+                    "INSERT INTO referrals (id, engagement, create_time, update_time, organization, mpn_location, party, direction, deal_type, status, substatus, status_reason, display_name, customer_entity, customer_name, customer_search, customer_json, consent_to_share, assistance_json, solutions_json, team_json, team_emails, deal_value_cents, currency, estimated_close_date, notes, seller_contact_json, accept_time, close_time, expire_time, version, external_reference_id) SELECT $1, $2, now(), now(), organization, mpn_location, party, direction, deal_type, status, substatus, status_reason, display_name, customer_entity, customer_name, customer_search, customer_json, consent_to_share, assistance_json, solutions_json, team_json, team_emails, deal_value_cents, currency, estimated_close_date, notes, seller_contact_json, accept_time, close_time, expire_time, version, external_reference_id FROM referrals WHERE id = $3",
                     [Uuid::now_v7().to_string().into(), Uuid::now_v7().to_string().into(), from.into()],
                 ))
                 .await

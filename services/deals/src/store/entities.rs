@@ -45,8 +45,10 @@ pub mod referral {
         pub status_reason: String,
         pub display_name: String,
         pub customer_entity: Option<String>,
-        /// The customer's legal name, for the customer-name filter.
+        /// The customer's legal name.
         pub customer_name: String,
+        /// The legal name lower-cased, for the customer-name filter.
+        pub customer_search: String,
         pub customer_json: String,
         pub consent_to_share: bool,
         pub assistance_json: Option<String>,
@@ -98,6 +100,7 @@ pub mod referral {
             display_name: Set(r.display_name.clone()),
             customer_entity: Set(r.customer.entity.clone()),
             customer_name: Set(r.customer.legal_name.clone()),
+            customer_search: Set(r.customer.legal_name.to_lowercase()),
             customer_json: Set(json(&r.customer)),
             consent_to_share: Set(r.consent_to_share),
             assistance_json: Set(r.assistance.as_ref().map(json)),

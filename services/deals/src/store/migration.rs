@@ -65,6 +65,9 @@ impl MigrationTrait for M0001Initial {
                 .col(text("display_name"))
                 .col(optional_text("customer_entity"))
                 .col(text("customer_name"))
+                // Lower-cased in Rust (full Unicode), for the customer-name filter: SQLite's
+                // lower() folds ASCII only.
+                .col(text("customer_search"))
                 .col(text("customer_json"))
                 .col(ColumnDef::new(id("consent_to_share")).boolean().not_null())
                 .col(optional_text("assistance_json"))

@@ -12,7 +12,7 @@ pub mod migration;
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, OnConflict, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, TransactionTrait,
@@ -482,10 +482,7 @@ pub fn list_query(
     }
     if let Some(name) = &f.customer_name {
         let pattern = format!("%{}%", like_escape(&name.to_lowercase()));
-        q = q.filter(
-            Expr::expr(Func::lower(Expr::col(C::CustomerName)))
-                .like(LikeExpr::new(pattern).escape('\\')),
-        );
+        q = q.filter(Expr::col(C::CustomerSearch).like(LikeExpr::new(pattern).escape('\\')));
     }
     if let Some(email) = &f.team_email {
         let pattern = format!("%,{},%", like_escape(email));

@@ -255,6 +255,19 @@ async fn list_filters() {
         .await
         .is_empty()
     );
+    // Case folds beyond ASCII, on every database.
+    let mut c = h.complete(pb::DealType::Private, &h.contoso_solution);
+    c.customer.as_mut().unwrap().entity = h.customers[4].0.clone();
+    assert!(h.customers[4].1.contains("SÀRL"), "{}", h.customers[4].1);
+    let c = h.create(RITA, c).await;
+    assert_eq!(
+        names(pb::ListReferralsRequest {
+            customer_name: "sàrl".into(),
+            ..Default::default()
+        })
+        .await,
+        [c.name.clone()]
+    );
     // A location-scoped user sees only the location's referrals.
     let uma: Vec<String> = h
         .list(UMA, Default::default())
