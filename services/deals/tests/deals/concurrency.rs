@@ -266,7 +266,7 @@ async fn list_filters() {
             ..Default::default()
         })
         .await,
-        [c.name.clone()]
+        vec![c.name]
     );
     // A location-scoped user sees only the location's referrals.
     let uma: Vec<String> = h
