@@ -35,6 +35,12 @@ pub struct ServeArgs {
     /// Put deals on this database instead of the SQLite file.
     #[arg(long, env = "COSELL_DATABASE_URL_DEALS")]
     database_url_deals: Option<String>,
+    /// The PSC timeline shown with the cut-over: read-only from (`YYYY-MM-DD`).
+    #[arg(long, env = "COSELL_PSC_READ_ONLY_FROM", default_value = "2021-04-01")]
+    psc_read_only_from: chrono::NaiveDate,
+    /// The PSC timeline: access ends (`YYYY-MM-DD`).
+    #[arg(long, env = "COSELL_PSC_ACCESS_ENDS", default_value = "2021-04-30")]
+    psc_access_ends: chrono::NaiveDate,
     /// Put the migration service on this database instead of the SQLite file.
     #[arg(long, env = "COSELL_DATABASE_URL_MIGRATION")]
     database_url_migration: Option<String>,
@@ -147,6 +153,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             database_url: args.database_url_migration.clone().unwrap_or_else(|| {
                 cosell_platform::db::sqlite_file_url(&args.data_dir, "migration")
             }),
+            psc_read_only_from: args.psc_read_only_from,
+            psc_access_ends: args.psc_access_ends,
         },
         cosell_migration::Links {
             identity: migration_channel.clone(),

@@ -47,6 +47,8 @@ pub struct Migration {
     pub catalog: dpb::catalog_service_client::CatalogServiceClient<Channel>,
     /// The deals service's referrals (the import of migrated deals), called with `token`.
     pub referrals: dpb::referral_service_client::ReferralServiceClient<Channel>,
+    /// The PSC timeline (read-only from, access ends), from configuration.
+    pub timeline: (chrono::NaiveDate, chrono::NaiveDate),
     /// This replica's deal migration worker: its lease owner id, and whether it is stopping.
     pub worker_id: String,
     pub stopping: std::sync::atomic::AtomicBool,
@@ -329,6 +331,38 @@ impl Migration {
         }
     }
 
+    /// The organization's cut-over as the contract shows it.
+    async fn cutover_pb(&self, org: Uuid) -> Result<pb::Cutover, ApiError> {
+        let row = self.store.cutover(org).await?;
+        Ok(pb::Cutover {
+            name: format!("organizations/{org}/cutover"),
+            routed_to_new_system: row.as_ref().is_some_and(|r| r.routed),
+            switch_time: row.as_ref().map(|r| prost_types::Timestamp {
+                seconds: r.switch_time.timestamp(),
+                nanos: r.switch_time.timestamp_subsec_nanos() as i32,
+            }),
+            switched_by: row.map(|r| r.switched_by).unwrap_or_default(),
+            psc_read_only_from: self.timeline.0.to_string(),
+            psc_access_ends: self.timeline.1.to_string(),
+        })
+    }
+
+    /// Whether the caller is a platform operator (or, with `any_platform_user`, any platform
+    /// user); their email.
+    async fn platform_caller<T>(
+        &self,
+        req: &Request<T>,
+        any_platform_user: bool,
+    ) -> Result<Option<String>, ApiError> {
+        let caller = caller(req)?;
+        let grants = self.access.grants(&caller.principal).await?;
+        let operator = grants.has(Role::PlatformOperator);
+        let platform = operator || grants.has(Role::PlatformSeller);
+        Ok(((operator || (any_platform_user && platform))
+            && caller.principal.organization().is_some())
+        .then(|| caller.email.clone().unwrap_or_default()))
+    }
+
     /// PSC deal ids of the organization that migrated already.
     async fn migrated(&self, org: Uuid) -> Result<std::collections::HashSet<String>, ApiError> {
         let mut out = std::collections::HashSet::new();
@@ -371,6 +405,7 @@ impl Migration {
     async fn deal_status(&self, org: Uuid) -> Result<pb::GetDealMigrationStatusResponse, ApiError> {
         let associations = self.associations(org).await?;
         let migrated_ids = self.migrated(org).await?;
+        let cutover = Some(self.cutover_pb(org).await?);
         let mut counts: std::collections::BTreeMap<Ineligible, i64> = Default::default();
         let (mut total, mut eligible) = (0i64, 0i64);
         let mut after: Option<String> = None;
@@ -413,6 +448,7 @@ impl Migration {
             eligible,
             migrated: migrated_ids.len() as i64,
             run,
+            cutover,
             ineligible: counts
                 .into_iter()
                 .map(|(reason, deals)| pb::IneligibleCount {
@@ -912,6 +948,79 @@ impl MigrationService for Api {
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
             rx,
         )))
+    }
+
+    async fn get_cutover(
+        &self,
+        req: Request<pb::GetCutoverRequest>,
+    ) -> Result<Response<pb::GetCutoverResponse>, Status> {
+        let parent = req.get_ref().parent.clone();
+        let result: Result<pb::Cutover, ApiError> = async {
+            // Platform users read any partner's; the partner's admins read their own.
+            let org = if self.platform_caller(&req, true).await?.is_some() {
+                cosell_platform::names::parse_one(&parent, "organizations")
+                    .map_err(|e| ApiError::invalid_field("parent", e))?
+            } else {
+                self.authorize(&req, "parent", &parent).await?
+            };
+            self.cutover_pb(org).await
+        }
+        .await;
+        result
+            .map(|c| Response::new(pb::GetCutoverResponse { cutover: Some(c) }))
+            .map_err(status)
+    }
+
+    async fn update_cutover(
+        &self,
+        req: Request<pb::UpdateCutoverRequest>,
+    ) -> Result<Response<pb::UpdateCutoverResponse>, Status> {
+        let r = req.get_ref().clone();
+        let result: Result<pb::Cutover, ApiError> = async {
+            let Some(email) = self.platform_caller(&req, false).await? else {
+                return Err(ApiError::permission_denied(
+                    "MISSING_ROLE",
+                    "the cut-over switch is made by platform operators (ROLE_PLATFORM_OPERATOR)",
+                ));
+            };
+            let org = cosell_platform::names::parse_one(&r.parent, "organizations")
+                .map_err(|e| ApiError::invalid_field("parent", e))?;
+            let req = self
+                .token
+                .request(ipb::GetOrganizationRequest {
+                    name: r.parent.clone(),
+                })
+                .await?;
+            let partner = match self.organizations.clone().get_organization(req).await {
+                Ok(o) => o
+                    .into_inner()
+                    .organization
+                    .is_some_and(|o| !o.vorg_mpn_id.is_empty()),
+                Err(s) if s.code() == tonic::Code::NotFound => false,
+                Err(s) => {
+                    return Err(ApiError::unavailable(
+                        "UPSTREAM_UNAVAILABLE",
+                        format!("the identity service did not answer: {}", s.message()),
+                    ));
+                }
+            };
+            if !partner {
+                return Err(ApiError::not_found(r.parent.clone()));
+            }
+            self.store
+                .set_cutover(crate::store::entities::cutover::Model {
+                    organization: org.to_string(),
+                    routed: r.routed_to_new_system,
+                    switch_time: chrono::Utc::now(),
+                    switched_by: email,
+                })
+                .await?;
+            self.cutover_pb(org).await
+        }
+        .await;
+        result
+            .map(|c| Response::new(pb::UpdateCutoverResponse { cutover: Some(c) }))
+            .map_err(status)
     }
 }
 

@@ -3,15 +3,16 @@
 //!
 //! - [`psc`]: reading a PSC bulk export bundle (`../shared/docs/PSC-EXPORT.md`) into typed
 //!   records, with every problem reported by file, line, column, id and reason.
-//! - [`store`]: the database: each organization's imported snapshot and its import history.
+//! - [`store`]: the database: each organization's imported snapshot and import history, user
+//!   migration outcomes, deal migration runs and results, cut-over switches.
 //! - [`eligibility`]: which deals migrate, and what each will lack (SPEC 5.4).
 //! - [`users`]: the user migration wizard (SPEC 5.3).
 //! - [`runs`]: deal migration runs and the worker every replica runs.
 //! - [`api`]: the gRPC handlers and authorization.
 //!
-//! Built so far: the export reader, the snapshot import, the MPN check, the user migration
-//! wizard, and the deal migration's status and readiness. Deal migration runs, the cut-over and
-//! the standalone binary come next.
+//! [`start`] opens the database (running its migrations), starts this replica's deal migration
+//! worker and returns the services for a server; [`Migration::release`] gives the worker's
+//! leased deals back at shutdown.
 
 pub mod api;
 pub mod eligibility;
@@ -32,6 +33,20 @@ pub use api::Migration;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: String,
+    /// The PSC timeline shown with the cut-over: read-only from, access ends.
+    pub psc_read_only_from: chrono::NaiveDate,
+    pub psc_access_ends: chrono::NaiveDate,
+}
+
+impl Config {
+    /// The seed's timeline: PSC read-only from 2021-04-01, access ends 2021-04-30.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            psc_read_only_from: chrono::NaiveDate::from_ymd_opt(2021, 4, 1).expect("a date"),
+            psc_access_ends: chrono::NaiveDate::from_ymd_opt(2021, 4, 30).expect("a date"),
+        }
+    }
 }
 
 /// How the migration service reaches the others: identity, the deals service, and its own
@@ -74,6 +89,7 @@ pub async fn start(
         identity: links.identity.clone(),
         token: links.token,
         worker_id: uuid::Uuid::now_v7().to_string(),
+        timeline: (config.psc_read_only_from, config.psc_access_ends),
         stopping: std::sync::atomic::AtomicBool::new(false),
     });
     runs::spawn_worker(migration.clone());

@@ -28,6 +28,12 @@ struct Args {
         default_value = "http://127.0.0.1:50052"
     )]
     directory_url: String,
+    /// The PSC timeline shown with the cut-over: read-only from (`YYYY-MM-DD`).
+    #[arg(long, env = "COSELL_PSC_READ_ONLY_FROM", default_value = "2021-04-01")]
+    psc_read_only_from: chrono::NaiveDate,
+    /// The PSC timeline: access ends (`YYYY-MM-DD`).
+    #[arg(long, env = "COSELL_PSC_ACCESS_ENDS", default_value = "2021-04-30")]
+    psc_access_ends: chrono::NaiveDate,
     /// Database URL (`postgres://...` or `sqlite://file?mode=rwc`).
     #[arg(
         long,
@@ -51,6 +57,8 @@ async fn main() -> anyhow::Result<()> {
     let (services, migration) = cosell_migration::start(
         &cosell_migration::Config {
             database_url: args.database_url,
+            psc_read_only_from: args.psc_read_only_from,
+            psc_access_ends: args.psc_access_ends,
         },
         cosell_migration::Links {
             identity: identity.clone(),

@@ -172,6 +172,26 @@ impl MigrationTrait for M0001Snapshot {
                 .to_owned(),
         )
         .await?;
+        // The cut-over switch per organization (SPEC 5.5).
+        m.create_table(
+            Table::create()
+                .table(id("cutovers"))
+                .col(
+                    ColumnDef::new(id("organization"))
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new(id("routed")).boolean().not_null())
+                .col(
+                    ColumnDef::new(id("switch_time"))
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
+                .col(text("switched_by"))
+                .to_owned(),
+        )
+        .await?;
         m.create_table(
             Table::create()
                 .table(id("psc_imports"))

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::psc::files::{Account, Deal, DealProduct, TeamMember, User};
 use crate::psc::{Bundle, Issue};
-use entities::{account, deal, deal_result, deal_run, import, user, user_migration};
+use entities::{account, cutover, deal, deal_result, deal_run, import, user, user_migration};
 
 /// Rows written per statement.
 const BATCH: usize = 500;
@@ -321,6 +321,31 @@ impl Store {
                     user_migration::Column::PcAssignment,
                 ])
                 .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    // --- the cut-over ---
+
+    pub async fn cutover(&self, organization: Uuid) -> Result<Option<cutover::Model>> {
+        Ok(cutover::Entity::find_by_id(organization.to_string())
+            .one(&self.db)
+            .await?)
+    }
+
+    pub async fn set_cutover(&self, row: cutover::Model) -> Result<()> {
+        use sea_orm::IntoActiveModel;
+        cutover::Entity::insert(row.into_active_model())
+            .on_conflict(
+                OnConflict::column(cutover::Column::Organization)
+                    .update_columns([
+                        cutover::Column::Routed,
+                        cutover::Column::SwitchTime,
+                        cutover::Column::SwitchedBy,
+                    ])
+                    .to_owned(),
             )
             .exec_without_returning(&self.db)
             .await?;

@@ -50,9 +50,7 @@ impl Harness {
         };
         let token = Arc::new(ServiceToken::new(loopback(), "migration", MIGRATION_SECRET));
         let (migration, _) = cosell_migration::start(
-            &cosell_migration::Config {
-                database_url: migration_db.url.clone(),
-            },
+            &cosell_migration::Config::new(migration_db.url.clone()),
             cosell_migration::Links {
                 identity: loopback(),
                 deals: loopback(),
@@ -1151,4 +1149,99 @@ async fn the_migration_story_across_the_four_services() {
         .unwrap();
     assert_eq!(won.status(), dpb::Status::Closed);
     assert_eq!(won.substatus(), dpb::Substatus::Won);
+}
+
+#[tokio::test]
+async fn the_cutover_switch() {
+    let h = Harness::start().await;
+    let client =
+        || pb::migration_service_client::MigrationServiceClient::new(h.server.channel.clone());
+    let get = |email: &'static str, parent: String| {
+        let h = &h;
+        async move {
+            let token = h.token(email).await;
+            client()
+                .get_cutover(authed(&token, pb::GetCutoverRequest { parent }))
+                .await
+                .map(|r| r.into_inner().cutover.unwrap())
+        }
+    };
+    let update = |email: &'static str, parent: String, on: bool| {
+        let h = &h;
+        async move {
+            let token = h.token(email).await;
+            client()
+                .update_cutover(authed(
+                    &token,
+                    pb::UpdateCutoverRequest {
+                        parent,
+                        routed_to_new_system: on,
+                    },
+                ))
+                .await
+                .map(|r| r.into_inner().cutover.unwrap())
+        }
+    };
+    let before = get("rita.referrals@contoso.com", h.contoso.clone())
+        .await
+        .unwrap();
+    assert!(!before.routed_to_new_system);
+    assert!(before.switch_time.is_none());
+    assert_eq!(
+        (
+            before.psc_read_only_from.as_str(),
+            before.psc_access_ends.as_str()
+        ),
+        ("2021-04-01", "2021-04-30")
+    );
+    assert_eq!(
+        get("fay.admin@fabrikam.com", h.contoso.clone())
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::NotFound
+    );
+    // Only platform operators make the switch, and only for a partner organization.
+    assert_eq!(
+        update("rita.referrals@contoso.com", h.contoso.clone(), true)
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::PermissionDenied
+    );
+    assert_eq!(
+        update(
+            "oli.operator@platform.example",
+            format!("organizations/{}", uuid::Uuid::new_v4()),
+            true
+        )
+        .await
+        .unwrap_err()
+        .code(),
+        tonic::Code::NotFound
+    );
+    let on = update("oli.operator@platform.example", h.contoso.clone(), true)
+        .await
+        .unwrap();
+    assert!(on.routed_to_new_system);
+    assert_eq!(on.switched_by, "oli.operator@platform.example");
+    // Sellers' tooling reads it; the migration status shows it.
+    assert!(
+        get("sam.seller@platform.example", h.contoso.clone())
+            .await
+            .unwrap()
+            .routed_to_new_system
+    );
+    let rita = h.token("rita.referrals@contoso.com").await;
+    let status = client()
+        .get_deal_migration_status(authed(
+            &rita,
+            pb::GetDealMigrationStatusRequest {
+                parent: h.contoso.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(status.cutover.unwrap().routed_to_new_system);
 }
