@@ -403,6 +403,12 @@ impl Migration {
 
     /// The deal migration's banner: counts over the snapshot and the latest run.
     async fn deal_status(&self, org: Uuid) -> Result<pb::GetDealMigrationStatusResponse, ApiError> {
+        // The run first: once it reads as finished, every later read sees all of its results,
+        // so the counts below are never behind the run they are shown with.
+        let run = match self.store.latest_run(org).await? {
+            Some(r) => Some(self.run_pb(org, &r).await?),
+            None => None,
+        };
         let associations = self.associations(org).await?;
         let migrated_ids = self.migrated(org).await?;
         let cutover = Some(self.cutover_pb(org).await?);
@@ -426,10 +432,6 @@ impl Migration {
                 }
             }
         }
-        let run = match self.store.latest_run(org).await? {
-            Some(r) => Some(self.run_pb(org, &r).await?),
-            None => None,
-        };
         let in_progress = run.as_ref().is_some_and(|r| r.finish_time.is_none());
         // After a run the banner shows it completed (with its report), and start stays
         // possible while eligible deals remain (failed ones, or new ones of a later export).
