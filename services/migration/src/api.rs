@@ -61,6 +61,14 @@ pub struct Migration {
 /// Deals read per page while scanning a snapshot.
 const SCAN_PAGE: u64 = 1000;
 
+/// Another service did not answer (or failed): `UNAVAILABLE`, so that the caller retries.
+pub(crate) fn upstream(service: &str, s: &tonic::Status) -> ApiError {
+    ApiError::unavailable(
+        "UPSTREAM_UNAVAILABLE",
+        format!("the {service} service did not answer: {}", s.message()),
+    )
+}
+
 fn status(e: ApiError) -> Status {
     e.into_status(DOMAIN)
 }
@@ -247,10 +255,7 @@ impl Migration {
                 ipb::LookupMpnIdResponse::default()
             }
             Err(s) => {
-                return Err(ApiError::unavailable(
-                    "UPSTREAM_UNAVAILABLE",
-                    format!("the identity service did not answer: {}", s.message()),
-                ));
+                return Err(upstream("identity", &s));
             }
         };
         let remedy = "an account admin corrects the association (CorrectMpnAssociation) to the organization's vOrg MPN ID or one of its locations";
@@ -308,12 +313,7 @@ impl Migration {
                 .clone()
                 .list_solutions(req)
                 .await
-                .map_err(|s| {
-                    ApiError::unavailable(
-                        "UPSTREAM_UNAVAILABLE",
-                        format!("the deals service did not answer: {}", s.message()),
-                    )
-                })?
+                .map_err(|s| upstream("deals", &s))?
                 .into_inner();
             // Only what a referral may carry: platform SKUs, and co-sell-ready solutions.
             let attachable = |s: &dpb::Solution| {
@@ -634,13 +634,9 @@ impl MigrationService for Api {
             let org = self
                 .authorize_roles(&req, "parent", &r.parent, &[Role::AccountAdmin])
                 .await?;
-            let mpn = r.mpn_id.trim();
-            if !(6..=7).contains(&mpn.len()) || !mpn.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ApiError::invalid_field(
-                    "mpn_id",
-                    format!("`{mpn}` is not an MPN ID (6 or 7 digits)"),
-                ));
-            }
+            let mpn = cosell_platform::names::mpn_id(&r.mpn_id)
+                .map_err(|e| ApiError::invalid_field("mpn_id", e))?;
+            let mpn = mpn.as_str();
             let (association, reason) = self.association(org, mpn).await?;
             if association == pb::MpnAssociation::Invalid {
                 return Err(ApiError::invalid_field("mpn_id", reason));
@@ -1000,10 +996,7 @@ impl MigrationService for Api {
                     .is_some_and(|o| !o.vorg_mpn_id.is_empty()),
                 Err(s) if s.code() == tonic::Code::NotFound => false,
                 Err(s) => {
-                    return Err(ApiError::unavailable(
-                        "UPSTREAM_UNAVAILABLE",
-                        format!("the identity service did not answer: {}", s.message()),
-                    ));
+                    return Err(upstream("identity", &s));
                 }
             };
             if !partner {

@@ -15,7 +15,7 @@ use cosell_proto::directory as dirpb;
 use cosell_proto::migration as pb;
 use uuid::Uuid;
 
-use crate::api::Migration;
+use crate::api::{Migration, upstream};
 use crate::psc::files::Source;
 use crate::store::SnapshotDeal;
 use crate::store::entities::deal_result;
@@ -37,19 +37,6 @@ struct Mapped {
 
 /// Longest notes a referral takes.
 const MAX_NOTES_CHARS: usize = 10_000;
-
-/// An email the deals service takes: `local@domain.tld`, no spaces.
-fn usable_email(email: &str) -> bool {
-    let email = email.trim();
-    !email.chars().any(char::is_whitespace)
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !domain.contains('@')
-        })
-}
 
 /// A phone the deals service takes: digits and ` +-().`.
 fn usable_phone(phone: &str) -> bool {
@@ -100,12 +87,7 @@ impl Migration {
             .clone()
             .search_entities(req)
             .await
-            .map_err(|s| {
-                ApiError::unavailable(
-                    "UPSTREAM_UNAVAILABLE",
-                    format!("the directory did not answer: {}", s.message()),
-                )
-            })?
+            .map_err(|s| upstream("directory", &s))?
             .into_inner()
             .results;
         let wanted = fold_name(&deal.customer_name);
@@ -170,7 +152,7 @@ impl Migration {
             if !given {
                 return None;
             }
-            if !usable_email(email) {
+            if !cosell_platform::email::is_address(email.trim()) {
                 notes.push(format!("{who} left out: no usable email"));
                 return None;
             }
@@ -247,11 +229,7 @@ impl Migration {
             team,
             deal_value: deal.value.as_ref().map(|(cents, currency)| dpb::Money {
                 currency_code: currency.clone(),
-                amount: if cents % 100 == 0 {
-                    (cents / 100).to_string()
-                } else {
-                    format!("{}.{:02}", cents / 100, cents % 100)
-                },
+                amount: cosell_platform::money::format_cents(*cents),
             }),
             estimated_close_date: deal
                 .estimated_close_date
@@ -347,12 +325,7 @@ impl Migration {
                 .clone()
                 .import_referrals(req)
                 .await
-                .map_err(|s| {
-                    ApiError::unavailable(
-                        "UPSTREAM_UNAVAILABLE",
-                        format!("the deals service did not take the batch: {}", s.message()),
-                    )
-                })?
+                .map_err(|s| upstream("deals", &s))?
                 .into_inner()
                 .results;
             for a in answered {

@@ -8,7 +8,7 @@ use cosell_proto::identity::{self as ipb, Role};
 use cosell_proto::migration as pb;
 use uuid::Uuid;
 
-use crate::api::Migration;
+use crate::api::{Migration, upstream};
 use crate::psc::files::{PscRole, User};
 use crate::store::entities::user_migration;
 
@@ -39,13 +39,6 @@ enum Scope {
     Invalid(String),
 }
 
-fn upstream(s: tonic::Status) -> ApiError {
-    ApiError::unavailable(
-        "UPSTREAM_UNAVAILABLE",
-        format!("the identity service did not answer: {}", s.message()),
-    )
-}
-
 /// An identity call's outcome: `Err` (the run stops) when identity did not answer, `Ok(Err)`
 /// with the reason when it refused this user (the row is in error; the run goes on).
 fn refused<T>(
@@ -66,7 +59,7 @@ fn refused<T>(
                     | Code::Unauthenticated
             ) =>
         {
-            Err(upstream(s))
+            Err(upstream("identity", &s))
         }
         Err(s) => Ok(Err(format!(
             "the identity service refused the user: {}; correct the user in PSC (or the export) and import again",
@@ -103,7 +96,7 @@ impl Migration {
             .clone()
             .get_organization(req)
             .await
-            .map_err(upstream)?
+            .map_err(|s| upstream("identity", &s))?
             .into_inner()
             .organization
             .ok_or_else(|| ApiError::internal("identity returned no organization"))

@@ -67,3 +67,12 @@ pub fn sqlite_file_url(data_dir: &std::path::Path, service: &str) -> String {
         data_dir.join(format!("{service}.db")).display()
     )
 }
+
+/// Whether a database error is a unique-index violation (PostgreSQL or SQLite): how a store
+/// learns that a concurrent writer inserted the same key first.
+pub fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}

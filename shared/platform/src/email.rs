@@ -1,5 +1,6 @@
-//! Email rules every service shares: which domains are consumer (non-work) providers (rule I1:
-//! never a user; the migration reports such PSC users instead of moving them).
+//! Email rules every service shares: the shape of an address, and which domains are consumer
+//! (non-work) providers (rule I1: never a user; the migration reports such PSC users instead of
+//! moving them).
 
 /// Consumer (non-work) email providers: never a user (rule I1). Matched on the domain's first
 /// label for providers that own many country domains (`yahoo.co.uk`, `hotmail.fr`, ...), and
@@ -55,4 +56,16 @@ pub fn is_consumer_domain(domain: &str) -> bool {
     }
     let first = domain.split('.').next().unwrap_or_default();
     CONSUMER_PROVIDERS.contains(&first)
+}
+
+/// `local@domain.tld`, without spaces: what every service takes as an email address.
+pub fn is_address(email: &str) -> bool {
+    !email.chars().any(char::is_whitespace)
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+        })
 }

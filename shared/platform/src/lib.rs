@@ -10,12 +10,14 @@
 //!   graceful shutdown).
 //! - [`names`]: resource-name parsing shared by the services.
 //! - [`email`]: consumer (non-work) email domains (rule I1).
+//! - [`money`]: decimal amounts as exact hundredths.
 
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod email;
 pub mod error;
+pub mod money;
 pub mod names;
 pub mod page;
 pub mod server;

@@ -1,5 +1,6 @@
 //! Resource names (`organizations/{id}`, `organizations/{id}/users/{id}`, ...) parsed into ids,
-//! with a field violation naming the request field when one is malformed.
+//! with a field violation naming the request field when one is malformed; and MPN IDs, which
+//! every service names things by.
 
 use uuid::Uuid;
 
@@ -38,6 +39,18 @@ pub fn parse_two(
         Uuid::parse_str(parent).map_err(|_| bad())?,
         Uuid::parse_str(child).map_err(|_| bad())?,
     ))
+}
+
+/// An MPN ID: 6 or 7 digits (surrounding spaces ignored).
+pub fn mpn_id(input: &str) -> Result<String, String> {
+    let m = input.trim();
+    if m.is_empty() {
+        return Err("is required".into());
+    }
+    if !(6..=7).contains(&m.len()) || !m.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!("`{input}` is not an MPN ID (6 or 7 digits)"));
+    }
+    Ok(m.to_owned())
 }
 
 /// `organizations/{id}`.

@@ -213,15 +213,10 @@ pub fn solution_lines(
 }
 
 pub fn mpn_location(v: &mut Violations, field: &str, text: &str) -> Option<String> {
-    let text = text.trim();
-    if text.is_empty() {
+    if text.trim().is_empty() {
         return None;
     }
-    if !(6..=7).contains(&text.len()) || !text.bytes().all(|b| b.is_ascii_digit()) {
-        v.add(field, format!("`{text}` is not an MPN ID (6 or 7 digits)"));
-        return None;
-    }
-    Some(text.to_owned())
+    v.take(field, cosell_platform::names::mpn_id(text))
 }
 
 pub fn deal_type(value: i32) -> Result<DealType, String> {

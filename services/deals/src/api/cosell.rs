@@ -88,19 +88,7 @@ impl Deals {
         let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE).min(500);
         let after = match after.flatten() {
             None => None,
-            Some(key) => {
-                let (t, id) = key
-                    .split_once('|')
-                    .and_then(|(t, id)| {
-                        chrono::DateTime::parse_from_rfc3339(t)
-                            .ok()
-                            .map(|t| (t.with_timezone(&chrono::Utc), id.to_owned()))
-                    })
-                    .ok_or_else(|| {
-                        ApiError::invalid_field("page_token", "is not a page token of this list")
-                    })?;
-                Some((t, id))
-            }
+            Some(key) => Some(super::referrals::parse_key(&key)?),
         };
         let rows = self.store.list(&filter, after, size + 1).await?;
         let (rows, next_page_token) = page::cut(rows, size, &query, |r: &Referral| {

@@ -838,7 +838,8 @@ fn stage_name(name: &'static str, prefix: &str) -> &'static str {
     name.strip_prefix(prefix).unwrap_or(name)
 }
 
-fn parse_key(key: &str) -> Result<(chrono::DateTime<chrono::Utc>, String), ApiError> {
+/// A page token's key: the sort time and id of the previous page's last referral.
+pub(super) fn parse_key(key: &str) -> Result<(chrono::DateTime<chrono::Utc>, String), ApiError> {
     let bad = || ApiError::invalid_field("page_token", "is not a page token of this list");
     let (t, id) = key.split_once('|').ok_or_else(bad)?;
     let t = chrono::DateTime::parse_from_rfc3339(t).map_err(|_| bad())?;

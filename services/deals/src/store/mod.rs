@@ -534,5 +534,5 @@ fn request_key(principal: &str, request_id: &str) -> String {
 
 /// Whether a database error is a unique-index violation.
 pub fn is_unique_violation(e: &StoreError) -> bool {
-    matches!(e, StoreError::Db(db) if matches!(db.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))))
+    matches!(e, StoreError::Db(db) if cosell_platform::db::is_unique_violation(db))
 }

@@ -76,17 +76,7 @@ pub fn work_email(input: &str) -> Result<(String, String), String> {
     Ok((email, domain))
 }
 
-/// An MPN ID: 6 or 7 digits.
-pub fn mpn_id(input: &str) -> Result<String, String> {
-    let m = input.trim();
-    if m.is_empty() {
-        return Err("is required".into());
-    }
-    if !(6..=7).contains(&m.len()) || !m.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!("`{input}` is not an MPN ID (6 or 7 digits)"));
-    }
-    Ok(m.to_owned())
-}
+pub use cosell_platform::names::mpn_id;
 
 /// An ISO 3166-1 alpha-2 country code, upper case.
 pub fn country_code(input: &str) -> Result<String, String> {

@@ -405,14 +405,12 @@ pub struct TeamMember {
 }
 
 pub fn account(r: &Row) -> Result<Account, Issue> {
-    let mpn = r.required("MpnId")?;
-    if !(6..=7).contains(&mpn.len()) || !mpn.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(r.issue("MpnId", format!("`{mpn}` is not an MPN ID (6 or 7 digits)")));
-    }
+    let mpn =
+        cosell_platform::names::mpn_id(r.required("MpnId")?).map_err(|e| r.issue("MpnId", e))?;
     Ok(Account {
         id: r.required("PartnerAccountId")?.to_owned(),
         name: r.required("PartnerAccountName")?.to_owned(),
-        mpn_id: mpn.to_owned(),
+        mpn_id: mpn,
     })
 }
 

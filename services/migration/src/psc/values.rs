@@ -51,24 +51,7 @@ pub fn date(text: &str) -> Result<NaiveDate, String> {
 }
 
 /// A non-negative decimal with `.` as separator and at most 2 decimals: its hundredths.
-pub fn cents(text: &str) -> Result<i64, String> {
-    let bad = || format!("`{text}` is not a decimal amount like 1250 or 1250.50");
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(whole) || (text.contains('.') && !digits(fraction)) {
-        return Err(bad());
-    }
-    if fraction.len() > 2 {
-        return Err(format!("`{text}` has more than 2 decimal places"));
-    }
-    let whole: i64 = whole.parse().map_err(|_| bad())?;
-    let fraction: i64 = format!("{fraction:0<2}").parse().map_err(|_| bad())?;
-    whole
-        .checked_mul(100)
-        .and_then(|w| w.checked_add(fraction))
-        .filter(|c| *c <= 1_000_000_000_000_000)
-        .ok_or_else(|| format!("`{text}` is too large"))
-}
+pub use cosell_platform::money::parse_amount as cents;
 
 #[cfg(test)]
 mod tests {

@@ -626,5 +626,5 @@ impl Store {
 
 /// Whether a database error is a unique-index violation.
 fn is_unique_violation(e: &StoreError) -> bool {
-    matches!(e, StoreError::Db(db) if matches!(db.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))))
+    matches!(e, StoreError::Db(db) if cosell_platform::db::is_unique_violation(db))
 }
