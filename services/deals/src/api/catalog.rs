@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::convert::{self, solution_pb};
-use super::{Actor, Deals, status};
+use super::{Actor, Deals, ok};
 use crate::domain::{Solution, now, search_words};
 use crate::upstream::MpnHolder;
 
@@ -58,19 +58,31 @@ impl Deals {
         }
     }
 
-    /// Checks that `mpn_id` is `publisher`'s vOrg or one of its locations.
+    /// Checks a solution's MPN ID against its publisher: a partner's solution needs the
+    /// publisher's vOrg MPN ID or one of its locations; the platform's entries take none.
     async fn check_solution_mpn(
         &self,
         field: &str,
-        publisher: Uuid,
-        mpn_id: &str,
+        publisher: Option<Uuid>,
+        mpn_id: Option<&str>,
     ) -> Result<(), ApiError> {
-        match self.upstream.mpn(mpn_id).await? {
-            MpnHolder::Vorg(org) | MpnHolder::Location(org) if org == publisher => Ok(()),
-            _ => Err(ApiError::invalid_field(
+        match (publisher, mpn_id) {
+            (Some(org), Some(mpn_id)) => match self.upstream.mpn(mpn_id).await? {
+                MpnHolder::Vorg(holder) | MpnHolder::Location(holder) if holder == org => Ok(()),
+                _ => Err(ApiError::invalid_field(
+                    field,
+                    format!("`{mpn_id}` is not an MPN ID of the publishing organization"),
+                )),
+            },
+            (Some(_), None) => Err(ApiError::invalid_field(
                 field,
-                format!("`{mpn_id}` is not an MPN ID of the publishing organization"),
+                "is required: the publisher's vOrg MPN ID or one of its locations",
             )),
+            (None, Some(_)) => Err(ApiError::invalid_field(
+                field,
+                "platform SKUs and third-party entries are attached to no MPN ID",
+            )),
+            (None, None) => Ok(()),
         }
     }
 
@@ -134,22 +146,8 @@ impl Deals {
                 "only platform operators mark solutions co-sell ready or incentive eligible",
             ));
         }
-        match (publisher, &mpn_id) {
-            (Some(org), Some(m)) => self.check_solution_mpn("solution.mpn_id", org, m).await?,
-            (Some(_), None) => {
-                return Err(ApiError::invalid_field(
-                    "solution.mpn_id",
-                    "is required: the publisher's vOrg MPN ID or one of its locations",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(ApiError::invalid_field(
-                    "solution.mpn_id",
-                    "platform SKUs and third-party entries are attached to no MPN ID",
-                ));
-            }
-            (None, None) => {}
-        }
+        self.check_solution_mpn("solution.mpn_id", publisher, mpn_id.as_deref())
+            .await?;
         let t = now();
         let s = Solution {
             id: Uuid::now_v7(),
@@ -245,22 +243,8 @@ impl Deals {
             next.display_name = n;
         }
         if let Some(m) = mpn_id {
-            match (next.publisher, &m) {
-                (Some(org), Some(m)) => self.check_solution_mpn("solution.mpn_id", org, m).await?,
-                (Some(_), None) => {
-                    return Err(ApiError::invalid_field(
-                        "solution.mpn_id",
-                        "is required for a partner solution",
-                    ));
-                }
-                (None, Some(_)) => {
-                    return Err(ApiError::invalid_field(
-                        "solution.mpn_id",
-                        "platform SKUs and third-party entries are attached to no MPN ID",
-                    ));
-                }
-                (None, None) => {}
-            }
+            self.check_solution_mpn("solution.mpn_id", next.publisher, m.as_deref())
+                .await?;
             next.mpn_id = m;
         }
         if let Some(ids) = legacy {
@@ -347,10 +331,6 @@ impl Deals {
 
 fn is_operator(actor: &Actor) -> bool {
     matches!(actor, Actor::Platform { operator: true, .. })
-}
-
-fn ok<T>(r: Result<T, ApiError>) -> Result<Response<T>, Status> {
-    r.map(Response::new).map_err(status)
 }
 
 #[tonic::async_trait]

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::convert::{self, referral_pb};
 use super::referrals::draft;
-use super::{Actor, Deals, rule_error, status};
+use super::{Actor, Deals, ok, rule_error};
 use crate::domain::rules;
 use crate::domain::{Contact, DealType, Direction, Party, Referral, Stage, Waiting, now};
 use crate::store::ReferralFilter;
@@ -201,10 +201,6 @@ impl Deals {
             .await?;
         Ok(referral_pb(&created, false))
     }
-}
-
-fn ok<T>(r: Result<T, ApiError>) -> Result<Response<T>, Status> {
-    r.map(Response::new).map_err(status)
 }
 
 #[tonic::async_trait]

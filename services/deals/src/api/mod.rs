@@ -74,6 +74,11 @@ pub fn status(e: ApiError) -> Status {
     e.into_status(DOMAIN)
 }
 
+/// A handler's result as tonic wants it.
+pub fn ok<T>(r: Result<T, ApiError>) -> Result<tonic::Response<T>, Status> {
+    r.map(tonic::Response::new).map_err(status)
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::internal(e)

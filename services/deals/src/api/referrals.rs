@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::convert::{self, SolutionLine, referral_pb};
-use super::{Actor, Deals, REFERRAL_ROLES, rule_error, status};
+use super::{Actor, Deals, REFERRAL_ROLES, ok, rule_error};
 use crate::domain::rules::{self, platform_side};
 use crate::domain::{
     Customer, DealType, Direction, Outcome, Party, Referral, ReferralSolution, Stage, Waiting, now,
@@ -998,10 +998,6 @@ impl Change {
             r.external_reference_id = x.clone();
         }
     }
-}
-
-fn ok<T>(r: Result<T, ApiError>) -> Result<Response<T>, Status> {
-    r.map(Response::new).map_err(status)
 }
 
 #[tonic::async_trait]
