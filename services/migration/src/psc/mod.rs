@@ -4,12 +4,14 @@
 //! - [`csv`]: the RFC 4180 reader (quotes, line breaks in values, BOM, never panics).
 //! - [`values`]: booleans, enums, timestamps, dates, amounts.
 //! - [`files`]: the five files' columns and their rows as typed records.
+//! - [`synthetic`]: a generated export of any size (crash test, benchmark).
 //!
 //! [`Bundle::read`] checks what spans files: duplicate ids, and rows that refer to an unknown
 //! account or deal.
 
 pub mod csv;
 pub mod files;
+pub mod synthetic;
 pub mod values;
 
 use std::collections::HashSet;
