@@ -46,7 +46,7 @@ fn files(path: &std::path::Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     };
     if path.is_dir() {
         let mut out = Vec::new();
-        for name in cosell_migration::api::BUNDLE_FILES {
+        for name in cosell_migration::upload::BUNDLE_FILES {
             let p = path.join(name);
             if p.exists() {
                 out.push((name.to_string(), read(&p)?));
@@ -56,7 +56,7 @@ fn files(path: &std::path::Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
             !out.is_empty(),
             "{} holds none of the PSC export files ({})",
             path.display(),
-            cosell_migration::api::BUNDLE_FILES.join(", ")
+            cosell_migration::upload::BUNDLE_FILES.join(", ")
         );
         Ok(out)
     } else {

@@ -1,7 +1,6 @@
 //! The gRPC adapter: `cosell.migration.v1.MigrationService`, who may call it, and the one place
 //! migration errors become statuses.
 
-use std::io::Read;
 use std::sync::Arc;
 
 use cosell_platform::auth::{AccessClient, ServiceToken, caller};
@@ -14,24 +13,12 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
-use crate::eligibility::{Ineligible, eligibility, missing_fields};
-use crate::psc::{Bundle, InMemory, Issue};
-use crate::store::{ImportSummary, Store, StoreError};
+use crate::eligibility::{Facts, Ineligible, eligibility, missing_fields};
+use crate::psc::Issue;
+use crate::store::{ImportSummary, StartRefused, Store, StoreError};
 
 /// `ErrorInfo.domain` of every migration error.
 pub const DOMAIN: &str = "migration.cosell";
-
-/// The files a bundle may hold.
-pub const BUNDLE_FILES: &[&str] = &[
-    "accounts.csv",
-    "users.csv",
-    "deals.csv",
-    "deal_products.csv",
-    "deal_team.csv",
-];
-
-/// Largest upload accepted (all files together).
-const MAX_UPLOAD_BYTES: usize = 1024 * 1024 * 1024;
 
 /// Who may import and view: account admins and org-wide referrals admins.
 const VIEW_ROLES: &[Role] = &[Role::AccountAdmin, Role::ReferralsAdmin];
@@ -57,6 +44,10 @@ pub struct Migration {
         cosell_proto::directory::directory_service_client::DirectoryServiceClient<Channel>,
     pub token: Arc<ServiceToken>,
 }
+
+/// How often a watch reads the status: a status is counted by the database over the whole
+/// snapshot, so not much more often than a person can follow.
+const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Deals read per page while scanning a snapshot.
 const SCAN_PAGE: u64 = 1000;
@@ -106,89 +97,6 @@ fn import_pb(org: Uuid, at: chrono::DateTime<chrono::Utc>, s: &ImportSummary) ->
         errors: s.errors.iter().map(issue_pb).collect(),
         warnings: s.warnings.iter().map(issue_pb).collect(),
     }
-}
-
-/// The bundle's files from what was uploaded: CSV files by name, or the CSV files inside a zip
-/// (by their base name, in any folder of it). Anything else is a warning.
-pub fn unpack(uploads: Vec<(String, Vec<u8>)>) -> Result<(InMemory, Vec<Issue>), ApiError> {
-    let mut files = Vec::new();
-    let mut warnings = Vec::new();
-    let warn = |file: &str, reason: &str| Issue {
-        file: file.to_owned(),
-        line: 0,
-        column: String::new(),
-        id: String::new(),
-        reason: reason.to_owned(),
-    };
-    // The bundle's own name for a file: `Deals.csv`, `export\\deals.csv` and `deals.csv` alike.
-    let bundle_name = |name: &str| -> Option<&'static str> {
-        let base = name
-            .rsplit(['/', '\\'])
-            .next()
-            .unwrap_or(name)
-            .to_ascii_lowercase();
-        BUNDLE_FILES.iter().copied().find(|f| *f == base)
-    };
-    let mut total = 0usize;
-    let keep = |files: &mut Vec<(String, Vec<u8>)>,
-                total: &mut usize,
-                file: &'static str,
-                data: Vec<u8>| {
-        *total += data.len();
-        if *total > MAX_UPLOAD_BYTES {
-            return Err(ApiError::invalid_field(
-                "chunk",
-                "the bundle is larger than 1 GiB (uncompressed)",
-            ));
-        }
-        if files.iter().any(|(n, _)| n == file) {
-            return Err(ApiError::invalid_field(
-                "file_name",
-                format!("the bundle holds `{file}` twice"),
-            ));
-        }
-        files.push((file.to_owned(), data));
-        Ok(())
-    };
-    for (name, bytes) in uploads {
-        if name.to_ascii_lowercase().ends_with(".zip") {
-            let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| {
-                ApiError::invalid_field("file_name", format!("`{name}` is not a readable zip: {e}"))
-            })?;
-            for i in 0..zip.len() {
-                let mut entry = zip
-                    .by_index(i)
-                    .map_err(|e| ApiError::invalid_field("file_name", format!("`{name}`: {e}")))?;
-                if entry.is_dir() {
-                    continue;
-                }
-                let inner = entry
-                    .name()
-                    .map_err(|e| ApiError::invalid_field("file_name", format!("`{name}`: {e}")))?
-                    .into_owned();
-                let Some(file) = bundle_name(&inner) else {
-                    warnings.push(warn(&inner, "not a file of a PSC export; ignored"));
-                    continue;
-                };
-                // Read no more than what is left of the limit: a small zip may expand hugely.
-                let room = MAX_UPLOAD_BYTES.saturating_sub(total) as u64 + 1;
-                let mut data = Vec::new();
-                entry
-                    .by_ref()
-                    .take(room)
-                    .read_to_end(&mut data)
-                    .map_err(|e| {
-                        ApiError::invalid_field("file_name", format!("`{inner}` in `{name}`: {e}"))
-                    })?;
-                keep(&mut files, &mut total, file, data)?;
-            }
-        } else if let Some(file) = bundle_name(&name) {
-            keep(&mut files, &mut total, file, bytes)?;
-        } else {
-            warnings.push(warn(&name, "not a file of a PSC export; ignored"));
-        }
-    }
-    Ok((InMemory(files), warnings))
 }
 
 impl Migration {
@@ -363,23 +271,6 @@ impl Migration {
         .then(|| caller.email.clone().unwrap_or_default()))
     }
 
-    /// PSC deal ids of the organization that migrated already.
-    async fn migrated(&self, org: Uuid) -> Result<std::collections::HashSet<String>, ApiError> {
-        let mut out = std::collections::HashSet::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.store.results(org, after.as_deref(), SCAN_PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.deal_id.clone());
-            out.extend(
-                page.into_iter()
-                    .filter(|r| r.state == "MIGRATED")
-                    .map(|r| r.deal_id),
-            );
-        }
-        Ok(out)
-    }
-
     async fn run_pb(
         &self,
         org: Uuid,
@@ -410,26 +301,20 @@ impl Migration {
             None => None,
         };
         let associations = self.associations(org).await?;
-        let migrated_ids = self.migrated(org).await?;
         let cutover = Some(self.cutover_pb(org).await?);
         let mut counts: std::collections::BTreeMap<Ineligible, i64> = Default::default();
-        let (mut total, mut eligible) = (0i64, 0i64);
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.store.deals(org, after.as_deref(), SCAN_PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.deal.id.clone());
-            for d in &page {
-                total += 1;
-                let holds = associations
-                    .get(&d.deal.account_id)
-                    .copied()
-                    .unwrap_or(false);
-                match eligibility(d, holds) {
-                    Ok(()) if migrated_ids.contains(&d.deal.id) => {}
-                    Ok(()) => eligible += 1,
-                    Err(reason) => *counts.entry(reason).or_default() += 1,
-                }
+        let (mut total, mut eligible, mut migrated) = (0i64, 0i64, 0i64);
+        for c in self.store.fact_counts(org).await? {
+            total += c.deals;
+            // A migrated deal counts as migrated, whatever a later export says of it.
+            if c.migrated {
+                migrated += c.deals;
+                continue;
+            }
+            let holds = associations.get(&c.account_id).copied().unwrap_or(false);
+            match eligibility(&c.facts, holds) {
+                Ok(()) => eligible += c.deals,
+                Err(reason) => *counts.entry(reason).or_default() += c.deals,
             }
         }
         let in_progress = run.as_ref().is_some_and(|r| r.finish_time.is_none());
@@ -448,7 +333,7 @@ impl Migration {
             state: state as i32,
             total,
             eligible,
-            migrated: migrated_ids.len() as i64,
+            migrated,
             run,
             cutover,
             ineligible: counts
@@ -521,39 +406,17 @@ impl MigrationService for Api {
             let org = self
                 .authorize(&check, "organization", &first.organization)
                 .await?;
-            let mut uploads: Vec<(String, Vec<u8>)> = Vec::new();
-            let mut total = 0usize;
+            let mut spool = crate::upload::Spool::new()?;
             let mut next = Some(first);
             while let Some(m) = next {
-                total += m.chunk.len();
-                if total > MAX_UPLOAD_BYTES {
-                    return Err(ApiError::invalid_field("chunk", "the bundle is larger than 1 GiB"));
-                }
-                if m.file_name.trim().is_empty() {
-                    return Err(ApiError::invalid_field("file_name", "is required in every message"));
-                }
-                match uploads.last_mut() {
-                    Some((name, bytes)) if *name == m.file_name => bytes.extend_from_slice(&m.chunk),
-                    _ => {
-                        if uploads.iter().any(|(n, _)| *n == m.file_name) {
-                            return Err(ApiError::invalid_field(
-                                "file_name",
-                                format!("`{}` was sent in two parts; send each file's chunks one after another", m.file_name),
-                            ));
-                        }
-                        uploads.push((m.file_name.clone(), m.chunk));
-                    }
-                }
+                spool.add(&m.file_name, &m.chunk).await?;
                 next = stream
                     .message()
                     .await
                     .map_err(|s| ApiError::invalid_field("chunk", s.message().to_owned()))?;
             }
-            let (files, mut warnings) = unpack(uploads)?;
-            let bundle = tokio::task::spawn_blocking(move || Bundle::read(&files))
-                .await
-                .map_err(ApiError::internal)?;
-            let mut bundle = bundle.map_err(|issues| {
+            let (files, warnings) = spool.finish().await?;
+            let records = crate::psc::stream(files).await.map_err(|issues| {
                 ApiError::invalid_argument(
                     issues
                         .iter()
@@ -568,8 +431,7 @@ impl MigrationService for Api {
                         .collect(),
                 )
             })?;
-            bundle.warnings.append(&mut warnings);
-            let summary = self.store.import(org, &bundle).await?;
+            let summary = self.store.import(org, records, warnings).await?;
             Ok(import_pb(org, chrono::Utc::now(), &summary))
         }
         .await;
@@ -696,13 +558,15 @@ impl MigrationService for Api {
             v.finish()?;
             let size = size.unwrap_or(50).min(500) as usize;
             let associations = self.associations(org).await?;
-            let migrated_ids = self.migrated(org).await?;
             let products = self.product_map().await?;
             let mut deals = Vec::new();
             let mut after = after.flatten();
             let mut next_page_token = String::new();
             'scan: loop {
-                let page = self.store.deals(org, after.as_deref(), SCAN_PAGE).await?;
+                let page = self
+                    .store
+                    .deals(org, after.as_deref(), SCAN_PAGE, true)
+                    .await?;
                 if page.is_empty() {
                     break;
                 }
@@ -712,7 +576,7 @@ impl MigrationService for Api {
                         .get(&d.deal.account_id)
                         .copied()
                         .unwrap_or(false);
-                    if eligibility(d, holds).is_err() || migrated_ids.contains(&d.deal.id) {
+                    if eligibility(&Facts::of(&d.deal), holds).is_err() {
                         continue;
                     }
                     let mapped = d
@@ -821,34 +685,27 @@ impl MigrationService for Api {
                 ));
             }
             let associations = self.associations(org).await?;
-            let migrated_ids = self.migrated(org).await?;
-            let mut deals = Vec::new();
-            let mut after: Option<String> = None;
-            loop {
-                let page = self.store.deals(org, after.as_deref(), SCAN_PAGE).await?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.deal.id.clone());
-                for d in page {
-                    let holds = associations
-                        .get(&d.deal.account_id)
-                        .copied()
-                        .unwrap_or(false);
-                    if eligibility(&d, holds).is_ok() && !migrated_ids.contains(&d.deal.id) {
-                        deals.push((d.deal.id, d.deal.name));
-                    }
+            let started = self
+                .store
+                .start_run(org, |d| {
+                    let holds = associations.get(&d.account_id).copied().unwrap_or(false);
+                    eligibility(&d.facts, holds).is_ok()
+                })
+                .await?;
+            let run = match started {
+                Ok(run) => run,
+                Err(StartRefused::NothingToMigrate) => {
+                    return Err(ApiError::failed_precondition(
+                        "NOTHING_TO_MIGRATE",
+                        "no eligible deal is left to migrate",
+                    ));
                 }
-            }
-            if deals.is_empty() {
-                return Err(ApiError::failed_precondition(
-                    "NOTHING_TO_MIGRATE",
-                    "no eligible deal is left to migrate",
-                ));
-            }
-            let Some(run) = self.store.start_run(org, &deals).await? else {
-                return Err(ApiError::failed_precondition(
-                    "RUN_IN_PROGRESS",
-                    "a deal migration run is in progress; watch it with GetDealMigrationStatus",
-                ));
+                Err(StartRefused::RunInProgress) => {
+                    return Err(ApiError::failed_precondition(
+                        "RUN_IN_PROGRESS",
+                        "a deal migration run is in progress; watch it with GetDealMigrationStatus",
+                    ));
+                }
             };
             self.run_pb(org, &run).await
         }
@@ -940,7 +797,7 @@ impl MigrationService for Api {
                         return;
                     }
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                tokio::time::sleep(WATCH_INTERVAL).await;
             }
         });
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(

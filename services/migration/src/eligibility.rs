@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::psc::files::{DealStatus, Program, Registration};
+use crate::psc::files::{Deal, DealStatus, Program, Registration};
 use crate::store::SnapshotDeal;
 
 /// Why a deal does not migrate; the first that applies, in this order.
@@ -26,15 +26,36 @@ pub fn cutoff() -> DateTime<Utc> {
         .expect("a valid instant")
 }
 
+/// What eligibility is decided on: the store keeps these as columns, so that the database
+/// counts deals by them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    pub status: DealStatus,
+    /// Created before [`cutoff`].
+    pub before_2020: bool,
+    pub registration: Registration,
+    pub program: Program,
+}
+
+impl Facts {
+    pub fn of(deal: &Deal) -> Facts {
+        Facts {
+            status: deal.status,
+            before_2020: deal.created < cutoff(),
+            registration: deal.registration,
+            program: deal.program,
+        }
+    }
+}
+
 /// `Ok` when the deal migrates. `association_holds`: its partner account's MPN association.
-pub fn eligibility(d: &SnapshotDeal, association_holds: bool) -> Result<(), Ineligible> {
-    let deal = &d.deal;
+pub fn eligibility(deal: &Facts, association_holds: bool) -> Result<(), Ineligible> {
     match deal.status {
         DealStatus::Open => {}
         DealStatus::Won => return Err(Ineligible::Won),
         DealStatus::Lost | DealStatus::Closed => return Err(Ineligible::NotOpen),
     }
-    if deal.created < cutoff() {
+    if deal.before_2020 {
         return Err(Ineligible::CreatedBefore2020);
     }
     if !association_holds {
@@ -143,39 +164,43 @@ mod tests {
         }
     }
 
+    fn facts(created: &str) -> Facts {
+        Facts::of(&deal(created).deal)
+    }
+
     #[test]
     fn the_2020_boundary_to_the_second() {
         assert_eq!(
-            eligibility(&deal("2019-12-31T23:59:59Z"), true),
+            eligibility(&facts("2019-12-31T23:59:59Z"), true),
             Err(Ineligible::CreatedBefore2020)
         );
-        assert_eq!(eligibility(&deal("2020-01-01T00:00:00Z"), true), Ok(()));
+        assert_eq!(eligibility(&facts("2020-01-01T00:00:00Z"), true), Ok(()));
         // An offset that crosses the boundary: local New Year's morning is still 2019 in UTC.
         assert_eq!(
-            eligibility(&deal("2020-01-01T00:30:00+01:00"), true),
+            eligibility(&facts("2020-01-01T00:30:00+01:00"), true),
             Err(Ineligible::CreatedBefore2020)
         );
         assert_eq!(
-            eligibility(&deal("2019-12-31T23:30:00-05:00"), true),
+            eligibility(&facts("2019-12-31T23:30:00-05:00"), true),
             Ok(())
         );
     }
 
     #[test]
     fn reasons_in_order() {
-        let mut d = deal("2021-01-01T00:00:00Z");
+        let mut d = facts("2021-01-01T00:00:00Z");
         assert_eq!(
             eligibility(&d, false),
             Err(Ineligible::InvalidMpnAssociation)
         );
-        d.deal.registration = Registration::InProgress;
+        d.registration = Registration::InProgress;
         assert_eq!(eligibility(&d, true), Err(Ineligible::InDealRegistration));
-        d.deal.registration = Registration::None;
-        d.deal.program = Program::OemLicensing;
+        d.registration = Registration::None;
+        d.program = Program::OemLicensing;
         assert_eq!(eligibility(&d, true), Err(Ineligible::OemLicensing));
-        d.deal.status = DealStatus::Won;
+        d.status = DealStatus::Won;
         assert_eq!(eligibility(&d, true), Err(Ineligible::Won));
-        d.deal.status = DealStatus::Lost;
+        d.status = DealStatus::Lost;
         assert_eq!(eligibility(&d, false), Err(Ineligible::NotOpen));
     }
 

@@ -8,6 +8,7 @@
 //! - [`eligibility`]: which deals migrate, and what each will lack (SPEC 5.4).
 //! - [`users`]: the user migration wizard (SPEC 5.3).
 //! - [`runs`]: deal migration runs and the worker every replica runs.
+//! - [`upload`]: an uploaded export spooled to disk (and unzipped) for the reader.
 //! - [`api`]: the gRPC handlers and authorization.
 //!
 //! [`start`] opens the database (running its migrations), starts this replica's deal migration
@@ -19,6 +20,7 @@ pub mod eligibility;
 pub mod psc;
 pub mod runs;
 pub mod store;
+pub mod upload;
 pub mod users;
 
 use std::sync::Arc;

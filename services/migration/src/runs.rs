@@ -24,6 +24,11 @@ use crate::store::entities::deal_result;
 const BATCH: u64 = 100;
 /// How long a lease holds: a worker that has not finished by then is taken as dead.
 const LEASE_SECS: i64 = 60;
+/// Directory lookups in flight per batch.
+const MATCH_CONCURRENCY: usize = 8;
+/// Batches each replica works on at once: while one waits on the deals service, another
+/// reads the snapshot or asks the directory.
+const WORKERS: usize = 4;
 /// Pause when there is no work.
 const IDLE: Duration = Duration::from_millis(300);
 
@@ -48,6 +53,17 @@ fn usable_phone(phone: &str) -> bool {
             && phone.chars().any(|c| c.is_ascii_digit()))
 }
 
+/// A customer as looked up in the directory: name, country, city.
+type CustomerKey = (String, String, String);
+
+fn customer_key(d: &SnapshotDeal) -> CustomerKey {
+    (
+        d.deal.customer_name.clone(),
+        d.deal.customer_country.clone(),
+        d.deal.customer_city.clone(),
+    )
+}
+
 /// `Northwind Traders, Inc.` -> `northwind traders inc`: how customer names are compared.
 fn fold_name(name: &str) -> String {
     name.chars()
@@ -65,19 +81,38 @@ fn fold_name(name: &str) -> String {
 }
 
 impl Migration {
-    /// The directory entry of a customer when exactly one entry has its name in its country
-    /// (and city, when given): a confident match. `None`: leave it unmatched.
-    async fn match_customer(&self, d: &SnapshotDeal) -> Result<Option<String>, ApiError> {
-        let deal = &d.deal;
-        if deal.customer_name.trim().is_empty() || deal.customer_country.is_empty() {
+    /// The directory entry of each distinct customer of `deals` (by [`customer_key`]), looked
+    /// up a few at a time: `Some` when exactly one entry has the customer's name in its country
+    /// (and city, when given), a confident match; `None`: leave it unmatched.
+    async fn match_customers(
+        &self,
+        deals: impl Iterator<Item = &SnapshotDeal>,
+    ) -> Result<HashMap<CustomerKey, Option<String>>, ApiError> {
+        use futures::{StreamExt, TryStreamExt};
+        let mut keys: Vec<CustomerKey> = deals.map(customer_key).collect();
+        keys.sort();
+        keys.dedup();
+        futures::stream::iter(keys)
+            .map(|key| async move {
+                let entity = self.match_customer(&key).await?;
+                Ok::<_, ApiError>((key, entity))
+            })
+            .buffer_unordered(MATCH_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    async fn match_customer(&self, key: &CustomerKey) -> Result<Option<String>, ApiError> {
+        let (name, country, city) = key;
+        if name.trim().is_empty() || country.is_empty() {
             return Ok(None);
         }
         let req = self
             .token
             .request(dirpb::SearchEntitiesRequest {
-                query: format!("{} ", deal.customer_name.trim()),
-                country_code: deal.customer_country.clone(),
-                city: deal.customer_city.clone(),
+                query: format!("{} ", name.trim()),
+                country_code: country.clone(),
+                city: city.clone(),
                 page_size: 10,
                 ..Default::default()
             })
@@ -90,7 +125,7 @@ impl Migration {
             .map_err(|s| upstream("directory", &s))?
             .into_inner()
             .results;
-        let wanted = fold_name(&deal.customer_name);
+        let wanted = fold_name(name);
         let same: Vec<String> = found
             .into_iter()
             .filter_map(|r| r.entity)
@@ -101,12 +136,13 @@ impl Migration {
     }
 
     /// The referral a PSC deal becomes.
-    async fn map_deal(
+    fn map_deal(
         &self,
         d: &SnapshotDeal,
         location: Option<&str>,
         products: &HashMap<String, String>,
-    ) -> Result<Mapped, ApiError> {
+        entity: Option<String>,
+    ) -> Mapped {
         let deal = &d.deal;
         let co_sell = deal.co_sell;
         let inbound = deal.source == Source::Microsoft;
@@ -142,7 +178,6 @@ impl Migration {
             deal_notes.push_str("Customer outcome (from PSC): ");
             deal_notes.push_str(&deal.customer_outcome);
         }
-        let entity = self.match_customer(d).await?;
         // A referral's contacts need an email; PSC's may lack one or carry odd phones. What
         // cannot carry over is left out and said in the report, rather than failing the deal.
         let mut contact = |who: String, first: &str, last: &str, email: &str, phone: &str| {
@@ -246,7 +281,7 @@ impl Migration {
             }),
             ..Default::default()
         };
-        Ok(Mapped {
+        Mapped {
             referral: dpb::ImportedReferral {
                 psc_deal_id: deal.id.clone(),
                 referral: Some(referral),
@@ -254,7 +289,7 @@ impl Migration {
             deal_type: if co_sell { "CO_SELL" } else { "PARTNER_LED" },
             direction: if inbound { "INBOUND" } else { "OUTBOUND" },
             notes: notes.join("; "),
-        })
+        }
     }
 
     /// One round of work: lease a batch, migrate it, record the outcomes. `Ok(false)`: no work.
@@ -274,92 +309,117 @@ impl Migration {
         let products = self.product_map().await?;
         for (org, results) in by_org {
             let org_id = Uuid::parse_str(&org).map_err(ApiError::internal)?;
-            let scopes = self.locations(org_id).await?;
-            let mut batch = Vec::new();
-            let mut mapped_of: HashMap<String, (&'static str, &'static str, String)> =
-                HashMap::new();
-            for r in &results {
-                let Some(d) = self.store.deal(org_id, &r.deal_id).await? else {
-                    let mut failed = r.clone();
-                    failed.state = "FAILED".into();
-                    failed.error = "the deal is no longer in the snapshot".into();
-                    self.store.finish_deal(owner, failed).await?;
-                    continue;
-                };
-                // Checked again here: the association may have changed since the run started.
-                let location = match scopes.get(&d.deal.account_id) {
-                    Some(Ok(location)) => location.clone(),
-                    Some(Err(reason)) => {
-                        let mut failed = r.clone();
-                        failed.state = "FAILED".into();
-                        failed.error = reason.clone();
-                        self.store.finish_deal(owner, failed).await?;
-                        continue;
-                    }
-                    None => {
-                        let mut failed = r.clone();
-                        failed.state = "FAILED".into();
-                        failed.error =
-                            "the deal's partner account is no longer in the snapshot".into();
-                        self.store.finish_deal(owner, failed).await?;
-                        continue;
-                    }
-                };
-                let m = self.map_deal(&d, location.as_deref(), &products).await?;
-                mapped_of.insert(r.deal_id.clone(), (m.deal_type, m.direction, m.notes));
-                batch.push(m.referral);
-            }
-            if batch.is_empty() {
-                continue;
-            }
-            let req = self
-                .token
-                .request(dpb::ImportReferralsRequest {
-                    organization: cosell_platform::names::organization(org_id),
-                    referrals: batch,
-                })
-                .await?;
-            // A failed call leaves the batch leased: it is sent again once the lease expires.
-            let answered = self
-                .referrals
-                .clone()
-                .import_referrals(req)
-                .await
-                .map_err(|s| upstream("deals", &s))?
-                .into_inner()
-                .results;
-            for a in answered {
-                let Some(r) = results.iter().find(|r| r.deal_id == a.psc_deal_id) else {
-                    continue;
-                };
-                let (deal_type, direction, notes) =
-                    mapped_of.remove(&a.psc_deal_id).unwrap_or_default();
-                let mut done = r.clone();
-                done.deal_type = deal_type.into();
-                done.direction = direction.into();
-                done.notes = notes;
-                match a.referral {
-                    Some(referral) if a.error.is_empty() => {
-                        done.state = "MIGRATED".into();
-                        done.engagement = referral.engagement;
-                        done.referral = referral.name;
-                        done.error = String::new();
-                    }
-                    _ => {
-                        done.state = "FAILED".into();
-                        done.error = a.error;
-                    }
-                }
-                let deal_id = done.deal_id.clone();
-                if !self.store.finish_deal(owner, done).await? {
-                    // Another worker took the deal over; the import is idempotent, so its
-                    // outcome is the same referral.
-                    tracing::warn!(deal = %deal_id, "deal migration lease lost before recording");
-                }
+            let outcomes = self.migrate_batch(org_id, results, &products).await?;
+            let sent = outcomes.len() as u64;
+            let recorded = self.store.finish_deals(owner, outcomes).await?;
+            if recorded < sent {
+                // Another worker took these deals over; the import is idempotent, so its
+                // outcome is the same referrals.
+                tracing::warn!(
+                    lost = sent - recorded,
+                    "deal migration leases lost before recording"
+                );
             }
         }
         self.store.finish_runs().await?;
         Ok(true)
+    }
+
+    /// Migrates one organization's leased deals; the outcome of each.
+    async fn migrate_batch(
+        &self,
+        org: Uuid,
+        results: Vec<deal_result::Model>,
+        products: &HashMap<String, String>,
+    ) -> Result<Vec<deal_result::Model>, ApiError> {
+        let scopes = self.locations(org).await?;
+        let ids: Vec<&str> = results.iter().map(|r| r.deal_id.as_str()).collect();
+        let deals: HashMap<String, SnapshotDeal> = self
+            .store
+            .deals_by_ids(org, &ids)
+            .await?
+            .into_iter()
+            .map(|d| (d.deal.id.clone(), d))
+            .collect();
+        let customers = self.match_customers(deals.values()).await?;
+        let mut outcomes = Vec::with_capacity(results.len());
+        let mut batch = Vec::new();
+        let mut sent: HashMap<String, (deal_result::Model, Mapped)> = HashMap::new();
+        for r in results {
+            let failed = |r: deal_result::Model, reason: &str| deal_result::Model {
+                state: "FAILED".into(),
+                error: reason.to_owned(),
+                ..r
+            };
+            let Some(d) = deals.get(&r.deal_id) else {
+                outcomes.push(failed(r, "the deal is no longer in the snapshot"));
+                continue;
+            };
+            // Checked again here: the association may have changed since the run started.
+            let location = match scopes.get(&d.deal.account_id) {
+                Some(Ok(location)) => location.clone(),
+                Some(Err(reason)) => {
+                    outcomes.push(failed(r, reason));
+                    continue;
+                }
+                None => {
+                    outcomes.push(failed(
+                        r,
+                        "the deal's partner account is no longer in the snapshot",
+                    ));
+                    continue;
+                }
+            };
+            let entity = customers.get(&customer_key(d)).cloned().flatten();
+            let m = self.map_deal(d, location.as_deref(), products, entity);
+            batch.push(m.referral.clone());
+            sent.insert(r.deal_id.clone(), (r, m));
+        }
+        if batch.is_empty() {
+            return Ok(outcomes);
+        }
+        let req = self
+            .token
+            .request(dpb::ImportReferralsRequest {
+                organization: cosell_platform::names::organization(org),
+                referrals: batch,
+            })
+            .await?;
+        // A failed call leaves the batch leased: it is sent again once the lease expires.
+        let answered = self
+            .referrals
+            .clone()
+            .import_referrals(req)
+            .await
+            .map_err(|s| upstream("deals", &s))?
+            .into_inner()
+            .results;
+        for a in answered {
+            let Some((r, m)) = sent.remove(&a.psc_deal_id) else {
+                continue;
+            };
+            let mut done = deal_result::Model {
+                deal_type: m.deal_type.into(),
+                direction: m.direction.into(),
+                notes: m.notes,
+                ..r
+            };
+            match a.referral {
+                Some(referral) if a.error.is_empty() => {
+                    done.state = "MIGRATED".into();
+                    done.engagement = referral.engagement;
+                    done.referral = referral.name;
+                    done.error = String::new();
+                }
+                _ => {
+                    done.state = "FAILED".into();
+                    done.error = a.error;
+                }
+            }
+            outcomes.push(done);
+        }
+        // A deal the deals service did not answer for stays leased, and is sent again.
+        Ok(outcomes)
     }
 
     /// Each account's location MPN ID (`None` inside: the vOrg, i.e. the whole organization).
@@ -402,17 +462,21 @@ impl Migration {
 /// Works until [`Migration::release`]: every replica runs one, and a restarted one resumes
 /// whatever runs are unfinished.
 pub fn spawn_worker(migration: Arc<Migration>) {
-    tokio::spawn(async move {
-        let owner = migration.worker_id.clone();
-        while !migration.stopping.load(Ordering::SeqCst) {
-            match migration.work_once(&owner).await {
-                Ok(true) => {}
-                Ok(false) => tokio::time::sleep(IDLE).await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "deal migration worker: will retry");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+    for _ in 0..WORKERS {
+        let migration = migration.clone();
+        tokio::spawn(async move {
+            // One lease owner per replica: its leases are given back together at shutdown.
+            let owner = migration.worker_id.clone();
+            while !migration.stopping.load(Ordering::SeqCst) {
+                match migration.work_once(&owner).await {
+                    Ok(true) => {}
+                    Ok(false) => tokio::time::sleep(IDLE).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "deal migration worker: will retry");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                 }
             }
-        }
-    });
+        });
+    }
 }

@@ -6,8 +6,11 @@
 //! - [`files`]: the five files' columns and their rows as typed records.
 //! - [`synthetic`]: a generated export of any size (crash test, benchmark).
 //!
-//! [`Bundle::read`] checks what spans files: duplicate ids, and rows that refer to an unknown
-//! account or deal.
+//! [`read`] streams a bundle's records file by file and checks what it can without holding
+//! deals: duplicate accounts and users, and users or deals of an unknown account. What needs
+//! every deal id (duplicate deals, products and team members of an unknown deal) is checked
+//! where the deals are written (the store), so that memory stays flat however many deals an
+//! export has. [`stream`] runs the reader on a blocking thread and hands records over in batches.
 
 pub mod csv;
 pub mod files;
@@ -16,6 +19,7 @@ pub mod values;
 
 use std::collections::HashSet;
 use std::io::BufRead;
+use std::sync::Arc;
 
 use files::{Account, Deal, DealProduct, Schema, Table, TeamMember, User};
 
@@ -32,20 +36,21 @@ pub struct Issue {
     pub reason: String,
 }
 
-/// A bundle read: the good rows of each file, and what was wrong.
-#[derive(Debug, Default)]
-pub struct Bundle {
-    pub accounts: Vec<Account>,
-    pub users: Vec<User>,
-    pub deals: Vec<Deal>,
-    pub products: Vec<DealProduct>,
-    pub team: Vec<TeamMember>,
-    pub errors: Vec<Issue>,
-    pub warnings: Vec<Issue>,
+/// What reading a bundle yields, in file order: accounts, users, deals, products, team.
+/// Deals, products and team members carry the line they start on, for the checks made later.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Account(Account),
+    User(User),
+    Deal(u64, Box<Deal>),
+    Product(u64, DealProduct),
+    Team(u64, TeamMember),
+    Error(Issue),
+    Warning(Issue),
 }
 
-/// Where the files of a bundle come from: a folder, a zip, an upload.
-pub trait Source {
+/// Where the files of a bundle come from: a folder (an upload is spooled to one), in memory.
+pub trait Source: Send + Sync {
     /// The file's bytes, `None` when the bundle does not have it.
     fn open(&self, name: &str) -> std::io::Result<Option<Box<dyn BufRead + '_>>>;
 }
@@ -56,7 +61,10 @@ pub struct Folder(pub std::path::PathBuf);
 impl Source for Folder {
     fn open(&self, name: &str) -> std::io::Result<Option<Box<dyn BufRead + '_>>> {
         match std::fs::File::open(self.0.join(name)) {
-            Ok(f) => Ok(Some(Box::new(std::io::BufReader::new(f)))),
+            Ok(f) => Ok(Some(Box::new(std::io::BufReader::with_capacity(
+                1 << 16,
+                f,
+            )))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -76,127 +84,214 @@ impl Source for InMemory {
     }
 }
 
-impl Bundle {
-    /// Reads every file of the bundle. `accounts.csv` and `deals.csv` are required: without
-    /// them (or with a required column missing) the bundle is refused with those issues.
-    pub fn read(source: &dyn Source) -> Result<Bundle, Vec<Issue>> {
-        let mut b = Bundle::default();
-        let mut fatal = Vec::new();
+/// The bundle's files in reading order, and whether each is required.
+const FILES: [(&Schema, bool); 5] = [
+    (&files::ACCOUNTS, true),
+    (&files::USERS, false),
+    (&files::DEALS, true),
+    (&files::DEAL_PRODUCTS, false),
+    (&files::DEAL_TEAM, false),
+];
 
-        let mut account_ids = HashSet::new();
-        b.read_file(source, &files::ACCOUNTS, true, &mut fatal, |b, row| {
+/// Checks that the required files are there with their required columns; the issues that
+/// refuse the bundle otherwise. Run before [`read`], so that a refused bundle writes nothing.
+pub fn check(source: &dyn Source) -> Result<(), Vec<Issue>> {
+    let mut fatal = Vec::new();
+    for (schema, required) in FILES {
+        if let Some(input) = open(source, schema, required, &mut fatal)
+            && let Err(issue) = Table::open(schema, input)
+        {
+            fatal.push(issue);
+        }
+    }
+    if fatal.is_empty() { Ok(()) } else { Err(fatal) }
+}
+
+fn file_issue(schema: &Schema, reason: String) -> Issue {
+    Issue {
+        file: schema.file.into(),
+        line: 0,
+        column: String::new(),
+        id: String::new(),
+        reason,
+    }
+}
+
+fn open<'a>(
+    source: &'a dyn Source,
+    schema: &Schema,
+    required: bool,
+    fatal: &mut Vec<Issue>,
+) -> Option<Box<dyn BufRead + 'a>> {
+    match source.open(schema.file) {
+        Ok(Some(input)) => Some(input),
+        Ok(None) if required => {
+            fatal.push(file_issue(
+                schema,
+                "the bundle has no such file; it is required".into(),
+            ));
+            None
+        }
+        Ok(None) => None,
+        Err(e) => {
+            fatal.push(file_issue(schema, format!("cannot read the file: {e}")));
+            None
+        }
+    }
+}
+
+/// Reads every file of the bundle, handing each record to `each` in file order; `each` returns
+/// `false` to stop. A file that cannot be opened is one error record (call [`check`] first to
+/// refuse such a bundle before anything is read).
+pub fn read(source: &dyn Source, mut each: impl FnMut(Record) -> bool) {
+    let mut accounts = HashSet::new();
+    let mut users = HashSet::new();
+    for (schema, required) in FILES {
+        let mut fatal = Vec::new();
+        let Some(input) = open(source, schema, required, &mut fatal) else {
+            for issue in fatal {
+                if !each(Record::Error(issue)) {
+                    return;
+                }
+            }
+            continue;
+        };
+        let mut table = match Table::open(schema, input) {
+            Ok(t) => t,
+            Err(issue) => {
+                if !each(Record::Error(issue)) {
+                    return;
+                }
+                continue;
+            }
+        };
+        for w in std::mem::take(&mut table.warnings) {
+            if !each(Record::Warning(w)) {
+                return;
+            }
+        }
+        while let Some(row) = table.next_row() {
+            let record = row
+                .and_then(|row| record(&row, &mut accounts, &mut users))
+                .unwrap_or_else(Record::Error);
+            if !each(record) {
+                return;
+            }
+        }
+    }
+}
+
+/// One row as a record, or its issue. `accounts` and `users` are those read so far.
+fn record(
+    row: &files::Row,
+    accounts: &mut HashSet<String>,
+    users: &mut HashSet<(String, String)>,
+) -> Result<Record, Issue> {
+    let known_account = |id: &str| {
+        if accounts.contains(id) {
+            Ok(())
+        } else {
+            Err(row.issue(
+                "PartnerAccountId",
+                format!("unknown partner account `{id}`"),
+            ))
+        }
+    };
+    Ok(match row.file {
+        f if f == files::ACCOUNTS.file => {
             let a = files::account(row)?;
-            if !account_ids.insert(a.id.clone()) {
+            if !accounts.insert(a.id.clone()) {
                 return Err(row.issue(
                     "PartnerAccountId",
                     "duplicate account id; the first row is kept",
                 ));
             }
-            b.accounts.push(a);
-            Ok(())
-        });
-        let mut user_keys = HashSet::new();
-        b.read_file(source, &files::USERS, false, &mut fatal, |b, row| {
+            Record::Account(a)
+        }
+        f if f == files::USERS.file => {
             let u = files::user(row)?;
-            if !account_ids.contains(&u.account_id) {
-                return Err(row.issue(
-                    "PartnerAccountId",
-                    format!("unknown partner account `{}`", u.account_id),
-                ));
-            }
-            if !user_keys.insert((u.email.to_lowercase(), u.account_id.clone())) {
+            known_account(&u.account_id)?;
+            if !users.insert((u.email.to_lowercase(), u.account_id.clone())) {
                 return Err(row.issue(
                     "UserEmail",
                     "this user appears twice for the account; the first row is kept",
                 ));
             }
-            b.users.push(u);
-            Ok(())
-        });
-        let mut deal_ids = HashSet::new();
-        b.read_file(source, &files::DEALS, true, &mut fatal, |b, row| {
-            let d = files::deal(row)?;
-            if !account_ids.contains(&d.account_id) {
-                return Err(row.issue(
-                    "PartnerAccountId",
-                    format!("unknown partner account `{}`", d.account_id),
-                ));
-            }
-            if !deal_ids.insert(d.id.clone()) {
-                return Err(row.issue("DealId", "duplicate deal id; the first row is kept"));
-            }
-            b.deals.push(d);
-            Ok(())
-        });
-        b.read_file(
-            source,
-            &files::DEAL_PRODUCTS,
-            false,
-            &mut fatal,
-            |b, row| {
-                let p = files::deal_product(row)?;
-                if !deal_ids.contains(&p.deal_id) {
-                    return Err(row.issue("DealId", format!("unknown deal `{}`", p.deal_id)));
-                }
-                b.products.push(p);
-                Ok(())
-            },
-        );
-        b.read_file(source, &files::DEAL_TEAM, false, &mut fatal, |b, row| {
-            let t = files::team_member(row)?;
-            if !deal_ids.contains(&t.deal_id) {
-                return Err(row.issue("DealId", format!("unknown deal `{}`", t.deal_id)));
-            }
-            b.team.push(t);
-            Ok(())
-        });
-        if fatal.is_empty() { Ok(b) } else { Err(fatal) }
-    }
-
-    /// Reads one file row by row into `take`; a row's issue is recorded and the row skipped.
-    fn read_file(
-        &mut self,
-        source: &dyn Source,
-        schema: &'static Schema,
-        required: bool,
-        fatal: &mut Vec<Issue>,
-        mut take: impl FnMut(&mut Bundle, &files::Row) -> Result<(), Issue>,
-    ) {
-        let file_issue = |reason: String| Issue {
-            file: schema.file.into(),
-            line: 0,
-            column: String::new(),
-            id: String::new(),
-            reason,
-        };
-        let input = match source.open(schema.file) {
-            Ok(Some(input)) => input,
-            Ok(None) if required => {
-                fatal.push(file_issue(
-                    "the bundle has no such file; it is required".into(),
-                ));
-                return;
-            }
-            Ok(None) => return,
-            Err(e) => {
-                fatal.push(file_issue(format!("cannot read the file: {e}")));
-                return;
-            }
-        };
-        let mut table = match Table::open(schema, input) {
-            Ok(t) => t,
-            Err(issue) => {
-                fatal.push(issue);
-                return;
-            }
-        };
-        self.warnings.append(&mut table.warnings);
-        while let Some(row) = table.next_row() {
-            let result = row.and_then(|row| take(self, &row));
-            if let Err(issue) = result {
-                self.errors.push(issue);
-            }
+            Record::User(u)
         }
+        f if f == files::DEALS.file => {
+            let d = files::deal(row)?;
+            known_account(&d.account_id)?;
+            Record::Deal(row.line, Box::new(d))
+        }
+        f if f == files::DEAL_PRODUCTS.file => Record::Product(row.line, files::deal_product(row)?),
+        _ => Record::Team(row.line, files::team_member(row)?),
+    })
+}
+
+/// Records handed over per batch by [`stream`].
+const STREAM_BATCH: usize = 500;
+
+/// Checks the bundle ([`check`]) and then reads it on a blocking thread, handing its records
+/// over in batches through a short queue, so that a slow consumer holds the reader back
+/// rather than letting records pile up in memory.
+pub async fn stream(
+    source: impl Source + 'static,
+) -> Result<tokio::sync::mpsc::Receiver<Vec<Record>>, Vec<Issue>> {
+    let source = Arc::new(source);
+    let checked = source.clone();
+    tokio::task::spawn_blocking(move || check(&*checked))
+        .await
+        .map_err(|e| vec![file_issue(&files::DEALS, format!("the reader failed: {e}"))])??;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let mut batch = Vec::with_capacity(STREAM_BATCH);
+        read(&*source, |r| {
+            batch.push(r);
+            if batch.len() < STREAM_BATCH {
+                return true;
+            }
+            // A consumer that went away (the import failed) stops the reading.
+            tx.blocking_send(std::mem::take(&mut batch)).is_ok()
+        });
+        if !batch.is_empty() {
+            let _ = tx.blocking_send(batch);
+        }
+    });
+    Ok(rx)
+}
+
+/// A bundle read whole: the records of each kind, and what was wrong. For tests and small
+/// tools; the service streams ([`stream`]).
+#[derive(Debug, Default)]
+pub struct Bundle {
+    pub accounts: Vec<Account>,
+    pub users: Vec<User>,
+    pub deals: Vec<Deal>,
+    pub products: Vec<DealProduct>,
+    pub team: Vec<TeamMember>,
+    pub errors: Vec<Issue>,
+    pub warnings: Vec<Issue>,
+}
+
+impl Bundle {
+    /// Checks and reads the whole bundle (without the checks that need the deals written).
+    pub fn read(source: &dyn Source) -> Result<Bundle, Vec<Issue>> {
+        check(source)?;
+        let mut b = Bundle::default();
+        read(source, |r| {
+            match r {
+                Record::Account(a) => b.accounts.push(a),
+                Record::User(u) => b.users.push(u),
+                Record::Deal(_, d) => b.deals.push(*d),
+                Record::Product(_, p) => b.products.push(p),
+                Record::Team(_, t) => b.team.push(t),
+                Record::Error(i) => b.errors.push(i),
+                Record::Warning(i) => b.warnings.push(i),
+            }
+            true
+        });
+        Ok(b)
     }
 }
 
@@ -251,7 +346,8 @@ mod tests {
         let accounts: Vec<&str> = b.accounts.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(accounts, ["Contoso US", "Contoso, Berlin"]);
         let deals: Vec<&str> = b.deals.iter().map(|d| d.id.as_str()).collect();
-        assert_eq!(deals, ["D1", "D2", "D3", "D7"]);
+        // The duplicate D1 is found where deals are written (the store's tests).
+        assert_eq!(deals, ["D1", "D2", "D3", "D1", "D7"]);
         let d2 = &b.deals[1];
         assert_eq!(d2.notes, "line one\nline \"two\", with a comma");
         assert_eq!(d2.value, Some((9950, "EUR".into())));
@@ -264,7 +360,8 @@ mod tests {
         assert!(b.deals[2].created < boundary, "00:30+01:00 is 2019 in UTC");
         assert_eq!(b.users.len(), 2);
         assert_eq!(b.users[1].role, files::PscRole::DealManager);
-        assert_eq!(b.products.len(), 1);
+        // D9's product too: unknown deals are found where deals are written.
+        assert_eq!(b.products.len(), 2);
         assert_eq!(b.team.len(), 2);
 
         // Every problem: file, line, column, id and reason.
@@ -278,11 +375,9 @@ mod tests {
             ("accounts.csv", 5, "MpnId", "A3"),
             ("users.csv", 4, "UserEmail", "ada@contoso.com"),
             ("users.csv", 5, "Role", "cy@contoso.com"),
-            ("deals.csv", 6, "DealId", "D1"),
             ("deals.csv", 7, "PartnerAccountId", "D4"),
             ("deals.csv", 8, "DealValue", "D5"),
             ("deals.csv", 9, "", "D6"),
-            ("deal_products.csv", 3, "DealId", "D9"),
             ("deal_products.csv", 4, "Quantity", "D2"),
         ];
         let want: Vec<(String, u64, String, String)> = want

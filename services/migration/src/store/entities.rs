@@ -54,8 +54,40 @@ pub mod deal {
         #[sea_orm(primary_key, auto_increment = false)]
         pub deal_id: String,
         pub account_id: String,
+        pub name: String,
         pub status: String,
         pub created: DateTimeUtc,
+        pub registration: String,
+        pub program: String,
+        /// The import that last wrote the row: finds duplicates within one export, and tells
+        /// products and team members which deals the export has.
+        pub import_id: String,
+        /// The deal as read from the export (without its products and team: see `part`).
+        pub record_json: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A deal's products and team members, one row each (`kind` `product` or `team`, in file
+/// order by `line`).
+pub mod part {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "psc_deal_parts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub organization: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub deal_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub kind: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub line: i64,
         pub record_json: String,
     }
 

@@ -7,7 +7,7 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Snapshot)]
+        vec![Box::new(M0001Snapshot), Box::new(M0002StreamedSnapshot)]
     }
 }
 
@@ -208,4 +208,136 @@ impl MigrationTrait for M0001Snapshot {
         .await?;
         Ok(())
     }
+}
+
+/// The snapshot as a streamed import writes it: a deal's products and team in rows of their
+/// own (a deal row no longer waits for the files after it), the columns eligibility is counted
+/// on, and the import that last wrote each deal. Rows written by m0001's import are moved over.
+struct M0002StreamedSnapshot;
+
+impl MigrationName for M0002StreamedSnapshot {
+    fn name(&self) -> &str {
+        "m0002_streamed_snapshot"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0002StreamedSnapshot {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // One column per statement: SQLite alters one at a time.
+        for (column, default) in [
+            ("name", ""),
+            ("registration", "None"),
+            ("program", "Standard"),
+            ("import_id", ""),
+        ] {
+            m.alter_table(
+                Table::alter()
+                    .table(id("psc_deals"))
+                    .add_column(
+                        ColumnDef::new(id(column))
+                            .text()
+                            .not_null()
+                            .default(default)
+                            .to_owned(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        }
+        m.create_table(
+            Table::create()
+                .table(id("psc_deal_parts"))
+                .col(text("organization"))
+                .col(text("deal_id"))
+                .col(text("kind"))
+                .col(ColumnDef::new(id("line")).big_integer().not_null())
+                .col(text("record_json"))
+                .primary_key(
+                    Index::create()
+                        .col(id("organization"))
+                        .col(id("deal_id"))
+                        .col(id("kind"))
+                        .col(id("line")),
+                )
+                .to_owned(),
+        )
+        .await?;
+        // The status banner counts deals by these, and a run's start reads them in id order.
+        m.create_index(
+            Index::create()
+                .name("deal_results_run")
+                .table(id("deal_results"))
+                .col(id("run_id"))
+                .col(id("state"))
+                .to_owned(),
+        )
+        .await?;
+        move_m0001_records(m).await
+    }
+}
+
+/// m0001 kept `{deal, products, team}` in each deal's record: split it.
+async fn move_m0001_records(m: &SchemaManager<'_>) -> Result<(), DbErr> {
+    use sea_orm_migration::sea_orm::{ConnectionTrait, Value as V};
+    let db = m.get_connection();
+    let rows = db
+        .query_all(
+            Query::select()
+                .columns([id("organization"), id("deal_id"), id("record_json")])
+                .from(id("psc_deals")),
+        )
+        .await?;
+    for row in rows {
+        let org: String = row.try_get("", "organization")?;
+        let deal_id: String = row.try_get("", "deal_id")?;
+        let record: String = row.try_get("", "record_json")?;
+        let Ok(old) = serde_json::from_str::<serde_json::Value>(&record) else {
+            continue;
+        };
+        let Some(deal) = old.get("deal") else {
+            continue;
+        };
+        let field = |k: &str| deal.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+        m.exec_stmt(
+            Query::update()
+                .table(id("psc_deals"))
+                .values([
+                    (id("name"), field("name").into()),
+                    (id("registration"), field("registration").into()),
+                    (id("program"), field("program").into()),
+                    (id("record_json"), deal.to_string().into()),
+                ])
+                .and_where(Expr::col(id("organization")).eq(org.as_str()))
+                .and_where(Expr::col(id("deal_id")).eq(deal_id.as_str()))
+                .to_owned(),
+        )
+        .await?;
+        for (kind, key) in [("product", "products"), ("team", "team")] {
+            let parts = old.get(key).and_then(|v| v.as_array()).cloned();
+            for (line, part) in parts.unwrap_or_default().iter().enumerate() {
+                m.exec_stmt(
+                    Query::insert()
+                        .into_table(id("psc_deal_parts"))
+                        .columns([
+                            id("organization"),
+                            id("deal_id"),
+                            id("kind"),
+                            id("line"),
+                            id("record_json"),
+                        ])
+                        .values_panic([
+                            org.as_str().into(),
+                            deal_id.as_str().into(),
+                            kind.into(),
+                            V::BigInt(Some(line as i64)).into(),
+                            part.to_string().into(),
+                        ])
+                        .to_owned(),
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,30 +1,37 @@
 //! The migration service's database: the imported PSC snapshot of each organization (accounts,
-//! users, deals with their products and team) and the history of imports.
+//! users, deals with their products and team), the history of imports, user migration
+//! outcomes, deal migration runs and results, cut-over switches.
 //!
-//! An import is one transaction: a failure leaves the previous snapshot as it was. Rows are
-//! matched by id; an unchanged row is not rewritten, a changed one is updated, a new one added,
-//! and a row absent from a later export is kept (PSC-EXPORT.md, "Re-import").
+//! - [`import`]: writing a streamed export in one transaction, a batch at a time: a failure
+//!   leaves the previous snapshot as it was. Rows are matched by id; a changed one is updated,
+//!   a new one added, and a row absent from a later export is kept (PSC-EXPORT.md, "Re-import").
+//! - [`runs`]: deal migration runs, the leased work of their workers, and the results.
+//! - [`entities`], [`migration`]: the tables and their schema migrations.
+//!
+//! Reads that may span a whole snapshot page by id or are counted by the database, so that
+//! memory stays flat however many deals an organization has.
 
 pub mod entities;
+mod import;
 pub mod migration;
+mod runs;
+
+pub use runs::StartRefused;
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::eligibility::Facts;
+use crate::psc::Issue;
 use crate::psc::files::{Account, Deal, DealProduct, TeamMember, User};
-use crate::psc::{Bundle, Issue};
-use entities::{account, cutover, deal, deal_result, deal_run, import, user, user_migration};
-
-/// Rows written per statement.
-const BATCH: usize = 500;
+use entities::{account, cutover, deal, import as import_row, part, user, user_migration};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -59,6 +66,25 @@ pub struct ImportSummary {
     pub warnings: Vec<Issue>,
 }
 
+/// What eligibility is decided on, for one deal of the snapshot, and whether it migrated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DealFacts {
+    pub deal_id: String,
+    pub name: String,
+    pub account_id: String,
+    pub facts: Facts,
+    pub migrated: bool,
+}
+
+/// How many deals of the snapshot share these facts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactCount {
+    pub account_id: String,
+    pub facts: Facts,
+    pub migrated: bool,
+    pub deals: i64,
+}
+
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
@@ -68,130 +94,27 @@ fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
+/// An enum as its column value (its serde name, e.g. `Open`).
+fn label<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// A column value back as its enum.
+fn unlabel<T: serde::de::DeserializeOwned>(row: &str, v: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(v.to_owned()))
+        .map_err(|e| StoreError::Corrupt(row.to_owned(), e.to_string()))
+}
+
+/// SQL: whether the deal row of `psc_deals` has migrated.
+const MIGRATED: &str = "EXISTS (SELECT 1 FROM deal_results r WHERE r.organization = psc_deals.organization \
+     AND r.deal_id = psc_deals.deal_id AND r.state = 'MIGRATED')";
+
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
         Self { db }
-    }
-
-    /// Imports a bundle into `organization`'s snapshot, in one transaction.
-    pub async fn import(&self, organization: Uuid, bundle: &Bundle) -> Result<ImportSummary> {
-        let org = organization.to_string();
-        let mut summary = ImportSummary {
-            id: Uuid::now_v7().to_string(),
-            accounts: bundle.accounts.len() as u64,
-            users: bundle.users.len() as u64,
-            products: bundle.products.len() as u64,
-            team_members: bundle.team.len() as u64,
-            errors: bundle.errors.clone(),
-            warnings: bundle.warnings.clone(),
-            ..Default::default()
-        };
-        let txn = self.db.begin().await?;
-        for chunk in bundle.accounts.chunks(BATCH) {
-            account::Entity::insert_many(chunk.iter().map(|a: &Account| account::ActiveModel {
-                organization: Set(org.clone()),
-                account_id: Set(a.id.clone()),
-                name: Set(a.name.clone()),
-                mpn_id: Set(a.mpn_id.clone()),
-                corrected_mpn_id: sea_orm::ActiveValue::NotSet,
-            }))
-            .on_conflict(
-                OnConflict::columns([account::Column::Organization, account::Column::AccountId])
-                    .update_columns([account::Column::Name, account::Column::MpnId])
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-        }
-        for chunk in bundle.users.chunks(BATCH) {
-            user::Entity::insert_many(chunk.iter().map(|u: &User| user::ActiveModel {
-                organization: Set(org.clone()),
-                email: Set(u.email.clone()),
-                account_id: Set(u.account_id.clone()),
-                record_json: Set(json(u)),
-            }))
-            .on_conflict(
-                OnConflict::columns([
-                    user::Column::Organization,
-                    user::Column::Email,
-                    user::Column::AccountId,
-                ])
-                .update_columns([user::Column::RecordJson])
-                .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-        }
-        // Products and team members belong to their deal's record.
-        let mut products: HashMap<&str, Vec<DealProduct>> = HashMap::new();
-        for p in &bundle.products {
-            products.entry(&p.deal_id).or_default().push(p.clone());
-        }
-        let mut team: HashMap<&str, Vec<TeamMember>> = HashMap::new();
-        for t in &bundle.team {
-            team.entry(&t.deal_id).or_default().push(t.clone());
-        }
-        for chunk in bundle.deals.chunks(BATCH) {
-            let existing: HashMap<String, String> = deal::Entity::find()
-                .filter(deal::Column::Organization.eq(org.as_str()))
-                .filter(deal::Column::DealId.is_in(chunk.iter().map(|d| d.id.as_str())))
-                .all(&txn)
-                .await?
-                .into_iter()
-                .map(|m| (m.deal_id, m.record_json))
-                .collect();
-            let mut rows = Vec::new();
-            for d in chunk {
-                let record = SnapshotDeal {
-                    deal: d.clone(),
-                    products: products.remove(d.id.as_str()).unwrap_or_default(),
-                    team: team.remove(d.id.as_str()).unwrap_or_default(),
-                };
-                let record_json = json(&record);
-                match existing.get(&d.id) {
-                    Some(old) if *old == record_json => {
-                        summary.deals_unchanged += 1;
-                        continue;
-                    }
-                    Some(_) => summary.deals_updated += 1,
-                    None => summary.deals_added += 1,
-                }
-                rows.push(deal::ActiveModel {
-                    organization: Set(org.clone()),
-                    deal_id: Set(d.id.clone()),
-                    account_id: Set(d.account_id.clone()),
-                    status: Set(format!("{:?}", d.status)),
-                    created: Set(d.created),
-                    record_json: Set(record_json),
-                });
-            }
-            if rows.is_empty() {
-                continue;
-            }
-            deal::Entity::insert_many(rows)
-                .on_conflict(
-                    OnConflict::columns([deal::Column::Organization, deal::Column::DealId])
-                        .update_columns([
-                            deal::Column::AccountId,
-                            deal::Column::Status,
-                            deal::Column::Created,
-                            deal::Column::RecordJson,
-                        ])
-                        .to_owned(),
-                )
-                .exec_without_returning(&txn)
-                .await?;
-        }
-        import::Entity::insert(import::ActiveModel {
-            id: Set(summary.id.clone()),
-            organization: Set(org),
-            create_time: Set(Utc::now()),
-            summary_json: Set(json(&summary)),
-        })
-        .exec_without_returning(&txn)
-        .await?;
-        txn.commit().await?;
-        Ok(summary)
     }
 
     /// The organization's PSC accounts with their MPN corrections, by account id.
@@ -248,36 +171,208 @@ impl Store {
             .collect()
     }
 
-    /// Deals by id, from `after` on, at most `limit`.
+    /// Deals by id, from `after` on, at most `limit`; with `unmigrated`, only those that have
+    /// not migrated.
     pub async fn deals(
         &self,
         organization: Uuid,
         after: Option<&str>,
         limit: u64,
+        unmigrated: bool,
     ) -> Result<Vec<SnapshotDeal>> {
-        use sea_orm::QuerySelect;
         let mut q =
             deal::Entity::find().filter(deal::Column::Organization.eq(organization.to_string()));
         if let Some(after) = after {
             q = q.filter(deal::Column::DealId.gt(after));
         }
-        q.order_by_asc(deal::Column::DealId)
+        if unmigrated {
+            q = q.filter(Expr::cust(format!("NOT {MIGRATED}")));
+        }
+        let rows = q
+            .order_by_asc(deal::Column::DealId)
             .limit(limit)
             .all(&self.db)
-            .await?
+            .await?;
+        self.with_parts(organization, rows).await
+    }
+
+    /// The deals of `ids` that the snapshot has, by id.
+    pub async fn deals_by_ids(
+        &self,
+        organization: Uuid,
+        ids: &[&str],
+    ) -> Result<Vec<SnapshotDeal>> {
+        let rows = deal::Entity::find()
+            .filter(deal::Column::Organization.eq(organization.to_string()))
+            .filter(deal::Column::DealId.is_in(ids.iter().copied()))
+            .order_by_asc(deal::Column::DealId)
+            .all(&self.db)
+            .await?;
+        self.with_parts(organization, rows).await
+    }
+
+    /// The deal rows with their products and team, fetched in one query.
+    async fn with_parts(
+        &self,
+        organization: Uuid,
+        rows: Vec<deal::Model>,
+    ) -> Result<Vec<SnapshotDeal>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let parts = part::Entity::find()
+            .filter(part::Column::Organization.eq(organization.to_string()))
+            .filter(part::Column::DealId.is_in(rows.iter().map(|r| r.deal_id.as_str())))
+            .order_by_asc(part::Column::Line)
+            .all(&self.db)
+            .await?;
+        let mut deals: Vec<SnapshotDeal> = rows
             .into_iter()
             .map(|m| {
                 serde_json::from_str(&m.record_json)
+                    .map(|deal| SnapshotDeal {
+                        deal,
+                        products: Vec::new(),
+                        team: Vec::new(),
+                    })
                     .map_err(|e| StoreError::Corrupt(m.deal_id.clone(), e.to_string()))
+            })
+            .collect::<Result<_>>()?;
+        let at: HashMap<String, usize> = deals
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.deal.id.clone(), i))
+            .collect();
+        for p in parts {
+            let Some(&i) = at.get(&p.deal_id) else {
+                continue;
+            };
+            let corrupt =
+                |e: serde_json::Error| StoreError::Corrupt(p.deal_id.clone(), e.to_string());
+            if p.kind == "product" {
+                deals[i]
+                    .products
+                    .push(serde_json::from_str(&p.record_json).map_err(corrupt)?);
+            } else {
+                deals[i]
+                    .team
+                    .push(serde_json::from_str(&p.record_json).map_err(corrupt)?);
+            }
+        }
+        Ok(deals)
+    }
+
+    /// Each deal's eligibility facts by id, from `after` on, at most `limit`.
+    pub async fn deal_facts(
+        &self,
+        organization: Uuid,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<DealFacts>> {
+        self.deal_facts_in(&self.db, organization, after, limit)
+            .await
+    }
+
+    /// [`Store::deal_facts`] on `conn` (a transaction's, when a run starts).
+    async fn deal_facts_in(
+        &self,
+        conn: &impl sea_orm::ConnectionTrait,
+        organization: Uuid,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<DealFacts>> {
+        let mut q = deal::Entity::find()
+            .select_only()
+            .columns([
+                deal::Column::DealId,
+                deal::Column::Name,
+                deal::Column::AccountId,
+                deal::Column::Status,
+                deal::Column::Registration,
+                deal::Column::Program,
+            ])
+            .column_as(before_cutoff(), "before_cutoff")
+            .column_as(
+                Expr::cust(format!("CASE WHEN {MIGRATED} THEN 1 ELSE 0 END")),
+                "is_migrated",
+            )
+            .filter(deal::Column::Organization.eq(organization.to_string()));
+        if let Some(after) = after {
+            q = q.filter(deal::Column::DealId.gt(after));
+        }
+        q.order_by_asc(deal::Column::DealId)
+            .limit(limit)
+            .into_model::<FactsRow>()
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok(DealFacts {
+                    facts: facts(
+                        &r.deal_id,
+                        &r.status,
+                        r.before_cutoff,
+                        &r.registration,
+                        &r.program,
+                    )?,
+                    migrated: r.is_migrated != 0,
+                    deal_id: r.deal_id,
+                    name: r.name,
+                    account_id: r.account_id,
+                })
+            })
+            .collect()
+    }
+
+    /// The organization's deals counted by account, eligibility facts and whether migrated.
+    pub async fn fact_counts(&self, organization: Uuid) -> Result<Vec<FactCount>> {
+        deal::Entity::find()
+            .select_only()
+            .columns([
+                deal::Column::AccountId,
+                deal::Column::Status,
+                deal::Column::Registration,
+                deal::Column::Program,
+            ])
+            .column_as(before_cutoff(), "before_cutoff")
+            .column_as(
+                Expr::cust(format!("CASE WHEN {MIGRATED} THEN 1 ELSE 0 END")),
+                "is_migrated",
+            )
+            .column_as(Expr::cust("COUNT(*)"), "deals")
+            .filter(deal::Column::Organization.eq(organization.to_string()))
+            .group_by(deal::Column::AccountId)
+            .group_by(deal::Column::Status)
+            .group_by(deal::Column::Registration)
+            .group_by(deal::Column::Program)
+            .group_by(Expr::cust("before_cutoff"))
+            .group_by(Expr::cust("is_migrated"))
+            .into_model::<CountRow>()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok(FactCount {
+                    facts: facts(
+                        &r.account_id,
+                        &r.status,
+                        r.before_cutoff,
+                        &r.registration,
+                        &r.program,
+                    )?,
+                    account_id: r.account_id,
+                    migrated: r.is_migrated != 0,
+                    deals: r.deals,
+                })
             })
             .collect()
     }
 
     /// The organization's imports, newest first.
     pub async fn imports(&self, organization: Uuid) -> Result<Vec<(DateTime<Utc>, ImportSummary)>> {
-        import::Entity::find()
-            .filter(import::Column::Organization.eq(organization.to_string()))
-            .order_by_desc(import::Column::CreateTime)
+        import_row::Entity::find()
+            .filter(import_row::Column::Organization.eq(organization.to_string()))
+            .order_by_desc(import_row::Column::CreateTime)
             .all(&self.db)
             .await?
             .into_iter()
@@ -351,277 +446,52 @@ impl Store {
             .await?;
         Ok(())
     }
+}
 
-    // --- deal migration runs ---
+/// A deal's facts as selected (integers: SQLite has no booleans).
+#[derive(sea_orm::FromQueryResult)]
+struct FactsRow {
+    deal_id: String,
+    name: String,
+    account_id: String,
+    status: String,
+    registration: String,
+    program: String,
+    before_cutoff: i32,
+    is_migrated: i32,
+}
 
-    /// The organization's run in progress, if any.
-    pub async fn active_run(&self, organization: Uuid) -> Result<Option<deal_run::Model>> {
-        Ok(deal_run::Entity::find()
-            .filter(deal_run::Column::Organization.eq(organization.to_string()))
-            .filter(deal_run::Column::FinishTime.is_null())
-            .one(&self.db)
-            .await?)
-    }
+/// How many deals share facts, as counted.
+#[derive(sea_orm::FromQueryResult)]
+struct CountRow {
+    account_id: String,
+    status: String,
+    registration: String,
+    program: String,
+    before_cutoff: i32,
+    is_migrated: i32,
+    deals: i64,
+}
 
-    /// The organization's latest run.
-    pub async fn latest_run(&self, organization: Uuid) -> Result<Option<deal_run::Model>> {
-        Ok(deal_run::Entity::find()
-            .filter(deal_run::Column::Organization.eq(organization.to_string()))
-            .order_by_desc(deal_run::Column::CreateTime)
-            .one(&self.db)
-            .await?)
-    }
+/// SQL: 1 when the deal was created before the 2020 cut-off, else 0.
+fn before_cutoff() -> Expr {
+    use sea_orm::sea_query::ExprTrait;
+    Expr::case(
+        Expr::col(deal::Column::Created).lt(crate::eligibility::cutoff()),
+        1,
+    )
+    .finally(0)
+    .into()
+}
 
-    /// Starts a run over `deals` (id, name): each becomes PENDING work of it, in one transaction.
-    /// `Ok(None)`: another run of the organization is unfinished (nothing was changed). A deal
-    /// migrated already is never made PENDING again.
-    pub async fn start_run(
-        &self,
-        organization: Uuid,
-        deals: &[(String, String)],
-    ) -> Result<Option<deal_run::Model>> {
-        let org = organization.to_string();
-        let run = deal_run::Model {
-            id: Uuid::now_v7().to_string(),
-            organization: org.clone(),
-            create_time: Utc::now(),
-            finish_time: None,
-            active: Some("ACTIVE".into()),
-        };
-        let txn = self.db.begin().await?;
-        use sea_orm::IntoActiveModel;
-        if let Err(e) = deal_run::Entity::insert(run.clone().into_active_model())
-            .exec_without_returning(&txn)
-            .await
-        {
-            txn.rollback().await?;
-            let e = StoreError::Db(e);
-            return if is_unique_violation(&e) {
-                Ok(None)
-            } else {
-                Err(e)
-            };
-        }
-        for chunk in deals.chunks(BATCH) {
-            deal_result::Entity::insert_many(chunk.iter().map(|(id, name)| {
-                deal_result::Model {
-                    organization: org.clone(),
-                    deal_id: id.clone(),
-                    run_id: run.id.clone(),
-                    state: "PENDING".into(),
-                    lease_owner: String::new(),
-                    lease_until: None,
-                    deal_name: name.clone(),
-                    engagement: String::new(),
-                    referral: String::new(),
-                    deal_type: String::new(),
-                    direction: String::new(),
-                    error: String::new(),
-                    notes: String::new(),
-                }
-                .into_active_model()
-            }))
-            .on_conflict(
-                OnConflict::columns([
-                    deal_result::Column::Organization,
-                    deal_result::Column::DealId,
-                ])
-                .update_columns([
-                    deal_result::Column::RunId,
-                    deal_result::Column::State,
-                    deal_result::Column::LeaseOwner,
-                    deal_result::Column::LeaseUntil,
-                    deal_result::Column::DealName,
-                    deal_result::Column::Error,
-                ])
-                .action_and_where(sea_orm::sea_query::ExprTrait::ne(
-                    sea_orm::sea_query::Expr::col((
-                        deal_result::Entity,
-                        deal_result::Column::State,
-                    )),
-                    "MIGRATED",
-                ))
-                .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-        }
-        txn.commit().await?;
-        Ok(Some(run))
-    }
-
-    /// Leases up to `limit` PENDING deals whose lease is free or expired, for `lease` from now.
-    pub async fn lease(
-        &self,
-        owner: &str,
-        limit: u64,
-        lease: chrono::Duration,
-    ) -> Result<Vec<deal_result::Model>> {
-        use sea_orm::QuerySelect;
-        use sea_orm::sea_query::Expr;
-        let now = Utc::now();
-        let candidates = deal_result::Entity::find()
-            .filter(deal_result::Column::State.eq("PENDING"))
-            .filter(
-                sea_orm::Condition::any()
-                    .add(deal_result::Column::LeaseUntil.is_null())
-                    .add(deal_result::Column::LeaseUntil.lt(now)),
-            )
-            .limit(limit)
-            .all(&self.db)
-            .await?;
-        let mut leased = Vec::new();
-        for c in candidates {
-            // Taken only if nobody else took it meanwhile: the same condition, row by row.
-            let done = deal_result::Entity::update_many()
-                .col_expr(deal_result::Column::LeaseOwner, Expr::value(owner))
-                .col_expr(deal_result::Column::LeaseUntil, Expr::value(now + lease))
-                .filter(deal_result::Column::Organization.eq(c.organization.as_str()))
-                .filter(deal_result::Column::DealId.eq(c.deal_id.as_str()))
-                .filter(deal_result::Column::State.eq("PENDING"))
-                .filter(
-                    sea_orm::Condition::any()
-                        .add(deal_result::Column::LeaseUntil.is_null())
-                        .add(deal_result::Column::LeaseUntil.lt(now)),
-                )
-                .exec(&self.db)
-                .await?;
-            if done.rows_affected == 1 {
-                leased.push(c);
-            }
-        }
-        Ok(leased)
-    }
-
-    /// Gives back every PENDING deal `owner` leased; how many.
-    pub async fn release_leases(&self, owner: &str) -> Result<u64> {
-        use sea_orm::sea_query::Expr;
-        let done = deal_result::Entity::update_many()
-            .col_expr(deal_result::Column::LeaseOwner, Expr::value(""))
-            .col_expr(
-                deal_result::Column::LeaseUntil,
-                Expr::value(None::<DateTime<Utc>>),
-            )
-            .filter(deal_result::Column::LeaseOwner.eq(owner))
-            .filter(deal_result::Column::State.eq("PENDING"))
-            .exec(&self.db)
-            .await?;
-        Ok(done.rows_affected)
-    }
-
-    /// Records a leased deal's outcome (only while `owner` holds it); `false` when it no longer
-    /// did (its lease expired and another worker took the deal).
-    pub async fn finish_deal(&self, owner: &str, result: deal_result::Model) -> Result<bool> {
-        use sea_orm::sea_query::Expr;
-        let done = deal_result::Entity::update_many()
-            .col_expr(deal_result::Column::State, Expr::value(result.state))
-            .col_expr(deal_result::Column::LeaseOwner, Expr::value(""))
-            .col_expr(
-                deal_result::Column::LeaseUntil,
-                Expr::value(None::<DateTime<Utc>>),
-            )
-            .col_expr(
-                deal_result::Column::Engagement,
-                Expr::value(result.engagement),
-            )
-            .col_expr(deal_result::Column::Referral, Expr::value(result.referral))
-            .col_expr(deal_result::Column::DealType, Expr::value(result.deal_type))
-            .col_expr(
-                deal_result::Column::Direction,
-                Expr::value(result.direction),
-            )
-            .col_expr(deal_result::Column::Error, Expr::value(result.error))
-            .col_expr(deal_result::Column::Notes, Expr::value(result.notes))
-            .filter(deal_result::Column::Organization.eq(result.organization))
-            .filter(deal_result::Column::DealId.eq(result.deal_id))
-            .filter(deal_result::Column::LeaseOwner.eq(owner))
-            .exec(&self.db)
-            .await?;
-        Ok(done.rows_affected == 1)
-    }
-
-    /// Marks finished every run with no PENDING deal left.
-    pub async fn finish_runs(&self) -> Result<()> {
-        for run in deal_run::Entity::find()
-            .filter(deal_run::Column::FinishTime.is_null())
-            .all(&self.db)
-            .await?
-        {
-            let pending = deal_result::Entity::find()
-                .filter(deal_result::Column::RunId.eq(run.id.as_str()))
-                .filter(deal_result::Column::State.eq("PENDING"))
-                .one(&self.db)
-                .await?;
-            if pending.is_none() {
-                use sea_orm::sea_query::Expr;
-                deal_run::Entity::update_many()
-                    .col_expr(deal_run::Column::FinishTime, Expr::value(Utc::now()))
-                    .col_expr(deal_run::Column::Active, Expr::value(None::<String>))
-                    .filter(deal_run::Column::Id.eq(run.id))
-                    .exec(&self.db)
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// (total, migrated, failed, pending) of a run, counted by the database.
-    pub async fn run_counts(&self, run_id: &str) -> Result<(i64, i64, i64, i64)> {
-        use sea_orm::QuerySelect;
-        use sea_orm::sea_query::{Expr, Func};
-        let counts: Vec<(String, i64)> = deal_result::Entity::find()
-            .select_only()
-            .column(deal_result::Column::State)
-            .column_as(
-                Expr::expr(Func::count(Expr::col(deal_result::Column::DealId))),
-                "n",
-            )
-            .filter(deal_result::Column::RunId.eq(run_id))
-            .group_by(deal_result::Column::State)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        let count = |s: &str| {
-            counts
-                .iter()
-                .find(|(state, _)| state == s)
-                .map(|c| c.1)
-                .unwrap_or(0)
-        };
-        let (migrated, failed, pending) = (count("MIGRATED"), count("FAILED"), count("PENDING"));
-        Ok((migrated + failed + pending, migrated, failed, pending))
-    }
-
-    /// Every deal result of the organization, by deal id (for the status and the report).
-    pub async fn results(
-        &self,
-        organization: Uuid,
-        after: Option<&str>,
-        limit: u64,
-    ) -> Result<Vec<deal_result::Model>> {
-        use sea_orm::QuerySelect;
-        let mut q = deal_result::Entity::find()
-            .filter(deal_result::Column::Organization.eq(organization.to_string()));
-        if let Some(a) = after {
-            q = q.filter(deal_result::Column::DealId.gt(a));
-        }
-        Ok(q.order_by_asc(deal_result::Column::DealId)
-            .limit(limit)
-            .all(&self.db)
-            .await?)
-    }
-
-    /// The snapshot deal `deal_id`.
-    pub async fn deal(&self, organization: Uuid, deal_id: &str) -> Result<Option<SnapshotDeal>> {
-        deal::Entity::find_by_id((organization.to_string(), deal_id.to_owned()))
-            .one(&self.db)
-            .await?
-            .map(|m| {
-                serde_json::from_str(&m.record_json)
-                    .map_err(|e| StoreError::Corrupt(m.deal_id.clone(), e.to_string()))
-            })
-            .transpose()
-    }
+/// Facts from their columns.
+fn facts(row: &str, status: &str, before: i32, registration: &str, program: &str) -> Result<Facts> {
+    Ok(Facts {
+        status: unlabel(row, status)?,
+        before_2020: before != 0,
+        registration: unlabel(row, registration)?,
+        program: unlabel(row, program)?,
+    })
 }
 
 /// Whether a database error is a unique-index violation.

@@ -1,8 +1,8 @@
 //! Importing PSC export bundles into an organization's snapshot: good rows kept, problems
 //! reported, re-imports idempotent, later exports adding and updating without deleting.
 
-use cosell_migration::psc::{Bundle, InMemory};
-use cosell_migration::store::{Store, migration::Migrator};
+use cosell_migration::psc::InMemory;
+use cosell_migration::store::{ImportSummary, StartRefused, Store, migration::Migrator};
 use cosell_testkit::TestDb;
 use uuid::Uuid;
 
@@ -21,14 +21,21 @@ fn deals(rows: &[&str]) -> String {
     text
 }
 
-fn bundle(deals: &str, products: &str) -> Bundle {
-    Bundle::read(&InMemory(vec![
+/// Imports a bundle of these deals and products, streamed as the service does.
+async fn import(store: &Store, org: Uuid, deals: &str, products: &str) -> ImportSummary {
+    let records = cosell_migration::psc::stream(InMemory(vec![
         ("accounts.csv".into(), ACCOUNTS.as_bytes().to_vec()),
         ("users.csv".into(), USERS.as_bytes().to_vec()),
         ("deals.csv".into(), deals.as_bytes().to_vec()),
         ("deal_products.csv".into(), products.as_bytes().to_vec()),
     ]))
-    .unwrap()
+    .await
+    .unwrap();
+    store.import(org, records, Vec::new()).await.unwrap()
+}
+
+fn products_of(d: &cosell_migration::store::SnapshotDeal) -> Vec<&str> {
+    d.products.iter().map(|p| p.product_id.as_str()).collect()
 }
 
 async fn store(db: &TestDb) -> Store {
@@ -46,22 +53,37 @@ async fn imports_are_idempotent_and_later_exports_add_and_update(db: TestDb) {
         "D1,Lakehouse,A1,Open,2021-01-05T10:00:00Z,yes,Partner,Northwind",
         "D2,Backup,A2,Open,2021-02-01T10:00:00Z,no,Microsoft,Fabrikam",
         "D3,Broken,A9,Open,2021-02-01T10:00:00Z,no,Partner,Nobody",
+        "D1,Lakehouse again,A1,Open,2021-01-05T10:00:00Z,yes,Partner,Northwind",
     ]);
-    let products = "DealId,ProductId,Quantity\nD1,P-1,2\n";
-    let summary = store.import(org, &bundle(&first, products)).await.unwrap();
+    let products = "DealId,ProductId,Quantity\nD1,P-1,2\nD2,P-5,1\nD9,P-2,1\n";
+    let summary = import(&store, org, &first, products).await;
     assert_eq!(
         (summary.accounts, summary.users, summary.deals_added),
         (2, 2, 2)
     );
-    assert_eq!(summary.errors.len(), 1, "D3 refers to an unknown account");
-    assert_eq!(summary.errors[0].id, "D3");
-    let snapshot = store.deals(org, None, 100).await.unwrap();
+    assert_eq!(summary.products, 2);
+    let errors: Vec<(&str, u64, &str, &str)> = summary
+        .errors
+        .iter()
+        .map(|i| (i.file.as_str(), i.line, i.column.as_str(), i.id.as_str()))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            ("deals.csv", 4, "PartnerAccountId", "D3"),
+            ("deals.csv", 5, "DealId", "D1"),
+            ("deal_products.csv", 4, "DealId", "D9"),
+        ],
+        "an unknown account, a duplicate deal id (the first row kept), a product of an unknown deal"
+    );
+    let snapshot = store.deals(org, None, 100, false).await.unwrap();
     assert_eq!(snapshot.len(), 2);
-    assert_eq!(snapshot[0].products[0].product_id, "P-1");
+    assert_eq!(snapshot[0].deal.name, "Lakehouse");
+    assert_eq!(products_of(&snapshot[0]), ["P-1"]);
     assert_eq!(store.users(org).await.unwrap()[0].first_name, "Ada");
 
     // The same bundle again: nothing changes.
-    let again = store.import(org, &bundle(&first, products)).await.unwrap();
+    let again = import(&store, org, &first, products).await;
     assert_eq!(
         (
             again.deals_added,
@@ -70,14 +92,14 @@ async fn imports_are_idempotent_and_later_exports_add_and_update(db: TestDb) {
         ),
         (0, 0, 2)
     );
-    assert_eq!(store.deals(org, None, 100).await.unwrap(), snapshot);
+    assert_eq!(store.deals(org, None, 100, false).await.unwrap(), snapshot);
 
     // A later export: D1 renamed, D4 new, D2 absent (kept).
     let later = deals(&[
         "D1,Lakehouse (phase 2),A1,Open,2021-01-05T10:00:00Z,yes,Partner,Northwind",
         "D4,Call center,A1,Open,2021-03-01T10:00:00Z,no,Partner,Contoso Bank",
     ]);
-    let third = store.import(org, &bundle(&later, products)).await.unwrap();
+    let third = import(&store, org, &later, "DealId,ProductId\nD1,P-3\n").await;
     assert_eq!(
         (
             third.deals_added,
@@ -86,10 +108,11 @@ async fn imports_are_idempotent_and_later_exports_add_and_update(db: TestDb) {
         ),
         (1, 1, 0)
     );
-    let now: Vec<(String, String)> = store
-        .deals(org, None, 100)
-        .await
-        .unwrap()
+    let snapshot = store.deals(org, None, 100, false).await.unwrap();
+    // The later export's products replace D1's; D2, absent from it, keeps its own.
+    assert_eq!(products_of(&snapshot[0]), ["P-3"]);
+    assert_eq!(products_of(&snapshot[1]), ["P-5"]);
+    let now: Vec<(String, String)> = snapshot
         .into_iter()
         .map(|d| (d.deal.id, d.deal.name))
         .collect();
@@ -102,12 +125,12 @@ async fn imports_are_idempotent_and_later_exports_add_and_update(db: TestDb) {
         ]
     );
     // Paging by id.
-    let page = store.deals(org, Some("D1"), 1).await.unwrap();
+    let page = store.deals(org, Some("D1"), 1, false).await.unwrap();
     assert_eq!(page[0].deal.id, "D2");
     // Each organization has its own snapshot; the history lists every import.
     assert!(
         store
-            .deals(Uuid::now_v7(), None, 10)
+            .deals(Uuid::now_v7(), None, 10, false)
             .await
             .unwrap()
             .is_empty()
@@ -130,12 +153,19 @@ async fn leases_are_exclusive_and_released_work_goes_to_another_worker() {
     let db = TestDb::new().await.unwrap();
     let store = store(&db).await;
     let org = Uuid::now_v7();
-    let deals: Vec<(String, String)> = (0..5)
-        .map(|i| (format!("D{i}"), format!("Deal {i}")))
+    let rows: Vec<String> = (0..5)
+        .map(|i| format!("D{i},Deal {i},A1,Open,2021-01-05T10:00:00Z,no,Partner,Northwind"))
         .collect();
-    store.start_run(org, &deals).await.unwrap().unwrap();
-    assert!(
-        store.start_run(org, &deals).await.unwrap().is_none(),
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    import(&store, org, &deals(&rows), "DealId,ProductId\n").await;
+    assert_eq!(
+        store.start_run(org, |_| false).await.unwrap().unwrap_err(),
+        StartRefused::NothingToMigrate
+    );
+    store.start_run(org, |_| true).await.unwrap().unwrap();
+    assert_eq!(
+        store.start_run(org, |_| true).await.unwrap().unwrap_err(),
+        StartRefused::RunInProgress,
         "one unfinished run per organization"
     );
     let minute = chrono::Duration::seconds(60);
@@ -163,5 +193,73 @@ async fn leases_are_exclusive_and_released_work_goes_to_another_worker() {
         store.lease("w5", 10, minute).await.unwrap().len(),
         2,
         "w4's leases have expired"
+    );
+}
+
+/// A snapshot written before products and team had rows of their own (m0001) reads the same
+/// after the schema migration.
+#[tokio::test]
+async fn a_snapshot_of_the_first_schema_is_moved_over() {
+    use sea_orm::ConnectionTrait;
+    use sea_orm_migration::MigratorTrait;
+    let db = TestDb::new().await.unwrap();
+    let conn = cosell_platform::db::connect(&db.url).await.unwrap();
+    Migrator::up(&conn, Some(1)).await.unwrap();
+    let record = serde_json::json!({
+        "deal": {
+            "id": "D1", "name": "Lakehouse", "account_id": "A1", "status": "Open",
+            "created": "2021-01-05T10:00:00Z", "last_modified": null, "co_sell": true,
+            "source": "Partner", "program": "SolutionAssessment", "registration": "None",
+            "assigned_seller_email": "", "customer_name": "Northwind",
+            "customer_address_line1": "", "customer_city": "", "customer_region": "",
+            "customer_postal_code": "", "customer_country": "", "contact_first_name": "",
+            "contact_last_name": "", "contact_email": "", "contact_phone": "", "value": null,
+            "estimated_close_date": null, "notes": "", "customer_outcome": "", "deal_role": "",
+            "licensing_program": ""
+        },
+        "products": [{"deal_id": "D1", "product_id": "P-1", "product_name": "", "quantity": 2,
+                      "unit_price_cents": null}],
+        "team": [{"deal_id": "D1", "first_name": "Rita", "last_name": "R", "email": "", "phone": ""}]
+    });
+    let org = Uuid::now_v7();
+    let insert = sea_orm::sea_query::Query::insert()
+        .into_table(sea_orm::sea_query::Alias::new("psc_deals"))
+        .columns(
+            [
+                "organization",
+                "deal_id",
+                "account_id",
+                "status",
+                "created",
+                "record_json",
+            ]
+            .map(sea_orm::sea_query::Alias::new),
+        )
+        .values_panic([
+            org.to_string().into(),
+            "D1".into(),
+            "A1".into(),
+            "Open".into(),
+            chrono::DateTime::parse_from_rfc3339("2021-01-05T10:00:00Z")
+                .unwrap()
+                .to_utc()
+                .into(),
+            record.to_string().into(),
+        ])
+        .to_owned();
+    conn.execute(&insert).await.unwrap();
+    Migrator::up(&conn, None).await.unwrap();
+
+    let store = Store::new(conn);
+    let deals = store.deals(org, None, 10, false).await.unwrap();
+    assert_eq!(deals.len(), 1);
+    assert_eq!(deals[0].deal.name, "Lakehouse");
+    assert_eq!(products_of(&deals[0]), ["P-1"]);
+    assert_eq!(deals[0].team[0].first_name, "Rita");
+    let facts = store.deal_facts(org, None, 10).await.unwrap();
+    assert_eq!(facts[0].name, "Lakehouse");
+    assert_eq!(
+        facts[0].facts.program,
+        cosell_migration::psc::files::Program::SolutionAssessment
     );
 }

@@ -1,0 +1,323 @@
+//! Deal migration runs and their results. A run's deals are PENDING result rows; a worker
+//! leases a batch of them (owner and expiry), so that several replicas share a run and a dead
+//! worker's deals go to another once its lease expires.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::entities::{deal_result, deal_run};
+use super::{DealFacts, Result, Store, StoreError, is_unique_violation};
+
+/// Deals read per page, and PENDING rows written per statement, when a run starts.
+const START_PAGE: u64 = 1000;
+
+impl Store {
+    /// The organization's run in progress, if any.
+    pub async fn active_run(&self, organization: Uuid) -> Result<Option<deal_run::Model>> {
+        Ok(deal_run::Entity::find()
+            .filter(deal_run::Column::Organization.eq(organization.to_string()))
+            .filter(deal_run::Column::FinishTime.is_null())
+            .one(&self.db)
+            .await?)
+    }
+
+    /// The organization's latest run.
+    pub async fn latest_run(&self, organization: Uuid) -> Result<Option<deal_run::Model>> {
+        Ok(deal_run::Entity::find()
+            .filter(deal_run::Column::Organization.eq(organization.to_string()))
+            .order_by_desc(deal_run::Column::CreateTime)
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Starts a run over the snapshot's deals that `eligible` admits and that have not
+    /// migrated: each becomes PENDING work of it, in one transaction, read a page at a time.
+    /// When it does not start, nothing was changed and [`StartRefused`] says why.
+    pub async fn start_run(
+        &self,
+        organization: Uuid,
+        eligible: impl Fn(&DealFacts) -> bool,
+    ) -> Result<std::result::Result<deal_run::Model, StartRefused>> {
+        let org = organization.to_string();
+        let run = deal_run::Model {
+            id: Uuid::now_v7().to_string(),
+            organization: org.clone(),
+            create_time: Utc::now(),
+            finish_time: None,
+            active: Some("ACTIVE".into()),
+        };
+        let txn = self.db.begin().await?;
+        if let Err(e) = deal_run::Entity::insert(run.clone().into_active_model())
+            .exec_without_returning(&txn)
+            .await
+        {
+            txn.rollback().await?;
+            let e = StoreError::Db(e);
+            return if is_unique_violation(&e) {
+                Ok(Err(StartRefused::RunInProgress))
+            } else {
+                Err(e)
+            };
+        }
+        let mut added = 0u64;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .deal_facts_in(&txn, organization, after.as_deref(), START_PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.deal_id.clone());
+            let work: Vec<deal_result::ActiveModel> = page
+                .into_iter()
+                .filter(|d| !d.migrated && eligible(d))
+                .map(|d| {
+                    deal_result::Model {
+                        organization: org.clone(),
+                        deal_id: d.deal_id,
+                        run_id: run.id.clone(),
+                        state: "PENDING".into(),
+                        lease_owner: String::new(),
+                        lease_until: None,
+                        deal_name: d.name,
+                        engagement: String::new(),
+                        referral: String::new(),
+                        deal_type: String::new(),
+                        direction: String::new(),
+                        error: String::new(),
+                        notes: String::new(),
+                    }
+                    .into_active_model()
+                })
+                .collect();
+            if work.is_empty() {
+                continue;
+            }
+            added += work.len() as u64;
+            deal_result::Entity::insert_many(work)
+                .on_conflict(
+                    OnConflict::columns([
+                        deal_result::Column::Organization,
+                        deal_result::Column::DealId,
+                    ])
+                    .update_columns([
+                        deal_result::Column::RunId,
+                        deal_result::Column::State,
+                        deal_result::Column::LeaseOwner,
+                        deal_result::Column::LeaseUntil,
+                        deal_result::Column::DealName,
+                        deal_result::Column::Error,
+                    ])
+                    // A deal that migrated meanwhile is never made PENDING again.
+                    .action_and_where(
+                        Expr::col((deal_result::Entity, deal_result::Column::State)).ne("MIGRATED"),
+                    )
+                    .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        if added == 0 {
+            txn.rollback().await?;
+            return Ok(Err(StartRefused::NothingToMigrate));
+        }
+        txn.commit().await?;
+        Ok(Ok(run))
+    }
+
+    /// Leases up to `limit` PENDING deals whose lease is free or expired, for `lease` from now.
+    /// On PostgreSQL, rows another worker is leasing at the same instant are skipped rather
+    /// than waited for; SQLite writes one at a time anyway.
+    pub async fn lease(
+        &self,
+        owner: &str,
+        limit: u64,
+        lease: chrono::Duration,
+    ) -> Result<Vec<deal_result::Model>> {
+        let now = Utc::now();
+        let free = || {
+            Expr::col(deal_result::Column::State).eq("PENDING").and(
+                Expr::col(deal_result::Column::LeaseUntil)
+                    .is_null()
+                    .or(Expr::col(deal_result::Column::LeaseUntil).lt(now)),
+            )
+        };
+        // Chosen first, then taken: a LIMIT inside the UPDATE's condition may be evaluated
+        // again as rows change under it, and take more than `limit`.
+        let txn = self.db.begin().await?;
+        let mut candidates = deal_result::Entity::find()
+            .select_only()
+            .columns([
+                deal_result::Column::Organization,
+                deal_result::Column::DealId,
+            ])
+            .filter(free())
+            .limit(limit);
+        if self.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            candidates = candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        let keys: Vec<(String, String)> = candidates.into_tuple().all(&txn).await?;
+        if keys.is_empty() {
+            txn.commit().await?;
+            return Ok(Vec::new());
+        }
+        let mut update = Query::update();
+        update
+            .table(deal_result::Entity)
+            .values([
+                (deal_result::Column::LeaseOwner, owner.into()),
+                (deal_result::Column::LeaseUntil, (now + lease).into()),
+            ])
+            // The condition again: a row another worker took meanwhile is not taken twice.
+            .cond_where(free())
+            .and_where(
+                Expr::tuple([
+                    Expr::col(deal_result::Column::Organization),
+                    Expr::col(deal_result::Column::DealId),
+                ])
+                .in_tuples(keys),
+            )
+            .returning_all();
+        let backend = self.db.get_database_backend();
+        let leased = deal_result::Entity::find()
+            .from_raw_sql(backend.build(&update))
+            .all(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(leased)
+    }
+
+    /// Gives back every PENDING deal `owner` leased; how many.
+    pub async fn release_leases(&self, owner: &str) -> Result<u64> {
+        let done = deal_result::Entity::update_many()
+            .col_expr(deal_result::Column::LeaseOwner, Expr::value(""))
+            .col_expr(
+                deal_result::Column::LeaseUntil,
+                Expr::value(None::<DateTime<Utc>>),
+            )
+            .filter(deal_result::Column::LeaseOwner.eq(owner))
+            .filter(deal_result::Column::State.eq("PENDING"))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected)
+    }
+
+    /// Records the outcomes of leased deals in one statement, each only while `owner` still
+    /// holds it; how many were recorded (fewer: a lease expired and another worker took the
+    /// deal over).
+    pub async fn finish_deals(&self, owner: &str, results: Vec<deal_result::Model>) -> Result<u64> {
+        if results.is_empty() {
+            return Ok(0);
+        }
+        let rows = results.into_iter().map(|mut r| {
+            r.lease_owner = String::new();
+            r.lease_until = None;
+            r.into_active_model()
+        });
+        Ok(deal_result::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([
+                    deal_result::Column::Organization,
+                    deal_result::Column::DealId,
+                ])
+                .update_columns([
+                    deal_result::Column::State,
+                    deal_result::Column::LeaseOwner,
+                    deal_result::Column::LeaseUntil,
+                    deal_result::Column::Engagement,
+                    deal_result::Column::Referral,
+                    deal_result::Column::DealType,
+                    deal_result::Column::Direction,
+                    deal_result::Column::Error,
+                    deal_result::Column::Notes,
+                ])
+                .action_and_where(
+                    Expr::col((deal_result::Entity, deal_result::Column::LeaseOwner)).eq(owner),
+                )
+                .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?)
+    }
+
+    /// Marks finished every run with no PENDING deal left.
+    pub async fn finish_runs(&self) -> Result<()> {
+        for run in deal_run::Entity::find()
+            .filter(deal_run::Column::FinishTime.is_null())
+            .all(&self.db)
+            .await?
+        {
+            let pending = deal_result::Entity::find()
+                .filter(deal_result::Column::RunId.eq(run.id.as_str()))
+                .filter(deal_result::Column::State.eq("PENDING"))
+                .one(&self.db)
+                .await?;
+            if pending.is_none() {
+                deal_run::Entity::update_many()
+                    .col_expr(deal_run::Column::FinishTime, Expr::value(Utc::now()))
+                    .col_expr(deal_run::Column::Active, Expr::value(None::<String>))
+                    .filter(deal_run::Column::Id.eq(run.id))
+                    .exec(&self.db)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// (total, migrated, failed, pending) of a run, counted by the database.
+    pub async fn run_counts(&self, run_id: &str) -> Result<(i64, i64, i64, i64)> {
+        use sea_orm::sea_query::Func;
+        let counts: Vec<(String, i64)> = deal_result::Entity::find()
+            .select_only()
+            .column(deal_result::Column::State)
+            .column_as(
+                Expr::expr(Func::count(Expr::col(deal_result::Column::DealId))),
+                "n",
+            )
+            .filter(deal_result::Column::RunId.eq(run_id))
+            .group_by(deal_result::Column::State)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let count = |s: &str| {
+            counts
+                .iter()
+                .find(|(state, _)| state == s)
+                .map(|c| c.1)
+                .unwrap_or(0)
+        };
+        let (migrated, failed, pending) = (count("MIGRATED"), count("FAILED"), count("PENDING"));
+        Ok((migrated + failed + pending, migrated, failed, pending))
+    }
+
+    /// The organization's deal results by deal id, from `after` on, at most `limit`.
+    pub async fn results(
+        &self,
+        organization: Uuid,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<deal_result::Model>> {
+        let mut q = deal_result::Entity::find()
+            .filter(deal_result::Column::Organization.eq(organization.to_string()));
+        if let Some(a) = after {
+            q = q.filter(deal_result::Column::DealId.gt(a));
+        }
+        Ok(q.order_by_asc(deal_result::Column::DealId)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+}
+
+/// Why a run did not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartRefused {
+    /// Another run of the organization is unfinished.
+    RunInProgress,
+    /// No eligible deal is left to migrate.
+    NothingToMigrate,
+}
