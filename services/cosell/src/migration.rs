@@ -288,38 +288,72 @@ async fn start(args: StartArgs) -> anyhow::Result<()> {
     if c.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
+    // The watch stream follows the run; should the connection drop (a migration replica
+    // restarting, say), it is opened again: the run goes on without us.
+    let mut failures = 0;
     loop {
-        let status = client
+        let mut stream = match client
             .clone()
-            .get_deal_migration_status(c.connection.request(pb::GetDealMigrationStatusRequest {
+            .watch_deal_migration(c.connection.request(pb::WatchDealMigrationRequest {
                 parent: parent.clone(),
             })?)
             .await
-            .map_err(call_error)?
-            .into_inner();
-        let now = status.run.unwrap_or_default();
-        bar.set_position((now.migrated + now.failed).max(0) as u64);
-        bar.set_message(format!("{} migrated, {} failed", now.migrated, now.failed));
-        if now.name == run.name && now.finish_time.is_some() {
-            bar.finish();
-            if c.json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "run": now.name, "total": now.total, "migrated": now.migrated,
-                        "failed": now.failed,
-                    })
-                );
-            } else {
-                println!(
-                    "done: {} migrated, {} failed (see `cosell migration deals report`)",
-                    now.migrated, now.failed
-                );
+        {
+            Ok(s) => s.into_inner(),
+            Err(e) if retryable(&e) && failures < WATCH_RETRIES => {
+                failures += 1;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
             }
-            return Ok(());
+            Err(e) => return Err(call_error(e)),
+        };
+        loop {
+            let message = match stream.message().await {
+                Ok(Some(m)) => m,
+                // The stream ends with the run: another run is the latest now.
+                Ok(None) => anyhow::bail!("the watch ended before {} was shown done", run.name),
+                Err(e) if retryable(&e) && failures < WATCH_RETRIES => {
+                    failures += 1;
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    break;
+                }
+                Err(e) => return Err(call_error(e)),
+            };
+            failures = 0;
+            let now = message.status.unwrap_or_default().run.unwrap_or_default();
+            bar.set_position((now.migrated + now.failed).max(0) as u64);
+            bar.set_message(format!("{} migrated, {} failed", now.migrated, now.failed));
+            if now.name == run.name && now.finish_time.is_some() {
+                bar.finish();
+                if c.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "run": now.name, "total": now.total, "migrated": now.migrated,
+                            "failed": now.failed,
+                        })
+                    );
+                } else {
+                    println!(
+                        "done: {} migrated, {} failed (see `cosell migration deals report`)",
+                        now.migrated, now.failed
+                    );
+                }
+                return Ok(());
+            }
         }
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
+}
+
+/// How many times in a row `--wait` opens the watch again after the connection dropped.
+const WATCH_RETRIES: u32 = 60;
+
+/// Whether a failed call is worth trying again: the server was away, not refusing.
+fn retryable(e: &tonic::Status) -> bool {
+    matches!(
+        e.code(),
+        tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::Unknown
+    )
 }
 
 async fn report(args: ReportArgs) -> anyhow::Result<()> {

@@ -45,9 +45,11 @@ pub struct Migration {
     pub token: Arc<ServiceToken>,
 }
 
-/// How often a watch reads the status: a status is counted by the database over the whole
-/// snapshot, so not much more often than a person can follow.
+/// How often a watch reads the run's counts.
 const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+/// A whole status is counted over the whole snapshot: a watch does that at its start, at the
+/// run's end and every this many reads, and in between follows the run's counts only.
+const WATCH_FULL_EVERY: u32 = 120;
 
 /// Deals read per page while scanning a snapshot.
 const SCAN_PAGE: u64 = 1000;
@@ -276,7 +278,8 @@ impl Migration {
         org: Uuid,
         run: &crate::store::entities::deal_run::Model,
     ) -> Result<pb::DealMigrationRun, ApiError> {
-        let (total, migrated, failed, pending) = self.store.run_counts(&run.id).await?;
+        let (total, migrated, failed) = (run.total, run.migrated, run.failed);
+        let pending = total - migrated - failed;
         let ts = |t: chrono::DateTime<chrono::Utc>| prost_types::Timestamp {
             seconds: t.timestamp(),
             nanos: t.timestamp_subsec_nanos() as i32,
@@ -289,6 +292,35 @@ impl Migration {
             migrated,
             failed,
             pending,
+        })
+    }
+
+    /// A watch's next status. Between whole counts (see [`WATCH_FULL_EVERY`]) only the run's
+    /// counts are read, and the rest follows from them: a deal the run migrated since `last`
+    /// left the eligible deals for the migrated ones. The run's end is always counted whole.
+    async fn watched_status(
+        &self,
+        org: Uuid,
+        last: Option<&pb::GetDealMigrationStatusResponse>,
+        reads: u32,
+    ) -> Result<pb::GetDealMigrationStatusResponse, ApiError> {
+        let Some(last) = last.filter(|_| !reads.is_multiple_of(WATCH_FULL_EVERY)) else {
+            return self.deal_status(org).await;
+        };
+        let Some(run) = self.store.latest_run(org).await? else {
+            return self.deal_status(org).await;
+        };
+        let before = last.run.as_ref();
+        if run.finish_time.is_some() || before.is_none_or(|b| !b.name.ends_with(&run.id)) {
+            return self.deal_status(org).await;
+        }
+        let run = self.run_pb(org, &run).await?;
+        let newly = run.migrated - before.map_or(0, |b| b.migrated);
+        Ok(pb::GetDealMigrationStatusResponse {
+            eligible: (last.eligible - newly).max(0),
+            migrated: last.migrated + newly,
+            run: Some(run),
+            ..last.clone()
         })
     }
 
@@ -775,27 +807,29 @@ impl MigrationService for Api {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         // A task of its own, so that a client that goes away ends it at the next send.
         tokio::spawn(async move {
-            let mut last: Option<(i64, i64, i64)> = None;
+            let mut sent: Option<pb::GetDealMigrationStatusResponse> = None;
+            let mut reads = 0u32;
             loop {
-                let s = match migration.deal_status(org).await {
+                let s = match migration.watched_status(org, sent.as_ref(), reads).await {
                     Ok(s) => s,
                     Err(e) => {
                         let _ = tx.send(Err(status(e))).await;
                         return;
                     }
                 };
-                let counts = s
-                    .run
-                    .as_ref()
-                    .map(|r| (r.migrated, r.failed, r.pending))
-                    .unwrap_or_default();
+                reads += 1;
+                let counts = |s: &pb::GetDealMigrationStatusResponse| {
+                    s.run.as_ref().map(|r| (r.migrated, r.failed, r.pending))
+                };
                 let done = s.state() != pb::DealMigrationState::InProgress;
-                if last != Some(counts) || done {
-                    last = Some(counts);
-                    let message = pb::WatchDealMigrationResponse { status: Some(s) };
+                if sent.as_ref().map(counts) != Some(counts(&s)) || done {
+                    let message = pb::WatchDealMigrationResponse {
+                        status: Some(s.clone()),
+                    };
                     if tx.send(Ok(message)).await.is_err() || done {
                         return;
                     }
+                    sent = Some(s);
                 }
                 tokio::time::sleep(WATCH_INTERVAL).await;
             }

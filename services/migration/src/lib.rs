@@ -65,8 +65,10 @@ pub async fn start(
     config: &Config,
     links: Links,
 ) -> Result<(ServiceSet, Arc<Migration>), sea_orm::DbErr> {
-    let db = cosell_platform::db::connect_and_migrate::<store::migration::Migrator>(
+    // Bulk statements over tables that grow by a whole export at a time (see Planning).
+    let db = cosell_platform::db::connect_and_migrate_with::<store::migration::Migrator>(
         &config.database_url,
+        cosell_platform::db::Planning::EachExecution,
     )
     .await?;
     let migration = Arc::new(Migration {
@@ -104,5 +106,8 @@ pub async fn start(
         );
     });
     set.descriptor_sets.push(pb::FILE_DESCRIPTOR_SET);
+    // An export of a million deals takes longer to upload and write than any other call.
+    set.long_running_methods
+        .push("/cosell.migration.v1.MigrationService/ImportPscExport");
     Ok((set, migration))
 }

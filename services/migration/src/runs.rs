@@ -21,14 +21,14 @@ use crate::store::SnapshotDeal;
 use crate::store::entities::deal_result;
 
 /// Deals per lease (and per import call).
-const BATCH: u64 = 100;
+const BATCH: u64 = 250;
 /// How long a lease holds: a worker that has not finished by then is taken as dead.
 const LEASE_SECS: i64 = 60;
 /// Directory lookups in flight per batch.
 const MATCH_CONCURRENCY: usize = 8;
 /// Batches each replica works on at once: while one waits on the deals service, another
 /// reads the snapshot or asks the directory.
-const WORKERS: usize = 4;
+const WORKERS: usize = 8;
 /// Pause when there is no work.
 const IDLE: Duration = Duration::from_millis(300);
 
@@ -294,6 +294,7 @@ impl Migration {
 
     /// One round of work: lease a batch, migrate it, record the outcomes. `Ok(false)`: no work.
     pub async fn work_once(&self, owner: &str) -> Result<bool, ApiError> {
+        let started = std::time::Instant::now();
         let leased = self
             .store
             .lease(owner, BATCH, chrono::Duration::seconds(LEASE_SECS))
@@ -312,6 +313,11 @@ impl Migration {
             let outcomes = self.migrate_batch(org_id, results, &products).await?;
             let sent = outcomes.len() as u64;
             let recorded = self.store.finish_deals(owner, outcomes).await?;
+            tracing::debug!(
+                deals = sent,
+                elapsed = ?started.elapsed(),
+                "deal migration batch recorded"
+            );
             if recorded < sent {
                 // Another worker took these deals over; the import is idempotent, so its
                 // outcome is the same referrals.

@@ -13,9 +13,26 @@ fn is_sqlite_memory(url: &str) -> bool {
     url.starts_with("sqlite::memory:") || url.contains("mode=memory")
 }
 
+/// How PostgreSQL plans a service's statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planning {
+    /// PostgreSQL's default: a statement run often gets a generic plan, kept by the connection.
+    Cached,
+    /// Each execution planned for its values and the tables as they are then: for a service
+    /// whose statements are few and large (hundreds of ids at a time) and whose tables grow by
+    /// thousands of rows in one go, where a plan cached while a table was small would later
+    /// scan it whole. Planning costs a fraction of such a statement.
+    EachExecution,
+}
+
 /// Opens a pool on `url`. SQLite files get WAL, a busy timeout and foreign keys, so that readers
 /// never block the writer and a busy file waits instead of failing.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    connect_with(url, Planning::Cached).await
+}
+
+/// [`connect`], with statements planned as `planning` says.
+pub async fn connect_with(url: &str, planning: Planning) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
@@ -49,13 +66,25 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         }
     } else {
         options.max_connections(32).min_connections(1);
+        if planning == Planning::EachExecution {
+            options
+                .map_sqlx_postgres_opts(|o| o.options([("plan_cache_mode", "force_custom_plan")]));
+        }
     }
     Database::connect(options).await
 }
 
 /// Opens `url` and brings its schema up to date with `M`.
 pub async fn connect_and_migrate<M: MigratorTrait>(url: &str) -> Result<DatabaseConnection, DbErr> {
-    let db = connect(url).await?;
+    connect_and_migrate_with::<M>(url, Planning::Cached).await
+}
+
+/// [`connect_and_migrate`], with statements planned as `planning` says.
+pub async fn connect_and_migrate_with<M: MigratorTrait>(
+    url: &str,
+    planning: Planning,
+) -> Result<DatabaseConnection, DbErr> {
+    let db = connect_with(url, planning).await?;
     M::up(&db, None).await?;
     Ok(db)
 }
@@ -66,6 +95,20 @@ pub fn sqlite_file_url(data_dir: &std::path::Path, service: &str) -> String {
         "sqlite://{}?mode=rwc",
         data_dir.join(format!("{service}.db")).display()
     )
+}
+
+/// Refreshes PostgreSQL's statistics of `tables` after a bulk write (SQLite: nothing). Until
+/// autovacuum gets there, up to minutes later, the planner goes on planning with what it saw of
+/// them before, and a table that grew from a few rows to thousands is scanned whole where one
+/// index lookup would do.
+pub async fn analyze(db: &impl sea_orm::ConnectionTrait, tables: &[&str]) -> Result<(), DbErr> {
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres || tables.is_empty() {
+        return Ok(());
+    }
+    let quoted: Vec<String> = tables.iter().map(|t| format!("\"{t}\"")).collect();
+    db.execute_unprepared(&format!("ANALYZE {}", quoted.join(", ")))
+        .await?;
+    Ok(())
 }
 
 /// Whether a database error is a unique-index violation (PostgreSQL or SQLite): how a store

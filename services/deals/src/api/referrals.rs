@@ -577,49 +577,95 @@ impl Deals {
         }
         v.finish()?;
         let org = org.expect("checked");
-        let mut results = Vec::with_capacity(r.referrals.len());
+        // The catalog entries the batch names, in one query.
+        let mut wanted: Vec<Uuid> = r
+            .referrals
+            .iter()
+            .flat_map(|i| i.referral.iter().flat_map(|r| &r.solutions))
+            .filter_map(|s| convert::parse_solution_name(&s.solution).ok())
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        let mut seen = Seen {
+            solutions: self.store.get_solutions(&wanted).await?,
+            ..Default::default()
+        };
+        let mut outcomes = Vec::with_capacity(r.referrals.len());
         for item in &r.referrals {
-            let result = match self.import_one(org, item).await {
-                Ok((referral, created)) => pb::ImportResult {
-                    psc_deal_id: item.psc_deal_id.clone(),
-                    referral: Some(referral_pb(&referral, false)),
-                    created,
-                    error: String::new(),
-                },
-                Err(e) if e.code == tonic::Code::InvalidArgument => pb::ImportResult {
-                    psc_deal_id: item.psc_deal_id.clone(),
-                    referral: None,
-                    created: false,
-                    error: describe(&e),
-                },
+            let outcome = match self.import_one(org, item, &mut seen).await {
+                Ok(rows) => Imported::New(rows),
+                // A deal refused now may have been imported before, when it was fine.
+                Err(e) if e.code == tonic::Code::InvalidArgument => {
+                    match self.store.find_by_psc(org, item.psc_deal_id.trim()).await? {
+                        Some(id) => Imported::Existing(Box::new(self.existing(id).await?)),
+                        None => Imported::Refused(describe(&e)),
+                    }
+                }
                 // Anything else (a database or upstream failure) fails the call, so that the
                 // caller retries the batch rather than records a deal as refused.
                 Err(e) => return Err(e),
             };
-            results.push(result);
+            outcomes.push(outcome);
+        }
+        // The new deals in one transaction. Should one of them be there already (a retried
+        // batch, or another import of the same deals winning the race for the PSC deal id
+        // index), nothing is written, and each is written on its own, a deal that is there
+        // answering with the referral it became.
+        let new: Vec<&[Referral]> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Imported::New(rows) => Some(rows.as_slice()),
+                _ => None,
+            })
+            .collect();
+        let raced = match self.store.insert_migrated_batch(&new).await {
+            Ok(()) => false,
+            Err(e) if crate::store::is_unique_violation(&e) => true,
+            Err(e) => return Err(e.into()),
+        };
+        let mut results = Vec::with_capacity(outcomes.len());
+        for (item, outcome) in r.referrals.iter().zip(outcomes) {
+            let (referral, created, error) = match outcome {
+                Imported::Refused(error) => (None, false, error),
+                Imported::Existing(referral) => (Some(*referral), false, String::new()),
+                Imported::New(rows) if !raced => (rows.into_iter().next(), true, String::new()),
+                Imported::New(rows) => match self.store.insert_migrated(&rows).await? {
+                    None => (rows.into_iter().next(), true, String::new()),
+                    Some(first) => (Some(self.existing(first).await?), false, String::new()),
+                },
+            };
+            results.push(pb::ImportResult {
+                psc_deal_id: item.psc_deal_id.clone(),
+                referral: referral.as_ref().map(|r| referral_pb(r, false)),
+                created,
+                error,
+            });
         }
         Ok(pb::ImportReferralsResponse { results })
     }
 
+    /// A referral an earlier import made.
+    async fn existing(&self, id: Uuid) -> Result<Referral, ApiError> {
+        self.store
+            .get(id)
+            .await?
+            .ok_or_else(|| ApiError::internal("vanished"))
+    }
+
+    /// Checks one deal and makes its referrals (written by the caller): the partner's, then
+    /// the platform's, if any.
     async fn import_one(
         &self,
         org: Uuid,
         item: &pb::ImportedReferral,
-    ) -> Result<(Referral, bool), ApiError> {
+        seen: &mut Seen,
+    ) -> Result<Vec<Referral>, ApiError> {
         let psc = item.psc_deal_id.trim();
         if psc.is_empty() || psc.chars().count() > 100 {
             return Err(ApiError::invalid_field(
                 "psc_deal_id",
                 "is required (at most 100 characters)",
             ));
-        }
-        if let Some(id) = self.store.find_by_psc(org, psc).await? {
-            let existing = self
-                .store
-                .get(id)
-                .await?
-                .ok_or_else(|| ApiError::internal("vanished"))?;
-            return Ok((existing, false));
         }
         let input = item.referral.clone().unwrap_or_default();
         let mut v = Violations::new();
@@ -692,8 +738,11 @@ impl Deals {
                 "NEW/RECEIVED is for Inbound deals; NEW/PENDING for Outbound CO_SELL requests",
             ));
         }
-        if let Some(m) = &mpn_location {
+        if let Some(m) = &mpn_location
+            && !seen.locations.contains(m)
+        {
             self.check_location("referral.mpn_location", org, m).await?;
+            seen.locations.insert(m.clone());
         }
         let mut customer = if customer_in.entity.is_empty() {
             // Unmatched: the PSC text, until a user picks the directory entry (D8).
@@ -710,13 +759,18 @@ impl Deals {
                 },
                 ..Default::default()
             }
+        } else if let Some(c) = seen.customers.get(&customer_in.entity) {
+            c.clone()
         } else {
-            self.resolve_customer("referral.customer.entity", &customer_in.entity)
-                .await?
+            let c = self
+                .resolve_customer("referral.customer.entity", &customer_in.entity)
+                .await?;
+            seen.customers.insert(customer_in.entity.clone(), c.clone());
+            c
         };
         customer.size = size;
         customer.contacts = contacts;
-        let solutions = self.resolve_solutions("referral.solutions", &lines).await?;
+        let solutions = check_solutions("referral.solutions", &lines, &seen.solutions)?;
         let t = now();
         let created = input
             .create_time
@@ -760,35 +814,46 @@ impl Deals {
                 .unwrap_or_default(),
             psc_deal_id: Some(psc.to_owned()),
         };
-        let mut referrals = vec![partner.clone()];
-        if deal_type == DealType::CoSell {
-            let mut platform = self.platform_side(&partner);
-            if direction == Direction::Inbound {
-                platform.direction = Direction::Outbound;
-                platform.stage = Stage::Active;
-                platform.seller_contact = seller;
-            } else if partner.seller_contact.is_some() {
-                platform.stage = Stage::Active;
-                platform.seller_contact = partner.seller_contact.clone();
-            }
-            if platform.stage == Stage::Active {
-                platform.expire_time = None;
-                platform.accept_time = Some(t);
-            }
-            referrals.push(platform);
+        if deal_type != DealType::CoSell {
+            return Ok(vec![partner]);
         }
-        match self.store.insert_migrated(&referrals).await? {
-            None => Ok((partner, true)),
-            Some(existing) => {
-                let r = self
-                    .store
-                    .get(existing)
-                    .await?
-                    .ok_or_else(|| ApiError::internal("vanished"))?;
-                Ok((r, false))
-            }
+        let mut platform = self.platform_side(&partner);
+        if direction == Direction::Inbound {
+            platform.direction = Direction::Outbound;
+            platform.stage = Stage::Active;
+            platform.seller_contact = seller;
+        } else if partner.seller_contact.is_some() {
+            platform.stage = Stage::Active;
+            platform.seller_contact = partner.seller_contact.clone();
         }
+        if platform.stage == Stage::Active {
+            platform.expire_time = None;
+            platform.accept_time = Some(t);
+        }
+        Ok(vec![partner, platform])
     }
+}
+
+/// What became of one deal of an import call.
+enum Imported {
+    /// Not importable: why (the caller's input, reported per deal).
+    Refused(String),
+    /// Imported by an earlier call.
+    Existing(Box<Referral>),
+    /// To be written: the partner's referral first, then the platform's, if any.
+    New(Vec<Referral>),
+}
+
+/// What one import call found to hold, so that a batch of deals of the same customers and
+/// locations asks identity and the directory once per distinct value.
+#[derive(Default)]
+struct Seen {
+    /// The catalog entries the batch names.
+    solutions: Vec<crate::domain::Solution>,
+    /// MPN locations of the organization.
+    locations: std::collections::HashSet<String>,
+    /// Directory entries, by name.
+    customers: std::collections::HashMap<String, Customer>,
 }
 
 /// Checks each solution line against the catalog entries `found`: it exists, may be attached,

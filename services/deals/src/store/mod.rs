@@ -147,6 +147,35 @@ impl Store {
         }
     }
 
+    /// Inserts migrated deals (each its partner referral and platform side) in one transaction,
+    /// a few hundred rows per statement. A unique violation (another import of one of these
+    /// deals came first) writes nothing; the caller then inserts them one by one.
+    pub async fn insert_migrated_batch(&self, deals: &[&[Referral]]) -> Result<()> {
+        /// Rows per INSERT: far below PostgreSQL's 65,535 bound parameters.
+        const ROWS: usize = 200;
+        let rows: Vec<&Referral> = deals.iter().flat_map(|d| d.iter()).collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin().await?;
+        for chunk in rows.chunks(ROWS) {
+            let models = chunk.iter().map(|r| {
+                let mut row = referral::to_active(r);
+                row.request_key = Set(None);
+                row
+            });
+            if let Err(e) = referral::Entity::insert_many(models)
+                .exec_without_returning(&txn)
+                .await
+            {
+                txn.rollback().await?;
+                return Err(e.into());
+            }
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
     /// Inserts a migrated referral (and its platform side) unless the organization has the PSC
     /// deal already: then returns that one's id.
     pub async fn insert_migrated(&self, referrals: &[Referral]) -> Result<Option<Uuid>> {
@@ -154,9 +183,6 @@ impl Store {
             return Ok(None);
         };
         let psc = first.psc_deal_id.clone().unwrap_or_default();
-        if let Some(existing) = self.find_by_psc(first.organization, &psc).await? {
-            return Ok(Some(existing));
-        }
         let rows = referrals.iter().map(|r| {
             let mut row = referral::to_active(r);
             row.request_key = Set(None);
@@ -190,15 +216,21 @@ impl Store {
         .transpose()
     }
 
+    /// The partner referral PSC deal `psc_deal_id` became. Only partner referrals carry a PSC
+    /// deal id, and one per organization (a unique index): equality on both finds it by that
+    /// index whatever the planner knows of the table.
     pub async fn find_by_psc(&self, organization: Uuid, psc_deal_id: &str) -> Result<Option<Uuid>> {
-        let row = referral::Entity::find()
+        use sea_orm::QuerySelect;
+        let id: Option<String> = referral::Entity::find()
+            .select_only()
+            .column(referral::Column::Id)
             .filter(referral::Column::Organization.eq(organization.to_string()))
             .filter(referral::Column::PscDealId.eq(psc_deal_id))
-            .filter(referral::Column::Party.eq(Party::Partner.as_str()))
+            .into_tuple()
             .one(&self.db)
             .await?;
-        row.map(|m| {
-            Uuid::parse_str(&m.id).map_err(|e| StoreError::Corrupt(m.id.clone(), e.to_string()))
+        id.map(|id| {
+            Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(id.clone(), e.to_string()))
         })
         .transpose()
     }

@@ -144,3 +144,93 @@ async fn migrated_deals_import_once_each() {
     assert_eq!(customer.r#match(), pb::CustomerMatch::Matched);
     assert_eq!(customer.legal_name, h.customers[8].1);
 }
+
+#[tokio::test]
+async fn a_batch_partly_imported_before_writes_only_the_new_deals() {
+    let h = Harness::start().await;
+    let token = h.migration_token().await;
+    let import = |referrals: Vec<pb::ImportedReferral>| {
+        let h = &h;
+        let token = token.clone();
+        async move {
+            h.referrals()
+                .import_referrals(authed(
+                    &token,
+                    pb::ImportReferralsRequest {
+                        organization: h.contoso.clone(),
+                        referrals,
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .results
+        }
+    };
+    let first = import(vec![migrated(&h, "PSC-1")]).await;
+    let name = first[0].referral.as_ref().unwrap().name.clone();
+
+    // PSC-1 again among new ones: the batch's insert meets PSC-1 and each deal goes on its own.
+    let mixed = import(vec![
+        migrated(&h, "PSC-4"),
+        migrated(&h, "PSC-1"),
+        migrated(&h, "PSC-5"),
+    ])
+    .await;
+    let created: Vec<bool> = mixed.iter().map(|r| r.created).collect();
+    assert_eq!(created, [true, false, true]);
+    assert_eq!(mixed[1].referral.as_ref().unwrap().name, name);
+    assert_eq!(
+        h.deals.store.count_referrals().await.unwrap(),
+        6,
+        "three co-sell deals, each with its platform side"
+    );
+
+    // A deal that would be refused now (closed in PSC since) still answers with what it became.
+    let mut closed = migrated(&h, "PSC-1");
+    closed.referral.as_mut().unwrap().status = pb::Status::Closed as i32;
+    let again = import(vec![closed]).await;
+    assert!(again[0].error.is_empty(), "{}", again[0].error);
+    assert_eq!(again[0].referral.as_ref().unwrap().name, name);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_imports_of_one_batch_make_each_deal_once() {
+    let h = std::sync::Arc::new(Harness::start().await);
+    let token = h.migration_token().await;
+    let batch: Vec<pb::ImportedReferral> = (0..20)
+        .map(|i| migrated(&h, &format!("PSC-RACE-{i}")))
+        .collect();
+    let mut calls = Vec::new();
+    for _ in 0..8 {
+        let (h, token, batch) = (h.clone(), token.clone(), batch.clone());
+        calls.push(tokio::spawn(async move {
+            h.referrals()
+                .import_referrals(authed(
+                    &token,
+                    pb::ImportReferralsRequest {
+                        organization: h.contoso.clone(),
+                        referrals: batch,
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .results
+        }));
+    }
+    let mut answers = Vec::new();
+    for c in calls {
+        answers.push(c.await.unwrap());
+    }
+    for i in 0..20 {
+        let names: std::collections::HashSet<String> = answers
+            .iter()
+            .map(|a| a[i].referral.as_ref().unwrap().name.clone())
+            .collect();
+        assert_eq!(names.len(), 1, "deal {i} answered with one referral");
+        let created = answers.iter().filter(|a| a[i].created).count();
+        assert_eq!(created, 1, "deal {i} created by exactly one call");
+    }
+    assert_eq!(h.deals.store.count_referrals().await.unwrap(), 40);
+}

@@ -156,6 +156,11 @@ pub mod deal_run {
         pub finish_time: Option<DateTimeUtc>,
         /// `ACTIVE` while unfinished (one per organization, by a unique index), else `None`.
         pub active: Option<String>,
+        /// Deals the run took, and of them how many migrated and failed so far: kept in the
+        /// transaction that records outcomes, so that reading a run's progress reads one row.
+        pub total: i64,
+        pub migrated: i64,
+        pub failed: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -51,6 +51,8 @@ struct Import {
     org: String,
     summary: ImportSummary,
     pending: Pending,
+    /// Whether the snapshot's statistics were refreshed inside this import (see `deals`).
+    analyzed: bool,
 }
 
 impl Store {
@@ -71,6 +73,7 @@ impl Store {
                 ..Default::default()
             },
             pending: Pending::None,
+            analyzed: false,
         };
         while let Some(batch) = records.recv().await {
             for record in batch {
@@ -90,6 +93,7 @@ impl Store {
         .exec_without_returning(&txn)
         .await?;
         txn.commit().await?;
+        cosell_platform::db::analyze(&self.db, &["psc_deals", "psc_deal_parts"]).await?;
         Ok(summary)
     }
 }
@@ -180,6 +184,15 @@ impl Import {
     }
 
     async fn deals(&mut self, rows: Vec<(u64, Box<Deal>)>) -> Result<()> {
+        // Each batch looks up its deal ids in the snapshot. Planned without statistics, the
+        // lookup reads every deal of the organization (the planner cannot know that all rows
+        // are one organization's), so a first-time import of 100,000 deals took minutes; once
+        // the first batch is written, the statistics are refreshed inside the transaction,
+        // which sees its own rows.
+        if !self.analyzed && self.summary.deals_added > 0 {
+            cosell_platform::db::analyze(&self.txn, &["psc_deals", "psc_deal_parts"]).await?;
+            self.analyzed = true;
+        }
         let this = self.summary.id.clone();
         let existing: HashMap<String, (String, String)> = deal::Entity::find()
             .filter(deal::Column::Organization.eq(self.org.as_str()))

@@ -7,7 +7,11 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Snapshot), Box::new(M0002StreamedSnapshot)]
+        vec![
+            Box::new(M0001Snapshot),
+            Box::new(M0002StreamedSnapshot),
+            Box::new(M0003RunCounts),
+        ]
     }
 }
 
@@ -274,6 +278,50 @@ impl MigrationTrait for M0002StreamedSnapshot {
         )
         .await?;
         move_m0001_records(m).await
+    }
+}
+
+/// A run's counts in its own row (total, migrated, failed), kept as outcomes are recorded, so
+/// that following a run of 100,000 deals does not count them at every look. Runs before it are
+/// counted once from their results.
+struct M0003RunCounts;
+
+impl MigrationName for M0003RunCounts {
+    fn name(&self) -> &str {
+        "m0003_run_counts"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0003RunCounts {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use sea_orm_migration::sea_orm::ConnectionTrait;
+        for column in ["total", "migrated", "failed"] {
+            m.alter_table(
+                Table::alter()
+                    .table(id("deal_runs"))
+                    .add_column(
+                        ColumnDef::new(id(column))
+                            .big_integer()
+                            .not_null()
+                            .default(0)
+                            .to_owned(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        }
+        m.get_connection()
+            .execute_unprepared(
+                "UPDATE deal_runs SET \
+                 total = (SELECT COUNT(*) FROM deal_results r WHERE r.run_id = deal_runs.id), \
+                 migrated = (SELECT COUNT(*) FROM deal_results r \
+                    WHERE r.run_id = deal_runs.id AND r.state = 'MIGRATED'), \
+                 failed = (SELECT COUNT(*) FROM deal_results r \
+                    WHERE r.run_id = deal_runs.id AND r.state = 'FAILED')",
+            )
+            .await?;
+        Ok(())
     }
 }
 

@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -50,6 +50,9 @@ impl Store {
             create_time: Utc::now(),
             finish_time: None,
             active: Some("ACTIVE".into()),
+            total: 0,
+            migrated: 0,
+            failed: 0,
         };
         let txn = self.db.begin().await?;
         if let Err(e) = deal_run::Entity::insert(run.clone().into_active_model())
@@ -97,8 +100,8 @@ impl Store {
             if work.is_empty() {
                 continue;
             }
-            added += work.len() as u64;
-            deal_result::Entity::insert_many(work)
+            // Counted as written: a deal that migrated meanwhile is left alone (below).
+            added += deal_result::Entity::insert_many(work)
                 .on_conflict(
                     OnConflict::columns([
                         deal_result::Column::Organization,
@@ -125,7 +128,18 @@ impl Store {
             txn.rollback().await?;
             return Ok(Err(StartRefused::NothingToMigrate));
         }
+        deal_run::Entity::update_many()
+            .col_expr(deal_run::Column::Total, Expr::value(added as i64))
+            .filter(deal_run::Column::Id.eq(run.id.as_str()))
+            .exec(&txn)
+            .await?;
         txn.commit().await?;
+        let run = deal_run::Model {
+            total: added as i64,
+            ..run
+        };
+        // The work of a run is often most of the table: plan the workers' leases with it.
+        cosell_platform::db::analyze(&self.db, &["deal_results"]).await?;
         Ok(Ok(run))
     }
 
@@ -165,28 +179,34 @@ impl Store {
             txn.commit().await?;
             return Ok(Vec::new());
         }
-        let mut update = Query::update();
-        update
-            .table(deal_result::Entity)
-            .values([
-                (deal_result::Column::LeaseOwner, owner.into()),
-                (deal_result::Column::LeaseUntil, (now + lease).into()),
-            ])
-            // The condition again: a row another worker took meanwhile is not taken twice.
-            .cond_where(free())
-            .and_where(
-                Expr::tuple([
-                    Expr::col(deal_result::Column::Organization),
-                    Expr::col(deal_result::Column::DealId),
-                ])
-                .in_tuples(keys),
-            )
-            .returning_all();
+        // Per organization, by primary key: `deal_id IN (...)` is an index condition of it,
+        // where a row-value IN list is planned as ORs that the key does not serve.
+        let mut by_org: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (org, deal) in keys {
+            by_org.entry(org).or_default().push(deal);
+        }
         let backend = self.db.get_database_backend();
-        let leased = deal_result::Entity::find()
-            .from_raw_sql(backend.build(&update))
-            .all(&txn)
-            .await?;
+        let mut leased = Vec::new();
+        for (org, deals) in by_org {
+            let mut update = Query::update();
+            update
+                .table(deal_result::Entity)
+                .values([
+                    (deal_result::Column::LeaseOwner, owner.into()),
+                    (deal_result::Column::LeaseUntil, (now + lease).into()),
+                ])
+                // The condition again: a row another worker took meanwhile is not taken twice.
+                .cond_where(free())
+                .and_where(Expr::col(deal_result::Column::Organization).eq(org))
+                .and_where(Expr::col(deal_result::Column::DealId).is_in(deals))
+                .returning_all();
+            leased.extend(
+                deal_result::Entity::find()
+                    .from_raw_sql(backend.build(&update))
+                    .all(&txn)
+                    .await?,
+            );
+        }
         txn.commit().await?;
         Ok(leased)
     }
@@ -207,8 +227,8 @@ impl Store {
     }
 
     /// Records the outcomes of leased deals in one statement, each only while `owner` still
-    /// holds it; how many were recorded (fewer: a lease expired and another worker took the
-    /// deal over).
+    /// holds it, and adds them to their runs' counts in the same transaction; how many were
+    /// recorded (fewer: a lease expired and another worker took the deal over).
     pub async fn finish_deals(&self, owner: &str, results: Vec<deal_result::Model>) -> Result<u64> {
         if results.is_empty() {
             return Ok(0);
@@ -218,7 +238,7 @@ impl Store {
             r.lease_until = None;
             r.into_active_model()
         });
-        Ok(deal_result::Entity::insert_many(rows)
+        let mut upsert = deal_result::Entity::insert_many(rows)
             .on_conflict(
                 OnConflict::columns([
                     deal_result::Column::Organization,
@@ -240,8 +260,43 @@ impl Store {
                 )
                 .to_owned(),
             )
-            .exec_without_returning(&self.db)
-            .await?)
+            .into_query();
+        upsert.returning(
+            Query::returning().columns([deal_result::Column::RunId, deal_result::Column::State]),
+        );
+        let backend = self.db.get_database_backend();
+        let txn = self.db.begin().await?;
+        let recorded: Vec<(String, String)> = txn
+            .query_all_raw(backend.build(&upsert))
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get("", "run_id")?, row.try_get("", "state")?)))
+            .collect::<std::result::Result<_, sea_orm::DbErr>>()?;
+        let mut counts: std::collections::BTreeMap<&str, (i64, i64)> = Default::default();
+        for (run, state) in &recorded {
+            let c = counts.entry(run.as_str()).or_default();
+            match state.as_str() {
+                "MIGRATED" => c.0 += 1,
+                "FAILED" => c.1 += 1,
+                _ => {}
+            }
+        }
+        for (run, (migrated, failed)) in counts {
+            deal_run::Entity::update_many()
+                .col_expr(
+                    deal_run::Column::Migrated,
+                    Expr::col(deal_run::Column::Migrated).add(migrated),
+                )
+                .col_expr(
+                    deal_run::Column::Failed,
+                    Expr::col(deal_run::Column::Failed).add(failed),
+                )
+                .filter(deal_run::Column::Id.eq(run))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(recorded.len() as u64)
     }
 
     /// Marks finished every run with no PENDING deal left.
@@ -266,32 +321,6 @@ impl Store {
             }
         }
         Ok(())
-    }
-
-    /// (total, migrated, failed, pending) of a run, counted by the database.
-    pub async fn run_counts(&self, run_id: &str) -> Result<(i64, i64, i64, i64)> {
-        use sea_orm::sea_query::Func;
-        let counts: Vec<(String, i64)> = deal_result::Entity::find()
-            .select_only()
-            .column(deal_result::Column::State)
-            .column_as(
-                Expr::expr(Func::count(Expr::col(deal_result::Column::DealId))),
-                "n",
-            )
-            .filter(deal_result::Column::RunId.eq(run_id))
-            .group_by(deal_result::Column::State)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        let count = |s: &str| {
-            counts
-                .iter()
-                .find(|(state, _)| state == s)
-                .map(|c| c.1)
-                .unwrap_or(0)
-        };
-        let (migrated, failed, pending) = (count("MIGRATED"), count("FAILED"), count("PENDING"));
-        Ok((migrated + failed + pending, migrated, failed, pending))
     }
 
     /// The organization's deal results by deal id, from `after` on, at most `limit`.

@@ -263,3 +263,77 @@ async fn a_snapshot_of_the_first_schema_is_moved_over() {
         cosell_migration::psc::files::Program::SolutionAssessment
     );
 }
+
+#[tokio::test]
+async fn a_run_counts_each_outcome_once_and_not_those_of_a_worker_that_lost_its_lease() {
+    let db = TestDb::new().await.unwrap();
+    let store = store(&db).await;
+    let org = Uuid::now_v7();
+    let rows: Vec<String> = (0..5)
+        .map(|i| format!("D{i},Deal {i},A1,Open,2021-01-05T10:00:00Z,no,Partner,Northwind"))
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    import(&store, org, &deals(&rows), "DealId,ProductId\n").await;
+    let run = store.start_run(org, |_| true).await.unwrap().unwrap();
+    assert_eq!((run.total, run.migrated, run.failed), (5, 0, 0));
+
+    // w1's lease runs out before it records; w2 takes the same deals over.
+    let expired = chrono::Duration::milliseconds(-1);
+    let lost = store.lease("w1", 3, expired).await.unwrap();
+    let taken = store
+        .lease("w2", 10, chrono::Duration::seconds(60))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 5, "w1's expired leases and the free deals");
+    let outcome = |r: &cosell_migration::store::entities::deal_result::Model, state: &str| {
+        cosell_migration::store::entities::deal_result::Model {
+            state: state.into(),
+            ..r.clone()
+        }
+    };
+    let w1 = lost.iter().map(|r| outcome(r, "MIGRATED")).collect();
+    assert_eq!(store.finish_deals("w1", w1).await.unwrap(), 0);
+    let w2 = vec![
+        outcome(&taken[0], "MIGRATED"),
+        outcome(&taken[1], "MIGRATED"),
+        outcome(&taken[2], "FAILED"),
+    ];
+    assert_eq!(store.finish_deals("w2", w2.clone()).await.unwrap(), 3);
+    // Recording the same outcomes again (a retry) counts nothing twice.
+    assert_eq!(store.finish_deals("w2", w2).await.unwrap(), 0);
+    let now = store.latest_run(org).await.unwrap().unwrap();
+    assert_eq!((now.total, now.migrated, now.failed), (5, 2, 1));
+}
+
+/// Runs made before the counts had columns of their own (m0003) are counted from their results.
+#[tokio::test]
+async fn runs_of_the_second_schema_get_their_counts() {
+    use sea_orm::ConnectionTrait;
+    use sea_orm_migration::MigratorTrait;
+    let db = TestDb::new().await.unwrap();
+    let conn = cosell_platform::db::connect(&db.url).await.unwrap();
+    Migrator::up(&conn, Some(2)).await.unwrap();
+    let org = Uuid::now_v7().to_string();
+    conn.execute_unprepared(&format!(
+        "INSERT INTO deal_runs (id, organization, create_time, finish_time, active) \
+         VALUES ('R1', '{org}', '2026-01-01T00:00:00Z', '2026-01-01T00:10:00Z', NULL)"
+    ))
+    .await
+    .unwrap();
+    for (deal, state) in [("D1", "MIGRATED"), ("D2", "MIGRATED"), ("D3", "FAILED")] {
+        conn.execute_unprepared(&format!(
+            "INSERT INTO deal_results (organization, deal_id, run_id, state, lease_owner, \
+             lease_until, deal_name, engagement, referral, deal_type, direction, error, notes) \
+             VALUES ('{org}', '{deal}', 'R1', '{state}', '', NULL, '', '', '', '', '', '', '')"
+        ))
+        .await
+        .unwrap();
+    }
+    Migrator::up(&conn, None).await.unwrap();
+    let run = Store::new(conn)
+        .latest_run(Uuid::parse_str(&org).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((run.total, run.migrated, run.failed), (3, 2, 1));
+}

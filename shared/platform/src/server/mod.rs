@@ -1,7 +1,8 @@
 //! The bootstrap every service serves through: one tonic server with the standard health
 //! service, reflection (v1 and v1alpha, for grpcurl and buf curl), and the layers in this order
-//! from the outside in: tracing, global concurrency limit, authentication; request timeouts come
-//! from tonic itself (which also honours the caller's `grpc-timeout`).
+//! from the outside in: tracing, global concurrency limit, the request time limit ([`deadline`];
+//! not for the long-running methods a service names), authentication. Tonic honours the
+//! caller's `grpc-timeout` on every method.
 //!
 //! Shutdown is graceful: health flips to NOT_SERVING, the server waits the drain time, then
 //! stops taking calls and lets the in-flight ones finish.
@@ -19,6 +20,8 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 
 use crate::auth::{AuthLayer, TokenVerifier};
 
+pub mod deadline;
+
 /// Paths that never need a token.
 const ALWAYS_PUBLIC: &[&str] = &["/grpc.health.v1.Health/", "/grpc.reflection."];
 
@@ -35,6 +38,9 @@ pub struct ServiceSet {
     pub descriptor_sets: Vec<&'static [u8]>,
     /// Method paths (`/package.Service/Method`) callable without a token.
     pub public_methods: Vec<&'static str>,
+    /// Method paths that may run longer than the request timeout: uploads whose length grows
+    /// with the data.
+    pub long_running_methods: Vec<&'static str>,
 }
 
 impl ServiceSet {
@@ -54,6 +60,7 @@ impl ServiceSet {
         self.names.extend(other.names);
         self.descriptor_sets.extend(other.descriptor_sets);
         self.public_methods.extend(other.public_methods);
+        self.long_running_methods.extend(other.long_running_methods);
         self
     }
 }
@@ -88,6 +95,7 @@ pub async fn serve(
         names,
         descriptor_sets,
         public_methods,
+        long_running_methods,
     } = set;
     let mut routes = RoutesBuilder::default();
     for add in adders {
@@ -135,6 +143,10 @@ pub async fn serve(
                 .make_span_with(|req: &http::Request<_>| crate::telemetry::server_span(req)),
         )
         .layer(GlobalConcurrencyLimitLayer::new(options.concurrency_limit))
+        .layer(deadline::DeadlineLayer::new(
+            options.request_timeout,
+            long_running_methods.iter().map(|s| s.to_string()).collect(),
+        ))
         .layer(AuthLayer::new(verifier, public));
 
     let drain = options.shutdown_drain;
@@ -153,7 +165,6 @@ pub async fn serve(
     };
 
     Server::builder()
-        .timeout(options.request_timeout)
         .layer(layers)
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming(listener), signal)

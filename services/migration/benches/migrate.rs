@@ -1,0 +1,609 @@
+//! Benchmark of a whole deal migration on PostgreSQL (not a test; prints figures): a generated
+//! PSC export for Contoso (`psc::synthetic`, nine deals in ten eligible) is imported, migrated
+//! and its report read through gRPC, with each service a process of its own (identity,
+//! directory and deals are this benchmark re-run as one service each; the migration service is
+//! the real `cosell-migration` binary), each on its own database. Printed per size: seconds
+//! and deals/s of each phase, and each service's peak RSS; beside them, measured in the same
+//! run, the same deal rows written straight into PostgreSQL with batched inserts, as a ratio.
+//!
+//! Targets: 100,000 deals in under 60 s end to end; memory flat as the export grows (the peak
+//! RSS at the largest size no higher than at the smaller ones).
+//!
+//! Run: `cargo bench -p cosell-migration --bench migrate`. Environment: COSELL_BENCH_DEALS
+//! (sizes, comma-separated; default `10000,100000`), COSELL_BENCH_DATABASE_URL (the PostgreSQL
+//! server; default postgres://postgres@127.0.0.1:5432/postgres).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cosell_migration::psc::synthetic;
+use cosell_platform::auth::{AccessClient, RemoteKeys, ServiceToken, TokenVerifier};
+use cosell_proto::directory as dirpb;
+use cosell_proto::identity as ipb;
+use cosell_proto::migration as pb;
+use cosell_testkit::{TestDb, authed};
+use sea_orm::ConnectionTrait;
+use tonic::transport::{Channel, Endpoint};
+
+const SECRETS: [(&str, &str); 3] = [
+    ("migration", "migration-secret-for-the-bench-01"),
+    ("deals", "deals-secret-for-the-bench-000001"),
+    ("directory", "directory-secret-for-the-bench-01"),
+];
+
+fn secret(service: &str) -> String {
+    SECRETS
+        .iter()
+        .find(|(s, _)| *s == service)
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default()
+}
+
+/// The customers of the generated export, so that every deal's customer is matched.
+const CUSTOMERS: &str = "LEI,Entity.LegalName,Entity.LegalAddress.City,Entity.LegalAddress.Country\n\
+    5493001KJTIIGC8Y1R21,Northwind Traders,Oslo,NO\n\
+    5493001KJTIIGC8Y1R22,Tailspin Toys,Bergen,NO\n\
+    5493001KJTIIGC8Y1R23,Fabrikam Bank,Seattle,US\n\
+    5493001KJTIIGC8Y1R24,Wide World Importers,Dublin,IE\n";
+
+/// Set in a child process: the service it runs.
+const SERVE_VAR: &str = "COSELL_BENCH_SERVE";
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_default()
+}
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    match std::env::var(SERVE_VAR) {
+        Ok(service) => runtime.block_on(serve(&service)),
+        Err(_) => runtime.block_on(bench()),
+    }
+}
+
+/// A child: one service, configured by the parent through the environment.
+async fn serve(service: &str) -> anyhow::Result<()> {
+    let _telemetry = cosell_platform::telemetry::init(
+        service,
+        &cosell_platform::config::TelemetryArgs {
+            log_filter: env("RUST_LOG"),
+            log_json: false,
+            otlp_endpoint: None,
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(env("COSELL_BENCH_LISTEN")).await?;
+    let database_url = env("COSELL_BENCH_DB");
+    let options = cosell_platform::server::ServerOptions::default();
+    if service == "identity" {
+        let mut config = cosell_identity::Config::new(database_url);
+        config.dev_auth = true;
+        config.demo = true;
+        config.service_principals = SECRETS
+            .iter()
+            .map(|(s, v)| (s.to_string(), v.to_string()))
+            .collect();
+        cosell_identity::serve(config, listener, options, std::future::pending()).await?;
+        return Ok(());
+    }
+    let identity = Endpoint::from_shared(env("COSELL_BENCH_IDENTITY"))?.connect_lazy();
+    let token = Arc::new(ServiceToken::new(
+        identity.clone(),
+        service.to_owned(),
+        secret(service),
+    ));
+    let services = if service == "directory" {
+        let config = cosell_directory::Config {
+            database_url,
+            index_dir: Some(PathBuf::from(env("COSELL_BENCH_INDEX"))),
+            load_sample: false,
+        };
+        let access = Arc::new(AccessClient::new(identity.clone(), token));
+        cosell_directory::start(&config, Some(access))
+            .await?
+            .services
+    } else {
+        let directory = Endpoint::from_shared(env("COSELL_BENCH_DIRECTORY"))?.connect_lazy();
+        cosell_deals::start(
+            &cosell_deals::Config::new(database_url),
+            cosell_deals::Links {
+                identity: identity.clone(),
+                directory,
+                token,
+            },
+        )
+        .await?
+        .services
+    };
+    let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(identity))));
+    cosell_platform::server::serve(
+        listener,
+        services,
+        verifier,
+        options,
+        std::future::pending(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A service process and where it listens.
+struct Proc {
+    name: &'static str,
+    child: Child,
+    url: String,
+}
+
+impl Proc {
+    /// Peak resident memory so far (VmHWM), in MiB.
+    fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    }
+}
+
+/// CPU seconds (user and system) process `pid` has used.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat(5); 12 and 13 after the name and state.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds the whole machine has been busy (all cores, /proc/stat).
+fn machine_busy_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: all but idle and iowait are work.
+    let busy: f64 = cpu
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, v)| v)
+        .sum();
+    busy / 100.0
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn spawn(name: &'static str, mut command: Command, logs: &Path, port: u16) -> anyhow::Result<Proc> {
+    let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
+    let child = command
+        .env(
+            "RUST_LOG",
+            std::env::var("COSELL_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()?;
+    Ok(Proc {
+        name,
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    })
+}
+
+/// This benchmark again, as one service; `more`: its further settings.
+fn child(
+    service: &'static str,
+    port: u16,
+    db: &str,
+    logs: &Path,
+    more: &[(&str, &str)],
+) -> anyhow::Result<Proc> {
+    let mut c = Command::new(std::env::current_exe()?);
+    c.env(SERVE_VAR, service)
+        .env("COSELL_BENCH_LISTEN", format!("127.0.0.1:{port}"))
+        .env("COSELL_BENCH_DB", db)
+        .envs(more.iter().copied());
+    spawn(service, c, logs, port)
+}
+
+async fn wait_until_serving(url: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(channel) = Endpoint::from_shared(url.to_owned())?.connect().await {
+            let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+            if health
+                .check(tonic_health::pb::HealthCheckRequest::default())
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{url} did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn token(identity: &Channel, email: &str) -> anyhow::Result<String> {
+    Ok(
+        ipb::token_service_client::TokenServiceClient::new(identity.clone())
+            .sign_in_with_email(ipb::SignInWithEmailRequest {
+                email: email.into(),
+                organization: String::new(),
+            })
+            .await?
+            .into_inner()
+            .access_token,
+    )
+}
+
+/// Figures of one size.
+struct Run {
+    deals: usize,
+    import: Duration,
+    migrate: Duration,
+    report: Duration,
+    migrated: usize,
+    peaks: Vec<(&'static str, f64)>,
+    /// CPU seconds each service used, over the whole run.
+    cpu: Vec<(&'static str, f64)>,
+    /// CPU seconds the machine was busy in the import, and in the migration.
+    machine_cpu: (f64, f64),
+    baseline: Duration,
+}
+
+async fn bench() -> anyhow::Result<()> {
+    let sizes: Vec<usize> = std::env::var("COSELL_BENCH_DEALS")
+        .unwrap_or_else(|_| "10000,100000".into())
+        .split(',')
+        .map(|s| s.trim().parse())
+        .collect::<Result<_, _>>()?;
+    let admin = std::env::var("COSELL_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    println!("deal migration end to end on PostgreSQL, each service a process of its own");
+    println!();
+    let mut runs = Vec::new();
+    for deals in sizes {
+        let run = run(&admin, deals).await?;
+        let total = run.import + run.migrate + run.report;
+        let rate = |d: Duration| deals as f64 / d.as_secs_f64();
+        println!(
+            "{deals} deals ({} eligible, {} migrated):",
+            deals - deals / 10,
+            run.migrated
+        );
+        println!(
+            "  import {:>6.1} s ({:>7.0} deals/s)   migrate {:>6.1} s ({:>6.0} deals/s)   report {:>5.1} s   total {:>6.1} s ({:>6.0} deals/s)",
+            run.import.as_secs_f64(),
+            rate(run.import),
+            run.migrate.as_secs_f64(),
+            rate(run.migrate),
+            run.report.as_secs_f64(),
+            total.as_secs_f64(),
+            rate(total),
+        );
+        println!(
+            "  baseline: the same deal rows written straight into PostgreSQL (batches of 500): {:.1} s ({:.0} deals/s); end to end takes {:.1}x as long",
+            run.baseline.as_secs_f64(),
+            rate(run.baseline),
+            total.as_secs_f64() / run.baseline.as_secs_f64()
+        );
+        let peaks: Vec<String> = run
+            .peaks
+            .iter()
+            .map(|(name, mib)| format!("{name} {mib:.0} MiB"))
+            .collect();
+        println!("  peak RSS: {}", peaks.join(", "));
+        let cpu: Vec<String> = run
+            .cpu
+            .iter()
+            .map(|(name, secs)| format!("{name} {secs:.1} s"))
+            .collect();
+        println!(
+            "  CPU: the machine was busy {:.1} s in the import and {:.1} s in the migration (of {} cores); the services used {}",
+            run.machine_cpu.0,
+            run.machine_cpu.1,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu.join(", ")
+        );
+        println!();
+        runs.push(run);
+    }
+    if let (Some(first), Some(last)) = (runs.first(), runs.last())
+        && runs.len() > 1
+    {
+        println!(
+            "memory as the export grows {}x ({} -> {} deals), peak RSS ratio per service:",
+            last.deals / first.deals.max(1),
+            first.deals,
+            last.deals
+        );
+        for ((name, a), (_, b)) in first.peaks.iter().zip(&last.peaks) {
+            println!("  {name}: {a:.0} -> {b:.0} MiB ({:.2}x)", b / a);
+        }
+    }
+    Ok(())
+}
+
+async fn run(admin: &str, deals: usize) -> anyhow::Result<Run> {
+    let work = tempfile::tempdir()?;
+    let dbs = [
+        TestDb::postgres(admin).await?,
+        TestDb::postgres(admin).await?,
+        TestDb::postgres(admin).await?,
+        TestDb::postgres(admin).await?,
+    ];
+    let ports = [free_port()?, free_port()?, free_port()?, free_port()?];
+    let kept = std::env::var("COSELL_BENCH_LOGS").ok().map(PathBuf::from);
+    if let Some(k) = &kept {
+        std::fs::create_dir_all(k)?;
+    }
+    let logs = kept.as_deref().unwrap_or(work.path());
+    let identity = child("identity", ports[0], &dbs[0].url, logs, &[])?;
+    wait_until_serving(&identity.url).await?;
+    let index = work.path().join("index");
+    let directory = child(
+        "directory",
+        ports[1],
+        &dbs[1].url,
+        logs,
+        &[
+            ("COSELL_BENCH_INDEX", &index.to_string_lossy()),
+            ("COSELL_BENCH_IDENTITY", &identity.url),
+        ],
+    )?;
+    let deals_proc = child(
+        "deals",
+        ports[2],
+        &dbs[2].url,
+        logs,
+        &[
+            ("COSELL_BENCH_IDENTITY", &identity.url),
+            ("COSELL_BENCH_DIRECTORY", &directory.url),
+        ],
+    )?;
+    let mut migration_cmd = Command::new(env!("CARGO_BIN_EXE_cosell-migration"));
+    migration_cmd.args([
+        "--listen",
+        &format!("127.0.0.1:{}", ports[3]),
+        "--identity-url",
+        &identity.url,
+        "--service-secret",
+        &secret("migration"),
+        "--deals-url",
+        &deals_proc.url,
+        "--directory-url",
+        &directory.url,
+        "--database-url",
+        &dbs[3].url,
+    ]);
+    let migration = spawn("migration", migration_cmd, logs, ports[3])?;
+    let procs = [&identity, &directory, &deals_proc, &migration];
+    for p in &procs[1..] {
+        wait_until_serving(&p.url).await?;
+    }
+
+    let id_channel = Endpoint::from_shared(identity.url.clone())?
+        .connect()
+        .await?;
+    let oli = token(&id_channel, "oli.operator@platform.example").await?;
+    let ada = token(&id_channel, "ada.admin@contoso.com").await?;
+    let rita = token(&id_channel, "rita.referrals@contoso.com").await?;
+    let contoso = ipb::access_service_client::AccessServiceClient::new(id_channel.clone())
+        .get_caller(authed(&ada, ipb::GetCallerRequest {}))
+        .await?
+        .into_inner()
+        .organization;
+    let dir_channel = Endpoint::from_shared(directory.url.clone())?
+        .connect()
+        .await?;
+    let mut load = dirpb::directory_service_client::DirectoryServiceClient::new(dir_channel)
+        .load_entities(authed(
+            &oli,
+            tokio_stream::iter(vec![dirpb::LoadEntitiesRequest {
+                chunk: CUSTOMERS.as_bytes().to_vec(),
+                file_name: "customers.csv".into(),
+            }]),
+        ))
+        .await?
+        .into_inner();
+    while load.message().await?.is_some() {}
+
+    let export = work.path().join("export");
+    synthetic::write(&export, deals)?;
+    let channel = Endpoint::from_shared(migration.url.clone())?
+        .connect()
+        .await?;
+    let mut client = pb::migration_service_client::MigrationServiceClient::new(channel);
+
+    // Import: the export's files streamed in 1 MiB chunks, as `cosell psc import` sends them.
+    let busy_before = machine_busy_secs();
+    let started = Instant::now();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let files = export.clone();
+    let org = contoso.clone();
+    let sender = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        use std::io::Read;
+        let mut first = true;
+        for name in cosell_migration::upload::BUNDLE_FILES {
+            let Ok(mut f) = std::fs::File::open(files.join(name)) else {
+                continue;
+            };
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                let organization = if first { org.clone() } else { String::new() };
+                first = false;
+                let message = pb::ImportPscExportRequest {
+                    organization,
+                    file_name: name.to_string(),
+                    chunk: buf[..n].to_vec(),
+                };
+                if tx.blocking_send(message).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    });
+    let imported = client
+        .import_psc_export(authed(
+            &ada,
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+        .await?
+        .into_inner()
+        .import
+        .unwrap_or_default();
+    sender.await??;
+    let import = started.elapsed();
+    let busy_imported = machine_busy_secs();
+    anyhow::ensure!(
+        imported.deals_added as usize == deals && imported.errors.is_empty(),
+        "the import took {} deals with {} errors",
+        imported.deals_added,
+        imported.errors.len()
+    );
+
+    // Migrate: start, and follow the run until it is done.
+    let started = Instant::now();
+    client
+        .start_deal_migration(authed(
+            &rita,
+            pb::StartDealMigrationRequest {
+                parent: contoso.clone(),
+            },
+        ))
+        .await?;
+    // Followed as `cosell migration deals start --wait` does: the watch stream, to its end.
+    let mut watch = client
+        .watch_deal_migration(authed(
+            &ada,
+            pb::WatchDealMigrationRequest {
+                parent: contoso.clone(),
+            },
+        ))
+        .await?
+        .into_inner();
+    while watch.message().await?.is_some() {}
+    let migrate = started.elapsed();
+    let busy_migrated = machine_busy_secs();
+
+    // Report: every row, a page at a time.
+    let started = Instant::now();
+    let mut migrated = 0;
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_deal_migration_report(authed(
+                &ada,
+                pb::ListDealMigrationReportRequest {
+                    parent: contoso.clone(),
+                    page_size: 1000,
+                    page_token: page_token.clone(),
+                },
+            ))
+            .await?
+            .into_inner();
+        migrated += page
+            .results
+            .iter()
+            .filter(|r| r.state == "MIGRATED")
+            .count();
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    let report = started.elapsed();
+    let eligible = (0..deals).filter(|i| synthetic::eligible(*i)).count();
+    anyhow::ensure!(
+        migrated == eligible,
+        "{migrated} of {eligible} eligible deals migrated; logs in {}",
+        logs.display()
+    );
+    let peaks = procs.iter().map(|p| (p.name, p.peak_rss_mib())).collect();
+    let cpu = procs
+        .iter()
+        .map(|p| (p.name, cpu_secs(p.child.id())))
+        .collect();
+    drop((identity, directory, deals_proc, migration));
+
+    let baseline = baseline(admin, &export).await?;
+    Ok(Run {
+        deals,
+        import,
+        migrate,
+        report,
+        migrated,
+        peaks,
+        cpu,
+        machine_cpu: (busy_imported - busy_before, busy_migrated - busy_imported),
+        baseline,
+    })
+}
+
+/// The same deals written straight into a PostgreSQL table, 500 rows per INSERT: what the
+/// database alone takes for these rows.
+async fn baseline(admin: &str, export: &Path) -> anyhow::Result<Duration> {
+    let db = TestDb::postgres(admin).await?;
+    let conn = cosell_platform::db::connect(&db.url).await?;
+    conn.execute_unprepared(
+        "CREATE TABLE deals (id text PRIMARY KEY, organization text NOT NULL, record_json text NOT NULL)",
+    )
+    .await?;
+    let text = std::fs::read_to_string(export.join("deals.csv"))?;
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    let started = Instant::now();
+    for chunk in rows.chunks(500) {
+        let mut values = Vec::with_capacity(chunk.len() * 3);
+        let mut placeholders = Vec::with_capacity(chunk.len());
+        for (i, line) in chunk.iter().enumerate() {
+            let id = line.split(',').next().unwrap_or_default();
+            placeholders.push(format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
+            values.push(sea_orm::Value::from(id.to_owned()));
+            values.push(sea_orm::Value::from("contoso".to_owned()));
+            values.push(sea_orm::Value::from(serde_json::to_string(
+                &line.split(',').collect::<Vec<_>>(),
+            )?));
+        }
+        conn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            format!("INSERT INTO deals VALUES {}", placeholders.join(", ")),
+            values,
+        ))
+        .await?;
+    }
+    Ok(started.elapsed())
+}
