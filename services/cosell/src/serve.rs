@@ -155,6 +155,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             }),
             psc_read_only_from: args.psc_read_only_from,
             psc_access_ends: args.psc_access_ends,
+            lease: cosell_migration::runs::DEFAULT_LEASE,
         },
         cosell_migration::Links {
             identity: migration_channel.clone(),

@@ -147,6 +147,24 @@ impl Proc {
             .map(|kb| kb / 1024.0)
             .unwrap_or(f64::NAN)
     }
+
+    /// Starts the peak over from the current resident memory (Linux: `clear_refs` 5), so that
+    /// each phase's peak is its own.
+    fn reset_peak(&self) {
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
+    }
+}
+
+/// Each process's peak resident memory since the last reset, and a reset for the next phase.
+fn phase_peaks(procs: &[&Proc]) -> Vec<f64> {
+    procs
+        .iter()
+        .map(|p| {
+            let peak = p.peak_rss_mib();
+            p.reset_peak();
+            peak
+        })
+        .collect()
 }
 
 /// CPU seconds (user and system) process `pid` has used.
@@ -272,7 +290,9 @@ struct Run {
     migrate: Duration,
     report: Duration,
     migrated: usize,
-    peaks: Vec<(&'static str, f64)>,
+    /// Per service: its peak RSS in MiB, over the run and in the import, the migration and
+    /// the report.
+    peaks: Vec<(&'static str, f64, [f64; 3])>,
     /// CPU seconds each service used, over the whole run.
     cpu: Vec<(&'static str, f64)>,
     /// CPU seconds the machine was busy in the import, and in the migration.
@@ -319,9 +339,12 @@ async fn bench() -> anyhow::Result<()> {
         let peaks: Vec<String> = run
             .peaks
             .iter()
-            .map(|(name, mib)| format!("{name} {mib:.0} MiB"))
+            .map(|(name, all, [i, m, r])| format!("{name} {all:.0} MiB ({i:.0} / {m:.0} / {r:.0})"))
             .collect();
-        println!("  peak RSS: {}", peaks.join(", "));
+        println!(
+            "  peak RSS (in the import / migration / report): {}",
+            peaks.join(", ")
+        );
         let cpu: Vec<String> = run
             .cpu
             .iter()
@@ -346,7 +369,7 @@ async fn bench() -> anyhow::Result<()> {
             first.deals,
             last.deals
         );
-        for ((name, a), (_, b)) in first.peaks.iter().zip(&last.peaks) {
+        for ((name, a, _), (_, b, _)) in first.peaks.iter().zip(&last.peaks) {
             println!("  {name}: {a:.0} -> {b:.0} MiB ({:.2}x)", b / a);
         }
     }
@@ -445,6 +468,7 @@ async fn run(admin: &str, deals: usize) -> anyhow::Result<Run> {
     let mut client = pb::migration_service_client::MigrationServiceClient::new(channel);
 
     // Import: the export's files streamed in 1 MiB chunks, as `cosell psc import` sends them.
+    let at_start = phase_peaks(&procs);
     let busy_before = machine_busy_secs();
     let started = Instant::now();
     let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -489,6 +513,7 @@ async fn run(admin: &str, deals: usize) -> anyhow::Result<Run> {
     sender.await??;
     let import = started.elapsed();
     let busy_imported = machine_busy_secs();
+    let in_import = phase_peaks(&procs);
     anyhow::ensure!(
         imported.deals_added as usize == deals && imported.errors.is_empty(),
         "the import took {} deals with {} errors",
@@ -519,6 +544,7 @@ async fn run(admin: &str, deals: usize) -> anyhow::Result<Run> {
     while watch.message().await?.is_some() {}
     let migrate = started.elapsed();
     let busy_migrated = machine_busy_secs();
+    let in_migration = phase_peaks(&procs);
 
     // Report: every row, a page at a time.
     let started = Instant::now();
@@ -553,7 +579,16 @@ async fn run(admin: &str, deals: usize) -> anyhow::Result<Run> {
         "{migrated} of {eligible} eligible deals migrated; logs in {}",
         logs.display()
     );
-    let peaks = procs.iter().map(|p| (p.name, p.peak_rss_mib())).collect();
+    let in_report = phase_peaks(&procs);
+    let peaks = procs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let phases = [in_import[i], in_migration[i], in_report[i]];
+            let all = phases.iter().fold(at_start[i], |a, b| a.max(*b));
+            (p.name, all, phases)
+        })
+        .collect();
     let cpu = procs
         .iter()
         .map(|p| (p.name, cpu_secs(p.child.id())))
@@ -583,10 +618,15 @@ async fn baseline(admin: &str, export: &Path) -> anyhow::Result<Duration> {
         "CREATE TABLE deals (id text PRIMARY KEY, organization text NOT NULL, record_json text NOT NULL)",
     )
     .await?;
-    let text = std::fs::read_to_string(export.join("deals.csv"))?;
-    let rows: Vec<&str> = text.lines().skip(1).collect();
+    use std::io::BufRead;
+    let file = std::io::BufReader::new(std::fs::File::open(export.join("deals.csv"))?);
+    let mut lines = file.lines().skip(1);
     let started = Instant::now();
-    for chunk in rows.chunks(500) {
+    loop {
+        let chunk: Vec<String> = lines.by_ref().take(500).collect::<Result<_, _>>()?;
+        if chunk.is_empty() {
+            break;
+        }
         let mut values = Vec::with_capacity(chunk.len() * 3);
         let mut placeholders = Vec::with_capacity(chunk.len());
         for (i, line) in chunk.iter().enumerate() {

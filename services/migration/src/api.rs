@@ -38,6 +38,8 @@ pub struct Migration {
     pub timeline: (chrono::NaiveDate, chrono::NaiveDate),
     /// This replica's deal migration worker: its lease owner id, and whether it is stopping.
     pub worker_id: String,
+    /// How long a worker's lease on a batch holds.
+    pub lease: chrono::Duration,
     pub stopping: std::sync::atomic::AtomicBool,
     /// The directory (customer matching), called with `token`.
     pub directory:

@@ -38,6 +38,9 @@ pub struct Config {
     /// The PSC timeline shown with the cut-over: read-only from, access ends.
     pub psc_read_only_from: chrono::NaiveDate,
     pub psc_access_ends: chrono::NaiveDate,
+    /// How long a worker's lease on a batch of deals holds: a replica that dies mid-batch
+    /// holds its deals this long before another replica (or itself, restarted) takes them.
+    pub lease: std::time::Duration,
 }
 
 impl Config {
@@ -47,6 +50,7 @@ impl Config {
             database_url: database_url.into(),
             psc_read_only_from: chrono::NaiveDate::from_ymd_opt(2021, 4, 1).expect("a date"),
             psc_access_ends: chrono::NaiveDate::from_ymd_opt(2021, 4, 30).expect("a date"),
+            lease: runs::DEFAULT_LEASE,
         }
     }
 }
@@ -94,6 +98,7 @@ pub async fn start(
         token: links.token,
         worker_id: uuid::Uuid::now_v7().to_string(),
         timeline: (config.psc_read_only_from, config.psc_access_ends),
+        lease: chrono::Duration::from_std(config.lease).unwrap_or(chrono::Duration::MAX),
         stopping: std::sync::atomic::AtomicBool::new(false),
     });
     runs::spawn_worker(migration.clone());

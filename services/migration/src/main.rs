@@ -34,6 +34,10 @@ struct Args {
     /// The PSC timeline: access ends (`YYYY-MM-DD`).
     #[arg(long, env = "COSELL_PSC_ACCESS_ENDS", default_value = "2021-04-30")]
     psc_access_ends: chrono::NaiveDate,
+    /// How long a worker's lease on a batch of deals holds, in seconds: a replica killed
+    /// mid-batch holds its deals this long before another (or itself, restarted) takes them.
+    #[arg(long, env = "COSELL_MIGRATION_LEASE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    lease_secs: u64,
     /// Database URL (`postgres://...` or `sqlite://file?mode=rwc`).
     #[arg(
         long,
@@ -59,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
             database_url: args.database_url,
             psc_read_only_from: args.psc_read_only_from,
             psc_access_ends: args.psc_access_ends,
+            lease: std::time::Duration::from_secs(args.lease_secs),
         },
         cosell_migration::Links {
             identity: identity.clone(),

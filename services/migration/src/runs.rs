@@ -22,8 +22,10 @@ use crate::store::entities::deal_result;
 
 /// Deals per lease (and per import call).
 const BATCH: u64 = 250;
-/// How long a lease holds: a worker that has not finished by then is taken as dead.
-const LEASE_SECS: i64 = 60;
+/// How long a lease holds unless configured: a worker that has not finished its batch by then
+/// is taken as dead. A batch takes well under a second; a minute leaves room for a slow
+/// database without letting a dead replica's deals wait long.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// Directory lookups in flight per batch.
 const MATCH_CONCURRENCY: usize = 8;
 /// Batches each replica works on at once: while one waits on the deals service, another
@@ -295,10 +297,7 @@ impl Migration {
     /// One round of work: lease a batch, migrate it, record the outcomes. `Ok(false)`: no work.
     pub async fn work_once(&self, owner: &str) -> Result<bool, ApiError> {
         let started = std::time::Instant::now();
-        let leased = self
-            .store
-            .lease(owner, BATCH, chrono::Duration::seconds(LEASE_SECS))
-            .await?;
+        let leased = self.store.lease(owner, BATCH, self.lease).await?;
         if leased.is_empty() {
             self.store.finish_runs().await?;
             return Ok(false);

@@ -66,16 +66,6 @@ pub struct ImportSummary {
     pub warnings: Vec<Issue>,
 }
 
-/// What eligibility is decided on, for one deal of the snapshot, and whether it migrated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DealFacts {
-    pub deal_id: String,
-    pub name: String,
-    pub account_id: String,
-    pub facts: Facts,
-    pub migrated: bool,
-}
-
 /// How many deals of the snapshot share these facts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FactCount {
@@ -262,97 +252,74 @@ impl Store {
         Ok(deals)
     }
 
-    /// Each deal's eligibility facts by id, from `after` on, at most `limit`.
-    pub async fn deal_facts(
-        &self,
-        organization: Uuid,
-        after: Option<&str>,
-        limit: u64,
-    ) -> Result<Vec<DealFacts>> {
-        self.deal_facts_in(&self.db, organization, after, limit)
-            .await
+    /// The organization's deals counted by account, eligibility facts and whether migrated.
+    pub async fn fact_counts(&self, organization: Uuid) -> Result<Vec<FactCount>> {
+        Ok(self
+            .fact_groups(&self.db, organization, true)
+            .await?
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect())
     }
 
-    /// [`Store::deal_facts`] on `conn` (a transaction's, when a run starts).
-    async fn deal_facts_in(
+    /// The organization's deals grouped by account and eligibility facts (and, with
+    /// `split_migrated`, whether migrated), each group with its row as selected. A join, not a
+    /// lookup per deal: a million deals are counted in one pass over each table.
+    async fn fact_groups(
         &self,
         conn: &impl sea_orm::ConnectionTrait,
         organization: Uuid,
-        after: Option<&str>,
-        limit: u64,
-    ) -> Result<Vec<DealFacts>> {
-        let mut q = deal::Entity::find()
-            .select_only()
-            .columns([
-                deal::Column::DealId,
-                deal::Column::Name,
-                deal::Column::AccountId,
-                deal::Column::Status,
-                deal::Column::Registration,
-                deal::Column::Program,
-            ])
-            .column_as(before_cutoff(), "before_cutoff")
-            .column_as(
-                Expr::cust(format!("CASE WHEN {MIGRATED} THEN 1 ELSE 0 END")),
-                "is_migrated",
+        split_migrated: bool,
+    ) -> Result<Vec<(CountRow, FactCount)>> {
+        use sea_orm::sea_query::{Alias, ExprTrait, Query};
+        let d = |c: deal::Column| Expr::col((deal::Entity, c));
+        let mut q = Query::select();
+        q.columns([
+            (deal::Entity, deal::Column::AccountId),
+            (deal::Entity, deal::Column::Status),
+            (deal::Entity, deal::Column::Registration),
+            (deal::Entity, deal::Column::Program),
+        ])
+        .expr_as(before_cutoff(), Alias::new("before_cutoff"))
+        .expr_as(Expr::cust("COUNT(*)"), Alias::new("deals"))
+        .from(deal::Entity)
+        .and_where(d(deal::Column::Organization).eq(organization.to_string()))
+        .group_by_columns([
+            (deal::Entity, deal::Column::AccountId),
+            (deal::Entity, deal::Column::Status),
+            (deal::Entity, deal::Column::Registration),
+            (deal::Entity, deal::Column::Program),
+        ])
+        .add_group_by([Expr::cust("before_cutoff")]);
+        if split_migrated {
+            use entities::deal_result;
+            let r = |c: deal_result::Column| Expr::col((deal_result::Entity, c));
+            q.left_join(
+                deal_result::Entity,
+                r(deal_result::Column::Organization)
+                    .equals((deal::Entity, deal::Column::Organization))
+                    .and(
+                        r(deal_result::Column::DealId).equals((deal::Entity, deal::Column::DealId)),
+                    )
+                    .and(r(deal_result::Column::State).eq("MIGRATED")),
             )
-            .filter(deal::Column::Organization.eq(organization.to_string()));
-        if let Some(after) = after {
-            q = q.filter(deal::Column::DealId.gt(after));
+            .expr_as(
+                Expr::case(r(deal_result::Column::DealId).is_null(), 0).finally(1),
+                Alias::new("is_migrated"),
+            )
+            .add_group_by([Expr::cust("is_migrated")]);
+        } else {
+            q.expr_as(Expr::val(0), Alias::new("is_migrated"));
         }
-        q.order_by_asc(deal::Column::DealId)
-            .limit(limit)
-            .into_model::<FactsRow>()
+        let backend = self.db.get_database_backend();
+        deal::Entity::find()
+            .from_raw_sql(backend.build(&q))
+            .into_model::<CountRow>()
             .all(conn)
             .await?
             .into_iter()
             .map(|r| {
-                Ok(DealFacts {
-                    facts: facts(
-                        &r.deal_id,
-                        &r.status,
-                        r.before_cutoff,
-                        &r.registration,
-                        &r.program,
-                    )?,
-                    migrated: r.is_migrated != 0,
-                    deal_id: r.deal_id,
-                    name: r.name,
-                    account_id: r.account_id,
-                })
-            })
-            .collect()
-    }
-
-    /// The organization's deals counted by account, eligibility facts and whether migrated.
-    pub async fn fact_counts(&self, organization: Uuid) -> Result<Vec<FactCount>> {
-        deal::Entity::find()
-            .select_only()
-            .columns([
-                deal::Column::AccountId,
-                deal::Column::Status,
-                deal::Column::Registration,
-                deal::Column::Program,
-            ])
-            .column_as(before_cutoff(), "before_cutoff")
-            .column_as(
-                Expr::cust(format!("CASE WHEN {MIGRATED} THEN 1 ELSE 0 END")),
-                "is_migrated",
-            )
-            .column_as(Expr::cust("COUNT(*)"), "deals")
-            .filter(deal::Column::Organization.eq(organization.to_string()))
-            .group_by(deal::Column::AccountId)
-            .group_by(deal::Column::Status)
-            .group_by(deal::Column::Registration)
-            .group_by(deal::Column::Program)
-            .group_by(Expr::cust("before_cutoff"))
-            .group_by(Expr::cust("is_migrated"))
-            .into_model::<CountRow>()
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|r| {
-                Ok(FactCount {
+                let count = FactCount {
                     facts: facts(
                         &r.account_id,
                         &r.status,
@@ -360,10 +327,11 @@ impl Store {
                         &r.registration,
                         &r.program,
                     )?,
-                    account_id: r.account_id,
+                    account_id: r.account_id.clone(),
                     migrated: r.is_migrated != 0,
                     deals: r.deals,
-                })
+                };
+                Ok((r, count))
             })
             .collect()
     }
@@ -448,22 +416,9 @@ impl Store {
     }
 }
 
-/// A deal's facts as selected (integers: SQLite has no booleans).
+/// How many deals share facts, as counted (integers: SQLite has no booleans).
 #[derive(sea_orm::FromQueryResult)]
-struct FactsRow {
-    deal_id: String,
-    name: String,
-    account_id: String,
-    status: String,
-    registration: String,
-    program: String,
-    before_cutoff: i32,
-    is_migrated: i32,
-}
-
-/// How many deals share facts, as counted.
-#[derive(sea_orm::FromQueryResult)]
-struct CountRow {
+pub(crate) struct CountRow {
     account_id: String,
     status: String,
     registration: String,

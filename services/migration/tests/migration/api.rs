@@ -20,14 +20,31 @@ const CUSTOMERS: &str = "LEI,Entity.LegalName,Entity.LegalAddress.City,Entity.Le
     5493001KJTIIGC8Y1R13,TAILSPIN TOYS AS,Bergen,NO\n\
     5493001KJTIIGC8Y1R14,TAILSPIN TOYS AS,Bergen,NO\n";
 
-struct Harness {
-    server: TestServer,
-    contoso: String,
+pub(crate) struct Harness {
+    pub(crate) server: TestServer,
+    pub(crate) contoso: String,
+    /// The deals service, to count what reached it.
+    pub(crate) deals: Arc<cosell_deals::Deals>,
     _dbs: (TestDb, TestDb, TestDb, TestDb),
 }
 
+/// Where the migration service of a [`Harness`] runs.
+pub(crate) enum MigrationIn {
+    /// On the harness's server, beside the others.
+    TheServer,
+    /// Elsewhere (a process of its own, which the test starts): the server has the others.
+    AnotherProcess,
+}
+
+/// The migration service's secret at identity.
+pub(crate) const SERVICE_SECRET: &str = MIGRATION_SECRET;
+
 impl Harness {
     async fn start() -> Self {
+        Self::start_with(MigrationIn::TheServer).await
+    }
+
+    pub(crate) async fn start_with(migration_in: MigrationIn) -> Self {
         let identity_db = TestDb::new().await.unwrap();
         let migration_db = TestDb::new().await.unwrap();
         let deals_db = TestDb::new().await.unwrap();
@@ -48,18 +65,28 @@ impl Harness {
                 .unwrap()
                 .connect_lazy()
         };
-        let token = Arc::new(ServiceToken::new(loopback(), "migration", MIGRATION_SECRET));
-        let (migration, _) = cosell_migration::start(
-            &cosell_migration::Config::new(migration_db.url.clone()),
-            cosell_migration::Links {
-                identity: loopback(),
-                deals: loopback(),
-                directory: loopback(),
-                token,
-            },
-        )
-        .await
-        .unwrap();
+        // Started only when it runs here: its worker would otherwise compete with the process.
+        let migration = match migration_in {
+            MigrationIn::TheServer => Some(
+                cosell_migration::start(
+                    &cosell_migration::Config::new(migration_db.url.clone()),
+                    cosell_migration::Links {
+                        identity: loopback(),
+                        deals: loopback(),
+                        directory: loopback(),
+                        token: Arc::new(ServiceToken::new(
+                            loopback(),
+                            "migration",
+                            MIGRATION_SECRET,
+                        )),
+                    },
+                )
+                .await
+                .unwrap()
+                .0,
+            ),
+            MigrationIn::AnotherProcess => None,
+        };
         // The deals service, for its catalog (product -> solution mapping).
         let deals = cosell_deals::start(
             &cosell_deals::Config::new(deals_db.url.clone()),
@@ -82,21 +109,20 @@ impl Harness {
         .await
         .unwrap();
         let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(loopback()))));
-        let server = TestServer::start_on(
-            listener,
-            identity
-                .services
-                .merge(migration)
-                .merge(deals.services)
-                .merge(directory.services),
-            verifier,
-            Default::default(),
-        )
-        .await
-        .unwrap();
+        let mut services = identity
+            .services
+            .merge(deals.services)
+            .merge(directory.services);
+        if let Some(migration) = migration {
+            services = services.merge(migration);
+        }
+        let server = TestServer::start_on(listener, services, verifier, Default::default())
+            .await
+            .unwrap();
         let mut h = Self {
             server,
             contoso: String::new(),
+            deals: deals.deals,
             _dbs: (identity_db, migration_db, deals_db, directory_db),
         };
         let oli = h.token("oli.operator@platform.example").await;
@@ -125,7 +151,7 @@ impl Harness {
         h
     }
 
-    async fn token(&self, email: &str) -> String {
+    pub(crate) async fn token(&self, email: &str) -> String {
         ipb::token_service_client::TokenServiceClient::new(self.server.channel.clone())
             .sign_in_with_email(ipb::SignInWithEmailRequest {
                 email: email.into(),

@@ -2,4 +2,5 @@
 //! `COSELL_TEST_DATABASE_URL` is set, else in-memory SQLite).
 
 mod api;
+mod crash;
 mod import;

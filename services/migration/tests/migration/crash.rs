@@ -1,0 +1,380 @@
+//! The crash test: the migration service runs as a process of its own (`cosell-migration`), is
+//! killed with SIGKILL several times during a run of 20,000 deals and started again each time.
+//! Afterwards every eligible deal is in the deals service exactly once, and the report and the
+//! status say so. Identity, deals and the directory run in this test's process.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cosell_migration::psc::synthetic;
+use cosell_proto::deals as dpb;
+use cosell_proto::migration as pb;
+use cosell_testkit::{DATABASE_URL_VAR, TestDb, authed};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::api::{Harness, MigrationIn, SERVICE_SECRET};
+
+const DEALS: usize = 20_000;
+/// Short leases, so that a killed replica's batches are taken over within seconds.
+const LEASE_SECS: &str = "2";
+/// Kill the replica once the deals service holds this many referrals (of 24,000: a partner
+/// referral per eligible deal, and the platform's side of each co-sell one): the first as soon
+/// as anything arrived, while the first batches are in flight.
+const KILL_AT: [u64; 4] = [1, 6_000, 12_000, 18_000];
+/// The longest the test waits for anything.
+const PATIENCE: Duration = Duration::from_secs(300);
+
+/// The migration service as a process: started, killed and started again on one port and
+/// database.
+struct Replica {
+    command: Vec<String>,
+    log: PathBuf,
+    url: String,
+    child: Option<Child>,
+}
+
+impl Replica {
+    fn new(harness_url: &str, database_url: &str, log: PathBuf) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let command = [
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--identity-url",
+            harness_url,
+            "--deals-url",
+            harness_url,
+            "--directory-url",
+            harness_url,
+            "--service-secret",
+            SERVICE_SECRET,
+            "--database-url",
+            database_url,
+            "--lease-secs",
+            LEASE_SECS,
+        ]
+        .map(String::from)
+        .to_vec();
+        Self {
+            command,
+            log,
+            url: format!("http://127.0.0.1:{port}"),
+            child: None,
+        }
+    }
+
+    async fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_cosell-migration"))
+            .args(&self.command)
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(channel) = Endpoint::from_shared(self.url.clone())
+                .unwrap()
+                .connect()
+                .await
+                && tonic_health::pb::health_client::HealthClient::new(channel)
+                    .check(tonic_health::pb::HealthCheckRequest::default())
+                    .await
+                    .is_ok()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the replica did not come up: {}",
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown, no leases given back.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    async fn client(&self) -> pb::migration_service_client::MigrationServiceClient<Channel> {
+        pb::migration_service_client::MigrationServiceClient::new(
+            Endpoint::from_shared(self.url.clone())
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+        )
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Uploads the export in `dir` as `token`, in 1 MiB chunks.
+async fn upload(
+    client: &mut pb::migration_service_client::MigrationServiceClient<Channel>,
+    token: &str,
+    organization: &str,
+    dir: &Path,
+) -> pb::PscImport {
+    let mut messages = Vec::new();
+    for name in cosell_migration::upload::BUNDLE_FILES {
+        let Ok(bytes) = std::fs::read(dir.join(name)) else {
+            continue;
+        };
+        for chunk in bytes.chunks(1 << 20) {
+            messages.push(pb::ImportPscExportRequest {
+                organization: if messages.is_empty() {
+                    organization.to_owned()
+                } else {
+                    String::new()
+                },
+                file_name: name.to_string(),
+                chunk: chunk.to_vec(),
+            });
+        }
+    }
+    client
+        .import_psc_export(authed(token, tokio_stream::iter(messages)))
+        .await
+        .unwrap()
+        .into_inner()
+        .import
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_survives_its_replica_being_killed_again_and_again() {
+    let h = Harness::start_with(MigrationIn::AnotherProcess).await;
+    let work = tempfile::tempdir().unwrap();
+    // The process's own database: it must outlive the process (SQLite in a file, when the
+    // tests are not on PostgreSQL).
+    let postgres = match std::env::var(DATABASE_URL_VAR) {
+        Ok(admin) => Some(TestDb::postgres(&admin).await.unwrap()),
+        Err(_) => None,
+    };
+    let database_url = match &postgres {
+        Some(db) => db.url.clone(),
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            work.path().join("migration.db").display()
+        ),
+    };
+    let mut replica = Replica::new(
+        &format!("http://{}", h.server.addr),
+        &database_url,
+        work.path().join("migration.log"),
+    );
+    replica.start().await;
+
+    let export = work.path().join("export");
+    synthetic::write(&export, DEALS).unwrap();
+    let ada = h.token("ada.admin@contoso.com").await;
+    let rita = h.token("rita.referrals@contoso.com").await;
+    let imported = upload(&mut replica.client().await, &ada, &h.contoso, &export).await;
+    assert_eq!(imported.deals_added as usize, DEALS);
+    assert!(imported.errors.is_empty(), "{:?}", imported.errors);
+    let eligible: Vec<usize> = (0..DEALS).filter(|i| synthetic::eligible(*i)).collect();
+    let co_sell = eligible.iter().filter(|i| i.is_multiple_of(3)).count() as u64;
+    let all_referrals = eligible.len() as u64 + co_sell;
+
+    let run = replica
+        .client()
+        .await
+        .start_deal_migration(authed(
+            &rita,
+            pb::StartDealMigrationRequest {
+                parent: h.contoso.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .run
+        .unwrap();
+    assert_eq!(run.total as usize, eligible.len());
+
+    // Killed whenever the deals service has reached the next mark, and started again.
+    let mut killed_at = Vec::new();
+    for mark in KILL_AT {
+        let deadline = Instant::now() + PATIENCE;
+        let reached = loop {
+            let n = h.deals.store.count_referrals().await.unwrap();
+            if n >= mark {
+                break n;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stuck at {n} referrals: {}",
+                replica.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        replica.kill();
+        killed_at.push(reached);
+        replica.start().await;
+    }
+    eprintln!("killed at {killed_at:?} of {all_referrals} referrals");
+    assert!(
+        killed_at.iter().all(|n| *n < all_referrals),
+        "every kill came before the run was done: {killed_at:?} of {all_referrals}"
+    );
+
+    // Followed to the end by the last replica; every update adds up.
+    let mut watch = replica
+        .client()
+        .await
+        .watch_deal_migration(authed(
+            &rita,
+            pb::WatchDealMigrationRequest {
+                parent: h.contoso.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut updates = Vec::new();
+    let end = tokio::time::timeout(PATIENCE, async {
+        while let Some(m) = watch.message().await.unwrap() {
+            updates.push(m.status.unwrap());
+        }
+    })
+    .await;
+    assert!(
+        end.is_ok(),
+        "the run did not finish: {}",
+        replica.log_tail()
+    );
+    for s in &updates {
+        let r = s.run.as_ref().unwrap();
+        assert_eq!(r.migrated + r.failed + r.pending, r.total, "{s:?}");
+        assert_eq!(
+            s.eligible + s.migrated,
+            eligible.len() as i64,
+            "a deal left the eligible ones for the migrated ones: {s:?}"
+        );
+    }
+    let done = updates.last().unwrap();
+    assert_eq!(done.state(), pb::DealMigrationState::Completed);
+    let r = done.run.as_ref().unwrap();
+    assert_eq!(r.name, run.name);
+    assert_eq!(
+        (r.total, r.migrated, r.failed, r.pending),
+        (eligible.len() as i64, eligible.len() as i64, 0, 0)
+    );
+    assert_eq!((done.migrated, done.eligible), (eligible.len() as i64, 0));
+
+    // Every eligible deal exactly once in the deals service, and nothing else.
+    assert_eq!(
+        h.deals.store.count_referrals().await.unwrap(),
+        all_referrals,
+        "one partner referral per deal and one platform side per co-sell deal"
+    );
+    let referrals =
+        dpb::referral_service_client::ReferralServiceClient::new(h.server.channel.clone());
+    let mut by_deal: HashMap<String, (String, i32)> = HashMap::new();
+    let mut page_token = String::new();
+    loop {
+        let page = referrals
+            .clone()
+            .list_referrals(authed(
+                &rita,
+                dpb::ListReferralsRequest {
+                    page_size: 500,
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        for referral in page.referrals {
+            let psc = referral.tracking.unwrap_or_default().psc_deal_id;
+            let earlier = by_deal.insert(psc.clone(), (referral.name, referral.deal_type));
+            assert!(earlier.is_none(), "{psc} is in the deals service twice");
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    let mut want: Vec<String> = eligible.iter().map(|i| synthetic::deal_id(*i)).collect();
+    let mut have: Vec<String> = by_deal.keys().cloned().collect();
+    want.sort();
+    have.sort();
+    assert_eq!(have, want, "exactly the eligible deals");
+
+    // The report: a row per eligible deal, naming the referral it became.
+    let mut rows = 0;
+    let mut page_token = String::new();
+    loop {
+        let page = replica
+            .client()
+            .await
+            .list_deal_migration_report(authed(
+                &rita,
+                pb::ListDealMigrationReportRequest {
+                    parent: h.contoso.clone(),
+                    page_size: 1000,
+                    page_token: page_token.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        for row in &page.results {
+            rows += 1;
+            let (name, deal_type) = &by_deal[&row.psc_deal_id];
+            assert_eq!(
+                (row.state.as_str(), row.error.as_str()),
+                ("MIGRATED", ""),
+                "{row:?}"
+            );
+            assert_eq!(&row.referral, name, "{row:?}");
+            let i: usize = row.psc_deal_id["GEN-".len()..].parse().unwrap();
+            let co_sell = i.is_multiple_of(3);
+            assert_eq!(
+                row.deal_type,
+                if co_sell { "CO_SELL" } else { "PARTNER_LED" }
+            );
+            let want_type = if co_sell {
+                dpb::DealType::CoSell
+            } else {
+                dpb::DealType::PartnerLed
+            };
+            assert_eq!(*deal_type, want_type as i32, "{}", row.psc_deal_id);
+            assert_eq!(row.direction, "OUTBOUND");
+            assert!(!row.engagement.is_empty());
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(rows, eligible.len());
+}
