@@ -176,7 +176,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .merge(migration),
         verifier,
         args.server.options(),
-        cosell_platform::server::shutdown_signal(),
+        {
+            let migration = migration_handle.clone();
+            async move {
+                cosell_platform::server::shutdown_signal().await;
+                migration.end_streams();
+            }
+        },
     ));
     if args.demo {
         if args.no_dev_auth {

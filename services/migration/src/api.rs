@@ -41,6 +41,9 @@ pub struct Migration {
     /// How long a worker's lease on a batch holds.
     pub lease: chrono::Duration,
     pub stopping: std::sync::atomic::AtomicBool,
+    /// Turns true when the server shuts down: open watches end then (a graceful shutdown
+    /// waits for every open stream, and a watch lasts as long as its run).
+    pub streams_end: tokio::sync::watch::Sender<bool>,
     /// The directory (customer matching), called with `token`.
     pub directory:
         cosell_proto::directory::directory_service_client::DirectoryServiceClient<Channel>,
@@ -328,9 +331,10 @@ impl Migration {
 
     /// The deal migration's banner: counts over the snapshot and the latest run.
     async fn deal_status(&self, org: Uuid) -> Result<pb::GetDealMigrationStatusResponse, ApiError> {
-        // The run first: once it reads as finished, every later read sees all of its results,
-        // so the counts below are never behind the run they are shown with.
-        let run = match self.store.latest_run(org).await? {
+        // The run and the counts from one snapshot: the deals counted as migrated are those
+        // the run's counts have (a watch goes on from them).
+        let (run, fact_counts) = self.store.status_snapshot(org).await?;
+        let run = match run {
             Some(r) => Some(self.run_pb(org, &r).await?),
             None => None,
         };
@@ -338,7 +342,7 @@ impl Migration {
         let cutover = Some(self.cutover_pb(org).await?);
         let mut counts: std::collections::BTreeMap<Ineligible, i64> = Default::default();
         let (mut total, mut eligible, mut migrated) = (0i64, 0i64, 0i64);
-        for c in self.store.fact_counts(org).await? {
+        for c in fact_counts {
             total += c.deals;
             // A migrated deal counts as migrated, whatever a later export says of it.
             if c.migrated {
@@ -808,6 +812,7 @@ impl MigrationService for Api {
         let migration = self.0.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         // A task of its own, so that a client that goes away ends it at the next send.
+        let mut ending = self.streams_end.subscribe();
         tokio::spawn(async move {
             let mut sent: Option<pb::GetDealMigrationStatusResponse> = None;
             let mut reads = 0u32;
@@ -833,7 +838,19 @@ impl MigrationService for Api {
                     }
                     sent = Some(s);
                 }
-                tokio::time::sleep(WATCH_INTERVAL).await;
+                let shutting_down = tokio::select! {
+                    _ = tokio::time::sleep(WATCH_INTERVAL) => false,
+                    _ = tx.closed() => return,
+                    _ = ending.wait_for(|end| *end) => true,
+                };
+                if shutting_down {
+                    let _ = tx
+                        .send(Err(Status::unavailable(
+                            "this replica is shutting down; watch again: the run goes on",
+                        )))
+                        .await;
+                    return;
+                }
             }
         });
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(

@@ -100,6 +100,7 @@ pub async fn start(
         timeline: (config.psc_read_only_from, config.psc_access_ends),
         lease: chrono::Duration::from_std(config.lease).unwrap_or(chrono::Duration::MAX),
         stopping: std::sync::atomic::AtomicBool::new(false),
+        streams_end: tokio::sync::watch::channel(false).0,
     });
     runs::spawn_worker(migration.clone());
     let mut set = ServiceSet::default();

@@ -450,9 +450,16 @@ impl Migration {
 }
 
 impl Migration {
+    /// Ends the open watches (with UNAVAILABLE, so that clients watch again elsewhere): call it
+    /// when the server starts shutting down, before it waits for the calls in flight.
+    pub fn end_streams(&self) {
+        self.streams_end.send_replace(true);
+    }
+
     /// Stops this replica's worker and gives its leased deals back at once, so that another
     /// replica takes them without waiting for the leases to expire (graceful shutdown).
     pub async fn release(&self) {
+        self.end_streams();
         self.stopping.store(true, Ordering::SeqCst);
         match self.store.release_leases(&self.worker_id).await {
             Ok(n) if n > 0 => tracing::info!(deals = n, "deal migration work released"),

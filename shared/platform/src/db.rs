@@ -53,7 +53,7 @@ pub async fn connect_with(url: &str, planning: Planning) -> Result<DatabaseConne
             }
         });
         if memory {
-            // One connection that never closes: closing it would drop the database.
+            // One connection, kept open for as long as it can be (see keep_memory_database).
             options
                 .max_connections(1)
                 .min_connections(1)
@@ -71,7 +71,31 @@ pub async fn connect_with(url: &str, planning: Planning) -> Result<DatabaseConne
                 .map_sqlx_postgres_opts(|o| o.options([("plan_cache_mode", "force_custom_plan")]));
         }
     }
-    Database::connect(options).await
+    let db = Database::connect(options).await?;
+    if url.starts_with("sqlite:") && is_sqlite_memory(url) {
+        keep_memory_database(&db).await?;
+    }
+    Ok(db)
+}
+
+/// An in-memory SQLite database lives as long as a connection to it is open, and the pool
+/// replaces its one connection now and then (sqlx closes a connection that a cancelled request
+/// left in doubt): a second connection, outside the pool and never used, keeps the database
+/// until the pool is closed or dropped.
+async fn keep_memory_database(db: &DatabaseConnection) -> Result<(), DbErr> {
+    use sea_orm::sqlx::ConnectOptions as _;
+    let pool = db.get_sqlite_connection_pool();
+    let keeper = pool
+        .connect_options()
+        .connect()
+        .await
+        .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))?;
+    let closed = pool.close_event();
+    tokio::spawn(async move {
+        closed.await;
+        drop(keeper);
+    });
+    Ok(())
 }
 
 /// Opens `url` and brings its schema up to date with `M`.
@@ -100,15 +124,29 @@ pub fn sqlite_file_url(data_dir: &std::path::Path, service: &str) -> String {
 /// Refreshes PostgreSQL's statistics of `tables` after a bulk write (SQLite: nothing). Until
 /// autovacuum gets there, up to minutes later, the planner goes on planning with what it saw of
 /// them before, and a table that grew from a few rows to thousands is scanned whole where one
-/// index lookup would do.
+/// index lookup would do. A table another session is analyzing (ANALYZE holds its lock to the
+/// end of that session's transaction) is skipped rather than waited for.
 pub async fn analyze(db: &impl sea_orm::ConnectionTrait, tables: &[&str]) -> Result<(), DbErr> {
     if db.get_database_backend() != sea_orm::DbBackend::Postgres || tables.is_empty() {
         return Ok(());
     }
     let quoted: Vec<String> = tables.iter().map(|t| format!("\"{t}\"")).collect();
-    db.execute_unprepared(&format!("ANALYZE {}", quoted.join(", ")))
+    db.execute_unprepared(&format!("ANALYZE (SKIP_LOCKED) {}", quoted.join(", ")))
         .await?;
     Ok(())
+}
+
+/// Whether a database error is PostgreSQL's deadlock (40P01) or serialization failure (40001):
+/// the transaction was rolled back because of a concurrent one, and may be tried again.
+pub fn is_deadlock(e: &DbErr) -> bool {
+    let (DbErr::Exec(sea_orm::RuntimeErr::SqlxError(sqlx))
+    | DbErr::Query(sea_orm::RuntimeErr::SqlxError(sqlx))) = e
+    else {
+        return false;
+    };
+    sqlx.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code == "40P01" || code == "40001")
 }
 
 /// Whether a database error is a unique-index violation (PostgreSQL or SQLite): how a store
@@ -118,4 +156,35 @@ pub fn is_unique_violation(e: &DbErr) -> bool {
         e.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::ConnectionTrait;
+
+    #[tokio::test]
+    async fn an_in_memory_database_outlives_its_pools_connection() {
+        let db = connect("sqlite::memory:").await.unwrap();
+        db.execute_unprepared("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (7)")
+            .await
+            .unwrap();
+        // What sqlx does to a connection a cancelled request left in doubt.
+        let pool = db.get_sqlite_connection_pool();
+        pool.acquire().await.unwrap().close().await.unwrap();
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Sqlite,
+                "SELECT x FROM t",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.try_get::<i32>("", "x").unwrap(), 7);
+
+        // Two in-memory databases are two databases.
+        let other = connect("sqlite::memory:").await.unwrap();
+        let missing = other.execute_unprepared("SELECT x FROM t").await;
+        assert!(missing.is_err(), "{missing:?}");
+    }
 }

@@ -620,7 +620,7 @@ impl Deals {
             .collect();
         let raced = match self.store.insert_migrated_batch(&new).await {
             Ok(()) => false,
-            Err(e) if crate::store::is_unique_violation(&e) => true,
+            Err(e) if crate::store::lost_a_race(&e) => true,
             Err(e) => return Err(e.into()),
         };
         let mut results = Vec::with_capacity(outcomes.len());

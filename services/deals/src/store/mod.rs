@@ -149,10 +149,17 @@ impl Store {
 
     /// Inserts migrated deals (each its partner referral and platform side) in one transaction,
     /// a few hundred rows per statement. A unique violation (another import of one of these
-    /// deals came first) writes nothing; the caller then inserts them one by one.
+    /// deals came first) writes nothing; the caller then inserts them one by one. The deals go
+    /// in by PSC deal id, so that two imports of overlapping batches take the index's locks in
+    /// the same order and wait for each other instead of deadlocking.
     pub async fn insert_migrated_batch(&self, deals: &[&[Referral]]) -> Result<()> {
         /// Rows per INSERT: far below PostgreSQL's 65,535 bound parameters.
         const ROWS: usize = 200;
+        let mut deals = deals.to_vec();
+        deals.sort_by(|a, b| {
+            let psc = |d: &[Referral]| d.first().and_then(|r| r.psc_deal_id.clone());
+            psc(a).cmp(&psc(b))
+        });
         let rows: Vec<&Referral> = deals.iter().flat_map(|d| d.iter()).collect();
         if rows.is_empty() {
             return Ok(());
@@ -478,6 +485,16 @@ impl Store {
             .collect()
     }
 
+    /// How many of the organization's referrals were migrated from PSC (for tests).
+    pub async fn count_migrated(&self, organization: Uuid) -> Result<u64> {
+        use sea_orm::PaginatorTrait;
+        Ok(referral::Entity::find()
+            .filter(referral::Column::Organization.eq(organization.to_string()))
+            .filter(referral::Column::PscDealId.is_not_null())
+            .count(&self.db)
+            .await?)
+    }
+
     /// Every stored referral, both parties (for the demo seed and tests).
     pub async fn count_referrals(&self) -> Result<u64> {
         use sea_orm::PaginatorTrait;
@@ -567,4 +584,11 @@ fn request_key(principal: &str, request_id: &str) -> String {
 /// Whether a database error is a unique-index violation.
 pub fn is_unique_violation(e: &StoreError) -> bool {
     matches!(e, StoreError::Db(db) if cosell_platform::db::is_unique_violation(db))
+}
+
+/// Whether a write lost to a concurrent one (a unique violation, or PostgreSQL's deadlock or
+/// serialization failure): written again one at a time, it finds what the other wrote.
+pub fn lost_a_race(e: &StoreError) -> bool {
+    matches!(e, StoreError::Db(db) if cosell_platform::db::is_unique_violation(db)
+        || cosell_platform::db::is_deadlock(db))
 }

@@ -93,7 +93,12 @@ impl Store {
         .exec_without_returning(&txn)
         .await?;
         txn.commit().await?;
-        cosell_platform::db::analyze(&self.db, &["psc_deals", "psc_deal_parts"]).await?;
+        // The import is in whatever happens here.
+        if let Err(e) =
+            cosell_platform::db::analyze(&self.db, &["psc_deals", "psc_deal_parts"]).await
+        {
+            tracing::warn!(error = %e, "refreshing statistics after an import failed");
+        }
         Ok(summary)
     }
 }
@@ -188,10 +193,11 @@ impl Import {
         // lookup reads every deal of the organization (the planner cannot know that all rows
         // are one organization's), so a first-time import of 100,000 deals took minutes; once
         // the first batch is written, the statistics are refreshed inside the transaction,
-        // which sees its own rows.
+        // which sees its own rows. That holds the statistics' lock until the import commits;
+        // another import meanwhile skips its own refresh and goes on (see `analyze`).
         if !self.analyzed && self.summary.deals_added > 0 {
-            cosell_platform::db::analyze(&self.txn, &["psc_deals", "psc_deal_parts"]).await?;
             self.analyzed = true;
+            cosell_platform::db::analyze(&self.txn, &["psc_deals", "psc_deal_parts"]).await?;
         }
         let this = self.summary.id.clone();
         let existing: HashMap<String, (String, String)> = deal::Entity::find()

@@ -252,6 +252,40 @@ impl Store {
         Ok(deals)
     }
 
+    /// The organization's latest run and its deals counted as [`Store::fact_counts`] does, read
+    /// in one snapshot of the database (PostgreSQL: a repeatable-read transaction; SQLite has
+    /// one writer), so that the migrated deals counted are exactly those the run's counts have.
+    pub async fn status_snapshot(
+        &self,
+        organization: Uuid,
+    ) -> Result<(Option<entities::deal_run::Model>, Vec<FactCount>)> {
+        use sea_orm::{AccessMode, IsolationLevel, TransactionTrait};
+        let postgres = self.db.get_database_backend() == sea_orm::DbBackend::Postgres;
+        let txn = if postgres {
+            self.db
+                .begin_with_config(
+                    Some(IsolationLevel::RepeatableRead),
+                    Some(AccessMode::ReadOnly),
+                )
+                .await?
+        } else {
+            self.db.begin().await?
+        };
+        let run = entities::deal_run::Entity::find()
+            .filter(entities::deal_run::Column::Organization.eq(organization.to_string()))
+            .order_by_desc(entities::deal_run::Column::CreateTime)
+            .one(&txn)
+            .await?;
+        let counts = self
+            .fact_groups(&txn, organization, true)
+            .await?
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
+        txn.commit().await?;
+        Ok((run, counts))
+    }
+
     /// The organization's deals counted by account, eligibility facts and whether migrated.
     pub async fn fact_counts(&self, organization: Uuid) -> Result<Vec<FactCount>> {
         Ok(self

@@ -16,9 +16,10 @@ use super::{
     CountRow, FactCount, MIGRATED, Result, Store, StoreError, before_cutoff, is_unique_violation,
 };
 
-/// Groups of deals (same account and facts) a run's start writes per statement: five bound
-/// values each, far below PostgreSQL's 65,535.
-const GROUPS_PER_STATEMENT: usize = 1000;
+/// Groups of deals (same account and facts) a run's start writes per statement: the groups'
+/// conditions are ORed, and SQLite parses a chain of ORs as deep as it is long (its limit is
+/// 1,000 levels); a few bound values each, far below PostgreSQL's 65,535.
+const GROUPS_PER_STATEMENT: usize = 100;
 
 impl Store {
     /// The organization's run in progress, if any.
@@ -42,7 +43,7 @@ impl Store {
     /// Starts a run over the snapshot's deals that `eligible` admits and that have not
     /// migrated: each becomes PENDING work of it, in one transaction. `eligible` is asked once
     /// per group of deals with the same account and facts, and the database writes the work of
-    /// the groups it admits in one statement (per 1,000 groups), so that a start costs about
+    /// the groups it admits in one statement (per 100 groups), so that a start costs about
     /// the same for a thousand deals as for a million. When it does not start, nothing was
     /// changed and [`StartRefused`] says why.
     pub async fn start_run(
@@ -99,8 +100,11 @@ impl Store {
             .exec(&txn)
             .await?;
         txn.commit().await?;
-        // The work of a run is often most of the table: plan the workers' leases with it.
-        cosell_platform::db::analyze(&self.db, &["deal_results"]).await?;
+        // The work of a run is often most of the table: plan the workers' leases with it. The
+        // run has started whatever happens here.
+        if let Err(e) = cosell_platform::db::analyze(&self.db, &["deal_results"]).await {
+            tracing::warn!(error = %e, "refreshing statistics after a run's start failed");
+        }
         Ok(Ok(deal_run::Model {
             total: added as i64,
             ..run
@@ -263,7 +267,8 @@ impl Store {
         Ok(recorded.len() as u64)
     }
 
-    /// Marks finished every run with no PENDING deal left.
+    /// Marks finished every run with no PENDING deal left, its counts taken from its results
+    /// once more (the same, unless a replica of a version before the counts recorded some).
     pub async fn finish_runs(&self) -> Result<()> {
         for run in deal_run::Entity::find()
             .filter(deal_run::Column::FinishTime.is_null())
@@ -276,10 +281,20 @@ impl Store {
                 .one(&self.db)
                 .await?;
             if pending.is_none() {
+                // `state` is one of ours, not input.
+                let counted = |state: &'static str| {
+                    Expr::cust(format!(
+                        "(SELECT COUNT(*) FROM deal_results r \
+                         WHERE r.run_id = deal_runs.id AND r.state = '{state}')"
+                    ))
+                };
                 deal_run::Entity::update_many()
                     .col_expr(deal_run::Column::FinishTime, Expr::value(Utc::now()))
                     .col_expr(deal_run::Column::Active, Expr::value(None::<String>))
+                    .col_expr(deal_run::Column::Migrated, counted("MIGRATED"))
+                    .col_expr(deal_run::Column::Failed, counted("FAILED"))
                     .filter(deal_run::Column::Id.eq(run.id))
+                    .filter(deal_run::Column::FinishTime.is_null())
                     .exec(&self.db)
                     .await?;
             }

@@ -12,6 +12,7 @@ use cosell_migration::psc::synthetic;
 use cosell_proto::deals as dpb;
 use cosell_proto::migration as pb;
 use cosell_testkit::{DATABASE_URL_VAR, TestDb, authed};
+use sea_orm::ConnectionTrait;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::api::{Harness, MigrationIn, SERVICE_SECRET};
@@ -19,10 +20,25 @@ use crate::api::{Harness, MigrationIn, SERVICE_SECRET};
 const DEALS: usize = 20_000;
 /// Short leases, so that a killed replica's batches are taken over within seconds.
 const LEASE_SECS: &str = "2";
-/// Kill the replica once the deals service holds this many referrals (of 24,000: a partner
-/// referral per eligible deal, and the platform's side of each co-sell one): the first as soon
-/// as anything arrived, while the first batches are in flight.
-const KILL_AT: [u64; 4] = [1, 6_000, 12_000, 18_000];
+/// How the replica is stopped once the deals service holds this many referrals (of 24,000: a
+/// partner referral per eligible deal, and the platform's side of each co-sell one): killed,
+/// the first time as soon as anything arrived, while the first batches are in flight; and
+/// once stopped gracefully, with a watch open.
+const STOPS: [(u64, Stop); 5] = [
+    (1, Stop::Kill),
+    (6_000, Stop::Kill),
+    (9_000, Stop::Terminate),
+    (12_000, Stop::Kill),
+    (18_000, Stop::Kill),
+];
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Stop {
+    /// SIGKILL: no shutdown, no leases given back.
+    Kill,
+    /// SIGTERM: a graceful shutdown.
+    Terminate,
+}
 /// The longest the test waits for anything.
 const PATIENCE: Duration = Duration::from_secs(300);
 
@@ -104,6 +120,33 @@ impl Replica {
         }
     }
 
+    /// SIGTERM, and the time the process took to exit, which it must do by itself.
+    async fn terminate(&mut self) -> Duration {
+        let mut child = self.child.take().unwrap();
+        let started = Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "exited with {status}: {}",
+                    self.log_tail()
+                );
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "still running 30 s after SIGTERM: {}",
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// SIGKILL: no shutdown, no leases given back.
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -170,6 +213,11 @@ async fn upload(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_run_survives_its_replica_being_killed_again_and_again() {
+    // The in-process services' warnings and errors, beside the test's output when it fails.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("warn")
+        .try_init();
     let h = Harness::start_with(MigrationIn::AnotherProcess).await;
     let work = tempfile::tempdir().unwrap();
     // The process's own database: it must outlive the process (SQLite in a file, when the
@@ -219,9 +267,14 @@ async fn a_run_survives_its_replica_being_killed_again_and_again() {
         .unwrap();
     assert_eq!(run.total as usize, eligible.len());
 
-    // Killed whenever the deals service has reached the next mark, and started again.
+    // Stopped whenever the deals service has reached the next mark, and started again. After
+    // each kill, the deals the deals service has but the migration has not recorded (a batch
+    // in flight) are counted: they are sent again, and must not be made twice.
+    let org = uuid::Uuid::parse_str(h.contoso.trim_start_matches("organizations/")).unwrap();
+    let migration_db = cosell_platform::db::connect(&database_url).await.unwrap();
+    let mut in_limbo = Vec::new();
     let mut killed_at = Vec::new();
-    for mark in KILL_AT {
+    for (mark, stop) in STOPS {
         let deadline = Instant::now() + PATIENCE;
         let reached = loop {
             let n = h.deals.store.count_referrals().await.unwrap();
@@ -235,14 +288,68 @@ async fn a_run_survives_its_replica_being_killed_again_and_again() {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
-        replica.kill();
+        match stop {
+            Stop::Kill => {
+                replica.kill();
+                let recorded = migration_db
+                    .query_one_raw(sea_orm::Statement::from_string(
+                        migration_db.get_database_backend(),
+                        "SELECT COUNT(*) AS n FROM deal_results WHERE state = 'MIGRATED'",
+                    ))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .try_get::<i64>("", "n")
+                    .unwrap() as u64;
+                let arrived = h.deals.store.count_migrated(org).await.unwrap();
+                assert!(
+                    arrived >= recorded,
+                    "{recorded} recorded, {arrived} arrived"
+                );
+                in_limbo.push(arrived - recorded);
+            }
+            Stop::Terminate => {
+                // A watch is open: it ends (UNAVAILABLE, watch again) rather than hold the
+                // shutdown until the run is done.
+                let mut watch = replica
+                    .client()
+                    .await
+                    .watch_deal_migration(authed(
+                        &rita,
+                        pb::WatchDealMigrationRequest {
+                            parent: h.contoso.clone(),
+                        },
+                    ))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                let first = watch.message().await.unwrap().unwrap().status.unwrap();
+                assert_eq!(first.state(), pb::DealMigrationState::InProgress);
+                let took = replica.terminate().await;
+                eprintln!("a graceful stop took {took:?}");
+                let ended = loop {
+                    match watch.message().await {
+                        Ok(Some(_)) => continue,
+                        other => break other,
+                    }
+                };
+                let code = ended.err().map(|s| s.code());
+                assert_eq!(code, Some(tonic::Code::Unavailable), "the watch ended");
+            }
+        }
         killed_at.push(reached);
         replica.start().await;
     }
-    eprintln!("killed at {killed_at:?} of {all_referrals} referrals");
+    eprintln!(
+        "stopped at {killed_at:?} of {all_referrals} referrals; deals sent but not recorded at each kill: {in_limbo:?}"
+    );
+    assert!(
+        in_limbo.iter().any(|n| *n > 0),
+        "some kill came between the deals service's commit and the recording"
+    );
     assert!(
         killed_at.iter().all(|n| *n < all_referrals),
-        "every kill came before the run was done: {killed_at:?} of {all_referrals}"
+        "every stop came before the run was done: {killed_at:?} of {all_referrals}"
     );
 
     // Followed to the end by the last replica; every update adds up.
@@ -270,16 +377,16 @@ async fn a_run_survives_its_replica_being_killed_again_and_again() {
         "the run did not finish: {}",
         replica.log_tail()
     );
+    let done = updates.last().unwrap().clone();
+    let mut before = 0;
     for s in &updates {
-        let r = s.run.as_ref().unwrap();
-        assert_eq!(r.migrated + r.failed + r.pending, r.total, "{s:?}");
-        assert_eq!(
-            s.eligible + s.migrated,
-            eligible.len() as i64,
-            "a deal left the eligible ones for the migrated ones: {s:?}"
-        );
+        // Counted from one snapshot and followed from the run's counts, never ahead of what
+        // the end shows, never going back.
+        assert!(before <= s.migrated && s.migrated <= done.migrated, "{s:?}");
+        assert_eq!(s.migrated, s.run.as_ref().unwrap().migrated, "{s:?}");
+        assert_eq!(s.eligible + s.migrated, eligible.len() as i64, "{s:?}");
+        before = s.migrated;
     }
-    let done = updates.last().unwrap();
     assert_eq!(done.state(), pb::DealMigrationState::Completed);
     let r = done.run.as_ref().unwrap();
     assert_eq!(r.name, run.name);

@@ -338,3 +338,77 @@ async fn runs_of_the_second_schema_get_their_counts() {
         .unwrap();
     assert_eq!((run.total, run.migrated, run.failed), (3, 2, 1));
 }
+
+/// An import refreshes the statistics inside its transaction (and so holds their lock until it
+/// commits); another organization's import meanwhile goes on without them instead of waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_does_not_wait_for_another_to_commit() {
+    use sea_orm::ConnectionTrait;
+    let db = TestDb::new().await.unwrap();
+    if !db.is_postgres() {
+        return; // SQLite writes one transaction at a time anyway.
+    }
+    let store = store(&db).await;
+    let rows: Vec<String> = (0..1200)
+        .map(|i| format!("D{i},Deal {i},A1,Open,2021-01-05T10:00:00Z,no,Partner,Northwind"))
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let text = deals(&rows);
+    let bundle = || {
+        InMemory(vec![
+            ("accounts.csv".into(), ACCOUNTS.as_bytes().to_vec()),
+            ("deals.csv".into(), text.as_bytes().to_vec()),
+        ])
+    };
+
+    // The first import gets every record but its stream stays open: it is still going on.
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let mut records = cosell_migration::psc::stream(bundle()).await.unwrap();
+    let forward = tokio::spawn(async move {
+        while let Some(batch) = records.recv().await {
+            tx.send(batch).await.unwrap();
+        }
+        tx
+    });
+    let first = {
+        let store = store.clone();
+        tokio::spawn(async move { store.import(Uuid::now_v7(), rx, Vec::new()).await })
+    };
+    let open = forward.await.unwrap();
+    // Wait until it holds the statistics' lock.
+    let conn = cosell_platform::db::connect(&db.url).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let held = conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT COUNT(*) AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                 WHERE c.relname = 'psc_deals' AND l.mode = 'ShareUpdateExclusiveLock' AND l.granted",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "n")
+            .unwrap();
+        if held > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first import never analyzed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let second = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let records = cosell_migration::psc::stream(bundle()).await.unwrap();
+        store.import(Uuid::now_v7(), records, Vec::new()).await
+    })
+    .await
+    .expect("the second import finished while the first was open")
+    .unwrap();
+    assert_eq!(second.deals_added, 1200);
+    assert!(!first.is_finished());
+    drop(open);
+    assert_eq!(first.await.unwrap().unwrap().deals_added, 1200);
+}
