@@ -39,17 +39,18 @@ pub async fn run(command: PscCommand) -> anyhow::Result<()> {
     }
 }
 
-/// The files to upload: the bundle's CSV files of a folder, or the zip itself.
-fn files(path: &std::path::Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    let read = |p: &std::path::Path| {
-        std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+/// The files to upload, by name: the bundle's CSV files of a folder, or the zip itself. Each is
+/// opened here, so that one that cannot be read stops the import before anything is sent.
+fn files(path: &std::path::Path) -> anyhow::Result<Vec<(String, std::fs::File)>> {
+    let open = |p: &std::path::Path| {
+        std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))
     };
     if path.is_dir() {
         let mut out = Vec::new();
         for name in cosell_migration::upload::BUNDLE_FILES {
             let p = path.join(name);
             if p.exists() {
-                out.push((name.to_string(), read(&p)?));
+                out.push((name.to_string(), open(&p)?));
             }
         }
         anyhow::ensure!(
@@ -64,8 +65,53 @@ fn files(path: &std::path::Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        Ok(vec![(name, read(path)?)])
+        Ok(vec![(name, open(path)?)])
     }
+}
+
+/// The upload's messages, read from `files` a chunk at a time on a thread of their own while
+/// they are sent, so that an export of any size takes a few chunks of memory. A read error ends
+/// the messages and arrives on the second receiver first.
+fn upload_messages(
+    files: Vec<(String, std::fs::File)>,
+    organization: String,
+) -> (
+    tokio_stream::wrappers::ReceiverStream<pb::ImportPscExportRequest>,
+    tokio::sync::oneshot::Receiver<anyhow::Error>,
+) {
+    use std::io::Read;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let (failed_tx, failed) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut organization = Some(organization);
+        for (name, file) in files {
+            let mut file = std::io::BufReader::new(file);
+            loop {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                if let Err(e) = (&mut file).take(CHUNK as u64).read_to_end(&mut chunk) {
+                    let _ = failed_tx
+                        .send(anyhow::Error::new(e).context(format!("cannot read {name}")));
+                    return;
+                }
+                if chunk.is_empty() {
+                    break;
+                }
+                let last = chunk.len() < CHUNK;
+                let message = pb::ImportPscExportRequest {
+                    organization: organization.take().unwrap_or_default(),
+                    file_name: name.clone(),
+                    chunk,
+                };
+                if tx.blocking_send(message).is_err() {
+                    return; // the call ended
+                }
+                if last {
+                    break;
+                }
+            }
+        }
+    });
+    (tokio_stream::wrappers::ReceiverStream::new(rx), failed)
 }
 
 async fn import(args: ImportArgs) -> anyhow::Result<()> {
@@ -75,27 +121,16 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         Some(o) => o,
         None => own_organization(&args.connection, &channel).await?,
     };
-    let mut messages = Vec::new();
-    for (name, bytes) in files {
-        for (i, chunk) in bytes.chunks(CHUNK).enumerate() {
-            messages.push(pb::ImportPscExportRequest {
-                organization: if messages.is_empty() && i == 0 {
-                    organization.clone()
-                } else {
-                    String::new()
-                },
-                file_name: name.clone(),
-                chunk: chunk.to_vec(),
-            });
-        }
-    }
-    let import = pb::migration_service_client::MigrationServiceClient::new(channel)
-        .import_psc_export(args.connection.request(tokio_stream::iter(messages))?)
-        .await
-        .map_err(call_error)?
-        .into_inner()
-        .import
-        .unwrap_or_default();
+    let (messages, failed) = upload_messages(files, organization);
+    let mut client = pb::migration_service_client::MigrationServiceClient::new(channel);
+    let call = client.import_psc_export(args.connection.request(messages)?);
+    let response = tokio::select! {
+        biased;
+        // Dropping the call cancels the upload: the server keeps nothing of it.
+        Ok(e) = failed => return Err(e),
+        response = call => response.map_err(call_error)?,
+    };
+    let import = response.into_inner().import.unwrap_or_default();
     if args.json {
         let issue = |kind: &str, i: &pb::PscIssue| {
             serde_json::json!({

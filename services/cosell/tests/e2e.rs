@@ -539,6 +539,35 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
     assert!(d1.starts_with("D1,\"Lakehouse, phase 1\","), "{d1}");
     assert!(d1.ends_with(",CO_SELL,OUTBOUND,"), "{d1}");
 
+    // An export of several MiB goes up a chunk at a time, file after file, all of it.
+    let generated_export = tempfile::tempdir().unwrap();
+    const GENERATED: i64 = 12_000;
+    cosell_migration::psc::synthetic::write(generated_export.path(), GENERATED as usize).unwrap();
+    let size = std::fs::metadata(generated_export.path().join("deals.csv"))
+        .unwrap()
+        .len();
+    assert!(
+        size > 2 << 20,
+        "deals.csv spans several chunks: {size} bytes"
+    );
+    let ada = server
+        .cosell(&["dev-token", "--email", "ada.admin@contoso.com"], None)
+        .trim()
+        .to_owned();
+    let dir = generated_export.path().display().to_string();
+    let summary = server.cosell(&["psc", "import", &dir, "--json"], Some(&ada));
+    let summary: serde_json::Value = serde_json::from_str(summary.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (
+            summary["deals_added"].as_i64(),
+            summary["products"].as_i64(),
+            summary["team_members"].as_i64(),
+            summary["errors"].as_i64(),
+        ),
+        (Some(GENERATED), Some(GENERATED), Some(GENERATED), Some(0)),
+        "{summary}"
+    );
+
     // SIGTERM: a graceful stop with exit status 0.
     let status = server.stop();
     assert!(status.success(), "exit status {status:?}");
