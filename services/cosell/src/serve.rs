@@ -176,13 +176,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .merge(migration),
         verifier,
         args.server.options(),
-        {
-            let migration = migration_handle.clone();
-            async move {
-                cosell_platform::server::shutdown_signal().await;
-                migration.end_streams();
-            }
-        },
+        migration_handle.shutdown_signal(),
     ));
     if args.demo {
         if args.no_dev_auth {

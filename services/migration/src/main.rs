@@ -76,13 +76,13 @@ async fn main() -> anyhow::Result<()> {
     let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(identity))));
     let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "migration listening");
-    cosell_platform::server::serve(listener, services, verifier, args.server.options(), {
-        let migration = migration.clone();
-        async move {
-            cosell_platform::server::shutdown_signal().await;
-            migration.end_streams();
-        }
-    })
+    cosell_platform::server::serve(
+        listener,
+        services,
+        verifier,
+        args.server.options(),
+        migration.shutdown_signal(),
+    )
     .await?;
     // Graceful shutdown: leased deals go back for another replica.
     migration.release().await;

@@ -456,6 +456,16 @@ impl Migration {
         self.streams_end.send_replace(true);
     }
 
+    /// The process's shutdown signal (SIGTERM or Ctrl-C), which ends the open watches when it
+    /// comes: what a server with this service in it waits on to shut down.
+    pub fn shutdown_signal(self: &Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
+        let migration = self.clone();
+        async move {
+            cosell_platform::server::shutdown_signal().await;
+            migration.end_streams();
+        }
+    }
+
     /// Stops this replica's worker and gives its leased deals back at once, so that another
     /// replica takes them without waiting for the leases to expire (graceful shutdown).
     pub async fn release(&self) {

@@ -38,8 +38,8 @@ pub async fn connect_with(url: &str, planning: Planning) -> Result<DatabaseConne
         .sqlx_logging(false)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(30));
+    let memory = url.starts_with("sqlite:") && is_sqlite_memory(url);
     if url.starts_with("sqlite:") {
-        let memory = is_sqlite_memory(url);
         options.map_sqlx_sqlite_opts(move |o: SqliteConnectOptions| {
             let o = o
                 .foreign_keys(true)
@@ -72,7 +72,7 @@ pub async fn connect_with(url: &str, planning: Planning) -> Result<DatabaseConne
         }
     }
     let db = Database::connect(options).await?;
-    if url.starts_with("sqlite:") && is_sqlite_memory(url) {
+    if memory {
         keep_memory_database(&db).await?;
     }
     Ok(db)

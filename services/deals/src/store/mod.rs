@@ -156,10 +156,10 @@ impl Store {
         /// Rows per INSERT: far below PostgreSQL's 65,535 bound parameters.
         const ROWS: usize = 200;
         let mut deals = deals.to_vec();
-        deals.sort_by(|a, b| {
-            let psc = |d: &[Referral]| d.first().and_then(|r| r.psc_deal_id.clone());
-            psc(a).cmp(&psc(b))
-        });
+        fn psc(deal: &[Referral]) -> Option<&str> {
+            deal.first().and_then(|r| r.psc_deal_id.as_deref())
+        }
+        deals.sort_by(|a, b| psc(a).cmp(&psc(b)));
         let rows: Vec<&Referral> = deals.iter().flat_map(|d| d.iter()).collect();
         if rows.is_empty() {
             return Ok(());
@@ -589,6 +589,6 @@ pub fn is_unique_violation(e: &StoreError) -> bool {
 /// Whether a write lost to a concurrent one (a unique violation, or PostgreSQL's deadlock or
 /// serialization failure): written again one at a time, it finds what the other wrote.
 pub fn lost_a_race(e: &StoreError) -> bool {
-    matches!(e, StoreError::Db(db) if cosell_platform::db::is_unique_violation(db)
-        || cosell_platform::db::is_deadlock(db))
+    is_unique_violation(e)
+        || matches!(e, StoreError::Db(db) if cosell_platform::db::is_deadlock(db))
 }

@@ -252,7 +252,7 @@ impl Store {
         Ok(deals)
     }
 
-    /// The organization's latest run and its deals counted as [`Store::fact_counts`] does, read
+    /// The organization's latest run and its deals counted by account, eligibility facts and whether migrated, read
     /// in one snapshot of the database (PostgreSQL: a repeatable-read transaction; SQLite has
     /// one writer), so that the migrated deals counted are exactly those the run's counts have.
     pub async fn status_snapshot(
@@ -284,16 +284,6 @@ impl Store {
             .collect();
         txn.commit().await?;
         Ok((run, counts))
-    }
-
-    /// The organization's deals counted by account, eligibility facts and whether migrated.
-    pub async fn fact_counts(&self, organization: Uuid) -> Result<Vec<FactCount>> {
-        Ok(self
-            .fact_groups(&self.db, organization, true)
-            .await?
-            .into_iter()
-            .map(|(_, c)| c)
-            .collect())
     }
 
     /// The organization's deals grouped by account and eligibility facts (and, with

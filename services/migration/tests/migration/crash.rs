@@ -12,7 +12,6 @@ use cosell_migration::psc::synthetic;
 use cosell_proto::deals as dpb;
 use cosell_proto::migration as pb;
 use cosell_testkit::{DATABASE_URL_VAR, TestDb, authed};
-use sea_orm::ConnectionTrait;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::api::{Harness, MigrationIn, SERVICE_SECRET};
@@ -32,7 +31,7 @@ const STOPS: [(u64, Stop); 5] = [
     (18_000, Stop::Kill),
 ];
 
-#[derive(Clone, Copy, PartialEq, Debug)]
+#[derive(Clone, Copy)]
 enum Stop {
     /// SIGKILL: no shutdown, no leases given back.
     Kill,
@@ -165,6 +164,25 @@ impl Replica {
         )
     }
 
+    /// `token`'s watch of `organization`'s deal migration.
+    async fn watch(
+        &self,
+        token: &str,
+        organization: &str,
+    ) -> tonic::Streaming<pb::WatchDealMigrationResponse> {
+        self.client()
+            .await
+            .watch_deal_migration(authed(
+                token,
+                pb::WatchDealMigrationRequest {
+                    parent: organization.to_owned(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -291,16 +309,11 @@ async fn a_run_survives_its_replica_being_killed_again_and_again() {
         match stop {
             Stop::Kill => {
                 replica.kill();
-                let recorded = migration_db
-                    .query_one_raw(sea_orm::Statement::from_string(
-                        migration_db.get_database_backend(),
-                        "SELECT COUNT(*) AS n FROM deal_results WHERE state = 'MIGRATED'",
-                    ))
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .try_get::<i64>("", "n")
-                    .unwrap() as u64;
+                let recorded = crate::count(
+                    &migration_db,
+                    "SELECT COUNT(*) AS n FROM deal_results WHERE state = 'MIGRATED'",
+                )
+                .await as u64;
                 let arrived = h.deals.store.count_migrated(org).await.unwrap();
                 assert!(
                     arrived >= recorded,
@@ -311,18 +324,7 @@ async fn a_run_survives_its_replica_being_killed_again_and_again() {
             Stop::Terminate => {
                 // A watch is open: it ends (UNAVAILABLE, watch again) rather than hold the
                 // shutdown until the run is done.
-                let mut watch = replica
-                    .client()
-                    .await
-                    .watch_deal_migration(authed(
-                        &rita,
-                        pb::WatchDealMigrationRequest {
-                            parent: h.contoso.clone(),
-                        },
-                    ))
-                    .await
-                    .unwrap()
-                    .into_inner();
+                let mut watch = replica.watch(&rita, &h.contoso).await;
                 let first = watch.message().await.unwrap().unwrap().status.unwrap();
                 assert_eq!(first.state(), pb::DealMigrationState::InProgress);
                 let took = replica.terminate().await;
@@ -353,18 +355,7 @@ async fn a_run_survives_its_replica_being_killed_again_and_again() {
     );
 
     // Followed to the end by the last replica; every update adds up.
-    let mut watch = replica
-        .client()
-        .await
-        .watch_deal_migration(authed(
-            &rita,
-            pb::WatchDealMigrationRequest {
-                parent: h.contoso.clone(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = replica.watch(&rita, &h.contoso).await;
     let mut updates = Vec::new();
     let end = tokio::time::timeout(PATIENCE, async {
         while let Some(m) = watch.message().await.unwrap() {

@@ -256,7 +256,7 @@ async fn a_snapshot_of_the_first_schema_is_moved_over() {
     assert_eq!(deals[0].deal.name, "Lakehouse");
     assert_eq!(products_of(&deals[0]), ["P-1"]);
     assert_eq!(deals[0].team[0].first_name, "Rita");
-    let counts = store.fact_counts(org).await.unwrap();
+    let (_, counts) = store.status_snapshot(org).await.unwrap();
     assert_eq!(counts.len(), 1);
     assert_eq!(counts[0].deals, 1);
     assert_eq!(
@@ -343,7 +343,6 @@ async fn runs_of_the_second_schema_get_their_counts() {
 /// commits); another organization's import meanwhile goes on without them instead of waiting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_does_not_wait_for_another_to_commit() {
-    use sea_orm::ConnectionTrait;
     let db = TestDb::new().await.unwrap();
     if !db.is_postgres() {
         return; // SQLite writes one transaction at a time anyway.
@@ -379,17 +378,12 @@ async fn an_import_does_not_wait_for_another_to_commit() {
     let conn = cosell_platform::db::connect(&db.url).await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let held = conn
-            .query_one_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Postgres,
-                "SELECT COUNT(*) AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
-                 WHERE c.relname = 'psc_deals' AND l.mode = 'ShareUpdateExclusiveLock' AND l.granted",
-            ))
-            .await
-            .unwrap()
-            .unwrap()
-            .try_get::<i64>("", "n")
-            .unwrap();
+        let held = crate::count(
+            &conn,
+            "SELECT COUNT(*) AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             WHERE c.relname = 'psc_deals' AND l.mode = 'ShareUpdateExclusiveLock' AND l.granted",
+        )
+        .await;
         if held > 0 {
             break;
         }

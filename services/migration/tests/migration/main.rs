@@ -4,3 +4,16 @@
 mod api;
 mod crash;
 mod import;
+
+/// The number `sql` (a `SELECT COUNT(*) AS n ...`) counts on `db`.
+async fn count(db: &impl sea_orm::ConnectionTrait, sql: &str) -> i64 {
+    db.query_one_raw(sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        sql,
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get::<i64>("", "n")
+    .unwrap()
+}
