@@ -262,7 +262,10 @@ async fn main() -> anyhow::Result<()> {
 
     // The same work in plain SQL on the same database, through a pool of 16 connections.
     let mut options = sea_orm::ConnectOptions::new(h.deals_database_url());
-    options.max_connections(16);
+    // Checked like the service's own pools (platform::db): no ping before each statement.
+    options
+        .max_connections(16)
+        .test_before_acquire_if_idle_for(std::time::Duration::from_secs(1));
     let pool = sea_orm::Database::connect(options).await?;
     let row = pool
         .query_one_raw(Statement::from_string(
