@@ -7,7 +7,8 @@
 //! clients has its own connection, as separate integrations would.
 //!
 //! Run: `cargo bench -p cosell-deals --bench api`. Environment: COSELL_BENCH_DATABASE_URL (the
-//! PostgreSQL server; default postgres://postgres@127.0.0.1:5432/postgres), COSELL_BENCH_CALLS
+//! PostgreSQL server; default postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable: the
+//! server is on this machine, where TLS only costs CPU), COSELL_BENCH_CALLS
 //! (calls per figure, default 10,000), COSELL_BENCH_REFERRALS (default 100,000).
 
 #[allow(dead_code)]
@@ -39,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
     let calls = env("COSELL_BENCH_CALLS", 10_000);
     let total = env("COSELL_BENCH_REFERRALS", 100_000);
     let admin = std::env::var("COSELL_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into());
     let h = Harness::start_on(TestDb::postgres(&admin).await?).await;
     let token = h.token(RITA).await;
     println!(
