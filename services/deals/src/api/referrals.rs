@@ -457,20 +457,21 @@ impl Deals {
             None => None,
             Some(key) => Some(parse_key(&key)?),
         };
-        let rows = self.store.list(&filter, after, size + 1).await?;
-        let (rows, next_page_token) = page::cut(rows, size, &query, |r: &Referral| {
+        let rows = self
+            .store
+            .list_for(&filter, after, size + 1, &actor.principal())
+            .await?;
+        let (rows, next_page_token) = page::cut(rows, size, &query, |(r, _): &(Referral, bool)| {
             let t = match order {
                 Order::Created => r.create_time,
                 Order::Updated => r.update_time,
             };
             format!("{}|{}", t.to_rfc3339(), r.id)
         });
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-        let favorites = self.store.favorites_among(&actor.principal(), &ids).await?;
         Ok(pb::ListReferralsResponse {
             referrals: rows
                 .iter()
-                .map(|r| referral_pb(r, favorites.contains(&r.id)))
+                .map(|(r, favorite)| referral_pb(r, *favorite))
                 .collect(),
             next_page_token,
         })

@@ -260,20 +260,16 @@ impl Store {
     /// A referral and whether it is a favorite of `principal`, in one statement (the common
     /// read: GetReferral).
     pub async fn get_for(&self, id: Uuid, principal: &str) -> Result<Option<(Referral, bool)>> {
-        #[derive(sea_orm::FromQueryResult)]
-        struct Row {
-            #[sea_orm(nested)]
-            referral: referral::Model,
-            favorite: bool,
-        }
         // The values in the order get_for_statement binds them.
         let statement = Statement::from_sql_and_values(
             self.db.get_database_backend(),
             &*self.get_for_sql,
             [principal.into(), id.to_string().into()],
         );
-        let row = Row::find_by_statement(statement).one(&self.db).await?;
-        row.map(|r| Ok((referral::to_domain(r.referral)?, r.favorite)))
+        WithFavorite::find_by_statement(statement)
+            .one(&self.db)
+            .await?
+            .map(WithFavorite::into_domain)
             .transpose()
     }
 
@@ -329,6 +325,25 @@ impl Store {
             .await?
             .into_iter()
             .map(referral::to_domain)
+            .collect()
+    }
+
+    /// [`Store::list`], with whether each referral is a favorite of `principal`, in one
+    /// statement (the common list: ListReferrals).
+    pub async fn list_for(
+        &self,
+        f: &ReferralFilter,
+        after: Option<(DateTime<Utc>, String)>,
+        limit: u64,
+        principal: &str,
+    ) -> Result<Vec<(Referral, bool)>> {
+        list_query(f, after, limit)
+            .column_as(favorite_of(principal), "favorite")
+            .into_model::<WithFavorite>()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(WithFavorite::into_domain)
             .collect()
     }
 
@@ -594,9 +609,16 @@ pub fn lost_a_race(e: &StoreError) -> bool {
 /// The referral `id` with whether it is a favorite of `principal`; the values are bound in that
 /// order: `principal`, then `id` (the select list comes before the WHERE clause).
 fn get_for_statement(backend: DbBackend, principal: &str, id: &str) -> Statement {
-    let favorite = Expr::exists(
+    referral::Entity::find_by_id(id.to_owned())
+        .column_as(favorite_of(principal), "favorite")
+        .build(backend)
+}
+
+/// Whether the referral of the row is a favorite of `principal`, as a column.
+fn favorite_of(principal: &str) -> Expr {
+    Expr::exists(
         Query::select()
-            // Not Expr::val: a constant, not a bound value, so that only the two above are.
+            // Not Expr::val: a constant, not a bound value, so that `principal` is the only one.
             .expr(Expr::cust("1"))
             .from(favorite::Entity)
             .and_where(Expr::col(favorite::Column::Principal).eq(principal))
@@ -605,10 +627,21 @@ fn get_for_statement(backend: DbBackend, principal: &str, id: &str) -> Statement
                     .equals((referral::Entity, referral::Column::Id)),
             )
             .to_owned(),
-    );
-    referral::Entity::find_by_id(id.to_owned())
-        .column_as(favorite, "favorite")
-        .build(backend)
+    )
+}
+
+/// A referral's row with the `favorite` column of [`favorite_of`].
+#[derive(FromQueryResult)]
+struct WithFavorite {
+    #[sea_orm(nested)]
+    referral: referral::Model,
+    favorite: bool,
+}
+
+impl WithFavorite {
+    fn into_domain(self) -> Result<(Referral, bool)> {
+        Ok((referral::to_domain(self.referral)?, self.favorite))
+    }
 }
 
 #[cfg(test)]

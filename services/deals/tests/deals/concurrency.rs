@@ -278,7 +278,23 @@ async fn list_filters() {
         .map(|r| r.name)
         .collect();
     assert_eq!(uma, only_a);
-    // Favorites are per user and shown on the referral.
+    // Favorites are per user and shown on the referral, read alone or in a list.
     assert!(h.get(RITA, &b.name).await.unwrap().favorite);
     assert!(!h.get(UMA, &a.name).await.unwrap().favorite);
+    let flags: Vec<(String, bool)> = h
+        .list(RITA, Default::default())
+        .await
+        .unwrap()
+        .referrals
+        .into_iter()
+        .filter(|r| r.name == a.name || r.name == b.name)
+        .map(|r| (r.name, r.favorite))
+        .collect();
+    assert_eq!(flags.len(), 2, "{flags:?}");
+    assert!(
+        flags
+            .iter()
+            .all(|(name, favorite)| *favorite == (*name == b.name)),
+        "{flags:?}"
+    );
 }
