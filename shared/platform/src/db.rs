@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    AccessMode, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    IsolationLevel, TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 
 /// Whether a URL names an in-memory SQLite database, which lives only as long as its one
@@ -144,6 +147,39 @@ pub async fn analyze(db: &impl sea_orm::ConnectionTrait, tables: &[&str]) -> Res
     Ok(())
 }
 
+/// Starts a transaction; use it instead of `begin()`. sqlx leaks an open transaction into the
+/// pool when a BEGIN is dropped before the server has answered (its rollback guard goes by a
+/// depth not yet counted): the connection then runs the autocommit statements of whoever
+/// borrows it next inside that transaction, their writes lost when it ends, and after one
+/// failure refuses them all ("current transaction is aborted"). A gRPC call whose client goes
+/// away has its handler dropped at any await, so the BEGIN runs on a task of its own, out of
+/// that reach; a transaction no one is left to take is rolled back when dropped.
+pub async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    begin_with(db, None, None).await
+}
+
+/// [`begin`] with an isolation level and access mode.
+pub async fn begin_with(
+    db: &DatabaseConnection,
+    isolation: Option<IsolationLevel>,
+    access: Option<AccessMode>,
+) -> Result<DatabaseTransaction, DbErr> {
+    let db = db.clone();
+    tokio::spawn(async move { db.begin_with_config(isolation, access).await })
+        .await
+        .map_err(|e| DbErr::Custom(format!("BEGIN did not finish: {e}")))?
+}
+
+/// [`begin`] for a raw sqlx PostgreSQL pool.
+pub async fn begin_postgres(
+    pool: &sea_orm::sqlx::PgPool,
+) -> Result<sea_orm::sqlx::Transaction<'static, sea_orm::sqlx::Postgres>, sea_orm::sqlx::Error> {
+    let pool = pool.clone();
+    tokio::spawn(async move { pool.begin().await })
+        .await
+        .map_err(|e| sea_orm::sqlx::Error::Protocol(format!("BEGIN did not finish: {e}")))?
+}
+
 /// Whether a database error is PostgreSQL's deadlock (40P01) or serialization failure (40001):
 /// the transaction was rolled back because of a concurrent one, and may be tried again.
 pub fn is_deadlock(e: &DbErr) -> bool {
@@ -194,5 +230,60 @@ mod tests {
         let other = connect("sqlite::memory:").await.unwrap();
         let missing = other.execute_unprepared("SELECT x FROM t").await;
         assert!(missing.is_err(), "{missing:?}");
+    }
+
+    /// Transactions cut short at every point of their BEGIN (as when a client goes away) leave
+    /// no connection of the pool inside a transaction, where the next caller's writes would be
+    /// lost. Needs PostgreSQL (`COSELL_TEST_DATABASE_URL`); without it, checks nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_begin_leaves_no_transaction_open_in_the_pool() {
+        let Ok(admin_url) = std::env::var("COSELL_TEST_DATABASE_URL") else {
+            return;
+        };
+        let name = format!("cosell_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(&admin_url).await.unwrap();
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+        let db = connect(&url).await.unwrap();
+        db.execute_unprepared("CREATE TABLE t (x INTEGER)")
+            .await
+            .unwrap();
+        for i in 0..400u64 {
+            // Polled once (BEGIN sent), then dropped 0 to 400 us later: before, at or after
+            // the server's answer. (A timer could not cut this fine: tokio's tick is 1 ms.)
+            let mut started = Box::pin(begin(&db));
+            if futures::poll!(started.as_mut()).is_pending() {
+                std::thread::sleep(Duration::from_micros(i));
+                let _ = futures::poll!(started.as_mut());
+            }
+            drop(started);
+            // Then a write of its own, to be committed at once whatever connection it gets.
+            db.execute_unprepared(&format!("INSERT INTO t VALUES ({i})"))
+                .await
+                .unwrap();
+        }
+        db.close().await.unwrap();
+        let other = connect(&url).await.unwrap();
+        let row = other
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT COUNT(*) AS n FROM t",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            row.try_get::<i64>("", "n").unwrap(),
+            400,
+            "every write is there"
+        );
+        other.close().await.unwrap();
+        admin
+            .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await
+            .unwrap();
     }
 }

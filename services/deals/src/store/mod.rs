@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 use uuid::Uuid;
 
@@ -171,7 +171,7 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
-        let txn = self.db.begin().await?;
+        let txn = cosell_platform::db::begin(&self.db).await?;
         for chunk in rows.chunks(ROWS) {
             let models = chunk.iter().map(|r| {
                 let mut row = referral::to_active(r);
@@ -290,7 +290,7 @@ impl Store {
     /// nothing. `Ok(false)`: another writer came first and nothing was written. New referrals
     /// (version 1 and expected 0) are inserted.
     pub async fn save(&self, writes: &[(Referral, i64)]) -> Result<bool> {
-        let txn = self.db.begin().await?;
+        let txn = cosell_platform::db::begin(&self.db).await?;
         for (r, expected) in writes {
             if *expected == 0 {
                 referral::Entity::insert(referral::to_active(r))

@@ -6,9 +6,7 @@ pub mod migration;
 use chrono::Utc;
 use sea_orm::entity::prelude::*;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{
-    ActiveValue::Set, DatabaseConnection, DbBackend, QueryOrder, QuerySelect, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, DbBackend, QueryOrder, QuerySelect};
 
 use crate::domain::Entity as DomainEntity;
 
@@ -89,7 +87,7 @@ impl Store {
             return self.upsert_postgres(entities).await;
         }
         let now = Utc::now();
-        let txn = self.db.begin().await?;
+        let txn = cosell_platform::db::begin(&self.db).await?;
         // PostgreSQL allows 65,535 bind parameters per statement; 10 per row.
         for chunk in entities.chunks(2000) {
             let rows = chunk.iter().map(|e| entity::ActiveModel {
@@ -165,10 +163,7 @@ impl Store {
             postals,
             countries,
         ] = columns;
-        let mut tx = self
-            .db
-            .get_postgres_connection_pool()
-            .begin()
+        let mut tx = cosell_platform::db::begin_postgres(self.db.get_postgres_connection_pool())
             .await
             .map_err(err)?;
         sqlx::query(

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -103,7 +103,7 @@ impl Store {
         }
         let now = Utc::now();
         let id = Uuid::now_v7();
-        let txn = self.db.begin().await?;
+        let txn = cosell_platform::db::begin(&self.db).await?;
         organization::Entity::insert(organization::ActiveModel {
             id: Set(id),
             display_name: Set("Platform".into()),
@@ -134,7 +134,7 @@ impl Store {
     ) -> Result<(Organization, User)> {
         let now = Utc::now();
         let org_id = Uuid::now_v7();
-        let txn = self.db.begin().await?;
+        let txn = cosell_platform::db::begin(&self.db).await?;
         for d in &new.verified_domains {
             if verified_domain::Entity::find_by_id(d.clone())
                 .one(&txn)
@@ -443,7 +443,7 @@ impl Store {
 
     /// Disables or enables a user; the last active account admin stays enabled.
     pub async fn set_user_state(&self, org: Uuid, id: Uuid, state: UserState) -> Result<User> {
-        let txn = self.db.begin().await?;
+        let txn = cosell_platform::db::begin(&self.db).await?;
         lock_organization(&txn, org).await?;
         let Some(u) = user::Entity::find_by_id(id)
             .filter(user::Column::OrganizationId.eq(org))
@@ -517,7 +517,7 @@ impl Store {
 
     /// Removes an assignment; refuses to remove the last active account admin (rule I3).
     pub async fn revoke_role(&self, org: Uuid, id: Uuid) -> Result<RoleAssignment> {
-        let txn = self.db.begin().await?;
+        let txn = cosell_platform::db::begin(&self.db).await?;
         lock_organization(&txn, org).await?;
         let Some(a) = role_assignment::Entity::find_by_id(id)
             .filter(role_assignment::Column::OrganizationId.eq(org))
@@ -670,7 +670,7 @@ impl Store {
         retire_after: Option<chrono::Duration>,
     ) -> Result<()> {
         let now = Utc::now();
-        let txn = self.db.begin().await?;
+        let txn = cosell_platform::db::begin(&self.db).await?;
         if let Some(after) = retire_after {
             signing_key::Entity::update_many()
                 .col_expr(signing_key::Column::RetireTime, Expr::value(Some(now)))

@@ -11,7 +11,6 @@ use chrono::Utc;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
-    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -65,7 +64,7 @@ impl Store {
         warnings: Vec<Issue>,
     ) -> Result<ImportSummary> {
         let mut import = Import {
-            txn: self.db.begin().await?,
+            txn: cosell_platform::db::begin(&self.db).await?,
             org: organization.to_string(),
             summary: ImportSummary {
                 id: Uuid::now_v7().to_string(),

@@ -259,17 +259,17 @@ impl Store {
         &self,
         organization: Uuid,
     ) -> Result<(Option<entities::deal_run::Model>, Vec<FactCount>)> {
-        use sea_orm::{AccessMode, IsolationLevel, TransactionTrait};
+        use sea_orm::{AccessMode, IsolationLevel};
         let postgres = self.db.get_database_backend() == sea_orm::DbBackend::Postgres;
         let txn = if postgres {
-            self.db
-                .begin_with_config(
-                    Some(IsolationLevel::RepeatableRead),
-                    Some(AccessMode::ReadOnly),
-                )
-                .await?
+            cosell_platform::db::begin_with(
+                &self.db,
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            )
+            .await?
         } else {
-            self.db.begin().await?
+            cosell_platform::db::begin(&self.db).await?
         };
         let run = entities::deal_run::Entity::find()
             .filter(entities::deal_run::Column::Organization.eq(organization.to_string()))

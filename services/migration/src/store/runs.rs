@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, TransactionTrait,
+    QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -62,7 +62,7 @@ impl Store {
             migrated: 0,
             failed: 0,
         };
-        let txn = self.db.begin().await?;
+        let txn = cosell_platform::db::begin(&self.db).await?;
         if let Err(e) = deal_run::Entity::insert(run.clone().into_active_model())
             .exec_without_returning(&txn)
             .await
@@ -130,7 +130,7 @@ impl Store {
         };
         // Chosen first, then taken: a LIMIT inside the UPDATE's condition may be evaluated
         // again as rows change under it, and take more than `limit`.
-        let txn = self.db.begin().await?;
+        let txn = cosell_platform::db::begin(&self.db).await?;
         let mut candidates = deal_result::Entity::find()
             .select_only()
             .columns([
@@ -233,7 +233,7 @@ impl Store {
             Query::returning().columns([deal_result::Column::RunId, deal_result::Column::State]),
         );
         let backend = self.db.get_database_backend();
-        let txn = self.db.begin().await?;
+        let txn = cosell_platform::db::begin(&self.db).await?;
         let recorded: Vec<(String, String)> = txn
             .query_all_raw(backend.build(&upsert))
             .await?
