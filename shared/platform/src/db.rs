@@ -165,6 +165,7 @@ pub async fn begin_with(
     access: Option<AccessMode>,
 ) -> Result<DatabaseTransaction, DbErr> {
     let db = db.clone();
+    #[allow(clippy::disallowed_methods)] // the one place it is called, on a task of its own
     tokio::spawn(async move { db.begin_with_config(isolation, access).await })
         .await
         .map_err(|e| DbErr::Custom(format!("BEGIN did not finish: {e}")))?
@@ -175,6 +176,7 @@ pub async fn begin_postgres(
     pool: &sea_orm::sqlx::PgPool,
 ) -> Result<sea_orm::sqlx::Transaction<'static, sea_orm::sqlx::Postgres>, sea_orm::sqlx::Error> {
     let pool = pool.clone();
+    #[allow(clippy::disallowed_methods)] // the one place it is called, on a task of its own
     tokio::spawn(async move { pool.begin().await })
         .await
         .map_err(|e| sea_orm::sqlx::Error::Protocol(format!("BEGIN did not finish: {e}")))?
