@@ -298,6 +298,31 @@ async fn main() -> anyhow::Result<()> {
         })
         .await
     };
+    // The same select on connections outside the pool, as the API's reads run (ReadLane): no
+    // release round trip.
+    let sql_get_lane = {
+        let lane = Arc::new(cosell_platform::db::reads::ReadLane::new(&pool));
+        let ids = ids.clone();
+        measure(CONCURRENCY, calls, move |i| {
+            let lane = lane.clone();
+            let id = ids[(i * 7919) % ids.len()]
+                .trim_start_matches("referrals/")
+                .to_owned();
+            async move {
+                let t = Instant::now();
+                lane.one(&Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT * FROM referrals WHERE id = $1",
+                    [id.into()],
+                ))
+                .await
+                .expect("select")
+                .expect("a row");
+                t.elapsed()
+            }
+        })
+        .await
+    };
     let sql_insert = {
         let pool = pool.clone();
         let row_id: String = row.try_get("", "id")?;
@@ -342,12 +367,14 @@ async fn main() -> anyhow::Result<()> {
     let ratio = |api: &Figures, base: &Figures| api.rate / base.rate;
     println!("plain SQL insert             {}", sql_insert.line());
     println!("plain SQL select by id       {}", sql_get.line());
+    println!("  the same, outside the pool {}", sql_get_lane.line());
     println!("plain SQL page of 50         {}", sql_list.line());
     println!();
     println!(
-        "API throughput as a share of its baseline: create {:.2} of plain SQL inserts, get {:.2} of plain SQL selects, list (c16) {:.2} of plain SQL pages, get {:.2} of trivial gRPC calls",
+        "API throughput as a share of its baseline: create {:.2} of plain SQL inserts, get {:.2} of plain SQL selects ({:.2} of those outside the pool), list (c16) {:.2} of plain SQL pages, get {:.2} of trivial gRPC calls",
         ratio(&create, &sql_insert),
         ratio(&get, &sql_get),
+        ratio(&get, &sql_get_lane),
         ratio(&list, &sql_list),
         ratio(&get, &trivial)
     );

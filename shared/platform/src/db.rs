@@ -1,5 +1,9 @@
 //! Database access: one URL picks PostgreSQL (`postgres://...`) or SQLite (`sqlite://file?mode=rwc`,
 //! `sqlite::memory:`), and each service's schema migrations run at start.
+//!
+//! - [`reads`]: hot single-statement reads on PostgreSQL connections outside the pool.
+
+pub mod reads;
 
 use std::time::Duration;
 

@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use cosell_platform::db::reads::ReadLane;
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DbBackend, DbErr, EntityTrait,
@@ -102,6 +103,9 @@ pub struct Store {
     /// [`Store::get_for`]'s statement, built once: building it per call cost about as much CPU
     /// as decoding the row it returns.
     get_for_sql: Arc<str>,
+    /// Where the API's gets and lists run: on PostgreSQL, connections outside the pool, which
+    /// spare each read the pool's release round trip.
+    reads: Arc<ReadLane>,
 }
 
 fn like_escape(text: &str) -> String {
@@ -115,7 +119,12 @@ impl Store {
         let get_for_sql = get_for_statement(db.get_database_backend(), "", "")
             .sql
             .into();
-        Self { db, get_for_sql }
+        let reads = Arc::new(ReadLane::new(&db));
+        Self {
+            db,
+            get_for_sql,
+            reads,
+        }
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -266,10 +275,10 @@ impl Store {
             &*self.get_for_sql,
             [principal.into(), id.to_string().into()],
         );
-        WithFavorite::find_by_statement(statement)
-            .one(&self.db)
+        self.reads
+            .one(&statement)
             .await?
-            .map(WithFavorite::into_domain)
+            .map(|row| WithFavorite::from_query_result(&row, "")?.into_domain())
             .transpose()
     }
 
@@ -337,13 +346,14 @@ impl Store {
         limit: u64,
         principal: &str,
     ) -> Result<Vec<(Referral, bool)>> {
-        list_query(f, after, limit)
+        let statement = list_query(f, after, limit)
             .column_as(favorite_of(principal), "favorite")
-            .into_model::<WithFavorite>()
-            .all(&self.db)
+            .build(self.db.get_database_backend());
+        self.reads
+            .all(&statement)
             .await?
-            .into_iter()
-            .map(WithFavorite::into_domain)
+            .iter()
+            .map(|row| WithFavorite::from_query_result(row, "")?.into_domain())
             .collect()
     }
 

@@ -1,0 +1,125 @@
+//! Hot reads on PostgreSQL connections of their own, outside sqlx's pool.
+//!
+//! sqlx's pool sends a Sync to the server on every release of a connection and waits for its
+//! answer (to flush a rollback a cancelled call may have left behind; it cannot be turned off):
+//! a second round trip for every single-statement read, which in the deals benchmark's gets was
+//! a tenth of the process's CPU and as much again in PostgreSQL. A read needs no such flush: it
+//! opens no transaction, and a connection whose statement did not run to its end (the call was
+//! cancelled, or it failed) is closed here instead of going back, so that only a connection
+//! known to be idle at the server is reused.
+//!
+//! For statements outside any transaction that only read. On SQLite (one connection, no round
+//! trips) the reads go through the service's own pool.
+
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgRow, PgSeverity};
+use sea_orm::sqlx::{self, ConnectOptions as _};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement};
+use sea_query_sqlx::SqlxValues;
+
+/// Connections a lane keeps at most, and reads it runs at once; more wait for one.
+pub const LANE_CONNECTIONS: usize = 16;
+
+/// Reads of one service, on connections of their own where the database is PostgreSQL.
+pub struct ReadLane {
+    db: DatabaseConnection,
+    pg: Option<PgLane>,
+}
+
+struct PgLane {
+    options: PgConnectOptions,
+    idle: parking_lot::Mutex<Vec<PgConnection>>,
+    permits: tokio::sync::Semaphore,
+}
+
+impl ReadLane {
+    /// A lane beside `db`'s pool, connecting as it does (same server, options and planning);
+    /// connections are opened when first needed.
+    pub fn new(db: &DatabaseConnection) -> Self {
+        let pg = (db.get_database_backend() == DbBackend::Postgres).then(|| PgLane {
+            options: (*db.get_postgres_connection_pool().connect_options()).clone(),
+            idle: parking_lot::Mutex::new(Vec::with_capacity(LANE_CONNECTIONS)),
+            permits: tokio::sync::Semaphore::new(LANE_CONNECTIONS),
+        });
+        Self { db: db.clone(), pg }
+    }
+
+    /// Every row `statement` returns.
+    pub async fn all(&self, statement: &Statement) -> Result<Vec<QueryResult>, DbErr> {
+        match &self.pg {
+            None => self.db.query_all_raw(statement.clone()).await,
+            Some(lane) => Ok(lane
+                .fetch_all(statement)
+                .await
+                .map_err(|e| DbErr::Query(sea_orm::RuntimeErr::SqlxError(e.into())))?
+                .into_iter()
+                .map(QueryResult::from)
+                .collect()),
+        }
+    }
+
+    /// The first row `statement` returns; for statements that select by key.
+    pub async fn one(&self, statement: &Statement) -> Result<Option<QueryResult>, DbErr> {
+        Ok(self.all(statement).await?.into_iter().next())
+    }
+
+    /// Connections open and idle in the lane (0 on SQLite).
+    pub fn idle_connections(&self) -> usize {
+        self.pg.as_ref().map_or(0, |lane| lane.idle.lock().len())
+    }
+}
+
+impl PgLane {
+    async fn fetch_all(&self, statement: &Statement) -> Result<Vec<PgRow>, sqlx::Error> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        // A connection is owned by this future while it works: if the future is dropped (the
+        // call was cancelled), so is the connection, closed with whatever it was in the middle of.
+        let reused = self.idle.lock().pop();
+        if let Some(mut conn) = reused {
+            match run(&mut conn, statement).await {
+                Ok(rows) => {
+                    self.idle.lock().push(conn);
+                    return Ok(rows);
+                }
+                // The connection ended while idle (the server restarted or was told to end it, a
+                // proxy timed it out): a read may be tried again, once, on a new one.
+                Err(e) if connection_lost(&e) => {
+                    tracing::debug!(error = %e, "a lane connection ended; reconnecting")
+                }
+                // The statement's own failure; the connection, in doubt, is not kept.
+                Err(e) => return Err(e),
+            }
+        }
+        let mut conn = self.options.connect().await?;
+        let rows = run(&mut conn, statement).await?;
+        self.idle.lock().push(conn);
+        Ok(rows)
+    }
+}
+
+/// Whether `e` says the connection is gone rather than that the statement failed: an I/O or
+/// protocol error, or the server's FATAL message as it ends a session (57P01 on
+/// `pg_terminate_backend` or a fast shutdown).
+fn connection_lost(e: &sqlx::Error) -> bool {
+    match e.as_database_error() {
+        None => true,
+        Some(d) => d
+            .try_downcast_ref::<PgDatabaseError>()
+            .is_some_and(|pg| matches!(pg.severity(), PgSeverity::Fatal | PgSeverity::Panic)),
+    }
+}
+
+async fn run(conn: &mut PgConnection, statement: &Statement) -> Result<Vec<PgRow>, sqlx::Error> {
+    let values = SqlxValues(
+        statement
+            .values
+            .clone()
+            .unwrap_or(sea_orm::sea_query::Values(Vec::new())),
+    );
+    sqlx::query_with(sqlx::AssertSqlSafe(statement.sql.as_str()), values)
+        .fetch_all(conn)
+        .await
+}

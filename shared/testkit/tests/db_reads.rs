@@ -1,0 +1,141 @@
+//! `cosell_platform::db::reads::ReadLane` on PostgreSQL: reads on connections outside the pool
+//! give each read its own answer whatever happened to the reads before it (cut short, failed,
+//! their connection killed by the server). Without `COSELL_TEST_DATABASE_URL`, checks only the
+//! SQLite path.
+
+use std::time::Duration;
+
+use cosell_platform::db::connect;
+use cosell_platform::db::reads::{LANE_CONNECTIONS, ReadLane};
+use cosell_testkit::{DATABASE_URL_VAR, TestDb};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+
+/// A table of 1,000 rows whose `v` is `k * 10`.
+async fn table(db: &DatabaseConnection) {
+    db.execute_unprepared("CREATE TABLE t (k INTEGER PRIMARY KEY, v INTEGER NOT NULL)")
+        .await
+        .unwrap();
+    let values: Vec<String> = (0..1000).map(|k| format!("({k}, {})", k * 10)).collect();
+    db.execute_unprepared(&format!("INSERT INTO t VALUES {}", values.join(", ")))
+        .await
+        .unwrap();
+}
+
+fn by_key(backend: DbBackend, k: i32) -> Statement {
+    let sql = match backend {
+        DbBackend::Postgres => "SELECT v FROM t WHERE k = $1",
+        _ => "SELECT v FROM t WHERE k = ?",
+    };
+    Statement::from_sql_and_values(backend, sql, [k.into()])
+}
+
+async fn value_of(lane: &ReadLane, backend: DbBackend, k: i32) -> Option<i32> {
+    lane.one(&by_key(backend, k))
+        .await
+        .unwrap()
+        .map(|row| row.try_get::<i32>("", "v").unwrap())
+}
+
+async fn postgres() -> Option<(TestDb, DatabaseConnection)> {
+    let admin_url = std::env::var(DATABASE_URL_VAR).ok()?;
+    let test_db = TestDb::postgres(&admin_url).await.unwrap();
+    let db = connect(&test_db.url).await.unwrap();
+    table(&db).await;
+    Some((test_db, db))
+}
+
+/// Reads cut short at every point of their round trip (as when a client goes away), each
+/// followed by a whole read of another key: every whole read gets its own row, never what a
+/// connection still held of a read before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_read_leaves_nothing_for_the_next() {
+    let Some((_test_db, db)) = postgres().await else {
+        return;
+    };
+    let lane = ReadLane::new(&db);
+    for i in 0..400i32 {
+        let cut = by_key(DbBackend::Postgres, i);
+        let mut started = Box::pin(lane.all(&cut));
+        if futures::poll!(started.as_mut()).is_pending() {
+            std::thread::sleep(Duration::from_micros(i as u64));
+            let _ = futures::poll!(started.as_mut());
+        }
+        drop(started);
+        let k = 999 - i;
+        assert_eq!(
+            value_of(&lane, DbBackend::Postgres, k).await,
+            Some(k * 10),
+            "read {i}"
+        );
+    }
+    assert!(lane.idle_connections() <= LANE_CONNECTIONS);
+}
+
+/// Reads at once from more tasks than the lane has connections: each gets its own answer, and
+/// the lane keeps no more connections than its bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_each_get_their_own_row() {
+    let Some((_test_db, db)) = postgres().await else {
+        return;
+    };
+    let lane = std::sync::Arc::new(ReadLane::new(&db));
+    let tasks: Vec<_> = (0..64i32)
+        .map(|t| {
+            let lane = lane.clone();
+            tokio::spawn(async move {
+                for j in 0..50 {
+                    let k = (t * 50 + j) % 1000;
+                    assert_eq!(value_of(&lane, DbBackend::Postgres, k).await, Some(k * 10));
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let idle = lane.idle_connections();
+    assert!(
+        (1..=LANE_CONNECTIONS).contains(&idle),
+        "{idle} idle connections"
+    );
+}
+
+/// The server ends the lane's idle connections (a restart, an administrator, a proxy's
+/// timeout): the next read still answers, on a new connection. A failing statement is reported
+/// as the database's error, and the read after it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_survive_killed_connections_and_failed_statements() {
+    let Some((_test_db, db)) = postgres().await else {
+        return;
+    };
+    let lane = ReadLane::new(&db);
+    assert_eq!(value_of(&lane, DbBackend::Postgres, 7).await, Some(70));
+    assert_eq!(lane.idle_connections(), 1);
+    let killer = connect(&_test_db.url).await.unwrap();
+    killer
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(value_of(&lane, DbBackend::Postgres, 8).await, Some(80));
+
+    let failing = Statement::from_string(DbBackend::Postgres, "SELECT 1 / (k - k) AS v FROM t");
+    let e = lane.all(&failing).await.unwrap_err();
+    assert!(e.to_string().contains("division by zero"), "{e}");
+    assert_eq!(value_of(&lane, DbBackend::Postgres, 9).await, Some(90));
+    assert_eq!(value_of(&lane, DbBackend::Postgres, 1000).await, None);
+}
+
+/// On SQLite the lane reads through the service's own pool.
+#[tokio::test]
+async fn on_sqlite_reads_go_through_the_pool() {
+    let db = connect("sqlite::memory:").await.unwrap();
+    table(&db).await;
+    let lane = ReadLane::new(&db);
+    assert_eq!(value_of(&lane, DbBackend::Sqlite, 42).await, Some(420));
+    assert_eq!(value_of(&lane, DbBackend::Sqlite, 1000).await, None);
+    assert_eq!(lane.idle_connections(), 0);
+}
