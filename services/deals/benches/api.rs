@@ -281,18 +281,10 @@ async fn main() -> anyhow::Result<()> {
         let ids = ids.clone();
         measure(CONCURRENCY, calls, move |i| {
             let pool = pool.clone();
-            let id = ids[(i * 7919) % ids.len()]
-                .trim_start_matches("referrals/")
-                .to_owned();
+            let select = select_by_id(&ids, i);
             async move {
                 let t = Instant::now();
-                pool.query_one_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT * FROM referrals WHERE id = $1",
-                    [id.into()],
-                ))
-                .await
-                .expect("select");
+                pool.query_one_raw(select).await.expect("select");
                 t.elapsed()
             }
         })
@@ -305,19 +297,10 @@ async fn main() -> anyhow::Result<()> {
         let ids = ids.clone();
         measure(CONCURRENCY, calls, move |i| {
             let lane = lane.clone();
-            let id = ids[(i * 7919) % ids.len()]
-                .trim_start_matches("referrals/")
-                .to_owned();
+            let select = select_by_id(&ids, i);
             async move {
                 let t = Instant::now();
-                lane.one(&Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT * FROM referrals WHERE id = $1",
-                    [id.into()],
-                ))
-                .await
-                .expect("select")
-                .expect("a row");
+                lane.one(&select).await.expect("select").expect("a row");
                 t.elapsed()
             }
         })
@@ -383,6 +366,16 @@ async fn main() -> anyhow::Result<()> {
         total - creates
     );
     Ok(())
+}
+
+/// The plain SQL select of call `i`'s referral, picked as the API's gets pick theirs.
+fn select_by_id(ids: &[String], i: usize) -> Statement {
+    let id = ids[(i * 7919) % ids.len()].trim_start_matches("referrals/");
+    Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT * FROM referrals WHERE id = $1",
+        [id.into()],
+    )
 }
 
 fn filter(h: &Harness) -> cosell_deals::store::ReferralFilter {

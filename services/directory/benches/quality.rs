@@ -153,8 +153,8 @@ fn main() -> anyhow::Result<()> {
         "{:<10} {:>8} {:>8} {:>8}",
         "kind", "p50 us", "p99 us", "mean us"
     );
-    let mut all: Vec<Duration> = latencies.iter().flat_map(|(_, l)| l.clone()).collect();
-    latencies.push(("all".into(), std::mem::take(&mut all)));
+    let all: Vec<Duration> = latencies.iter().flat_map(|(_, l)| l.clone()).collect();
+    latencies.push(("all".into(), all));
     for (kind, l) in &mut latencies {
         l.sort();
         let mean = l.iter().sum::<Duration>() / l.len().max(1) as u32;

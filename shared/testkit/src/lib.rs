@@ -6,6 +6,7 @@
 //! - [`TestServer`]: serves a [`ServiceSet`] on `127.0.0.1:0` with an explicit shutdown.
 //! - [`authed`]: a request carrying a bearer token.
 //! - [`bench`]: concurrent latency and throughput measurement for the benchmarks.
+//! - [`cut_short`]: a future dropped part-way, as a cancelled call drops its handler.
 
 pub mod bench;
 
@@ -21,6 +22,20 @@ use tonic::transport::{Channel, Endpoint};
 
 /// Where CI points the tests at PostgreSQL (any database of the server; tests create their own).
 pub const DATABASE_URL_VAR: &str = "COSELL_TEST_DATABASE_URL";
+
+/// Polls `future` once (its first message sent), waits `after` (blocking the thread, so that the
+/// server's answer may or may not have arrived meanwhile), polls it once more and drops it: how
+/// a gRPC handler is dropped at an await when its client goes away. A timer could not cut this
+/// fine: tokio's tick is 1 ms.
+pub fn cut_short<F: std::future::Future>(future: F, after: Duration) {
+    let mut future = std::pin::pin!(future);
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    if future.as_mut().poll(&mut cx).is_pending() {
+        std::thread::sleep(after);
+        let _ = future.as_mut().poll(&mut cx);
+    }
+}
 
 /// One test's database.
 pub struct TestDb {

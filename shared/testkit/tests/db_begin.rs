@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cosell_platform::db::{begin, connect};
-use cosell_testkit::{DATABASE_URL_VAR, TestDb};
+use cosell_testkit::{DATABASE_URL_VAR, TestDb, cut_short};
 use sea_orm::ConnectionTrait;
 
 /// BEGINs cut short at every point (as when a client goes away), each followed by a write of
@@ -22,14 +22,8 @@ async fn a_cancelled_begin_leaves_no_transaction_open_in_the_pool() {
         .await
         .unwrap();
     for i in 0..400u64 {
-        // Polled once (BEGIN sent), then dropped 0 to 400 us later: before, at or after the
-        // server's answer. (A timer could not cut this fine: tokio's tick is 1 ms.)
-        let mut started = Box::pin(begin(&db));
-        if futures::poll!(started.as_mut()).is_pending() {
-            std::thread::sleep(Duration::from_micros(i));
-            let _ = futures::poll!(started.as_mut());
-        }
-        drop(started);
+        // BEGIN sent, then dropped 0 to 400 us later: before, at or after the server's answer.
+        cut_short(begin(&db), Duration::from_micros(i));
         // Then a write of its own, to be committed at once whatever connection it gets.
         db.execute_unprepared(&format!("INSERT INTO t VALUES ({i})"))
             .await

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cosell_platform::db::connect;
 use cosell_platform::db::reads::{LANE_CONNECTIONS, ReadLane};
-use cosell_testkit::{DATABASE_URL_VAR, TestDb};
+use cosell_testkit::{DATABASE_URL_VAR, TestDb, cut_short};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 /// A table of 1,000 rows whose `v` is `k * 10`.
@@ -55,12 +55,7 @@ async fn a_cancelled_read_leaves_nothing_for_the_next() {
     let lane = ReadLane::new(&db);
     for i in 0..400i32 {
         let cut = by_key(DbBackend::Postgres, i);
-        let mut started = Box::pin(lane.all(&cut));
-        if futures::poll!(started.as_mut()).is_pending() {
-            std::thread::sleep(Duration::from_micros(i as u64));
-            let _ = futures::poll!(started.as_mut());
-        }
-        drop(started);
+        cut_short(lane.all(&cut), Duration::from_micros(i as u64));
         let k = 999 - i;
         assert_eq!(
             value_of(&lane, DbBackend::Postgres, k).await,
@@ -105,13 +100,13 @@ async fn concurrent_reads_each_get_their_own_row() {
 /// as the database's error, and the read after it answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_survive_killed_connections_and_failed_statements() {
-    let Some((_test_db, db)) = postgres().await else {
+    let Some((test_db, db)) = postgres().await else {
         return;
     };
     let lane = ReadLane::new(&db);
     assert_eq!(value_of(&lane, DbBackend::Postgres, 7).await, Some(70));
     assert_eq!(lane.idle_connections(), 1);
-    let killer = connect(&_test_db.url).await.unwrap();
+    let killer = connect(&test_db.url).await.unwrap();
     killer
         .execute_unprepared(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \

@@ -93,9 +93,9 @@ pub fn could_be_legal_form(prefix: &str) -> bool {
     LEGAL_FORMS.iter().any(|f| f.starts_with(prefix))
 }
 
-/// Folds the whole text before it is cut into words: compatibility decomposition, lower case,
-/// without the marks (`Müller` → `Muller`, `ΠΡΟΪΟΝΤΩΝ` → `ΠΡΟΙΟΝΤΩΝ`, `Fund™` → `FundTM`), then ASCII
-/// folding of what has no decomposition (`ø` → `o`, `ß` → `ss`). A symbol that folds to letters
+/// Folds the whole text before it is cut into words: compatibility decomposition in lower case
+/// without the marks (`Müller` → `muller`, `ΠΡΟΪΟΝΤΩΝ` → `προιοντων`, `Fund™` → `fundtm`), then
+/// ASCII folding of what has no decomposition (`ø` → `o`, `ß` → `ss`). A symbol that folds to letters
 /// thus joins its word the same way whether the user typed the symbol or its letters.
 fn fold(text: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
