@@ -17,7 +17,7 @@ use cosell_platform::db::reads::ReadLane;
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
+    QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, Statement,
 };
 use uuid::Uuid;
 
@@ -278,7 +278,7 @@ impl Store {
         self.reads
             .one(&statement)
             .await?
-            .map(|row| WithFavorite::from_query_result(&row, "")?.into_domain())
+            .map(|row| with_favorite(&row))
             .transpose()
     }
 
@@ -353,7 +353,7 @@ impl Store {
             .all(&statement)
             .await?
             .iter()
-            .map(|row| WithFavorite::from_query_result(row, "")?.into_domain())
+            .map(with_favorite)
             .collect()
     }
 
@@ -640,18 +640,11 @@ fn favorite_of(principal: &str) -> Expr {
     )
 }
 
-/// A referral's row with the `favorite` column of [`favorite_of`].
-#[derive(FromQueryResult)]
-struct WithFavorite {
-    #[sea_orm(nested)]
-    referral: referral::Model,
-    favorite: bool,
-}
-
-impl WithFavorite {
-    fn into_domain(self) -> Result<(Referral, bool)> {
-        Ok((referral::to_domain(self.referral)?, self.favorite))
-    }
+/// A referral's row with the `favorite` column of [`favorite_of`] after its own.
+fn with_favorite(row: &QueryResult) -> Result<(Referral, bool)> {
+    let (model, next) = referral::read_row(row)?;
+    let favorite = row.try_get_by_index(next)?;
+    Ok((referral::to_domain(model)?, favorite))
 }
 
 #[cfg(test)]

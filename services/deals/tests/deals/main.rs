@@ -8,5 +8,6 @@ mod authz;
 mod catalog;
 mod concurrency;
 mod import;
+mod rows;
 mod rules;
 mod story;
