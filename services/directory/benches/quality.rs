@@ -9,7 +9,8 @@
 //! strict one. Then the latency of each kind of query, timed in repeats on the index compacted
 //! into one segment (as the service compacts after a load).
 //!
-//! Run: `cargo bench -p cosell-directory --bench quality` (COSELL_GLEIF names another file).
+//! Run: `cargo bench -p cosell-directory --bench quality` (COSELL_GLEIF names another file;
+//! COSELL_BENCH_ONLY=typo runs only the queries of that kind, as when profiling one).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -66,9 +67,13 @@ fn main() -> anyhow::Result<()> {
     let mut misses = Vec::new();
     // kind -> latencies of its queries
     let mut latencies: Vec<(String, Vec<Duration>)> = Vec::new();
+    let only = std::env::var("COSELL_BENCH_ONLY").ok();
     for rec in reader.records() {
         let rec = rec?;
         let (kind, query, lei) = (&rec[0], &rec[1], &rec[2]);
+        if only.as_deref().is_some_and(|k| k != kind) {
+            continue;
+        }
         let search = || {
             index.search(&SearchQuery {
                 text: query.to_owned(),

