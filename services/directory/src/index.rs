@@ -302,22 +302,30 @@ impl SearchIndex {
         let optional =
             |i: usize, w: &str| is_legal_form(w) || (i == last && typing && could_be_legal_form(w));
         let all_optional = typed.iter().enumerate().all(|(i, w)| optional(i, w));
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        // Each word's clause is split into what a document must match (the widest of its
+        // matches) and the score of its narrower matches, added on as optional clauses one at a
+        // time (below), never as a union: tantivy's union scorer walks every document of its
+        // parts in the range it is asked to skip, and a part such as the prefix `co` or the word
+        // `limited` holds a quarter of all entities, where the required words hold a few.
+        let mut required: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut scores: Vec<Box<dyn Query>> = Vec::new();
         for (i, w) in typed.iter().enumerate() {
             let len = w.chars().count();
             // A full-word match counts by BM25 (rare words weigh more); prefix and typo matches
             // get a fixed score below it, as a prefix's rarity says little about relevance.
-            let mut options: Vec<(Occur, Box<dyn Query>)> = vec![(
-                Occur::Should,
-                boost(
-                    Box::new(TermQuery::new(
-                        term(f.words, w),
-                        IndexRecordOption::WithFreqs,
-                    )),
-                    2.0,
-                ),
-            )];
-            if i == last && typing {
+            let word = boost(
+                Box::new(TermQuery::new(
+                    term(f.words, w),
+                    IndexRecordOption::WithFreqs,
+                )),
+                2.0,
+            );
+            // One typo in what is typed so far, where it is long enough to tell. Up to
+            // PREFIX_MAX letters the word being typed looks among the indexed prefixes (the few
+            // within one edit of what is typed), not among every word starting near it: a
+            // prefix automaton over the words walks thousands of terms for a short prefix.
+            // Each match set holds the next one: typos the prefixes, prefixes the word.
+            let (widest, narrower): (Box<dyn Query>, Vec<Box<dyn Query>>) = if i == last && typing {
                 let prefix: Box<dyn Query> = if len <= PREFIX_MAX {
                     Box::new(TermQuery::new(
                         term(f.prefixes, w),
@@ -326,53 +334,50 @@ impl SearchIndex {
                 } else {
                     Box::new(FuzzyTermQuery::new_prefix(term(f.words, w), 0, true))
                 };
-                options.push((Occur::Should, constant(prefix, 1.0)));
-                // One typo in what is typed so far, where it is long enough to tell. Up to
-                // PREFIX_MAX letters this looks among the indexed prefixes (the few within one
-                // edit of what is typed), not among every word starting near it: a prefix
-                // automaton over the words walks thousands of terms for a short prefix.
-                if len >= FUZZY_MIN_LEN && !known(f.prefixes, w) {
+                // A word longer than the indexed prefixes is taken as known when its first
+                // PREFIX_MAX letters are: should a typo after them leave the search empty, the
+                // second pass allows it.
+                let indexed = prefixes(w, PREFIX_MAX).last().unwrap_or(w);
+                if len >= FUZZY_MIN_LEN && !known(f.prefixes, indexed) {
                     let typo: Box<dyn Query> = if len <= PREFIX_MAX {
                         one_typo(&searcher, f.prefixes, w)
                     } else {
                         Box::new(FuzzyTermQuery::new_prefix(term(f.words, w), 1, true))
                     };
-                    options.push((Occur::Should, constant(typo, 0.8)));
+                    (constant(typo, 0.8), vec![constant(prefix, 1.0), word])
+                } else {
+                    (constant(prefix, 1.0), vec![word])
                 }
             } else if len >= FUZZY_MIN_LEN && !known(f.words, w) {
                 // A word no entity has is most likely a typo of one that some entity has.
-                options.push((
-                    Occur::Should,
-                    constant(one_typo(&searcher, f.words, w), 0.8),
-                ));
-            }
-            let occur = if optional(i, w) && !all_optional {
-                Occur::Should
+                (constant(one_typo(&searcher, f.words, w), 0.8), vec![word])
             } else {
-                Occur::Must
+                (word, Vec::new())
             };
-            clauses.push((occur, Box::new(BooleanQuery::new(options))));
+            if optional(i, w) && !all_optional {
+                scores.push(widest);
+            } else {
+                required.push((Occur::Must, widest));
+            }
+            scores.extend(narrower);
         }
         let matched = name_words(&q.text);
         // The whole name typed exactly ranks first.
-        clauses.push((
-            Occur::Should,
-            boost(
-                Box::new(TermQuery::new(
-                    term(f.exact, &matched.join(" ")),
-                    IndexRecordOption::Basic,
-                )),
-                4.0,
-            ),
+        scores.push(boost(
+            Box::new(TermQuery::new(
+                term(f.exact, &matched.join(" ")),
+                IndexRecordOption::Basic,
+            )),
+            4.0,
         ));
         if let Some(c) = &q.country {
-            clauses.push((
+            required.push((
                 Occur::Must,
                 Box::new(TermQuery::new(term(f.country, c), IndexRecordOption::Basic)),
             ));
         }
         if let Some(r) = &q.region {
-            clauses.push((
+            required.push((
                 Occur::Must,
                 Box::new(TermQuery::new(
                     term(f.region, &r.to_lowercase()),
@@ -381,7 +386,7 @@ impl SearchIndex {
             ));
         }
         if let Some(c) = &q.city {
-            clauses.push((
+            required.push((
                 Occur::Must,
                 Box::new(TermQuery::new(
                     term(f.city, &city_key(c)),
@@ -389,7 +394,16 @@ impl SearchIndex {
                 )),
             ));
         }
-        Some(Box::new(BooleanQuery::new(clauses)))
+        // Each optional clause beside the required part alone: tantivy then seeks it along the
+        // required matches (skip lists), where several optional clauses would form a union.
+        let mut query: Box<dyn Query> = Box::new(BooleanQuery::new(required));
+        for score in scores {
+            query = Box::new(BooleanQuery::new(vec![
+                (Occur::Must, query),
+                (Occur::Should, score),
+            ]));
+        }
+        Some(query)
     }
 }
 
