@@ -153,12 +153,22 @@ async fn main() -> anyhow::Result<()> {
             println!("  {}", row.try_get::<String>("", "QUERY PLAN")?);
         }
     }
+    let newest = store.list(&filter(&h), None, 20_000).await?;
     let ids: Arc<Vec<String>> = Arc::new(
-        store
-            .list(&filter(&h), None, 20_000)
-            .await?
-            .into_iter()
+        newest
+            .iter()
             .map(|r| format!("referrals/{}", r.id))
+            .collect(),
+    );
+    // Where the first 41 pages of 50 start (the plain SQL pages below continue from these).
+    let page_starts: Arc<Vec<Option<(chrono::DateTime<chrono::Utc>, String)>>> = Arc::new(
+        std::iter::once(None)
+            .chain(
+                newest
+                    .chunks(50)
+                    .take(40)
+                    .map(|page| page.last().map(|r| (r.create_time, r.id.to_string()))),
+            )
             .collect(),
     );
 
@@ -260,6 +270,30 @@ async fn main() -> anyhow::Result<()> {
         list.push(figures);
     }
     let list = list[1];
+    // The same pages straight from the store, in process (the rows read and made referrals;
+    // no gRPC, no access check).
+    let store_list = {
+        let deals = h.deals.clone();
+        let principal = h.contoso.clone();
+        let starts = page_starts.clone();
+        let f = filter(&h);
+        measure(CONCURRENCY, calls / 4, move |i| {
+            let (deals, principal, f) = (deals.clone(), principal.clone(), f.clone());
+            let start = starts[i % starts.len()].clone();
+            async move {
+                let t = Instant::now();
+                let page = deals
+                    .store
+                    .list_for(&f, start, 51, &principal)
+                    .await
+                    .expect("list");
+                assert_eq!(page.len(), 51);
+                t.elapsed()
+            }
+        })
+        .await
+    };
+    println!("list from the store (no gRPC) {}", store_list.line());
 
     // The same work in plain SQL on the same database, through a pool of 16 connections.
     let mut options = sea_orm::ConnectOptions::new(h.deals_database_url());
@@ -326,21 +360,30 @@ async fn main() -> anyhow::Result<()> {
         })
         .await
     };
+    // The API's pages continue from a cursor (the last referral's create time and id), as
+    // these do.
     let sql_list = {
         let pool = pool.clone();
         measure(CONCURRENCY, calls / 4, move |i| {
             let pool = pool.clone();
             let org = organization.clone();
-            let offset = (i % 40) as i64 * 50;
+            let start = page_starts[i % page_starts.len()].clone();
             async move {
+                let statement = match start {
+                    None => Statement::from_sql_and_values(
+                        DbBackend::Postgres,
+                        "SELECT * FROM referrals WHERE party = 'PARTNER' AND organization = $1 ORDER BY create_time DESC, id DESC LIMIT 51",
+                        [org.into()],
+                    ),
+                    Some((time, id)) => Statement::from_sql_and_values(
+                        DbBackend::Postgres,
+                        "SELECT * FROM referrals WHERE party = 'PARTNER' AND organization = $1 AND (create_time, id) < ($2, $3) ORDER BY create_time DESC, id DESC LIMIT 51",
+                        [org.into(), time.into(), id.into()],
+                    ),
+                };
                 let t = Instant::now();
-                pool.query_all_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT * FROM referrals WHERE party = 'PARTNER' AND organization = $1 ORDER BY create_time DESC, id DESC LIMIT 51 OFFSET $2",
-                    [org.into(), offset.into()],
-                ))
-                .await
-                .expect("list");
+                let rows = pool.query_all_raw(statement).await.expect("list");
+                assert_eq!(rows.len(), 51);
                 t.elapsed()
             }
         })
