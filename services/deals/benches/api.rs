@@ -161,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
             .collect(),
     );
     // Where the first 41 pages of 50 start (the plain SQL pages below continue from these).
-    let page_starts: Arc<Vec<Option<(chrono::DateTime<chrono::Utc>, String)>>> = Arc::new(
+    let page_starts: Arc<Vec<PageStart>> = Arc::new(
         std::iter::once(None)
             .chain(
                 newest
@@ -410,6 +410,10 @@ async fn main() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Where a page of a list starts: after the referral of this create time and id (the first
+/// page: `None`).
+type PageStart = Option<(chrono::DateTime<chrono::Utc>, String)>;
 
 /// The plain SQL select of call `i`'s referral, picked as the API's gets pick theirs.
 fn select_by_id(ids: &[String], i: usize) -> Statement {
