@@ -5,6 +5,10 @@
 //! the word being typed matches by exact term), `exact` (the whole normalized name, for the
 //! exact-match boost), `country` / `region` / `city` (filters), `id`, and the entity as stored
 //! JSON so that a search needs no database round trip.
+//!
+//! A search is built by `SearchIndex::build_query` (required words, then each optional score
+//! part beside them); `one_typo` and its automaton `KeepFirstByte` find the words within one
+//! edit of a typed one.
 
 use std::path::Path;
 
