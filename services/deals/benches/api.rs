@@ -22,7 +22,7 @@ use cosell_proto::deals as pb;
 use cosell_testkit::bench::{Figures, measure};
 use cosell_testkit::{TestDb, authed};
 use harness::{Harness, RITA};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement};
 use tonic::transport::{Channel, Endpoint};
 use uuid::Uuid;
 
@@ -133,7 +133,6 @@ async fn main() -> anyhow::Result<()> {
     // Statistics for the planner, as autovacuum would gather them after such a bulk insert.
     store.db().execute_unprepared("ANALYZE referrals").await?;
     if std::env::var("COSELL_BENCH_EXPLAIN").is_ok() {
-        use sea_orm::QueryTrait;
         let sql = cosell_deals::store::list_query(
             &filter(&h),
             Some((chrono::Utc::now(), String::new())),
@@ -309,7 +308,6 @@ async fn main() -> anyhow::Result<()> {
         ))
         .await?
         .expect("a row");
-    let organization: String = row.try_get("", "organization")?;
     let sql_get = {
         let pool = pool.clone();
         let ids = ids.clone();
@@ -360,27 +358,17 @@ async fn main() -> anyhow::Result<()> {
         })
         .await
     };
-    // The API's pages continue from a cursor (the last referral's create time and id), as
-    // these do.
+    // The API's own page statement (from a cursor: the last referral's create time and id),
+    // without its favorite column.
     let sql_list = {
         let pool = pool.clone();
+        let f = filter(&h);
         measure(CONCURRENCY, calls / 4, move |i| {
             let pool = pool.clone();
-            let org = organization.clone();
-            let start = page_starts[i % page_starts.len()].clone();
+            let statement =
+                cosell_deals::store::list_query(&f, page_starts[i % page_starts.len()].clone(), 51)
+                    .build(DbBackend::Postgres);
             async move {
-                let statement = match start {
-                    None => Statement::from_sql_and_values(
-                        DbBackend::Postgres,
-                        "SELECT * FROM referrals WHERE party = 'PARTNER' AND organization = $1 ORDER BY create_time DESC, id DESC LIMIT 51",
-                        [org.into()],
-                    ),
-                    Some((time, id)) => Statement::from_sql_and_values(
-                        DbBackend::Postgres,
-                        "SELECT * FROM referrals WHERE party = 'PARTNER' AND organization = $1 AND (create_time, id) < ($2, $3) ORDER BY create_time DESC, id DESC LIMIT 51",
-                        [org.into(), time.into(), id.into()],
-                    ),
-                };
                 let t = Instant::now();
                 let rows = pool.query_all_raw(statement).await.expect("list");
                 assert_eq!(rows.len(), 51);
