@@ -262,7 +262,7 @@ impl Store {
         referral::Entity::find_by_id(id.to_string())
             .one(&self.db)
             .await?
-            .map(referral::to_domain)
+            .map(|m| referral::to_domain(&m))
             .transpose()
     }
 
@@ -291,7 +291,7 @@ impl Store {
             .all(&self.db)
             .await?
             .into_iter()
-            .map(referral::to_domain)
+            .map(|m| referral::to_domain(&m))
             .collect()
     }
 
@@ -333,7 +333,7 @@ impl Store {
             .all(&self.db)
             .await?
             .into_iter()
-            .map(referral::to_domain)
+            .map(|m| referral::to_domain(&m))
             .collect()
     }
 
@@ -642,9 +642,8 @@ fn favorite_of(principal: &str) -> Expr {
 
 /// A referral's row with the `favorite` column of [`favorite_of`] after its own.
 fn with_favorite(row: &QueryResult) -> Result<(Referral, bool)> {
-    let (model, next) = referral::read_row(row)?;
-    let favorite = row.try_get_by_index(next)?;
-    Ok((referral::to_domain(model)?, favorite))
+    let (referral, next) = referral::read(row)?;
+    Ok((referral, row.try_get_by_index(next)?))
 }
 
 #[cfg(test)]

@@ -1,43 +1,74 @@
-//! The positional row reader of the API's gets and lists reads what sea-orm's derived reader
-//! reads, column for column, for rows with every column set and with every nullable one null.
+//! The row reader of the API's gets and lists (`referral::read`, columns read in place) makes
+//! the referral that sea-orm's derived reader and `to_domain` make, for a referral with every
+//! field set (every text a different value) and one with every optional field empty.
 
-use chrono::{TimeZone, Utc};
+use chrono::{NaiveDate, TimeZone, Utc};
+use cosell_deals::domain::{
+    Address, Assistance, Contact, Customer, DealType, Direction, Money, Outcome, Party, Referral,
+    ReferralSolution, Stage,
+};
 use cosell_deals::store::entities::referral;
 use cosell_deals::store::migration::Migrator;
+use cosell_proto::deals::{AssistanceCode, CustomerSize, SolutionKind};
 use cosell_testkit::TestDb;
-use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, EntityTrait, FromQueryResult, Iterable, QueryTrait,
-};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, FromQueryResult, QueryTrait};
+use uuid::Uuid;
 
-/// Every text column a different value, so that two columns read in each other's place differ.
-fn full(id: &str) -> referral::Model {
+fn contact(who: &str) -> Contact {
+    Contact {
+        first_name: format!("{who} first"),
+        last_name: format!("{who} last"),
+        email: format!("{who}@example.com"),
+        phone: format!("+1 {who}"),
+    }
+}
+
+fn full(n: u128) -> Referral {
     let at = |s: i64| Utc.timestamp_opt(1_700_000_000 + s, 0).unwrap();
-    referral::Model {
-        id: id.into(),
-        organization: "organization".into(),
-        mpn_location: Some("mpn location".into()),
-        party: "party".into(),
-        engagement: "engagement".into(),
-        direction: "direction".into(),
-        deal_type: "deal type".into(),
-        status: "status".into(),
-        substatus: "substatus".into(),
+    Referral {
+        id: Uuid::from_u128(n),
+        organization: Uuid::from_u128(1_000 + n),
+        mpn_location: Some("4000002".into()),
+        party: Party::Platform,
+        engagement: Uuid::from_u128(2_000 + n),
+        direction: Direction::Inbound,
+        deal_type: DealType::PartnerLed,
+        stage: Stage::Closed(Outcome::Lost),
         status_reason: "status reason".into(),
         display_name: "display name".into(),
-        customer_entity: Some("customer entity".into()),
-        customer_name: "customer name".into(),
-        customer_search: "customer search".into(),
-        customer_json: "customer json".into(),
+        customer: Customer {
+            entity: Some("entities/25490015VCIORO2N2047".into()),
+            legal_name: "Cetracore Energy GmbH".into(),
+            address: Address {
+                lines: vec!["line one".into(), "line two".into()],
+                city: "Wien".into(),
+                region: "AT-9".into(),
+                postal_code: "1010".into(),
+                country_code: "AT".into(),
+            },
+            size: CustomerSize::CustomerSize1To10,
+            contacts: vec![contact("customer")],
+        },
         consent_to_share: true,
-        assistance_json: Some("assistance json".into()),
-        solutions_json: "solutions json".into(),
-        team_json: "team json".into(),
-        team_emails: "team emails".into(),
-        deal_value_cents: Some(12_345),
-        currency: "currency".into(),
-        estimated_close_date: Some("estimated close date".into()),
+        assistance: Some(Assistance {
+            code: AssistanceCode::General,
+            notes: "assistance notes".into(),
+        }),
+        solutions: vec![ReferralSolution {
+            solution: Uuid::from_u128(3_000 + n),
+            display_name: "solution".into(),
+            kind: SolutionKind::PartnerSolution,
+            quantity: 3,
+            unit_price_cents: Some(999),
+        }],
+        team: vec![contact("team one"), contact("team two")],
+        deal_value: Some(Money {
+            currency: "EUR".into(),
+            cents: 12_345,
+        }),
+        estimated_close_date: NaiveDate::from_ymd_opt(2027, 3, 31),
         notes: "notes".into(),
-        seller_contact_json: Some("seller contact json".into()),
+        seller_contact: Some(contact("seller")),
         create_time: at(1),
         update_time: at(2),
         accept_time: Some(at(3)),
@@ -45,39 +76,43 @@ fn full(id: &str) -> referral::Model {
         expire_time: Some(at(5)),
         version: 7,
         external_reference_id: "external reference id".into(),
-        psc_deal_id: Some(format!("psc deal of {id}")),
-        request_key: Some(format!("request key of {id}")),
+        psc_deal_id: Some(format!("psc deal {n}")),
     }
 }
 
-fn sparse(id: &str) -> referral::Model {
-    referral::Model {
+fn sparse(n: u128) -> Referral {
+    Referral {
         mpn_location: None,
-        customer_entity: None,
+        party: Party::Partner,
+        direction: Direction::Outbound,
+        deal_type: DealType::Private,
+        stage: Stage::Active,
+        customer: Customer::default(),
         consent_to_share: false,
-        assistance_json: None,
-        deal_value_cents: None,
+        assistance: None,
+        solutions: Vec::new(),
+        team: Vec::new(),
+        deal_value: None,
         estimated_close_date: None,
-        seller_contact_json: None,
+        seller_contact: None,
         accept_time: None,
         close_time: None,
         expire_time: None,
         psc_deal_id: None,
-        request_key: None,
-        ..full(id)
+        ..full(n)
     }
 }
 
 #[tokio::test]
-async fn the_positional_reader_reads_what_the_derived_one_does() {
+async fn the_row_reader_reads_what_the_derived_one_does() {
     let test_db = TestDb::new().await.unwrap();
     let db = cosell_platform::db::connect_and_migrate::<Migrator>(&test_db.url)
         .await
         .unwrap();
-    let written = [full("a"), sparse("b")];
-    for m in &written {
-        let mut active: referral::ActiveModel = m.clone().into();
-        active.request_key = Set(m.request_key.clone());
+    let written = [full(1), sparse(2)];
+    for r in &written {
+        let mut active = referral::to_active(r);
+        active.request_key = Set(Some(format!("request key of {}", r.id)));
         referral::Entity::insert(active)
             .exec_without_returning(&db)
             .await
@@ -87,12 +122,13 @@ async fn the_positional_reader_reads_what_the_derived_one_does() {
     let rows = db.query_all_raw(select).await.unwrap();
     assert_eq!(rows.len(), 2);
     for row in &rows {
-        let derived = referral::Model::from_query_result(row, "").unwrap();
-        let (positional, next) = referral::read_row(row).unwrap();
-        assert_eq!(positional, derived);
-        let expected = written.iter().find(|m| m.id == derived.id).unwrap();
-        assert_eq!(&positional, expected);
+        let derived =
+            referral::to_domain(&referral::Model::from_query_result(row, "").unwrap()).unwrap();
+        let (read, next) = referral::read(row).unwrap();
+        assert_eq!(read, derived);
+        let expected = written.iter().find(|r| r.id == read.id).unwrap();
+        assert_eq!(&read, expected);
         // The select's own columns would start right after the referral's.
-        assert_eq!(next, referral::Column::iter().count());
+        assert_eq!(next, row.column_names().len());
     }
 }
