@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use cosell_platform::db::connect;
-use cosell_platform::db::reads::{LANE_CONNECTIONS, ReadLane};
+use cosell_platform::db::reads::{ReadLane, lane_connections};
 use cosell_testkit::{DATABASE_URL_VAR, TestDb, cut_short};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
@@ -63,7 +63,7 @@ async fn a_cancelled_read_leaves_nothing_for_the_next() {
             "read {i}"
         );
     }
-    assert!(lane.idle_connections() <= LANE_CONNECTIONS);
+    assert!(lane.idle_connections() <= lane_connections());
 }
 
 /// Reads at once from more tasks than the lane has connections: each gets its own answer, and
@@ -90,7 +90,7 @@ async fn concurrent_reads_each_get_their_own_row() {
     }
     let idle = lane.idle_connections();
     assert!(
-        (1..=LANE_CONNECTIONS).contains(&idle),
+        (1..=lane_connections()).contains(&idle),
         "{idle} idle connections"
     );
 }
@@ -133,4 +133,45 @@ async fn on_sqlite_reads_go_through_the_pool() {
     assert_eq!(value_of(&lane, DbBackend::Sqlite, 42).await, Some(420));
     assert_eq!(value_of(&lane, DbBackend::Sqlite, 1000).await, None);
     assert_eq!(lane.idle_connections(), 0);
+}
+
+/// The lane's statements are planned once per connection (generic plans), also beside a pool
+/// told to plan every execution: after its first execution a statement is not planned again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lane_statements_are_planned_once() {
+    let Some((test_db, _db)) = postgres().await else {
+        return;
+    };
+    let db = cosell_platform::db::connect_with(
+        &test_db.url,
+        cosell_platform::db::Planning::EachExecution,
+    )
+    .await
+    .unwrap();
+    let lane = ReadLane::new(&db);
+    let setting = Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT current_setting('plan_cache_mode') AS v",
+    );
+    let row = lane.one(&setting).await.unwrap().unwrap();
+    assert_eq!(
+        row.try_get::<String>("", "v").unwrap(),
+        "force_generic_plan"
+    );
+    // The pool itself still plans every execution.
+    let row = db.query_one_raw(setting.clone()).await.unwrap().unwrap();
+    assert_eq!(row.try_get::<String>("", "v").unwrap(), "force_custom_plan");
+    for k in 0..10 {
+        assert_eq!(value_of(&lane, DbBackend::Postgres, k).await, Some(k * 10));
+    }
+    // Every read above ran on the lane's one connection, as the one prepared statement whose
+    // plans PostgreSQL counts for its session.
+    let plans = Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements \
+         WHERE statement = 'SELECT v FROM t WHERE k = $1'",
+    );
+    let row = lane.one(&plans).await.unwrap().unwrap();
+    assert_eq!(row.try_get::<i64>("", "custom_plans").unwrap(), 0);
+    assert_eq!(row.try_get::<i64>("", "generic_plans").unwrap(), 10);
 }
