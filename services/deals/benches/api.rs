@@ -219,6 +219,7 @@ async fn main() -> anyhow::Result<()> {
 
     // List through gRPC: pages of 50, the first ones and deeper ones (page tokens from a walk).
     let mut tokens = vec![String::new()];
+    let mut page_bytes = 0;
     {
         let mut client = h.referrals();
         let mut next = String::new();
@@ -234,11 +235,13 @@ async fn main() -> anyhow::Result<()> {
                 ))
                 .await?
                 .into_inner();
+            page_bytes = page_bytes.max(prost::Message::encoded_len(&page));
             next = page.next_page_token;
             tokens.push(next.clone());
         }
     }
     let tokens = Arc::new(tokens);
+    println!("(a page of 50 is up to {page_bytes} bytes of protobuf)");
     let mut list = Vec::new();
     for concurrency in [1, CONCURRENCY] {
         let clients = referrals.clone();
@@ -324,8 +327,9 @@ async fn main() -> anyhow::Result<()> {
     };
     // The same select on connections outside the pool, as the API's reads run (ReadLane): no
     // release round trip.
+    let lane = Arc::new(cosell_platform::db::reads::ReadLane::new(&pool));
     let sql_get_lane = {
-        let lane = Arc::new(cosell_platform::db::reads::ReadLane::new(&pool));
+        let lane = lane.clone();
         let ids = ids.clone();
         measure(CONCURRENCY, calls, move |i| {
             let lane = lane.clone();
@@ -359,15 +363,21 @@ async fn main() -> anyhow::Result<()> {
         .await
     };
     // The API's own page statement (from a cursor: the last referral's create time and id),
-    // without its favorite column.
+    // without its favorite column: through the pool, and on the lane's connections (which also
+    // plan it once per connection; see cosell_platform::db::reads).
+    let page_statement = {
+        let f = filter(&h);
+        move |i: usize| {
+            cosell_deals::store::list_query(&f, page_starts[i % page_starts.len()].clone(), 51)
+                .build(DbBackend::Postgres)
+        }
+    };
     let sql_list = {
         let pool = pool.clone();
-        let f = filter(&h);
+        let page_statement = page_statement.clone();
         measure(CONCURRENCY, calls / 4, move |i| {
             let pool = pool.clone();
-            let statement =
-                cosell_deals::store::list_query(&f, page_starts[i % page_starts.len()].clone(), 51)
-                    .build(DbBackend::Postgres);
+            let statement = page_statement(i);
             async move {
                 let t = Instant::now();
                 let rows = pool.query_all_raw(statement).await.expect("list");
@@ -377,19 +387,32 @@ async fn main() -> anyhow::Result<()> {
         })
         .await
     };
+    let sql_list_lane = measure(CONCURRENCY, calls / 4, move |i| {
+        let lane = lane.clone();
+        let statement = page_statement(i);
+        async move {
+            let t = Instant::now();
+            let rows = lane.all(&statement).await.expect("list");
+            assert_eq!(rows.len(), 51);
+            t.elapsed()
+        }
+    })
+    .await;
 
     let ratio = |api: &Figures, base: &Figures| api.rate / base.rate;
     println!("plain SQL insert             {}", sql_insert.line());
     println!("plain SQL select by id       {}", sql_get.line());
     println!("  the same, outside the pool {}", sql_get_lane.line());
     println!("plain SQL page of 50         {}", sql_list.line());
+    println!("  the same, outside the pool {}", sql_list_lane.line());
     println!();
     println!(
-        "API throughput as a share of its baseline: create {:.2} of plain SQL inserts, get {:.2} of plain SQL selects ({:.2} of those outside the pool), list (c16) {:.2} of plain SQL pages, get {:.2} of trivial gRPC calls",
+        "API throughput as a share of its baseline: create {:.2} of plain SQL inserts, get {:.2} of plain SQL selects ({:.2} of those outside the pool), list (c16) {:.2} of plain SQL pages ({:.2} of those outside the pool), get {:.2} of trivial gRPC calls",
         ratio(&create, &sql_insert),
         ratio(&get, &sql_get),
         ratio(&get, &sql_get_lane),
         ratio(&list, &sql_list),
+        ratio(&list, &sql_list_lane),
         ratio(&get, &trivial)
     );
     println!(
