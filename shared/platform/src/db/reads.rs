@@ -29,9 +29,11 @@ use sea_query_sqlx::SqlxValues;
 /// backend is a process of its own, so more reads at once than the machine can run only move
 /// the queue from this semaphore into the kernel's scheduler, where it forms a tail. In the
 /// deals benchmark (2 cores, 16 clients, pages of 50) lists from the store had a p99 of 15 ms
-/// with 16 connections and 6 ms with 4, at the same throughput; 2 lost a fifth of it.
+/// with 16 connections and 6 ms with 4, at the same throughput; 2 lost a fifth of it. At most
+/// 16, so that a large machine does not take a share of the server's `max_connections` it
+/// cannot plan for.
 pub fn lane_connections() -> usize {
-    2 * std::thread::available_parallelism().map_or(1, usize::from)
+    (2 * std::thread::available_parallelism().map_or(1, usize::from)).min(16)
 }
 
 /// Reads of one service, on connections of their own where the database is PostgreSQL.
