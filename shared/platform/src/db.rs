@@ -186,6 +186,12 @@ pub async fn begin_postgres(
         .map_err(|e| sea_orm::sqlx::Error::Protocol(format!("BEGIN did not finish: {e}")))?
 }
 
+/// A statement's failure reported by sqlx itself (on a row or connection sea-orm did not
+/// handle), as sea-orm reports its own.
+pub fn query_error(e: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Query(sea_orm::RuntimeErr::SqlxError(e.into()))
+}
+
 /// Whether a database error is PostgreSQL's deadlock (40P01) or serialization failure (40001):
 /// the transaction was rolled back because of a concurrent one, and may be tried again.
 pub fn is_deadlock(e: &DbErr) -> bool {

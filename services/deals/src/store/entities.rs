@@ -23,9 +23,9 @@ fn parse_uuid(id: &str, text: &str) -> Result<uuid::Uuid, StoreError> {
 pub mod referral {
     use chrono::NaiveDate;
     use sea_orm::ActiveValue::{NotSet, Set};
-    use sea_orm::Iterable;
     use sea_orm::entity::prelude::*;
     use sea_orm::sqlx::{ColumnIndex, Decode, Row, Type};
+    use sea_orm::{FromQueryResult, Iterable};
 
     use super::{corrupt, json, parse_json, parse_uuid};
     use crate::domain::{DealType, Direction, Money, Party, Referral, Stage};
@@ -209,12 +209,11 @@ pub mod referral {
         } else if let Some(sqlite) = row.try_as_sqlite_row() {
             columns_of(sqlite)
         } else {
-            Err(sea_orm::sqlx::Error::Protocol(
-                "a row of neither PostgreSQL nor SQLite".into(),
-            ))
+            // Another kind of row (sea-orm's mock or proxy): through the model.
+            let model = Model::from_query_result(row, "")?;
+            return Ok((to_domain(&model)?, Column::iter().count()));
         };
-        let columns = columns
-            .map_err(|e| StoreError::Db(DbErr::Query(sea_orm::RuntimeErr::SqlxError(e.into()))))?;
+        let columns = columns.map_err(cosell_platform::db::query_error)?;
         Ok((referral_of(columns)?, Column::iter().count()))
     }
 

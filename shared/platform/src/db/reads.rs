@@ -70,7 +70,7 @@ impl ReadLane {
             Some(lane) => Ok(lane
                 .fetch_all(statement)
                 .await
-                .map_err(|e| DbErr::Query(sea_orm::RuntimeErr::SqlxError(e.into())))?
+                .map_err(super::query_error)?
                 .into_iter()
                 .map(QueryResult::from)
                 .collect()),
