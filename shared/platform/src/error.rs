@@ -50,6 +50,8 @@ pub struct Details {
     pub precondition_violations: Vec<PreconditionViolation>,
     /// Extra `ErrorInfo` metadata (e.g. the resource that was not found).
     pub metadata: HashMap<String, String>,
+    /// When a retry may succeed (`RetryInfo`), for errors a caller should retry later.
+    pub retry_delay: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -115,6 +117,17 @@ impl ApiError {
         Self::new(Code::Unavailable, reason, message)
     }
 
+    /// `RESOURCE_EXHAUSTED` with `RetryInfo`: the caller may retry after `retry_delay`.
+    pub fn resource_exhausted(
+        reason: impl Into<String>,
+        message: impl Into<String>,
+        retry_delay: std::time::Duration,
+    ) -> Self {
+        let mut e = Self::new(Code::ResourceExhausted, reason, message);
+        e.details.retry_delay = Some(retry_delay);
+        e
+    }
+
     /// `INTERNAL`. The detail goes to the log, not to the caller.
     pub fn internal(detail: impl fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
@@ -154,8 +167,12 @@ impl ApiError {
             field_violations,
             precondition_violations,
             metadata,
+            retry_delay,
         } = *self.details;
         let mut details = ErrorDetails::with_error_info(self.reason, domain, metadata);
+        if let Some(delay) = retry_delay {
+            details.set_retry_info(Some(delay));
+        }
         if !field_violations.is_empty() {
             details.set_bad_request(
                 field_violations
