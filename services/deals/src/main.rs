@@ -3,9 +3,8 @@
 use std::sync::Arc;
 
 use clap::Parser;
-use cosell_platform::auth::{RemoteKeys, ServiceToken, TokenVerifier};
+use cosell_platform::auth::{ServiceToken, TokenVerifier};
 use cosell_platform::config::{IdentityClientArgs, ServerArgs};
-use tonic::transport::Endpoint;
 
 #[derive(Debug, Parser)]
 #[command(name = "cosell-deals", about = "The cosell deals service")]
@@ -37,8 +36,11 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = cosell_platform::telemetry::init("cosell-deals", &args.server.telemetry);
-    let identity = Endpoint::from_shared(args.identity.identity_url.clone())?.connect_lazy();
-    let directory = Endpoint::from_shared(args.directory_url.clone())?.connect_lazy();
+    let identity = args.identity.identity().map_err(anyhow::Error::msg)?;
+    let directory = args
+        .identity
+        .connect(&args.directory_url)
+        .map_err(anyhow::Error::msg)?;
     let secret = args.identity.service_secret.clone().ok_or_else(|| {
         anyhow::anyhow!(
             "--service-secret (COSELL_SERVICE_SECRET) is required: the deals service's client secret at identity"
@@ -56,14 +58,14 @@ async fn main() -> anyhow::Result<()> {
         },
     )
     .await?;
-    let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(identity))));
+    let verifier = Arc::new(TokenVerifier::remote(identity));
     let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "deals listening");
     cosell_platform::server::serve(
         listener,
         started.services,
         verifier,
-        args.server.options(),
+        args.server.options().map_err(anyhow::Error::msg)?,
         cosell_platform::server::shutdown_signal(),
     )
     .await?;

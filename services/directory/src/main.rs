@@ -4,9 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Parser;
-use cosell_platform::auth::{AccessClient, RemoteKeys, ServiceToken, TokenVerifier};
+use cosell_platform::auth::{AccessClient, ServiceToken, TokenVerifier};
 use cosell_platform::config::{IdentityClientArgs, ServerArgs};
-use tonic::transport::Endpoint;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,7 +40,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = cosell_platform::telemetry::init("cosell-directory", &args.server.telemetry);
-    let identity = Endpoint::from_shared(args.identity.identity_url.clone())?.connect_lazy();
+    let identity = args.identity.identity().map_err(anyhow::Error::msg)?;
     let secret = args
         .identity
         .service_secret
@@ -55,14 +54,14 @@ async fn main() -> anyhow::Result<()> {
         load_sample: args.sample,
     };
     let started = cosell_directory::start(&config, Some(access)).await?;
-    let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(identity))));
+    let verifier = Arc::new(TokenVerifier::remote(identity));
     let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "directory listening");
     cosell_platform::server::serve(
         listener,
         started.services,
         verifier,
-        args.server.options(),
+        args.server.options().map_err(anyhow::Error::msg)?,
         cosell_platform::server::shutdown_signal(),
     )
     .await?;

@@ -3,9 +3,8 @@
 use std::sync::Arc;
 
 use clap::Parser;
-use cosell_platform::auth::{RemoteKeys, ServiceToken, TokenVerifier};
+use cosell_platform::auth::{ServiceToken, TokenVerifier};
 use cosell_platform::config::{IdentityClientArgs, ServerArgs};
-use tonic::transport::Endpoint;
 
 #[derive(Debug, Parser)]
 #[command(name = "cosell-migration", about = "The cosell migration service")]
@@ -51,7 +50,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = cosell_platform::telemetry::init("cosell-migration", &args.server.telemetry);
-    let identity = Endpoint::from_shared(args.identity.identity_url.clone())?.connect_lazy();
+    let identity = args.identity.identity().map_err(anyhow::Error::msg)?;
     let secret = args.identity.service_secret.clone().ok_or_else(|| {
         anyhow::anyhow!(
             "--service-secret (COSELL_SERVICE_SECRET) is required: the migration service's client secret at identity"
@@ -67,20 +66,26 @@ async fn main() -> anyhow::Result<()> {
         },
         cosell_migration::Links {
             identity: identity.clone(),
-            deals: Endpoint::from_shared(args.deals_url)?.connect_lazy(),
-            directory: Endpoint::from_shared(args.directory_url)?.connect_lazy(),
+            deals: args
+                .identity
+                .connect(&args.deals_url)
+                .map_err(anyhow::Error::msg)?,
+            directory: args
+                .identity
+                .connect(&args.directory_url)
+                .map_err(anyhow::Error::msg)?,
             token,
         },
     )
     .await?;
-    let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(identity))));
+    let verifier = Arc::new(TokenVerifier::remote(identity));
     let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "migration listening");
     cosell_platform::server::serve(
         listener,
         services,
         verifier,
-        args.server.options(),
+        args.server.options().map_err(anyhow::Error::msg)?,
         migration.shutdown_signal(),
     )
     .await?;

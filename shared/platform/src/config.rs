@@ -2,9 +2,13 @@
 //! win). Each service adds its own arguments beside these with `#[command(flatten)]`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use tonic::transport::Channel;
+
+use crate::tls::ServerTls;
 
 /// How a server listens and protects itself.
 #[derive(Debug, Clone, Args)]
@@ -22,17 +26,29 @@ pub struct ServerArgs {
     /// in milliseconds, so that load balancers move traffic away first.
     #[arg(long, env = "COSELL_SHUTDOWN_DRAIN_MS", default_value_t = 500)]
     pub shutdown_drain_ms: u64,
+    /// Serve TLS with this certificate chain (PEM); needs `--tls-key`.
+    #[arg(long, env = "COSELL_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, env = "COSELL_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
 }
 
 impl ServerArgs {
-    pub fn options(&self) -> crate::server::ServerOptions {
-        crate::server::ServerOptions {
+    /// The server's options; reads the TLS files, if any.
+    pub fn options(&self) -> Result<crate::server::ServerOptions, String> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(ServerTls::from_files(cert, key)?),
+            _ => None,
+        };
+        Ok(crate::server::ServerOptions {
             request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
             concurrency_limit: self.concurrency_limit.max(1),
             shutdown_drain: Duration::from_millis(self.shutdown_drain_ms),
-        }
+            tls,
+        })
     }
 }
 
@@ -63,4 +79,53 @@ pub struct IdentityClientArgs {
     /// This service's client secret, registered with identity as a service principal.
     #[arg(long, env = "COSELL_SERVICE_SECRET", hide_env_values = true)]
     pub service_secret: Option<String>,
+    /// CA certificate (PEM) that `https://` peer URLs are checked against; without it, the
+    /// system's roots.
+    #[arg(long, env = "COSELL_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl IdentityClientArgs {
+    /// A lazily connected channel to a peer service (`http://` or `https://`).
+    pub fn connect(&self, url: &str) -> Result<Channel, String> {
+        let ca = crate::tls::read_ca(self.ca_cert.as_deref())?;
+        Ok(crate::tls::endpoint(url, ca.as_deref())?
+            .connect_timeout(Duration::from_secs(5))
+            .connect_lazy())
+    }
+
+    /// The channel to identity.
+    pub fn identity(&self) -> Result<Channel, String> {
+        self.connect(&self.identity_url)
+    }
+}
+
+/// How identity signs people in, on `cosell serve` and `cosell-identity`.
+#[derive(Debug, Clone, Args)]
+pub struct SignInArgs {
+    /// Trust this OpenID Connect issuer's tokens (its URL, exactly as its tokens' `iss`):
+    /// discovery at `URL/.well-known/openid-configuration`, keys from its `jwks_uri`.
+    #[arg(long, env = "COSELL_OIDC_ISSUER", requires = "oidc_audience")]
+    pub oidc_issuer: Option<String>,
+    /// The audience (`aud`) the issuer's tokens must be for: this platform's client id there.
+    #[arg(long, env = "COSELL_OIDC_AUDIENCE", requires = "oidc_issuer")]
+    pub oidc_audience: Option<String>,
+    /// Make this email a platform operator at start (repeat, or comma-separate in the
+    /// variable); never removes anyone.
+    #[arg(
+        long = "platform-operator",
+        env = "COSELL_PLATFORM_OPERATORS",
+        value_delimiter = ','
+    )]
+    pub platform_operators: Vec<String>,
+}
+
+impl SignInArgs {
+    /// The issuer and audience, when both are given.
+    pub fn oidc(&self) -> Option<(String, String)> {
+        match (&self.oidc_issuer, &self.oidc_audience) {
+            (Some(i), Some(a)) => Some((i.clone(), a.clone())),
+            _ => None,
+        }
+    }
 }

@@ -1,11 +1,14 @@
 //! What every cosell service stands on.
 //!
+//! - [`clock`]: "now", injectable so that tests move time instead of sleeping.
 //! - [`config`]: typed configuration from flags and environment variables.
 //! - [`telemetry`]: tracing, structured logs, OTLP export, trace context across gRPC hops.
 //! - [`error`]: the one mapping from errors to `Status` with rich details.
 //! - [`db`]: PostgreSQL or SQLite from one URL, schema migrations at start.
 //! - [`page`]: page sizes and opaque page tokens.
 //! - [`auth`]: token checks, the auth layer, access checks and service tokens.
+//! - [`ratelimit`]: per-principal token buckets (`RESOURCE_EXHAUSTED` with `RetryInfo`).
+//! - [`tls`]: TLS for listeners and for the clients that reach them.
 //! - [`server`]: the bootstrap every service serves through (health, reflection, layers,
 //!   graceful shutdown).
 //! - [`names`]: resource-name parsing shared by the services.
@@ -16,6 +19,7 @@
 //! their tests and benchmarks): mimalloc.
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod email;
@@ -23,8 +27,10 @@ pub mod error;
 pub mod money;
 pub mod names;
 pub mod page;
+pub mod ratelimit;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 
 pub use error::{ApiError, Violations};
 

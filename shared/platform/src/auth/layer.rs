@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use tower::{Layer, Service};
+use tower::{Layer, Service, ServiceExt};
 
 use super::claims::Caller;
 use super::verifier::TokenVerifier;
@@ -61,19 +61,20 @@ where
     type Error = S::Error;
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    /// Always ready: the services inside (the concurrency limit first) are made ready only
+    /// once the call is authenticated, so that a call holds a slot only when it is known whose
+    /// it is; a flood of bad tokens holds none.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        // The ready service answers this call; the clone waits for the next one.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let inner = self.inner.clone();
         let layer = self.layer.clone();
         Box::pin(async move {
             let path = req.uri().path();
             if layer.public.iter().any(|p| path.starts_with(p.as_str())) {
-                return inner.call(req).await;
+                return inner.oneshot(req).await;
             }
             let token = match bearer(req.headers()) {
                 Ok(token) => token,
@@ -82,7 +83,7 @@ where
             match layer.verifier.verify(&token).await {
                 Ok(caller) => {
                     req.extensions_mut().insert(caller);
-                    inner.call(req).await
+                    inner.oneshot(req).await
                 }
                 Err(e) => Ok(e.into_status(AUTH_DOMAIN).into_http()),
             }

@@ -1,128 +1,148 @@
-//! Checks bearer tokens: the EdDSA signature with identity's public keys (fetched on demand and
-//! again when a token names a key not seen yet, which is how a key rotation reaches every
-//! service), issuer, audience and expiry.
+//! Checks bearer tokens and says who they belong to.
 //!
-//! A token that passed once is remembered until it expires, so that a warm call costs a hash
-//! lookup rather than a signature check.
+//! Two kinds of token are accepted:
+//! - identity's own (issuer [`ISSUER`]): EdDSA-signed, checked here with identity's public keys
+//!   ([`KeyCache`]), issuer, audience and expiry;
+//! - a token of the external OpenID Connect issuer identity trusts (any other `iss`): handed to
+//!   [`ExternalTokens`] (identity's `ExchangeToken`), which checks it against the issuer's keys
+//!   and finds the user it names. The answer is the same [`Caller`] as for identity's tokens.
+//!
+//! Answers are remembered: a token that passed until it expires (a warm call costs a hash
+//! lookup rather than a signature check), an external token that was refused for
+//! [`REFUSAL_MEMORY`] (a flood of bad tokens costs identity one question per token).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use parking_lot::{Mutex, RwLock};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, Validation};
+use parking_lot::RwLock;
+use serde::de::DeserializeOwned;
 
 use super::claims::{AUDIENCE, Caller, Claims, ISSUER, Principal};
+use super::keys::{KeyCache, KeySource};
+use crate::clock::{self, SharedClock};
 use crate::error::ApiError;
 
-/// A public key that may verify tokens.
-#[derive(Debug, Clone)]
-pub struct PublicKey {
-    pub kid: String,
-    /// Ed25519 public key, base64url without padding (JWK `x`).
-    pub x: String,
-}
-
-/// Where the public keys come from: identity's `ListSigningKeys` for other services, the key
-/// ring itself inside identity.
-pub trait KeySource: Send + Sync + 'static {
-    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Vec<PublicKey>, String>> + Send + '_>>;
-}
-
 /// Seconds of clock skew tolerated between the signer and this server.
-const LEEWAY_SECS: u64 = 5;
-/// A token naming an unknown key triggers at most one key fetch per this long, so that forged
-/// key ids cannot make this server hammer identity.
-const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
-/// Bound on remembered tokens; the memory is cleared when it fills (it refills from traffic).
+pub const LEEWAY_SECS: u64 = 5;
+/// Longest bearer token read; real issuers' tokens are a few KiB.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// Bound on remembered tokens (and, apart, on remembered refusals); the memory is cleared
+/// when it fills (it refills from traffic).
 const MAX_CACHED_TOKENS: usize = 100_000;
+/// How long a refused external token is answered without asking identity again.
+pub const REFUSAL_MEMORY: Duration = Duration::from_secs(30);
+
+/// Who checks tokens of the external issuer: identity's `ExchangeToken` for other services,
+/// identity's OpenID Connect verifier inside identity.
+pub trait ExternalTokens: Send + Sync + 'static {
+    fn exchange<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Caller, ApiError>> + Send + 'a>>;
+}
+
+/// The parts of a token read before its signature is checked: only to pick the key and the
+/// path, never trusted as an answer.
+#[derive(serde::Deserialize)]
+struct Header {
+    alg: String,
+    kid: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct Issuer {
+    iss: Option<String>,
+}
+
+/// Part `index` (0: header, 1: claims) of a compact JWT, decoded.
+pub fn token_part<T: DeserializeOwned>(token: &str, index: usize) -> Option<T> {
+    let part = token.split('.').nth(index)?;
+    let bytes = URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// An external token's refusal, and until when it is repeated without asking identity.
+type Refusal = (ApiError, chrono::DateTime<chrono::Utc>);
 
 pub struct TokenVerifier {
-    source: Arc<dyn KeySource>,
-    keys: RwLock<HashMap<String, DecodingKey>>,
-    last_refresh: Mutex<Option<Instant>>,
-    /// Serializes key fetches so that a burst of calls after a rotation fetches once.
-    refreshing: tokio::sync::Mutex<()>,
+    /// Identity's public keys.
+    own: KeyCache,
+    /// Tokens of other issuers; none: refused as `WRONG_ISSUER`.
+    external: Option<Arc<dyn ExternalTokens>>,
+    clock: SharedClock,
     verified: RwLock<HashMap<Arc<str>, Caller>>,
+    refused: RwLock<HashMap<Arc<str>, Refusal>>,
     validation: Validation,
 }
 
 impl TokenVerifier {
+    /// A verifier of identity's tokens only.
     pub fn new(source: Arc<dyn KeySource>) -> Self {
+        Self::with(source, None, clock::system())
+    }
+
+    /// The verifier of a service other than identity: identity's keys through
+    /// `ListSigningKeys`, the external issuer's tokens through `ExchangeToken`.
+    pub fn remote(identity: tonic::transport::Channel) -> Self {
+        Self::with(
+            Arc::new(super::RemoteKeys::new(identity.clone())),
+            Some(Arc::new(super::RemoteExchange::new(identity))),
+            clock::system(),
+        )
+    }
+
+    /// A verifier of identity's tokens and, through `external`, of the external issuer's.
+    pub fn with(
+        source: Arc<dyn KeySource>,
+        external: Option<Arc<dyn ExternalTokens>>,
+        clock: SharedClock,
+    ) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_audience(&[AUDIENCE]);
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY_SECS;
         Self {
-            source,
-            keys: RwLock::new(HashMap::new()),
-            last_refresh: Mutex::new(None),
-            refreshing: tokio::sync::Mutex::new(()),
+            own: KeyCache::new("the identity service", source, clock.clone()),
+            external,
+            clock,
             verified: RwLock::new(HashMap::new()),
+            refused: RwLock::new(HashMap::new()),
             validation,
         }
     }
 
     /// Checks a bearer token and says who it belongs to.
     pub async fn verify(&self, token: &str) -> Result<Caller, ApiError> {
-        let now = chrono::Utc::now().timestamp();
+        let now = self.clock.now();
         if let Some(caller) = self.verified.read().get(token)
-            && caller.expires_at + LEEWAY_SECS as i64 >= now
+            && caller.expires_at + LEEWAY_SECS as i64 >= now.timestamp()
         {
             return Ok(caller.clone());
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|e| {
-            unauthenticated(
-                "MALFORMED_TOKEN",
-                format!("the bearer token is not a JWT: {e}"),
-            )
-        })?;
-        if header.alg != Algorithm::EdDSA {
+        if token.len() > MAX_TOKEN_BYTES {
             return Err(unauthenticated(
-                "BAD_TOKEN_ALGORITHM",
-                "the bearer token is not EdDSA-signed",
+                "MALFORMED_TOKEN",
+                format!("the bearer token is longer than {MAX_TOKEN_BYTES} bytes"),
             ));
         }
-        let kid = header.kid.ok_or_else(|| {
-            unauthenticated("MALFORMED_TOKEN", "the bearer token names no key (kid)")
-        })?;
-        let key = self.key(&kid).await?;
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation).map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind;
-            match e.kind() {
-                ErrorKind::ExpiredSignature => unauthenticated(
-                    "TOKEN_EXPIRED",
-                    "the bearer token has expired; sign in again",
-                ),
-                ErrorKind::InvalidAudience => {
-                    unauthenticated("WRONG_AUDIENCE", "the bearer token is for another audience")
-                }
-                ErrorKind::InvalidIssuer => {
-                    unauthenticated("WRONG_ISSUER", "the bearer token comes from another issuer")
-                }
-                ErrorKind::InvalidSignature => unauthenticated(
-                    "BAD_SIGNATURE",
-                    "the bearer token's signature does not verify",
-                ),
-                _ => unauthenticated(
-                    "INVALID_TOKEN",
-                    format!("the bearer token is not valid: {e}"),
-                ),
-            }
-        })?;
-        let principal = Principal::parse(&data.claims.sub).ok_or_else(|| {
-            unauthenticated(
-                "INVALID_TOKEN",
-                "the bearer token names no known kind of principal",
-            )
-        })?;
-        let caller = Caller {
-            principal,
-            email: data.claims.email,
-            expires_at: data.claims.exp,
+        let Some(header) = token_part::<Header>(token, 0) else {
+            return Err(unauthenticated(
+                "MALFORMED_TOKEN",
+                "the bearer token is not a JWT",
+            ));
+        };
+        let issuer = token_part::<Issuer>(token, 1).and_then(|c| c.iss);
+        let caller = if issuer.as_deref() == Some(ISSUER) {
+            self.verify_own(token, header).await?
+        } else {
+            self.verify_external(token, now).await?
         };
         let mut verified = self.verified.write();
         if verified.len() >= MAX_CACHED_TOKENS {
@@ -132,57 +152,106 @@ impl TokenVerifier {
         Ok(caller)
     }
 
-    async fn key(&self, kid: &str) -> Result<DecodingKey, ApiError> {
-        if let Some(key) = self.keys.read().get(kid) {
-            return Ok(key.clone());
+    async fn verify_own(&self, token: &str, header: Header) -> Result<Caller, ApiError> {
+        if header.alg != "EdDSA" {
+            return Err(unauthenticated(
+                "BAD_TOKEN_ALGORITHM",
+                format!(
+                    "the bearer token is signed with `{}`; identity's tokens are EdDSA",
+                    header.alg
+                ),
+            ));
         }
-        let _guard = self.refreshing.lock().await;
-        // Another call may have fetched while this one waited.
-        if let Some(key) = self.keys.read().get(kid) {
-            return Ok(key.clone());
-        }
-        // At most one fetch per interval: a token naming a new key waits for the next slot
-        // rather than failing, while forged key ids cannot make this server hammer identity.
-        let wait = self
-            .last_refresh
-            .lock()
-            .map(|t| MIN_REFRESH_INTERVAL.saturating_sub(t.elapsed()))
-            .unwrap_or_default();
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-        self.refresh().await?;
-        self.keys.read().get(kid).cloned().ok_or_else(|| {
+        let kid = header.kid.ok_or_else(|| {
+            unauthenticated("MALFORMED_TOKEN", "the bearer token names no key (kid)")
+        })?;
+        let key = self.own.key(&kid).await?;
+        let claims: Claims = decode(token, &key.key, &self.validation)?;
+        let principal = Principal::parse(&claims.sub).ok_or_else(|| {
             unauthenticated(
-                "UNKNOWN_SIGNING_KEY",
-                "the bearer token was signed by a key this platform does not know",
+                "INVALID_TOKEN",
+                "the bearer token names no known kind of principal",
             )
+        })?;
+        Ok(Caller {
+            principal,
+            email: claims.email,
+            expires_at: claims.exp,
         })
     }
 
-    /// Fetches the current public keys, replacing the known set (retired keys drop out).
-    pub async fn refresh(&self) -> Result<(), ApiError> {
-        *self.last_refresh.lock() = Some(Instant::now());
-        let fetched = self.source.fetch().await.map_err(|e| {
-            ApiError::unavailable(
-                "SIGNING_KEYS_UNAVAILABLE",
-                format!("cannot fetch the token signing keys: {e}"),
-            )
-        })?;
-        let mut keys = HashMap::new();
-        for k in fetched {
-            match DecodingKey::from_ed_components(&k.x) {
-                Ok(key) => {
-                    keys.insert(k.kid, key);
-                }
-                Err(e) => {
-                    tracing::warn!(kid = %k.kid, error = %e, "ignoring a malformed signing key")
-                }
-            }
+    async fn verify_external(
+        &self,
+        token: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Caller, ApiError> {
+        let Some(external) = &self.external else {
+            return Err(unauthenticated(
+                "WRONG_ISSUER",
+                "the bearer token comes from an issuer this platform does not trust",
+            ));
+        };
+        if let Some((e, until)) = self.refused.read().get(token)
+            && *until > now
+        {
+            return Err(e.clone());
         }
-        *self.keys.write() = keys;
-        Ok(())
+        let answer = external.exchange(token).await;
+        if let Err(e) = &answer
+            && e.code == tonic::Code::Unauthenticated
+        {
+            let mut refused = self.refused.write();
+            if refused.len() >= MAX_CACHED_TOKENS {
+                refused.clear();
+            }
+            let until = now + chrono::Duration::from_std(REFUSAL_MEMORY).unwrap_or_default();
+            refused.insert(Arc::from(token), (e.clone(), until));
+        }
+        answer
     }
+
+    /// Fetches identity's current public keys now (a rotation seen before its first token).
+    pub async fn refresh(&self) -> Result<(), ApiError> {
+        self.own.refresh().await
+    }
+}
+
+/// Checks a token's signature and claims with `key`, naming what is wrong.
+pub fn decode<T: DeserializeOwned>(
+    token: &str,
+    key: &jsonwebtoken::DecodingKey,
+    validation: &Validation,
+) -> Result<T, ApiError> {
+    use jsonwebtoken::errors::ErrorKind;
+    jsonwebtoken::decode::<T>(token, key, validation)
+        .map(|d| d.claims)
+        .map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => unauthenticated(
+                "TOKEN_EXPIRED",
+                "the bearer token has expired; sign in again",
+            ),
+            ErrorKind::ImmatureSignature => {
+                unauthenticated("TOKEN_NOT_YET_VALID", "the bearer token is not valid yet")
+            }
+            ErrorKind::InvalidAudience => {
+                unauthenticated("WRONG_AUDIENCE", "the bearer token is for another audience")
+            }
+            ErrorKind::InvalidIssuer => {
+                unauthenticated("WRONG_ISSUER", "the bearer token comes from another issuer")
+            }
+            ErrorKind::InvalidSignature => unauthenticated(
+                "BAD_SIGNATURE",
+                "the bearer token's signature does not verify",
+            ),
+            ErrorKind::InvalidAlgorithm => unauthenticated(
+                "BAD_TOKEN_ALGORITHM",
+                "the bearer token's algorithm does not fit its key",
+            ),
+            _ => unauthenticated(
+                "INVALID_TOKEN",
+                format!("the bearer token is not valid: {e}"),
+            ),
+        })
 }
 
 fn unauthenticated(reason: &str, message: impl Into<String>) -> ApiError {

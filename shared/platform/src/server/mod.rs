@@ -1,11 +1,15 @@
-//! The bootstrap every service serves through: one tonic server with the standard health
-//! service, reflection (v1 and v1alpha, for grpcurl and buf curl), and the layers in this order
-//! from the outside in: tracing, global concurrency limit, the request time limit ([`deadline`];
-//! not for the long-running methods a service names), authentication. Tonic honours the
-//! caller's `grpc-timeout` on every method.
+//! The bootstrap every service serves through: one tonic server (TLS when configured) with the
+//! standard health service, reflection (v1 and v1alpha, for grpcurl and buf curl), and the
+//! layers in this order from the outside in: tracing, authentication, global concurrency limit,
+//! the request time limit ([`deadline`]; not for the long-running methods a service names).
+//! Authentication comes before the concurrency limit so that a call holds a slot only once it
+//! is known whose it is: a flood of bad tokens waits for nothing and holds nothing. Tonic
+//! honours the caller's `grpc-timeout` on every method.
 //!
-//! Shutdown is graceful: health flips to NOT_SERVING, the server waits the drain time, then
-//! stops taking calls and lets the in-flight ones finish.
+//! Shutdown is graceful and bounded: health flips to NOT_SERVING, the server waits the drain
+//! time, then stops taking calls and lets the in-flight ones finish, for at most
+//! [`SHUTDOWN_GRACE`]; whatever still runs then (a stuck upload, a stream that never ends) is
+//! dropped with its connection.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,6 +25,9 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use crate::auth::{AuthLayer, TokenVerifier};
 
 pub mod deadline;
+
+/// Longest the in-flight calls may take to finish once the drain time is over.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Paths that never need a token.
 const ALWAYS_PUBLIC: &[&str] = &["/grpc.health.v1.Health/", "/grpc.reflection."];
@@ -70,6 +77,8 @@ pub struct ServerOptions {
     pub request_timeout: Duration,
     pub concurrency_limit: usize,
     pub shutdown_drain: Duration,
+    /// Serve TLS with this certificate; none: plaintext.
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 impl Default for ServerOptions {
@@ -78,6 +87,7 @@ impl Default for ServerOptions {
             request_timeout: Duration::from_secs(30),
             concurrency_limit: 1024,
             shutdown_drain: Duration::ZERO,
+            tls: None,
         }
     }
 }
@@ -142,14 +152,15 @@ pub async fn serve(
             tower_http::trace::TraceLayer::new_for_grpc()
                 .make_span_with(|req: &http::Request<_>| crate::telemetry::server_span(req)),
         )
+        .layer(AuthLayer::new(verifier, public))
         .layer(GlobalConcurrencyLimitLayer::new(options.concurrency_limit))
         .layer(deadline::DeadlineLayer::new(
             options.request_timeout,
             long_running_methods.iter().map(|s| s.to_string()).collect(),
-        ))
-        .layer(AuthLayer::new(verifier, public));
+        ));
 
     let drain = options.shutdown_drain;
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: health NOT_SERVING, finishing in-flight calls");
@@ -162,13 +173,32 @@ pub async fn serve(
                 .await;
         }
         tokio::time::sleep(drain).await;
+        let _ = stopping.send(());
+    };
+    // Once the server stops taking calls, the in-flight ones have SHUTDOWN_GRACE.
+    let grace = async move {
+        if stopped.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
     };
 
-    Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &options.tls {
+        builder = builder.tls_config(tls.server_config())?;
+    }
+    let server = builder
         .layer(layers)
         .add_routes(routes.routes())
-        .serve_with_incoming_shutdown(incoming(listener), signal)
-        .await
+        .serve_with_incoming_shutdown(incoming(listener), signal);
+    tokio::select! {
+        served = server => served,
+        _ = grace => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "calls still in flight after the shutdown grace; dropping them");
+            Ok(())
+        }
+    }
 }
 
 /// The accepted connections of `listener`, with Nagle's algorithm off: tonic sets TCP_NODELAY
