@@ -5,6 +5,8 @@
 //! - [`domain`]: types, rules (I1-I6) and the key ring, free of gRPC and SQL.
 //! - [`store`]: the database (entities, migrations, queries).
 //! - [`api`]: the gRPC handlers and the authorization policy.
+//! - [`oidc`]: sign-in through an external OpenID Connect issuer (discovery, JWKS, token checks).
+//! - [`operators`]: the first platform operators, named at start.
 //! - [`seed`]: the demo data of `cosell serve --demo`.
 //!
 //! [`start`] opens the database and returns the services ready to mount; [`serve`] runs them
@@ -12,6 +14,8 @@
 
 pub mod api;
 pub mod domain;
+pub mod oidc;
+pub mod operators;
 pub mod seed;
 pub mod store;
 
@@ -19,7 +23,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cosell_platform::auth::TokenVerifier;
+use cosell_platform::ApiError;
+use cosell_platform::auth::{Caller, ExternalTokens, Principal, TokenVerifier};
+use cosell_platform::clock::{self, SharedClock};
 use cosell_platform::server::{ServerOptions, ServiceSet};
 use tokio::net::TcpListener;
 
@@ -42,6 +48,12 @@ pub struct Config {
     pub service_principals: Vec<(String, String)>,
     /// Seed the demo organizations and users (idempotent).
     pub demo: bool,
+    /// The external OpenID Connect issuer whose tokens sign users in (production sign-in).
+    pub oidc: Option<oidc::OidcConfig>,
+    /// Emails made platform operators at start (idempotent; never removes anyone).
+    pub platform_operators: Vec<String>,
+    /// Where "now" comes from (key roll-over); the system clock but in tests.
+    pub clock: SharedClock,
 }
 
 impl Config {
@@ -54,7 +66,49 @@ impl Config {
             platform_domain: "platform.example".into(),
             service_principals: Vec::new(),
             demo: false,
+            oidc: None,
+            platform_operators: Vec::new(),
+            clock: clock::system(),
         }
+    }
+
+    /// The sign-in methods this configuration switches on, for the start-up line.
+    pub fn sign_in_methods(&self) -> String {
+        let mut on = Vec::new();
+        if let Some(o) = &self.oidc {
+            on.push(format!("OpenID Connect ({})", o.issuer));
+        }
+        if self.dev_auth {
+            on.push("development sign-in by email (--dev-auth; never in production)".into());
+        }
+        if on.is_empty() {
+            "none for people (no --oidc-issuer, no --dev-auth); service principals only".into()
+        } else {
+            on.join(", ")
+        }
+    }
+}
+
+/// Identity's own check of the external issuer's tokens (other services ask identity's
+/// `ExchangeToken`).
+struct LocalExchange(Arc<Identity>);
+
+impl ExternalTokens for LocalExchange {
+    fn exchange<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Caller, ApiError>> + Send + 'a>> {
+        Box::pin(async move {
+            let (user, expires_at) = self.0.external_user(token, None).await?;
+            Ok(Caller {
+                principal: Principal::User {
+                    organization: user.organization,
+                    user: user.id,
+                },
+                email: Some(user.email),
+                expires_at,
+            })
+        })
     }
 }
 
@@ -98,17 +152,33 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
             .upsert_service_principal(name, &api::tokens::secret_hash(secret))
             .await?;
     }
-    let keys = KeyRing::open(store.clone(), config.token_ttl).await?;
+    let keys = KeyRing::open(store.clone(), config.token_ttl, config.clock.clone()).await?;
+    let oidc = config
+        .oidc
+        .clone()
+        .map(|o| oidc::Oidc::new(o, config.clock.clone()))
+        .transpose()
+        .map_err(StartError::Config)?;
     let identity = Arc::new(Identity::new(
         store.clone(),
         keys,
         platform_org,
         config.dev_auth,
+        oidc,
     ));
     if config.demo {
         seed::demo(&identity, &platform_domain).await?;
     }
-    let verifier = Arc::new(TokenVerifier::new(Arc::new(LocalKeys(store))));
+    operators::ensure(&identity, &platform_domain, &config.platform_operators).await?;
+    let external: Option<Arc<dyn ExternalTokens>> = identity
+        .oidc
+        .is_some()
+        .then(|| Arc::new(LocalExchange(identity.clone())) as Arc<dyn ExternalTokens>);
+    let verifier = Arc::new(TokenVerifier::with(
+        Arc::new(LocalKeys(store, config.clock.clone())),
+        external,
+        config.clock.clone(),
+    ));
     Ok(Started {
         services: api::service_set(identity.clone()),
         verifier,

@@ -3,13 +3,15 @@
 use std::time::Duration;
 
 use clap::Parser;
-use cosell_platform::config::ServerArgs;
+use cosell_platform::config::{ServerArgs, SignInArgs};
 
 #[derive(Debug, Parser)]
 #[command(name = "cosell-identity", about = "The cosell identity service")]
 struct Args {
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    sign_in: SignInArgs,
     /// Database URL (`postgres://...` or `sqlite://file?mode=rwc`).
     #[arg(
         long,
@@ -38,7 +40,7 @@ struct Args {
         hide_env_values = true
     )]
     service_principals: Vec<String>,
-    /// Seed the demo data.
+    /// Seed the demo data (switches development sign-in on too).
     #[arg(long)]
     demo: bool,
 }
@@ -56,18 +58,25 @@ async fn main() -> anyhow::Result<()> {
     }
     let config = cosell_identity::Config {
         database_url: args.database_url,
-        dev_auth: args.dev_auth,
+        dev_auth: args.dev_auth || args.demo,
         token_ttl: Duration::from_secs(args.token_ttl_secs),
         platform_domain: args.platform_domain,
         service_principals: principals,
         demo: args.demo,
+        oidc: args
+            .sign_in
+            .oidc()
+            .map(|(issuer, audience)| cosell_identity::oidc::OidcConfig { issuer, audience }),
+        platform_operators: args.sign_in.platform_operators.clone(),
+        clock: cosell_platform::clock::system(),
     };
+    eprintln!("cosell-identity sign-in: {}", config.sign_in_methods());
     let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "identity listening");
     cosell_identity::serve(
         config,
         listener,
-        args.server.options(),
+        args.server.options().map_err(anyhow::Error::msg)?,
         cosell_platform::server::shutdown_signal(),
     )
     .await?;

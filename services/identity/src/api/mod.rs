@@ -17,18 +17,43 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cosell_platform::auth::{Caller, Grants, Principal, caller};
+use cosell_platform::ratelimit::{Rate, RateLimiter};
 use cosell_platform::server::ServiceSet;
 use cosell_proto::identity as pb;
 use parking_lot::RwLock;
 use uuid::Uuid;
 
 use crate::domain::keys::KeyRing;
-use crate::domain::{IdentityError, PLATFORM_ROLES, Result, Role, USER_ADMIN_ROLES};
+use crate::domain::{
+    IdentityError, PLATFORM_ROLES, Result, Role, USER_ADMIN_ROLES, User, UserKind, UserState,
+};
+use crate::oidc::Oidc;
 use crate::store::Store;
 
 /// How long a user's grants are reused inside identity; role changes made through this replica
 /// drop the entry at once, other replicas' changes are seen after at most this long.
 pub const GRANT_CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// Per-principal rate limits of the calls a stranger could repeat to guess or to load the
+/// database: sign-in and token exchange per email, service tokens per service, MPN lookups
+/// per user.
+pub struct Limits {
+    pub sign_in: RateLimiter,
+    pub exchange: RateLimiter,
+    pub service_token: RateLimiter,
+    pub mpn_lookup: RateLimiter,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            sign_in: RateLimiter::new("sign-in", Rate::new(10.0, 30.0)),
+            exchange: RateLimiter::new("token exchange", Rate::new(10.0, 30.0)),
+            service_token: RateLimiter::new("service token", Rate::new(5.0, 20.0)),
+            mpn_lookup: RateLimiter::new("MPN ID lookup", Rate::new(20.0, 100.0)),
+        }
+    }
+}
 
 /// Everything the handlers share.
 pub struct Identity {
@@ -36,6 +61,9 @@ pub struct Identity {
     pub keys: KeyRing,
     pub platform_org: Uuid,
     pub dev_auth: bool,
+    /// The external OpenID Connect issuer whose tokens sign users in, if any.
+    pub oidc: Option<Oidc>,
+    pub limits: Limits,
     grants: RwLock<HashMap<Uuid, (Arc<UserAccess>, Instant)>>,
 }
 
@@ -99,14 +127,76 @@ impl Rule {
 }
 
 impl Identity {
-    pub fn new(store: Store, keys: KeyRing, platform_org: Uuid, dev_auth: bool) -> Self {
+    pub fn new(
+        store: Store,
+        keys: KeyRing,
+        platform_org: Uuid,
+        dev_auth: bool,
+        oidc: Option<Oidc>,
+    ) -> Self {
         Self {
             store,
             keys,
             platform_org,
             dev_auth,
+            oidc,
+            limits: Limits::default(),
             grants: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// The user a token of the external issuer signs in: checked by [`Oidc::verify`], then
+    /// found by email (in `organization` when given; a member before guests elsewhere), and
+    /// refused unless it exists and is enabled. Also the token's expiry.
+    pub async fn external_user(
+        &self,
+        token: &str,
+        organization: Option<Uuid>,
+    ) -> Result<(User, i64)> {
+        let oidc = self.oidc.as_ref().ok_or_else(|| {
+            IdentityError::precondition(
+                "OIDC_NOT_CONFIGURED",
+                "subject_token",
+                "this platform trusts no OpenID Connect issuer (start identity with --oidc-issuer)",
+            )
+        })?;
+        let signed_in = oidc.verify(token).await?;
+        self.limits.exchange.check(&signed_in.email)?;
+        let unauthenticated = |reason, message: &str| IdentityError::Unauthenticated {
+            reason,
+            message: message.into(),
+        };
+        let users: Vec<User> = self
+            .store
+            .users_by_email(&signed_in.email)
+            .await?
+            .into_iter()
+            .filter(|u| organization.is_none_or(|o| u.organization == o))
+            .collect();
+        let members: Vec<&User> = users
+            .iter()
+            .filter(|u| u.kind == UserKind::Member)
+            .collect();
+        let user = match (members.as_slice(), users.as_slice()) {
+            ([one], _) => (*one).clone(),
+            ([], [one]) => one.clone(),
+            (_, []) => {
+                return Err(unauthenticated(
+                    "USER_UNKNOWN",
+                    "the token's email is not a user of this platform; an admin of your organization adds users",
+                ));
+            }
+            _ => {
+                return Err(unauthenticated(
+                    "USER_AMBIGUOUS",
+                    "the token's email is a guest of several organizations; name one (ExchangeToken's organization)",
+                ));
+            }
+        };
+        if user.state != UserState::Active {
+            return Err(unauthenticated("USER_DISABLED", "this user is disabled"));
+        }
+        Ok((user, signed_in.expires_at))
     }
 
     /// A user's grants, from the cache while fresh.
@@ -232,6 +322,7 @@ impl Identity {
 /// Paths callable without a token.
 pub const PUBLIC_METHODS: &[&str] = &[
     "/cosell.identity.v1.TokenService/SignInWithEmail",
+    "/cosell.identity.v1.TokenService/ExchangeToken",
     "/cosell.identity.v1.TokenService/IssueServiceToken",
     "/cosell.identity.v1.TokenService/ListSigningKeys",
 ];

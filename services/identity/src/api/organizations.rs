@@ -6,7 +6,7 @@ use cosell_platform::{Violations, names, page};
 use cosell_proto::identity::{self as pb, organization_service_server::OrganizationService};
 use tonic::{Request, Response, Status};
 
-use super::{Identity, Rule, convert, field};
+use super::{Identity, Rule, Who, convert, field};
 use crate::domain::{
     IdentityError, MpnLocation, NewOrganization, NewUser, Role, UserKind, validate,
 };
@@ -316,7 +316,14 @@ impl OrganizationService for Api {
         req: Request<pb::LookupMpnIdRequest>,
     ) -> Result<Response<pb::LookupMpnIdResponse>, Status> {
         let i = &self.0;
-        i.who(&req).await?;
+        // Users are limited (an MPN ID is a guessable number); the services that check MPN IDs
+        // of every deal they import are not.
+        if let Who::User { id, .. } = i.who(&req).await? {
+            i.limits
+                .mpn_lookup
+                .check(&id.to_string())
+                .map_err(crate::domain::IdentityError::from)?;
+        }
         let mpn = field("mpn_id", validate::mpn_id(&req.get_ref().mpn_id))?;
         let Some((m, display_name)) = i.store.lookup_mpn(&mpn).await? else {
             return Ok(Response::new(pb::LookupMpnIdResponse::default()));

@@ -14,6 +14,21 @@ use crate::domain::{IdentityError, UserState, validate};
 
 pub struct Api(pub Arc<Identity>);
 
+/// Longest service principal name and client secret accepted (see the proto).
+const MAX_SERVICE_NAME: usize = 64;
+const MAX_CLIENT_SECRET: usize = 1024;
+
+/// The optional `organization` of a sign-in: `organizations/{id}`.
+fn organization_field(name: &str) -> Result<Option<uuid::Uuid>, Status> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(field(
+        "organization",
+        names::parse_one(name, "organizations"),
+    )?))
+}
+
 /// Hex SHA-256 of a client secret, as stored.
 pub fn secret_hash(secret: &str) -> String {
     Sha256::digest(secret.as_bytes())
@@ -37,6 +52,7 @@ fn key(k: PublishedKey) -> pb::SigningKey {
         x: k.x,
         active: k.active,
         expire_time: k.expire_time.map(convert::timestamp),
+        activate_time: Some(convert::timestamp(k.activate_time)),
     }
 }
 
@@ -57,14 +73,11 @@ impl TokenService for Api {
         }
         let r = req.into_inner();
         let (email, _) = field("email", validate::email(&r.email))?;
-        let org = if r.organization.is_empty() {
-            None
-        } else {
-            Some(field(
-                "organization",
-                names::parse_one(&r.organization, "organizations"),
-            )?)
-        };
+        i.limits
+            .sign_in
+            .check(&email)
+            .map_err(IdentityError::from)?;
+        let org = organization_field(&r.organization)?;
         let users: Vec<_> = i
             .store
             .users_by_email(&email)
@@ -92,8 +105,43 @@ impl TokenService for Api {
             organization: user.organization,
             user: user.id,
         };
-        let (access_token, exp) = i.keys.issue(&principal, Some(user.email.clone())).await?;
+        let (access_token, exp) = i
+            .keys
+            .issue(&principal, Some(user.email.clone()), None)
+            .await?;
         Ok(Response::new(pb::SignInWithEmailResponse {
+            access_token,
+            expire_time: expire(exp),
+            user: principal.to_string(),
+        }))
+    }
+
+    async fn exchange_token(
+        &self,
+        req: Request<pb::ExchangeTokenRequest>,
+    ) -> Result<Response<pb::ExchangeTokenResponse>, Status> {
+        let i = &self.0;
+        let r = req.into_inner();
+        if r.subject_token.trim().is_empty() {
+            return Err(
+                IdentityError::Invalid(cosell_platform::ApiError::invalid_field(
+                    "subject_token",
+                    "is required: a token of the trusted OpenID Connect issuer",
+                ))
+                .into(),
+            );
+        }
+        let org = organization_field(&r.organization)?;
+        let (user, not_after) = i.external_user(r.subject_token.trim(), org).await?;
+        let principal = Principal::User {
+            organization: user.organization,
+            user: user.id,
+        };
+        let (access_token, exp) = i
+            .keys
+            .issue(&principal, Some(user.email), Some(not_after))
+            .await?;
+        Ok(Response::new(pb::ExchangeTokenResponse {
             access_token,
             expire_time: expire(exp),
             user: principal.to_string(),
@@ -110,15 +158,22 @@ impl TokenService for Api {
             reason: "BAD_CLIENT_SECRET",
             message: "unknown service or wrong client secret".into(),
         };
-        if r.service.is_empty() {
+        if r.service.is_empty() || r.service.len() > MAX_SERVICE_NAME {
             return Err(
                 IdentityError::Invalid(cosell_platform::ApiError::invalid_field(
                     "service",
-                    "is required",
+                    format!("is required (at most {MAX_SERVICE_NAME} characters)"),
                 ))
                 .into(),
             );
         }
+        if r.client_secret.len() > MAX_CLIENT_SECRET {
+            return Err(denied().into());
+        }
+        i.limits
+            .service_token
+            .check(&r.service)
+            .map_err(IdentityError::from)?;
         let stored = i
             .store
             .service_secret_hash(&r.service)
@@ -130,7 +185,7 @@ impl TokenService for Api {
             return Err(denied().into());
         }
         let principal = Principal::Service(r.service);
-        let (access_token, exp) = i.keys.issue(&principal, None).await?;
+        let (access_token, exp) = i.keys.issue(&principal, None, None).await?;
         Ok(Response::new(pb::IssueServiceTokenResponse {
             access_token,
             expire_time: expire(exp),

@@ -159,6 +159,8 @@ pub enum IdentityError {
         reason: &'static str,
         message: String,
     },
+    /// An error already in the API's terms (bad input, a refused token, a rate limit), passed
+    /// on as it is.
     #[error(transparent)]
     Invalid(#[from] cosell_platform::ApiError),
     #[error("storage: {0}")]

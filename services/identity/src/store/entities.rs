@@ -146,7 +146,9 @@ pub mod signing_key {
         /// The public key, base64url (JWK `x`).
         pub public_x: String,
         pub create_time: DateTimeUtc,
-        /// When it stopped signing; NULL while it is the signing key.
+        /// When it starts signing; NULL: from `create_time`.
+        pub activate_time: Option<DateTimeUtc>,
+        /// When it stops signing; NULL while no newer key is due.
         pub retire_time: Option<DateTimeUtc>,
         /// When it stops verifying: after every token it signed has expired.
         pub expire_time: Option<DateTimeUtc>,

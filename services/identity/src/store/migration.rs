@@ -8,7 +8,7 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial)]
+        vec![Box::new(M0001Initial), Box::new(M0002KeyActivation)]
     }
 }
 
@@ -227,5 +227,32 @@ impl MigrationTrait for M0001Initial {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// A signing key's activation time: a rotation publishes the new key before it signs, so that
+/// every verifier has fetched it by its first token. NULL: signing from its creation.
+struct M0002KeyActivation;
+
+impl MigrationName for M0002KeyActivation {
+    fn name(&self) -> &str {
+        "m0002_key_activation"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0002KeyActivation {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table(id("signing_keys"))
+                .add_column(
+                    ColumnDef::new(id("activate_time"))
+                        .timestamp_with_time_zone()
+                        .null(),
+                )
+                .to_owned(),
+        )
+        .await
     }
 }

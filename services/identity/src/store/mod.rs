@@ -654,30 +654,20 @@ impl Store {
             .await
     }
 
-    pub async fn active_signing_key(&self) -> Result<Option<signing_key::Model>, DbErr> {
-        signing_key::Entity::find()
-            .filter(signing_key::Column::RetireTime.is_null())
-            .order_by_desc(signing_key::Column::CreateTime)
-            .one(&self.db)
-            .await
-    }
-
-    /// Stores a new signing key; the current one (if any) is retired and expires after
-    /// `retire_after`.
+    /// Stores a new signing key that starts signing at `activate`; keys still signing then
+    /// stop at `activate` and stop verifying at `expire`. The first key of a new database
+    /// signs at once and retires nothing.
     pub async fn insert_signing_key(
         &self,
         key: NewKey,
-        retire_after: Option<chrono::Duration>,
+        now: DateTime<Utc>,
+        rollover: Option<(DateTime<Utc>, DateTime<Utc>)>,
     ) -> Result<()> {
-        let now = Utc::now();
         let txn = cosell_platform::db::begin(&self.db).await?;
-        if let Some(after) = retire_after {
+        if let Some((activate, expire)) = rollover {
             signing_key::Entity::update_many()
-                .col_expr(signing_key::Column::RetireTime, Expr::value(Some(now)))
-                .col_expr(
-                    signing_key::Column::ExpireTime,
-                    Expr::value(Some(now + after)),
-                )
+                .col_expr(signing_key::Column::RetireTime, Expr::value(Some(activate)))
+                .col_expr(signing_key::Column::ExpireTime, Expr::value(Some(expire)))
                 .filter(signing_key::Column::RetireTime.is_null())
                 .exec(&txn)
                 .await?;
@@ -687,6 +677,7 @@ impl Store {
             private_pkcs8: Set(key.private_pkcs8),
             public_x: Set(key.public_x),
             create_time: Set(now),
+            activate_time: Set(rollover.map(|(activate, _)| activate)),
             retire_time: Set(None),
             expire_time: Set(None),
         })

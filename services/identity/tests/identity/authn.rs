@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use cosell_platform::auth::{AUDIENCE, Claims, ISSUER, RemoteKeys, TokenVerifier};
+use cosell_platform::clock::{Clock, ManualClock};
 use cosell_proto::identity as pb;
 use cosell_testkit::authed;
 use tonic::Code;
@@ -123,13 +124,15 @@ async fn bad_tokens_are_unauthenticated() {
 }
 
 #[tokio::test]
-async fn key_rotation_keeps_old_tokens_valid_and_reaches_remote_verifiers() {
-    let h = Harness::start().await;
+async fn key_rotation_publishes_first_and_reaches_remote_verifiers_that_fetched_before() {
+    let clock = ManualClock::new();
+    let h = Harness::start_with(|c| c.clock = clock.clone()).await;
     let oli = h.token("oli.operator@platform.example").await;
     let before = h.token("ada.admin@contoso.com").await;
 
-    // A verifier of another service, fetching keys over gRPC, knows the first key.
-    let remote = TokenVerifier::new(Arc::new(RemoteKeys::new(h.channel())));
+    // A verifier of another service, fetching keys over gRPC, knows the first key; it may not
+    // fetch again for 30 s.
+    let remote = TokenVerifier::with(Arc::new(RemoteKeys::new(h.channel())), None, clock.clone());
     remote
         .verify(&before)
         .await
@@ -143,6 +146,12 @@ async fn key_rotation_keeps_old_tokens_valid_and_reaches_remote_verifiers() {
         .into_inner()
         .key
         .unwrap();
+    assert!(!rotated.active, "published, not signing yet");
+    let lead = rotated.activate_time.unwrap().seconds - clock.now().timestamp();
+    assert!(
+        (35..=36).contains(&lead),
+        "signs 35 s after publication, not {lead}"
+    );
     let keys = h
         .tokens()
         .list_signing_keys(pb::ListSigningKeysRequest {})
@@ -151,20 +160,21 @@ async fn key_rotation_keeps_old_tokens_valid_and_reaches_remote_verifiers() {
         .into_inner()
         .keys;
     assert_eq!(keys.len(), 2, "old and new keys are both published");
-    assert_eq!(keys.iter().filter(|k| k.active).count(), 1);
-    assert!(keys.iter().any(|k| k.kid == rotated.kid && k.active));
-    let retired = keys.iter().find(|k| !k.active).unwrap();
+    assert!(keys.iter().any(|k| k.kid == rotated.kid && !k.active));
+    let old = keys.iter().find(|k| k.kid != rotated.kid).unwrap();
+    assert!(old.active, "the old key signs until the new one does");
     assert!(
-        retired.expire_time.is_some(),
-        "a retired key says when it stops verifying"
+        old.expire_time.is_some(),
+        "a retiring key says when it stops verifying"
     );
-
-    // New tokens carry the new key id; old and new both work, here and remotely (the remote
-    // verifier fetches the new key the first time it sees its kid).
-    let after = h.token("ada.admin@contoso.com").await;
     let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
+    assert_eq!(kid(&h.token("ada.admin@contoso.com").await), old.kid);
+
+    // 35 s later the new key signs; old and new tokens both work, here and at the remote
+    // verifier, which may fetch again by then.
+    clock.advance(chrono::Duration::seconds(35));
+    let after = h.token("ada.admin@contoso.com").await;
     assert_eq!(kid(&after), rotated.kid);
-    assert_ne!(kid(&before), kid(&after));
     get_caller(&h, Some(&before))
         .await
         .expect("old token still valid");
@@ -174,6 +184,15 @@ async fn key_rotation_keeps_old_tokens_valid_and_reaches_remote_verifiers() {
         .verify(&after)
         .await
         .expect("remote: new token after rotation");
+    let keys = h
+        .tokens()
+        .list_signing_keys(pb::ListSigningKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    assert!(keys.iter().any(|k| k.kid == rotated.kid && k.active));
+    assert!(keys.iter().any(|k| k.kid != rotated.kid && !k.active));
 
     // Only operators rotate.
     expect_err(
@@ -183,6 +202,37 @@ async fn key_rotation_keeps_old_tokens_valid_and_reaches_remote_verifiers() {
         Code::PermissionDenied,
         "MISSING_ROLE",
     );
+}
+
+#[tokio::test]
+async fn a_forged_key_id_is_refused_at_once() {
+    let clock = ManualClock::new();
+    let h = Harness::start_with(|c| c.clock = clock.clone()).await;
+    let good = h.token("ada.admin@contoso.com").await;
+    let remote = TokenVerifier::with(Arc::new(RemoteKeys::new(h.channel())), None, clock.clone());
+    remote.verify(&good).await.expect("first fetch");
+    let forged = |kid: &str| {
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!(r#"{{"alg":"EdDSA","kid":"{kid}"}}"#));
+        let (_, rest) = good.split_once('.').unwrap();
+        format!("{header}.{rest}")
+    };
+    let started = std::time::Instant::now();
+    for i in 0..200 {
+        let e = remote
+            .verify(&forged(&format!("forged-{i}")))
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason, "UNKNOWN_SIGNING_KEY");
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "refused at once, not after a wait for a fetch slot"
+    );
+    remote
+        .verify(&good)
+        .await
+        .expect("the real key still works");
 }
 
 #[tokio::test]

@@ -6,6 +6,8 @@ mod harness;
 
 mod authn;
 mod matrix;
+mod oidc;
+mod operators;
 mod rules;
 mod seed;
 mod server;
