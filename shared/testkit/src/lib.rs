@@ -6,9 +6,11 @@
 //! - [`TestServer`]: serves a [`ServiceSet`] on `127.0.0.1:0` with an explicit shutdown.
 //! - [`authed`]: a request carrying a bearer token.
 //! - [`bench`]: concurrent latency and throughput measurement for the benchmarks.
+//! - [`oidc`]: an OpenID Connect issuer on 127.0.0.1 (discovery, JWKS, signed tokens).
 //! - [`cut_short`]: a future dropped part-way, as a cancelled call drops its handler.
 
 pub mod bench;
+pub mod oidc;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
