@@ -43,6 +43,11 @@ fn internal(e: impl std::fmt::Display) -> Status {
     status(ApiError::internal(e))
 }
 
+/// A database failure: `UNAVAILABLE` while the database cannot be reached.
+fn storage(e: sea_orm::DbErr) -> Status {
+    status(ApiError::storage(&e))
+}
+
 pub fn entity_name(id: &str) -> String {
     format!("entities/{id}")
 }
@@ -196,7 +201,7 @@ impl DirectoryService for Api {
             .store
             .get(&id)
             .await
-            .map_err(internal)?
+            .map_err(storage)?
             .ok_or_else(|| status(ApiError::not_found(name.clone())))?;
         Ok(Response::new(pb::GetEntityResponse {
             entity: Some(to_proto(entity)),
@@ -223,7 +228,7 @@ impl DirectoryService for Api {
             }
         }
         v.finish().map_err(status)?;
-        let found = self.0.store.get_many(&ids).await.map_err(internal)?;
+        let found = self.0.store.get_many(&ids).await.map_err(storage)?;
         let by_id: std::collections::HashMap<String, Entity> =
             found.into_iter().map(|e| (e.id.clone(), e)).collect();
         let missing: Vec<&str> = names
@@ -304,6 +309,9 @@ impl DirectoryService for Api {
                 }
                 Err(LoadError::Cancelled) => {
                     tracing::info!("directory load cancelled by the caller")
+                }
+                Err(LoadError::Storage(e)) => {
+                    let _ = out_tx.send(Err(storage(e))).await;
                 }
                 Err(e) => {
                     let _ = out_tx.send(Err(internal(e))).await;

@@ -205,6 +205,29 @@ pub fn is_deadlock(e: &DbErr) -> bool {
         .is_some_and(|code| code == "40P01" || code == "40001")
 }
 
+/// Whether a database error means the database cannot be reached right now (refused or broken
+/// connections, a pool that cannot hand one out, a server shutting down or restarting): the
+/// call may succeed when retried, so callers hear `UNAVAILABLE`, not `INTERNAL`.
+pub fn is_unavailable(e: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as X;
+    let sqlx = match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(sea_orm::RuntimeErr::SqlxError(x))
+        | DbErr::Query(sea_orm::RuntimeErr::SqlxError(x)) => x,
+        _ => return false,
+    };
+    match sqlx.as_ref() {
+        X::Io(_) | X::Tls(_) | X::PoolTimedOut | X::PoolClosed | X::WorkerCrashed => true,
+        X::Protocol(_) => true,
+        // Class 08: connection exception; 57P01-57P03: the server is shutting down or
+        // starting; 53300: too many connections.
+        X::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300"),
+        _ => false,
+    }
+}
+
 /// Whether a database error is a unique-index violation (PostgreSQL or SQLite): how a store
 /// learns that a concurrent writer inserted the same key first.
 pub fn is_unique_violation(e: &DbErr) -> bool {

@@ -128,6 +128,19 @@ impl ApiError {
         e
     }
 
+    /// A database failure: `UNAVAILABLE` (retryable; reason `DATABASE_UNAVAILABLE`) when the
+    /// database cannot be reached, else `INTERNAL`.
+    pub fn storage(e: &sea_orm::DbErr) -> Self {
+        if crate::db::is_unavailable(e) {
+            tracing::warn!(error = %e, "database unavailable");
+            return Self::unavailable(
+                "DATABASE_UNAVAILABLE",
+                "the service's database cannot be reached right now; retry",
+            );
+        }
+        Self::internal(e)
+    }
+
     /// `INTERNAL`. The detail goes to the log, not to the caller.
     pub fn internal(detail: impl fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");

@@ -7,10 +7,12 @@
 //! - [`authed`]: a request carrying a bearer token.
 //! - [`bench`]: concurrent latency and throughput measurement for the benchmarks.
 //! - [`oidc`]: an OpenID Connect issuer on 127.0.0.1 (discovery, JWKS, signed tokens).
+//! - [`proxy`]: a TCP proxy in front of a database, cut and restored by a test.
 //! - [`cut_short`]: a future dropped part-way, as a cancelled call drops its handler.
 
 pub mod bench;
 pub mod oidc;
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

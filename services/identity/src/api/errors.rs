@@ -28,7 +28,7 @@ impl From<IdentityError> for ApiError {
                 ApiError::unauthenticated(reason, message)
             }
             IdentityError::Invalid(api) => api,
-            IdentityError::Storage(e) => ApiError::internal(e),
+            IdentityError::Storage(e) => ApiError::storage(&e),
             IdentityError::Internal(e) => ApiError::internal(e),
         }
     }

@@ -5,6 +5,7 @@
 mod harness;
 
 mod authn;
+mod faults;
 mod matrix;
 mod oidc;
 mod operators;
