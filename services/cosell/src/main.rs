@@ -2,11 +2,12 @@
 //!
 //! - `cosell serve`: every service in one process on one port, embedded SQLite by default.
 //! - `cosell dev-token`, `cosell whoami`, `cosell admins`, `cosell directory import|search`,
-//!   `cosell psc import`, `cosell migration users|deals`: operator subcommands that call a running server (`--server`,
+//!   `cosell referrals list|get`, `cosell psc import`, `cosell migration users|deals`: operator
+//!   subcommands that call a running server (`--server`,
 //!   `--token` / `COSELL_TOKEN`).
 //!
 //! Modules: [`serve`] (the embedded suite), [`demo`] (the demo deals), [`client`] (connection
-//! and token options, identity subcommands), [`directory`] (directory subcommands), [`psc`] (the
+//! and token options, identity subcommands), [`directory`] (directory subcommands), [`referrals`] (the referral tabs), [`psc`] (the
 //! PSC export import), [`migration`] (the migration's status views).
 
 mod client;
@@ -14,6 +15,7 @@ mod demo;
 mod directory;
 mod migration;
 mod psc;
+mod referrals;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +44,9 @@ enum Command {
     /// The customer-organization directory: import legal entities, search them.
     #[command(subcommand)]
     Directory(directory::DirectoryCommand),
+    /// Referrals: the Inbound and Outbound tabs.
+    #[command(subcommand)]
+    Referrals(referrals::ReferralsCommand),
     /// The legacy Partner Sales Connect: import its export.
     #[command(subcommand)]
     Psc(psc::PscCommand),
@@ -67,6 +72,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Whoami(args) => client::whoami(args).await,
         Command::Admins(args) => client::admins(args).await,
         Command::Directory(command) => directory::run(command).await,
+        Command::Referrals(command) => referrals::run(command).await,
         Command::Psc(command) => psc::run(command).await,
         Command::Migration(command) => migration::run(command).await,
     }

@@ -198,6 +198,40 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
         "{admins}"
     );
 
+    // The referral tabs: the demo's inbound referrals that wait for an answer, then one whole.
+    let waiting = server.cosell(
+        &[
+            "referrals",
+            "list",
+            "--tab",
+            "inbound",
+            "--substatus",
+            "received",
+            "--json",
+        ],
+        Some(&token),
+    );
+    let waiting: Vec<serde_json::Value> = waiting
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        !waiting.is_empty(),
+        "the demo has inbound referrals waiting"
+    );
+    for r in &waiting {
+        assert_eq!(
+            (r["direction"].as_str(), r["substatus"].as_str()),
+            (Some("inbound"), Some("received")),
+            "{r}"
+        );
+    }
+    let name = waiting[0]["name"].as_str().unwrap();
+    let one = server.cosell(&["referrals", "get", name], Some(&token));
+    assert!(one.contains(name) && one.contains("received"), "{one}");
+    let table = server.cosell(&["referrals", "list", "--all"], Some(&token));
+    assert!(table.lines().count() > waiting.len(), "{table}");
+
     // The directory: the sample is searchable at once, and an operator imports a file.
     let search = server.cosell(
         &["directory", "search", "dynatrace glo", "--json"],
