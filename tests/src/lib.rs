@@ -1,3 +1,4 @@
-//! Cross-service end-to-end scenarios live in `tests/` of this crate (one test binary); the
-//! library itself is empty. Identity is the only service so far: its end-to-end test, which runs
-//! the `cosell` binary, is in `services/cosell/tests/e2e.rs`.
+//! A home for cross-service scenarios that need no `cosell` binary (one test binary under
+//! `tests/`); the library itself is empty. The scenarios that run the suite as users do, the
+//! `cosell` binary with grpcurl, a Python client, an OpenID Connect issuer and TLS, live in
+//! `services/cosell/tests/` (`e2e.rs`, `production.rs`).

@@ -200,7 +200,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .await
     .context("migration failed to start")?;
 
-    let server = tokio::spawn(cosell_platform::server::serve(
+    // Health says SERVING once the demo is seeded (through the server itself), not before.
+    let (seeded, ready) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(cosell_platform::server::serve_when_ready(
         listener,
         identity
             .services
@@ -209,6 +211,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .merge(migration),
         verifier,
         options.clone(),
+        async move {
+            let _ = ready.await;
+        },
         migration_handle.shutdown_signal(),
     ));
     if args.demo {
@@ -223,6 +228,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .context("importing the demo PSC export failed")?;
         }
     }
+    let _ = seeded.send(());
     tracing::info!(%addr, data_dir = %args.data_dir.display(), demo = args.demo, "cosell serving");
     eprintln!("cosell sign-in: {sign_in}");
     eprintln!(

@@ -92,12 +92,26 @@ impl Default for ServerOptions {
     }
 }
 
-/// Serves `set` on `listener` until `shutdown` resolves.
+/// Serves `set` on `listener` until `shutdown` resolves; health says SERVING at once.
 pub async fn serve(
     listener: TcpListener,
     set: ServiceSet,
     verifier: Arc<TokenVerifier>,
     options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    serve_when_ready(listener, set, verifier, options, async {}, shutdown).await
+}
+
+/// [`serve`], with health NOT_SERVING until `ready` resolves: for a server whose start needs
+/// calls to itself (`cosell serve --demo` seeds through its own services), so that nobody is
+/// told it serves before it can answer correctly.
+pub async fn serve_when_ready(
+    listener: TcpListener,
+    set: ServiceSet,
+    verifier: Arc<TokenVerifier>,
+    options: ServerOptions,
+    ready: impl Future<Output = ()> + Send + 'static,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let ServiceSet {
@@ -113,13 +127,18 @@ pub async fn serve(
     }
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_service_status("", ServingStatus::Serving).await;
-    for name in &names {
-        health
-            .set_service_status(*name, ServingStatus::Serving)
-            .await;
-    }
+    set_health(&health, &names, ServingStatus::NotServing).await;
     routes.add_service(health_service);
+    let serving = tokio::sync::watch::channel(false).0;
+    let (ready_health, ready_names, ready_serving) =
+        (health.clone(), names.clone(), serving.clone());
+    tokio::spawn(async move {
+        ready.await;
+        // Not after a shutdown began.
+        if ready_serving.send_if_modified(|s| !std::mem::replace(s, true)) {
+            set_health(&ready_health, &ready_names, ServingStatus::Serving).await;
+        }
+    });
 
     let mut v1 = tonic_reflection::server::Builder::configure();
     let mut v1alpha = tonic_reflection::server::Builder::configure();
@@ -164,14 +183,8 @@ pub async fn serve(
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: health NOT_SERVING, finishing in-flight calls");
-        health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
-        for name in &names {
-            health
-                .set_service_status(*name, ServingStatus::NotServing)
-                .await;
-        }
+        serving.send_replace(true);
+        set_health(&health, &names, ServingStatus::NotServing).await;
         tokio::time::sleep(drain).await;
         let _ = stopping.send(());
     };
@@ -198,6 +211,18 @@ pub async fn serve(
             tracing::warn!(grace = ?SHUTDOWN_GRACE, "calls still in flight after the shutdown grace; dropping them");
             Ok(())
         }
+    }
+}
+
+/// Sets the whole server's and every service's health.
+async fn set_health(
+    health: &tonic_health::server::HealthReporter,
+    names: &[&'static str],
+    status: ServingStatus,
+) {
+    health.set_service_status("", status).await;
+    for name in names {
+        health.set_service_status(*name, status).await;
     }
 }
 
