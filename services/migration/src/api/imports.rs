@@ -33,6 +33,11 @@ fn import_pb(org: Uuid, at: chrono::DateTime<chrono::Utc>, s: &ImportSummary) ->
         team_members: s.team_members as i64,
         errors: s.errors.iter().map(issue_pb).collect(),
         warnings: s.warnings.iter().map(issue_pb).collect(),
+        unlisted_errors: s
+            .unlisted_errors
+            .iter()
+            .map(|(file, n)| (file.clone(), *n as i64))
+            .collect(),
     }
 }
 

@@ -11,13 +11,17 @@
 //! every deal id (duplicate deals, products and team members of an unknown deal) is checked
 //! where the deals are written (the store), so that memory stays flat however many deals an
 //! export has. [`stream`] runs the reader on a blocking thread and hands records over in batches.
+//!
+//! What an import keeps of its problems is bounded too: [`ErrorList`] lists the first 1,000
+//! errors of each file and counts the rest, and an issue quotes at most 500 characters of a
+//! value.
 
 pub mod csv;
 pub mod files;
 pub mod synthetic;
 pub mod values;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::BufRead;
 use std::sync::Arc;
 
@@ -34,6 +38,75 @@ pub struct Issue {
     /// The row's deal id, user email or account id, when known.
     pub id: String,
     pub reason: String,
+}
+
+/// Errors listed per file; the rest are counted.
+pub const MAX_LISTED_ERRORS: usize = 1000;
+/// Characters an issue keeps of each of its texts (a value it names or quotes can be 64 KiB).
+const MAX_ISSUE_CHARS: usize = 500;
+
+impl Issue {
+    /// The issue with each text cut to [`MAX_ISSUE_CHARS`].
+    pub fn bounded(self) -> Issue {
+        let cut = |s: String| {
+            if s.chars().nth(MAX_ISSUE_CHARS).is_none() {
+                s
+            } else {
+                let mut s: String = s.chars().take(MAX_ISSUE_CHARS).collect();
+                s.push('…');
+                s
+            }
+        };
+        Issue {
+            file: cut(self.file),
+            line: self.line,
+            column: cut(self.column),
+            id: cut(self.id),
+            reason: cut(self.reason),
+        }
+    }
+}
+
+/// The errors of a bundle as they are kept: the first [`MAX_LISTED_ERRORS`] of each file,
+/// and how many more each file had.
+#[derive(Debug, Default)]
+pub struct ErrorList {
+    listed: Vec<Issue>,
+    per_file: HashMap<String, usize>,
+    unlisted: BTreeMap<String, u64>,
+}
+
+impl ErrorList {
+    pub fn push(&mut self, issue: Issue) {
+        let listed = self.per_file.entry(issue.file.clone()).or_default();
+        if *listed < MAX_LISTED_ERRORS {
+            *listed += 1;
+            self.listed.push(issue.bounded());
+        } else {
+            *self.unlisted.entry(issue.file).or_default() += 1;
+        }
+    }
+
+    /// The listed errors, and per file the number not listed.
+    pub fn into_parts(self) -> (Vec<Issue>, BTreeMap<String, u64>) {
+        (self.listed, self.unlisted)
+    }
+
+    /// A warning per file with errors not listed, saying how many.
+    pub fn unlisted_warnings(unlisted: &BTreeMap<String, u64>) -> Vec<Issue> {
+        unlisted
+            .iter()
+            .map(|(file, n)| Issue {
+                file: file.clone(),
+                line: 0,
+                column: String::new(),
+                id: String::new(),
+                reason: format!(
+                    "{n} more rows of this file have errors; only the first {MAX_LISTED_ERRORS} are listed"
+                ),
+            })
+            .collect()
+    }
 }
 
 /// What reading a bundle yields, in file order: accounts, users, deals, products, team.
@@ -270,7 +343,10 @@ pub struct Bundle {
     pub deals: Vec<Deal>,
     pub products: Vec<DealProduct>,
     pub team: Vec<TeamMember>,
+    /// The first [`MAX_LISTED_ERRORS`] errors of each file...
     pub errors: Vec<Issue>,
+    /// ...and per file how many more there were.
+    pub unlisted_errors: BTreeMap<String, u64>,
     pub warnings: Vec<Issue>,
 }
 
@@ -279,6 +355,7 @@ impl Bundle {
     pub fn read(source: &dyn Source) -> Result<Bundle, Vec<Issue>> {
         check(source)?;
         let mut b = Bundle::default();
+        let mut errors = ErrorList::default();
         read(source, |r| {
             match r {
                 Record::Account(a) => b.accounts.push(a),
@@ -286,11 +363,12 @@ impl Bundle {
                 Record::Deal(_, d) => b.deals.push(*d),
                 Record::Product(_, p) => b.products.push(p),
                 Record::Team(_, t) => b.team.push(t),
-                Record::Error(i) => b.errors.push(i),
-                Record::Warning(i) => b.warnings.push(i),
+                Record::Error(i) => errors.push(i),
+                Record::Warning(i) => b.warnings.push(i.bounded()),
             }
             true
         });
+        (b.errors, b.unlisted_errors) = errors.into_parts();
         Ok(b)
     }
 }
@@ -402,6 +480,40 @@ mod tests {
         .unwrap_err();
         assert_eq!(err[0].file, "accounts.csv");
         assert_eq!(err[0].column, "PartnerAccountName");
+    }
+
+    #[test]
+    fn the_first_1000_errors_of_a_file_are_listed_and_the_rest_counted() {
+        let long_id = "D".repeat(5000);
+        let mut deals =
+            String::from("DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSell,Source\n");
+        deals.push_str(&format!(
+            "{long_id},Bad status,A1,Nope,2021-01-01T00:00:00Z,no,Partner\n"
+        ));
+        for i in 0..2499 {
+            deals.push_str(&format!("D{i},Bad date,A1,Open,yesterday,no,Partner\n"));
+        }
+        deals.push_str("OK1,Fine,A1,Open,2021-01-01T00:00:00Z,no,Partner\n");
+        let accounts =
+            "PartnerAccountId,PartnerAccountName,MpnId\nA1,One,4000002\nA1,Twice,4000002\n";
+        let b = bundle(&[("accounts.csv", accounts), ("deals.csv", &deals)]).unwrap();
+        assert_eq!(b.deals.len(), 1);
+        let of = |file: &str| b.errors.iter().filter(|i| i.file == file).count();
+        assert_eq!(of("deals.csv"), MAX_LISTED_ERRORS);
+        assert_eq!(
+            of("accounts.csv"),
+            1,
+            "another file's errors are listed apart"
+        );
+        assert_eq!(
+            b.unlisted_errors,
+            BTreeMap::from([("deals.csv".to_string(), 1500)])
+        );
+        // The first ones are listed, in order; a long value is quoted in part.
+        assert_eq!(b.errors[1].line, 2);
+        assert_eq!(b.errors[1].id.chars().count(), MAX_ISSUE_CHARS + 1);
+        assert!(b.errors[1].id.ends_with('…'));
+        assert_eq!(b.errors.last().unwrap().line, 1001);
     }
 
     proptest! {

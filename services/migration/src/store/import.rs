@@ -1,5 +1,6 @@
 //! Writing a streamed PSC export into an organization's snapshot, in one transaction, a batch
-//! at a time: memory holds one batch, whatever the size of the export.
+//! at a time: memory holds one batch, whatever the size of the export, and the first 1,000
+//! errors of each file.
 //!
 //! The checks that need every deal id of the export are made here, against the rows this
 //! import wrote (each deal row names the import that last wrote it): a second row of a deal id
@@ -16,9 +17,8 @@ use uuid::Uuid;
 
 use super::entities::{account, deal, import, part, user};
 use super::{ImportSummary, Result, Store, json, label};
-use crate::psc::Issue;
-use crate::psc::Record;
 use crate::psc::files::{Account, DEAL_PRODUCTS, DEAL_TEAM, DEALS, Deal, User};
+use crate::psc::{ErrorList, Issue, Record};
 
 /// Rows written per statement.
 const BATCH: usize = 500;
@@ -49,6 +49,7 @@ struct Import {
     txn: DatabaseTransaction,
     org: String,
     summary: ImportSummary,
+    errors: ErrorList,
     pending: Pending,
     /// Whether the snapshot's statistics were refreshed inside this import (see `deals`).
     analyzed: bool,
@@ -68,9 +69,10 @@ impl Store {
             org: organization.to_string(),
             summary: ImportSummary {
                 id: Uuid::now_v7().to_string(),
-                warnings,
+                warnings: warnings.into_iter().map(Issue::bounded).collect(),
                 ..Default::default()
             },
+            errors: ErrorList::default(),
             pending: Pending::None,
             analyzed: false,
         };
@@ -81,8 +83,16 @@ impl Store {
         }
         import.flush().await?;
         let Import {
-            txn, org, summary, ..
+            txn,
+            org,
+            mut summary,
+            errors,
+            ..
         } = import;
+        (summary.errors, summary.unlisted_errors) = errors.into_parts();
+        summary
+            .warnings
+            .extend(ErrorList::unlisted_warnings(&summary.unlisted_errors));
         import::Entity::insert(import::ActiveModel {
             id: Set(summary.id.clone()),
             organization: Set(org),
@@ -117,8 +127,8 @@ impl Import {
             }};
         }
         match record {
-            Record::Error(i) => self.summary.errors.push(i),
-            Record::Warning(i) => self.summary.warnings.push(i),
+            Record::Error(i) => self.errors.push(i),
+            Record::Warning(i) => self.summary.warnings.push(i.bounded()),
             Record::Account(a) => push!(Accounts, a),
             Record::User(u) => push!(Users, u),
             Record::Deal(line, d) => push!(Deals, (line, d)),
@@ -214,7 +224,7 @@ impl Import {
             let duplicate = !seen.insert(d.id.clone())
                 || existing.get(&d.id).is_some_and(|(by, _)| *by == this);
             if duplicate {
-                self.summary.errors.push(Issue {
+                self.errors.push(Issue {
                     file: DEALS.file.into(),
                     line,
                     column: "DealId".into(),
@@ -292,7 +302,7 @@ impl Import {
                 } else {
                     DEAL_TEAM.file
                 };
-                self.summary.errors.push(Issue {
+                self.errors.push(Issue {
                     file: file.into(),
                     line,
                     column: "DealId".into(),

@@ -62,7 +62,11 @@ pub struct ImportSummary {
     pub deals_unchanged: u64,
     pub products: u64,
     pub team_members: u64,
+    /// The first errors of each file (see [`crate::psc::ErrorList`])...
     pub errors: Vec<Issue>,
+    /// ...and per file how many more there were (imports before the cap have none).
+    #[serde(default)]
+    pub unlisted_errors: std::collections::BTreeMap<String, u64>,
     pub warnings: Vec<Issue>,
 }
 
