@@ -386,6 +386,35 @@ pub struct Deal {
     pub licensing_program: String,
 }
 
+impl Deal {
+    /// The bytes of its texts.
+    pub fn text_len(&self) -> usize {
+        [
+            &self.id,
+            &self.name,
+            &self.account_id,
+            &self.assigned_seller_email,
+            &self.customer_name,
+            &self.customer_address_line1,
+            &self.customer_city,
+            &self.customer_region,
+            &self.customer_postal_code,
+            &self.customer_country,
+            &self.contact_first_name,
+            &self.contact_last_name,
+            &self.contact_email,
+            &self.contact_phone,
+            &self.notes,
+            &self.customer_outcome,
+            &self.deal_role,
+            &self.licensing_program,
+        ]
+        .iter()
+        .map(|s| s.len())
+        .sum()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DealProduct {
     pub deal_id: String,

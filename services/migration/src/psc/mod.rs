@@ -122,6 +122,30 @@ pub enum Record {
     Warning(Issue),
 }
 
+impl Record {
+    /// About how many bytes the record takes: what batches are measured by.
+    pub fn size(&self) -> usize {
+        let issue = |i: &Issue| i.file.len() + i.column.len() + i.id.len() + i.reason.len();
+        let texts: usize = match self {
+            Record::Account(a) => a.id.len() + a.name.len() + a.mpn_id.len(),
+            Record::User(u) => {
+                u.email.len() + u.first_name.len() + u.last_name.len() + u.account_id.len()
+            }
+            Record::Deal(_, d) => d.text_len(),
+            Record::Product(_, p) => p.deal_id.len() + p.product_id.len() + p.product_name.len(),
+            Record::Team(_, t) => {
+                t.deal_id.len()
+                    + t.first_name.len()
+                    + t.last_name.len()
+                    + t.email.len()
+                    + t.phone.len()
+            }
+            Record::Error(i) | Record::Warning(i) => issue(i),
+        };
+        texts + std::mem::size_of::<Record>()
+    }
+}
+
 /// Where the files of a bundle come from: a folder (an upload is spooled to one), in memory.
 pub trait Source: Send + Sync {
     /// The file's bytes, `None` when the bundle does not have it.
@@ -302,12 +326,15 @@ fn record(
     })
 }
 
-/// Records handed over per batch by [`stream`].
+/// Records handed over per batch by [`stream`], at most...
 const STREAM_BATCH: usize = 500;
+/// ...and at most about this many bytes of them (a record can be 1 MiB).
+const STREAM_BATCH_BYTES: usize = 4 << 20;
 
 /// Checks the bundle ([`check`]) and then reads it on a blocking thread, handing its records
 /// over in batches through a short queue, so that a slow consumer holds the reader back
-/// rather than letting records pile up in memory.
+/// rather than letting records pile up in memory: the queue holds a few batches of at most
+/// [`STREAM_BATCH_BYTES`] each.
 pub async fn stream(
     source: impl Source + 'static,
 ) -> Result<tokio::sync::mpsc::Receiver<Vec<Record>>, Vec<Issue>> {
@@ -319,11 +346,14 @@ pub async fn stream(
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::task::spawn_blocking(move || {
         let mut batch = Vec::with_capacity(STREAM_BATCH);
+        let mut bytes = 0;
         read(&*source, |r| {
+            bytes += r.size();
             batch.push(r);
-            if batch.len() < STREAM_BATCH {
+            if batch.len() < STREAM_BATCH && bytes < STREAM_BATCH_BYTES {
                 return true;
             }
+            bytes = 0;
             // A consumer that went away (the import failed) stops the reading.
             tx.blocking_send(std::mem::take(&mut batch)).is_ok()
         });
@@ -514,6 +544,44 @@ mod tests {
         assert_eq!(b.errors[1].id.chars().count(), MAX_ISSUE_CHARS + 1);
         assert!(b.errors[1].id.ends_with('…'));
         assert_eq!(b.errors.last().unwrap().line, 1001);
+    }
+
+    #[tokio::test]
+    async fn batches_are_bounded_by_bytes_as_well_as_by_records() {
+        // Deals of about 840 KB each (14 values of 60 KiB).
+        let big = "n".repeat(60 * 1024);
+        let mut deals = String::from(
+            "DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSell,Source,PartnerNotes,\
+             CustomerOutcome,DealRole,LicensingProgram,CustomerName,CustomerAddressLine1,\
+             CustomerCity,CustomerRegion,CustomerPostalCode,ContactFirstName,ContactLastName,\
+             ContactPhone,ContactEmail,AssignedSellerEmail,CustomerCountry\n",
+        );
+        for i in 0..12 {
+            let fat = vec![big.as_str(); 14].join(",");
+            deals.push_str(&format!(
+                "D{i},Fat,A1,Open,2021-01-01T00:00:00Z,no,Partner,{fat},NO\n"
+            ));
+        }
+        let accounts = "PartnerAccountId,PartnerAccountName,MpnId\nA1,One,4000002\n";
+        let mut batches = stream(InMemory(vec![
+            ("accounts.csv".into(), accounts.as_bytes().to_vec()),
+            ("deals.csv".into(), deals.into_bytes()),
+        ]))
+        .await
+        .unwrap();
+        let mut deals = 0;
+        while let Some(batch) = batches.recv().await {
+            let bytes: usize = batch.iter().map(Record::size).sum();
+            assert!(
+                bytes < STREAM_BATCH_BYTES + (1 << 20),
+                "a batch of {bytes} bytes"
+            );
+            deals += batch
+                .iter()
+                .filter(|r| matches!(r, Record::Deal(..)))
+                .count();
+        }
+        assert_eq!(deals, 12);
     }
 
     proptest! {

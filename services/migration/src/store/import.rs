@@ -1,6 +1,6 @@
 //! Writing a streamed PSC export into an organization's snapshot, in one transaction, a batch
-//! at a time: memory holds one batch, whatever the size of the export, and the first 1,000
-//! errors of each file.
+//! at a time: memory holds one batch (at most 500 rows and about 8 MiB), whatever the size of
+//! the export, and the first 1,000 errors of each file.
 //!
 //! The checks that need every deal id of the export are made here, against the rows this
 //! import wrote (each deal row names the import that last wrote it): a second row of a deal id
@@ -20,8 +20,10 @@ use super::{ImportSummary, Result, Store, json, label};
 use crate::psc::files::{Account, DEAL_PRODUCTS, DEAL_TEAM, DEALS, Deal, User};
 use crate::psc::{ErrorList, Issue, Record};
 
-/// Rows written per statement.
+/// Rows written per statement, at most...
 const BATCH: usize = 500;
+/// ...and at most about this many bytes of them (a deal can be 1 MiB).
+const BATCH_BYTES: usize = 8 << 20;
 
 /// Records of one kind waiting to be written.
 enum Pending {
@@ -51,6 +53,8 @@ struct Import {
     summary: ImportSummary,
     errors: ErrorList,
     pending: Pending,
+    /// About how many bytes `pending` holds.
+    pending_bytes: usize,
     /// Whether the snapshot's statistics were refreshed inside this import (see `deals`).
     analyzed: bool,
 }
@@ -74,6 +78,7 @@ impl Store {
             },
             errors: ErrorList::default(),
             pending: Pending::None,
+            pending_bytes: 0,
             analyzed: false,
         };
         while let Some(batch) = records.recv().await {
@@ -126,6 +131,11 @@ impl Import {
                 }
             }};
         }
+        // Errors and warnings are kept apart (bounded there); rows wait for their batch.
+        let row_bytes = match &record {
+            Record::Error(_) | Record::Warning(_) => 0,
+            row => row.size(),
+        };
         match record {
             Record::Error(i) => self.errors.push(i),
             Record::Warning(i) => self.summary.warnings.push(i.bounded()),
@@ -137,13 +147,15 @@ impl Import {
             }
             Record::Team(line, t) => push!(Parts, ("team", line, t.deal_id.clone(), json(&t))),
         }
-        if self.pending.len() >= BATCH {
+        self.pending_bytes += row_bytes;
+        if self.pending.len() >= BATCH || self.pending_bytes >= BATCH_BYTES {
             self.flush().await?;
         }
         Ok(())
     }
 
     async fn flush(&mut self) -> Result<()> {
+        self.pending_bytes = 0;
         match std::mem::replace(&mut self.pending, Pending::None) {
             Pending::None => Ok(()),
             Pending::Accounts(rows) => self.accounts(rows).await,
