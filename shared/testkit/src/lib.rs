@@ -7,8 +7,10 @@
 //! - [`authed`]: a request carrying a bearer token.
 //! - [`bench`]: concurrent latency and throughput measurement for the benchmarks.
 //! - [`cut_short`]: a future dropped part-way, as a cancelled call drops its handler.
+//! - [`zip`]: zip archives made by hand (lying sizes, gigabytes of deflate in milliseconds).
 
 pub mod bench;
+pub mod zip;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
