@@ -59,7 +59,7 @@ impl Migration {
         let org = self
             .authorize(&check, "organization", &first.organization)
             .await?;
-        let mut spool = crate::upload::Spool::new()?;
+        let mut spool = crate::upload::Spool::new(crate::upload::Limits::default())?;
         let mut next = Some(first);
         while let Some(m) = next {
             spool.add(&m.file_name, &m.chunk).await?;
