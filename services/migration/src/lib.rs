@@ -13,7 +13,7 @@
 //!
 //! [`start`] opens the database (running its migrations), starts this replica's deal migration
 //! worker and returns the services for a server; [`Migration::release`] gives the worker's
-//! leased deals back at shutdown.
+//! leased deals and its imports' locks back at shutdown.
 
 pub mod api;
 pub mod eligibility;

@@ -467,7 +467,8 @@ impl Migration {
     }
 
     /// Stops this replica's worker and gives its leased deals back at once, so that another
-    /// replica takes them without waiting for the leases to expire (graceful shutdown).
+    /// replica takes them without waiting for the leases to expire, and lets go of its imports'
+    /// locks (graceful shutdown).
     pub async fn release(&self) {
         self.end_streams();
         self.stopping.store(true, Ordering::SeqCst);
@@ -476,6 +477,13 @@ impl Migration {
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "releasing deal migration work failed; its leases expire instead")
+            }
+        }
+        match self.store.unlock_imports_of(&self.worker_id).await {
+            Ok(n) if n > 0 => tracing::info!(imports = n, "import locks released"),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "releasing import locks failed; their leases expire instead")
             }
         }
     }

@@ -1,4 +1,9 @@
 //! `ImportPscExport` (the upload of an export bundle) and `ListPscImports`.
+//!
+//! An upload holds its organization's import lock (one import at a time per organization,
+//! whichever replica runs it: [`crate::store`]'s `import_locks`) from its first message to its
+//! end, renewed while it runs and let go on every way out. A cancelled upload imports nothing:
+//! the snapshot is written in one transaction, at the end.
 
 use cosell_platform::ApiError;
 use cosell_platform::auth::caller;
@@ -8,7 +13,7 @@ use uuid::Uuid;
 
 use super::{Migration, timestamp};
 use crate::psc::Issue;
-use crate::store::ImportSummary;
+use crate::store::{ImportSummary, Store};
 
 fn issue_pb(i: &Issue) -> pb::PscIssue {
     pb::PscIssue {
@@ -41,6 +46,51 @@ fn import_pb(org: Uuid, at: chrono::DateTime<chrono::Utc>, s: &ImportSummary) ->
     }
 }
 
+/// How long an import's lock holds unless renewed: a replica that dies mid-import keeps its
+/// organization's next import waiting this long.
+const IMPORT_LEASE: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+/// How often a running import renews its lock.
+const IMPORT_RENEW: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// An organization's import lock, held by one import of this replica and renewed until
+/// released. Dropped unreleased (the call was cancelled), it lets go in the background.
+struct ImportLock {
+    store: Store,
+    org: Uuid,
+    holder: String,
+    renewing: tokio::task::JoinHandle<()>,
+    /// Resolves when a renewal found the lock taken over (this replica stalled past the lease).
+    lost: tokio::sync::oneshot::Receiver<()>,
+    released: bool,
+}
+
+impl ImportLock {
+    async fn release(mut self) {
+        self.released = true;
+        self.renewing.abort();
+        if let Err(e) = self.store.unlock_import(self.org, &self.holder).await {
+            tracing::warn!(error = %e, "releasing an import lock failed; its lease expires instead");
+        }
+    }
+}
+
+impl Drop for ImportLock {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        self.renewing.abort();
+        let (store, org, holder) = (self.store.clone(), self.org, self.holder.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = store.unlock_import(org, &holder).await {
+                    tracing::warn!(error = %e, "releasing an import lock failed; its lease expires instead");
+                }
+            });
+        }
+    }
+}
+
 impl Migration {
     pub(super) async fn import_psc_export(
         &self,
@@ -59,6 +109,67 @@ impl Migration {
         let org = self
             .authorize(&check, "organization", &first.organization)
             .await?;
+        let mut lock = self.lock_import(org).await?;
+        let imported = tokio::select! {
+            imported = self.receive_and_import(org, first, stream) => imported,
+            Ok(()) = &mut lock.lost => Err(ApiError::aborted(
+                "IMPORT_LOCK_LOST",
+                "the import's lock expired and another import of the organization took it: \
+                 nothing of this one is imported",
+            )),
+        };
+        lock.release().await;
+        imported
+    }
+
+    /// Takes the organization's import lock, or refuses the import: one at a time.
+    async fn lock_import(&self, org: Uuid) -> Result<ImportLock, ApiError> {
+        let holder = Uuid::now_v7().to_string();
+        let now = chrono::Utc::now();
+        let taken = self
+            .store
+            .lock_import(org, &holder, &self.worker_id, now, now + IMPORT_LEASE)
+            .await?;
+        if !taken {
+            return Err(ApiError::aborted(
+                "IMPORT_IN_PROGRESS",
+                "another import of this organization is in progress; import again once it is done",
+            ));
+        }
+        let (lost_tx, lost) = tokio::sync::oneshot::channel();
+        let (store, renewer) = (self.store.clone(), holder.clone());
+        let renewing = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(IMPORT_RENEW).await;
+                let until = chrono::Utc::now() + IMPORT_LEASE;
+                match store.renew_import_lock(org, &renewer, until).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let _ = lost_tx.send(());
+                        return;
+                    }
+                    // Tried again at the next round; the lease covers a couple of misses.
+                    Err(e) => tracing::warn!(error = %e, "renewing an import lock failed"),
+                }
+            }
+        });
+        Ok(ImportLock {
+            store: self.store.clone(),
+            org,
+            holder,
+            renewing,
+            lost,
+            released: false,
+        })
+    }
+
+    /// Spools the upload, reads it and writes it into the organization's snapshot.
+    async fn receive_and_import(
+        &self,
+        org: Uuid,
+        first: pb::ImportPscExportRequest,
+        mut stream: Streaming<pb::ImportPscExportRequest>,
+    ) -> Result<pb::ImportPscExportResponse, ApiError> {
         let mut spool = crate::upload::Spool::new(crate::upload::Limits::default())?;
         let mut next = Some(first);
         while let Some(m) = next {
@@ -89,7 +200,6 @@ impl Migration {
             import: Some(import_pb(org, chrono::Utc::now(), &summary)),
         })
     }
-
     pub(super) async fn list_psc_imports(
         &self,
         req: Request<pb::ListPscImportsRequest>,

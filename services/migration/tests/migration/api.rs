@@ -164,7 +164,7 @@ impl Harness {
     }
 
     /// Uploads `files` (name, bytes) in small chunks as `email`.
-    async fn import(
+    pub(crate) async fn import(
         &self,
         email: &str,
         organization: &str,

@@ -1,0 +1,191 @@
+//! An upload's life on the server: one import at a time per organization, the lock let go on
+//! every way out (done, refused, cancelled by the client), and nothing of an upload that did
+//! not finish imported.
+
+use std::time::Duration;
+
+use cosell_proto::identity as ipb;
+use cosell_proto::migration as pb;
+use cosell_testkit::authed;
+use tonic::Status;
+use tonic_types::StatusExt;
+
+use crate::api::{Harness, MigrationIn};
+
+const ACCOUNTS: &str = "PartnerAccountId,PartnerAccountName,MpnId\nA1,Seattle,4000002\n";
+const DEALS: &str = "DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSell,Source\n\
+    D1,Lakehouse,A1,Open,2021-01-05T10:00:00Z,no,Partner\n";
+
+fn reason(status: &Status) -> String {
+    status
+        .get_error_details()
+        .error_info()
+        .map(|i| i.reason.clone())
+        .unwrap_or_default()
+}
+
+/// An upload whose first message is sent and whose stream stays open until finished.
+struct OpenUpload {
+    messages: tokio::sync::mpsc::Sender<pb::ImportPscExportRequest>,
+    call: tokio::task::JoinHandle<Result<pb::PscImport, Status>>,
+}
+
+impl OpenUpload {
+    async fn start(h: &Harness, email: &str, organization: &str) -> OpenUpload {
+        let token = h.token(email).await;
+        let (messages, rx) = tokio::sync::mpsc::channel(4);
+        let mut client =
+            pb::migration_service_client::MigrationServiceClient::new(h.server.channel.clone());
+        let call = tokio::spawn(async move {
+            client
+                .import_psc_export(authed(
+                    &token,
+                    tokio_stream::wrappers::ReceiverStream::new(rx),
+                ))
+                .await
+                .map(|r| r.into_inner().import.unwrap())
+        });
+        messages
+            .send(pb::ImportPscExportRequest {
+                organization: organization.to_owned(),
+                file_name: "accounts.csv".into(),
+                chunk: ACCOUNTS.as_bytes().to_vec(),
+            })
+            .await
+            .unwrap();
+        OpenUpload { messages, call }
+    }
+
+    /// Sends the rest of the bundle and ends the stream; the answer.
+    async fn finish(self) -> Result<pb::PscImport, Status> {
+        // The call may have ended already (refused): then the send fails, and the answer says.
+        let _ = self
+            .messages
+            .send(pb::ImportPscExportRequest {
+                file_name: "deals.csv".into(),
+                chunk: DEALS.as_bytes().to_vec(),
+                ..Default::default()
+            })
+            .await;
+        drop(self.messages);
+        self.call.await.unwrap()
+    }
+}
+
+/// Two uploads of `organization` at once: whichever the server took first goes on (its stream
+/// open), the other is refused at once; (the refusal, the upload going on).
+async fn two_at_once(h: &Harness, organization: &str) -> (Status, OpenUpload) {
+    let mut a = OpenUpload::start(h, "ada.admin@contoso.com", organization).await;
+    let mut b = OpenUpload::start(h, "rita.referrals@contoso.com", organization).await;
+    let (refused, going_on) = tokio::select! {
+        r = &mut a.call => (r.unwrap(), b),
+        r = &mut b.call => (r.unwrap(), a),
+    };
+    (refused.expect_err("one of the two is refused"), going_on)
+}
+
+async fn organization_of(h: &Harness, email: &str) -> String {
+    let token = h.token(email).await;
+    ipb::access_service_client::AccessServiceClient::new(h.server.channel.clone())
+        .get_caller(authed(&token, ipb::GetCallerRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+}
+
+async fn imports(h: &Harness, organization: &str) -> usize {
+    let token = h.token("ada.admin@contoso.com").await;
+    pb::migration_service_client::MigrationServiceClient::new(h.server.channel.clone())
+        .list_psc_imports(authed(
+            &token,
+            pb::ListPscImportsRequest {
+                parent: organization.to_owned(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .imports
+        .len()
+}
+
+fn bundle() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("accounts.csv", ACCOUNTS.as_bytes().to_vec()),
+        ("deals.csv", DEALS.as_bytes().to_vec()),
+    ]
+}
+
+#[tokio::test]
+async fn one_import_at_a_time_per_organization_and_the_lock_goes_on_every_way_out() {
+    let h = Harness::start_with(MigrationIn::TheServer).await;
+    let contoso = h.contoso.clone();
+    // Two uploads of Contoso at once: one goes on, the other is refused at once.
+    let (refused, going_on) = two_at_once(&h, &contoso).await;
+    assert_eq!(refused.code(), tonic::Code::Aborted, "{refused:?}");
+    assert_eq!(reason(&refused), "IMPORT_IN_PROGRESS");
+    // Another organization's import goes on meanwhile.
+    let fabrikam = organization_of(&h, "fay.admin@fabrikam.com").await;
+    let fabrikam_accounts = "PartnerAccountId,PartnerAccountName,MpnId\nF1,Fabrikam,5000001\n";
+    h.import(
+        "fay.admin@fabrikam.com",
+        &fabrikam,
+        &[
+            ("accounts.csv", fabrikam_accounts.as_bytes().to_vec()),
+            ("deals.csv", DEALS.replace(",A1,", ",F1,").into_bytes()),
+        ],
+    )
+    .await
+    .expect("another organization imports meanwhile");
+    // Done, the lock goes: the next import goes on.
+    assert_eq!(going_on.finish().await.unwrap().deals_added, 1);
+    h.import("ada.admin@contoso.com", &contoso, &bundle())
+        .await
+        .expect("the lock went with the finished import");
+
+    // Refused (a bundle without deals.csv), the lock goes too.
+    let refused = h
+        .import(
+            "ada.admin@contoso.com",
+            &contoso,
+            &[("accounts.csv", ACCOUNTS.as_bytes().to_vec())],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    h.import("ada.admin@contoso.com", &contoso, &bundle())
+        .await
+        .expect("the lock went with the refused import");
+    assert_eq!(imports(&h, &contoso).await, 3);
+
+    // Cancelled by its client (the call dropped mid-upload), it goes as the server drops the
+    // call; nothing of the upload is imported.
+    let (refused, open) = two_at_once(&h, &contoso).await;
+    assert_eq!(
+        reason(&refused),
+        "IMPORT_IN_PROGRESS",
+        "the open upload holds it"
+    );
+    open.call.abort();
+    drop(open.messages);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match h.import("ada.admin@contoso.com", &contoso, &bundle()).await {
+            Ok(_) => break,
+            Err(s) if reason(&s) == "IMPORT_IN_PROGRESS" => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the cancelled upload's lock was never let go"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(s) => panic!("{s:?}"),
+        }
+    }
+    assert_eq!(
+        imports(&h, &contoso).await,
+        4,
+        "the cancelled upload imported nothing"
+    );
+}
