@@ -55,6 +55,25 @@ impl Config {
     }
 }
 
+/// What a deployment may tune beyond [`Config`]: apart from it so that callers that build a
+/// `Config` field by field keep building.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// An upload that sends nothing for this long is cancelled, and nothing of it imported.
+    pub upload_idle: std::time::Duration,
+}
+
+/// How long an upload may send nothing, unless configured.
+pub const DEFAULT_UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            upload_idle: DEFAULT_UPLOAD_IDLE,
+        }
+    }
+}
+
 /// How the migration service reaches the others: identity, the deals service, and its own
 /// service token (issued by identity).
 pub struct Links {
@@ -67,6 +86,15 @@ pub struct Links {
 /// Opens the database (running its migrations) and returns the services for a server.
 pub async fn start(
     config: &Config,
+    links: Links,
+) -> Result<(ServiceSet, Arc<Migration>), sea_orm::DbErr> {
+    start_with(config, &Options::default(), links).await
+}
+
+/// [`start`] with `options`.
+pub async fn start_with(
+    config: &Config,
+    options: &Options,
     links: Links,
 ) -> Result<(ServiceSet, Arc<Migration>), sea_orm::DbErr> {
     // Bulk statements over tables that grow by a whole export at a time (see Planning).
@@ -99,6 +127,7 @@ pub async fn start(
         worker_id: uuid::Uuid::now_v7().to_string(),
         timeline: (config.psc_read_only_from, config.psc_access_ends),
         lease: chrono::Duration::from_std(config.lease).unwrap_or(chrono::Duration::MAX),
+        upload_idle: options.upload_idle,
         stopping: std::sync::atomic::AtomicBool::new(false),
         streams_end: tokio::sync::watch::channel(false).0,
     });

@@ -2,8 +2,9 @@
 //!
 //! An upload holds its organization's import lock (one import at a time per organization,
 //! whichever replica runs it: [`crate::store`]'s `import_locks`) from its first message to its
-//! end, renewed while it runs and let go on every way out. A cancelled upload imports nothing:
-//! the snapshot is written in one transaction, at the end.
+//! end, renewed while it runs and let go on every way out; it is cancelled when the client
+//! sends nothing for the configured idle time. A cancelled upload imports nothing: the
+//! snapshot is written in one transaction, at the end.
 
 use cosell_platform::ApiError;
 use cosell_platform::auth::caller;
@@ -91,6 +92,27 @@ impl Drop for ImportLock {
     }
 }
 
+/// The upload's next message, unless the client sends nothing for `idle`.
+async fn next_message(
+    stream: &mut Streaming<pb::ImportPscExportRequest>,
+    idle: std::time::Duration,
+) -> Result<Option<pb::ImportPscExportRequest>, ApiError> {
+    match tokio::time::timeout(idle, stream.message()).await {
+        Ok(message) => {
+            message.map_err(|s| ApiError::invalid_field("chunk", s.message().to_owned()))
+        }
+        Err(_) => Err(ApiError::new(
+            tonic::Code::DeadlineExceeded,
+            "UPLOAD_IDLE",
+            format!(
+                "nothing was received for {} s: the upload is cancelled and nothing of it is \
+                 imported; send the export again",
+                idle.as_secs_f64()
+            ),
+        )),
+    }
+}
+
 impl Migration {
     pub(super) async fn import_psc_export(
         &self,
@@ -98,10 +120,8 @@ impl Migration {
     ) -> Result<pb::ImportPscExportResponse, ApiError> {
         let caller = caller(&req)?.clone();
         let mut stream = req.into_inner();
-        let first = stream
-            .message()
-            .await
-            .map_err(|s| ApiError::invalid_field("chunk", s.message().to_owned()))?
+        let first = next_message(&mut stream, self.upload_idle)
+            .await?
             .ok_or_else(|| ApiError::invalid_field("organization", "the upload was empty"))?;
         // Authorize on the first message, before anything is buffered.
         let mut check = Request::new(());
@@ -174,10 +194,7 @@ impl Migration {
         let mut next = Some(first);
         while let Some(m) = next {
             spool.add(&m.file_name, &m.chunk).await?;
-            next = stream
-                .message()
-                .await
-                .map_err(|s| ApiError::invalid_field("chunk", s.message().to_owned()))?;
+            next = next_message(&mut stream, self.upload_idle).await?;
         }
         let (files, warnings) = spool.finish().await?;
         let records = crate::psc::stream(files).await.map_err(|issues| {

@@ -53,6 +53,8 @@ pub struct Migration {
     pub worker_id: String,
     /// How long a worker's lease on a batch holds.
     pub lease: chrono::Duration,
+    /// An upload that sends nothing for this long is cancelled.
+    pub upload_idle: std::time::Duration,
     pub stopping: std::sync::atomic::AtomicBool,
     /// Turns true when the server shuts down: open watches end then (a graceful shutdown
     /// waits for every open stream, and a watch lasts as long as its run).

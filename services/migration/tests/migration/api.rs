@@ -45,6 +45,13 @@ impl Harness {
     }
 
     pub(crate) async fn start_with(migration_in: MigrationIn) -> Self {
+        Self::start_configured(migration_in, cosell_migration::Options::default()).await
+    }
+
+    pub(crate) async fn start_configured(
+        migration_in: MigrationIn,
+        options: cosell_migration::Options,
+    ) -> Self {
         let identity_db = TestDb::new().await.unwrap();
         let migration_db = TestDb::new().await.unwrap();
         let deals_db = TestDb::new().await.unwrap();
@@ -68,8 +75,9 @@ impl Harness {
         // Started only when it runs here: its worker would otherwise compete with the process.
         let migration = match migration_in {
             MigrationIn::TheServer => Some(
-                cosell_migration::start(
+                cosell_migration::start_with(
                     &cosell_migration::Config::new(migration_db.url.clone()),
+                    &options,
                     cosell_migration::Links {
                         identity: loopback(),
                         deals: loopback(),

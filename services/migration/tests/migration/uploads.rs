@@ -1,6 +1,6 @@
 //! An upload's life on the server: one import at a time per organization, the lock let go on
-//! every way out (done, refused, cancelled by the client), and nothing of an upload that did
-//! not finish imported.
+//! every way out (done, refused, cancelled by the client, idle), and nothing of an upload that
+//! did not finish imported.
 
 use std::time::Duration;
 
@@ -188,4 +188,32 @@ async fn one_import_at_a_time_per_organization_and_the_lock_goes_on_every_way_ou
         4,
         "the cancelled upload imported nothing"
     );
+}
+
+#[tokio::test]
+async fn an_upload_that_sends_nothing_is_cancelled_and_imports_nothing() {
+    let h = Harness::start_configured(
+        MigrationIn::TheServer,
+        cosell_migration::Options {
+            upload_idle: Duration::from_millis(300),
+        },
+    )
+    .await;
+    let contoso = h.contoso.clone();
+    let idle = OpenUpload::start(&h, "ada.admin@contoso.com", &contoso).await;
+    // The client sends nothing more (and keeps the stream open).
+    let cancelled = tokio::time::timeout(Duration::from_secs(20), &mut { idle.call })
+        .await
+        .expect("the server cancels the idle upload")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(cancelled.code(), tonic::Code::DeadlineExceeded);
+    assert_eq!(reason(&cancelled), "UPLOAD_IDLE");
+    assert!(cancelled.message().contains("nothing of it is imported"));
+    assert_eq!(imports(&h, &contoso).await, 0);
+    // Its lock went with it.
+    h.import("ada.admin@contoso.com", &contoso, &bundle())
+        .await
+        .unwrap();
+    drop(idle.messages);
 }
