@@ -367,9 +367,10 @@ impl Migration {
                 };
                 if shutting_down {
                     let _ = tx
-                        .send(Err(Status::unavailable(
-                            "this replica is shutting down; watch again: the run goes on",
-                        )))
+                        .send(Err(status(ApiError::unavailable(
+                            "SHUTTING_DOWN",
+                            "this server is shutting down; watch again: the run goes on",
+                        ))))
                         .await;
                     return;
                 }

@@ -3,8 +3,8 @@
 //! An upload holds its organization's import lock (one import at a time per organization,
 //! whichever replica runs it: [`crate::store`]'s `import_locks`) from its first message to its
 //! end, renewed while it runs and let go on every way out; it is cancelled when the client
-//! sends nothing for the configured idle time. A cancelled upload imports nothing: the
-//! snapshot is written in one transaction, at the end.
+//! sends nothing for the configured idle time, or when the server shuts down. A cancelled
+//! upload imports nothing: the snapshot is written in one transaction, at the end.
 
 use cosell_platform::ApiError;
 use cosell_platform::auth::caller;
@@ -92,6 +92,15 @@ impl Drop for ImportLock {
     }
 }
 
+/// `UNAVAILABLE`: the replica is shutting down, and the upload goes with it.
+fn shutting_down() -> ApiError {
+    ApiError::unavailable(
+        "SHUTTING_DOWN",
+        "this server is shutting down: the upload is cancelled and nothing of it is imported; \
+         send the export again",
+    )
+}
+
 /// The upload's next message, unless the client sends nothing for `idle`.
 async fn next_message(
     stream: &mut Streaming<pb::ImportPscExportRequest>,
@@ -114,7 +123,23 @@ async fn next_message(
 }
 
 impl Migration {
+    /// The upload, unless the server shuts down meanwhile (then nothing of it is imported).
     pub(super) async fn import_psc_export(
+        &self,
+        req: Request<Streaming<pb::ImportPscExportRequest>>,
+    ) -> Result<pb::ImportPscExportResponse, ApiError> {
+        let mut ending = self.streams_end.subscribe();
+        if *ending.borrow() {
+            return Err(shutting_down());
+        }
+        tokio::select! {
+            biased;
+            _ = ending.wait_for(|end| *end) => Err(shutting_down()),
+            imported = self.import_upload(req) => imported,
+        }
+    }
+
+    async fn import_upload(
         &self,
         req: Request<Streaming<pb::ImportPscExportRequest>>,
     ) -> Result<pb::ImportPscExportResponse, ApiError> {

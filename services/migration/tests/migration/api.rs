@@ -25,6 +25,8 @@ pub(crate) struct Harness {
     pub(crate) contoso: String,
     /// The deals service, to count what reached it.
     pub(crate) deals: Arc<cosell_deals::Deals>,
+    /// The migration service, when it runs on the server (to shut it down).
+    pub(crate) migration: Option<Arc<cosell_migration::Migration>>,
     _dbs: (TestDb, TestDb, TestDb, TestDb),
 }
 
@@ -90,11 +92,11 @@ impl Harness {
                     },
                 )
                 .await
-                .unwrap()
-                .0,
+                .unwrap(),
             ),
             MigrationIn::AnotherProcess => None,
         };
+        let (migration, migration_handle) = migration.unzip();
         // The deals service, for its catalog (product -> solution mapping).
         let deals = cosell_deals::start(
             &cosell_deals::Config::new(deals_db.url.clone()),
@@ -131,6 +133,7 @@ impl Harness {
             server,
             contoso: String::new(),
             deals: deals.deals,
+            migration: migration_handle,
             _dbs: (identity_db, migration_db, deals_db, directory_db),
         };
         let oli = h.token("oli.operator@platform.example").await;

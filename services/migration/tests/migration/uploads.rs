@@ -1,6 +1,6 @@
 //! An upload's life on the server: one import at a time per organization, the lock let go on
-//! every way out (done, refused, cancelled by the client, idle), and nothing of an upload that
-//! did not finish imported.
+//! every way out (done, refused, cancelled by the client, idle, shut down), and nothing of an
+//! upload that did not finish imported.
 
 use std::time::Duration;
 
@@ -216,4 +216,26 @@ async fn an_upload_that_sends_nothing_is_cancelled_and_imports_nothing() {
         .await
         .unwrap();
     drop(idle.messages);
+}
+
+#[tokio::test]
+async fn an_upload_in_flight_when_the_server_shuts_down_ends_unavailable_and_imports_nothing() {
+    let h = Harness::start_with(MigrationIn::TheServer).await;
+    let contoso = h.contoso.clone();
+    let migration = h.migration.clone().unwrap();
+    // An upload in flight (it holds the lock: another is refused); then the shutdown.
+    let (refused, open) = two_at_once(&h, &contoso).await;
+    assert_eq!(reason(&refused), "IMPORT_IN_PROGRESS");
+    migration.end_streams();
+    let ended = open.finish().await.unwrap_err();
+    assert_eq!(ended.code(), tonic::Code::Unavailable, "{ended:?}");
+    assert_eq!(reason(&ended), "SHUTTING_DOWN");
+    // A new upload meanwhile is refused the same way.
+    let late = h
+        .import("ada.admin@contoso.com", &contoso, &bundle())
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&late), "SHUTTING_DOWN");
+    migration.release().await;
+    assert_eq!(imports(&h, &contoso).await, 0, "the snapshot is unchanged");
 }
