@@ -546,6 +546,35 @@ mod tests {
         assert_eq!(b.errors.last().unwrap().line, 1001);
     }
 
+    #[test]
+    fn ids_are_at_most_100_characters() {
+        let (ok, long) = ("d".repeat(100), "d".repeat(101));
+        let deals = format!(
+            "DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSell,Source\n\
+             {ok},Fine,A1,Open,2021-01-01T00:00:00Z,no,Partner\n\
+             {long},Long,A1,Open,2021-01-01T00:00:00Z,no,Partner\n"
+        );
+        let accounts = format!(
+            "PartnerAccountId,PartnerAccountName,MpnId\nA1,One,4000002\n{long},Two,4000002\n"
+        );
+        let b = bundle(&[("accounts.csv", &accounts), ("deals.csv", &deals)]).unwrap();
+        assert_eq!(b.deals.len(), 1);
+        assert_eq!(b.deals[0].id, ok);
+        let columns: Vec<(&str, &str)> = b
+            .errors
+            .iter()
+            .map(|i| (i.file.as_str(), i.column.as_str()))
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                ("accounts.csv", "PartnerAccountId"),
+                ("deals.csv", "DealId")
+            ]
+        );
+        assert!(b.errors[1].reason.contains("longer than 100 characters"));
+    }
+
     #[tokio::test]
     async fn batches_are_bounded_by_bytes_as_well_as_by_records() {
         // Deals of about 840 KB each (14 values of 60 KiB).
