@@ -108,7 +108,12 @@ async fn next_message(
 ) -> Result<Option<pb::ImportPscExportRequest>, ApiError> {
     match tokio::time::timeout(idle, stream.message()).await {
         Ok(message) => {
-            message.map_err(|s| ApiError::invalid_field("chunk", s.message().to_owned()))
+            let message =
+                message.map_err(|s| ApiError::invalid_field("chunk", s.message().to_owned()))?;
+            if let Some(m) = &message {
+                super::limits::check_message(m)?;
+            }
+            Ok(message)
         }
         Err(_) => Err(ApiError::new(
             tonic::Code::DeadlineExceeded,

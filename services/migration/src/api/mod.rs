@@ -6,6 +6,7 @@
 //! - [`wizard`]: the user migration wizard (`ListUserMigration`, `RunUserMigration`).
 //! - [`deals`]: the deal migration (status, readiness, start, watch, report).
 //! - [`cutover`]: `GetCutover`, `UpdateCutover`.
+//! - [`limits`]: the longest value each request field may hold, checked first.
 //!
 //! Each RPC is a method of [`Migration`] that answers with an [`ApiError`]; the trait
 //! implementation below turns them into statuses.
@@ -14,6 +15,7 @@ mod accounts;
 mod cutover;
 mod deals;
 mod imports;
+mod limits;
 mod wizard;
 
 use std::sync::Arc;
@@ -80,6 +82,18 @@ fn status(e: ApiError) -> Status {
 /// A handler's answer as tonic wants it.
 fn respond<T>(result: Result<T, ApiError>) -> Result<Response<T>, Status> {
     result.map(Response::new).map_err(status)
+}
+
+/// The answer of `handler` to `req`, once every string of `req` is within its maximum.
+async fn answer<T: limits::Limited, R, F>(
+    req: Request<T>,
+    handler: impl FnOnce(Request<T>) -> F,
+) -> Result<Response<R>, Status>
+where
+    F: std::future::Future<Output = Result<R, ApiError>>,
+{
+    limits::check(req.get_ref()).map_err(status)?;
+    respond(handler(req).await)
 }
 
 impl From<StoreError> for ApiError {
@@ -190,63 +204,63 @@ impl MigrationService for Api {
         &self,
         req: Request<pb::ListPscImportsRequest>,
     ) -> Result<Response<pb::ListPscImportsResponse>, Status> {
-        respond(self.0.list_psc_imports(req).await)
+        answer(req, |r| self.0.list_psc_imports(r)).await
     }
 
     async fn get_mpn_check(
         &self,
         req: Request<pb::GetMpnCheckRequest>,
     ) -> Result<Response<pb::GetMpnCheckResponse>, Status> {
-        respond(self.0.get_mpn_check(req).await)
+        answer(req, |r| self.0.get_mpn_check(r)).await
     }
 
     async fn correct_mpn_association(
         &self,
         req: Request<pb::CorrectMpnAssociationRequest>,
     ) -> Result<Response<pb::CorrectMpnAssociationResponse>, Status> {
-        respond(self.0.correct_mpn_association(req).await)
+        answer(req, |r| self.0.correct_mpn_association(r)).await
     }
 
     async fn get_deal_migration_status(
         &self,
         req: Request<pb::GetDealMigrationStatusRequest>,
     ) -> Result<Response<pb::GetDealMigrationStatusResponse>, Status> {
-        respond(self.0.get_deal_migration_status(req).await)
+        answer(req, |r| self.0.get_deal_migration_status(r)).await
     }
 
     async fn list_deal_readiness(
         &self,
         req: Request<pb::ListDealReadinessRequest>,
     ) -> Result<Response<pb::ListDealReadinessResponse>, Status> {
-        respond(self.0.list_deal_readiness(req).await)
+        answer(req, |r| self.0.list_deal_readiness(r)).await
     }
 
     async fn list_user_migration(
         &self,
         req: Request<pb::ListUserMigrationRequest>,
     ) -> Result<Response<pb::ListUserMigrationResponse>, Status> {
-        respond(self.0.list_user_migration(req).await)
+        answer(req, |r| self.0.list_user_migration(r)).await
     }
 
     async fn run_user_migration(
         &self,
         req: Request<pb::RunUserMigrationRequest>,
     ) -> Result<Response<pb::RunUserMigrationResponse>, Status> {
-        respond(self.0.run_user_migration(req).await)
+        answer(req, |r| self.0.run_user_migration(r)).await
     }
 
     async fn start_deal_migration(
         &self,
         req: Request<pb::StartDealMigrationRequest>,
     ) -> Result<Response<pb::StartDealMigrationResponse>, Status> {
-        respond(self.0.start_deal_migration(req).await)
+        answer(req, |r| self.0.start_deal_migration(r)).await
     }
 
     async fn list_deal_migration_report(
         &self,
         req: Request<pb::ListDealMigrationReportRequest>,
     ) -> Result<Response<pb::ListDealMigrationReportResponse>, Status> {
-        respond(self.0.list_deal_migration_report(req).await)
+        answer(req, |r| self.0.list_deal_migration_report(r)).await
     }
 
     type WatchDealMigrationStream = deals::WatchStream;
@@ -255,20 +269,20 @@ impl MigrationService for Api {
         &self,
         req: Request<pb::WatchDealMigrationRequest>,
     ) -> Result<Response<Self::WatchDealMigrationStream>, Status> {
-        respond(Migration::watch_deal_migration(self.0.clone(), req).await)
+        answer(req, |r| Migration::watch_deal_migration(self.0.clone(), r)).await
     }
 
     async fn get_cutover(
         &self,
         req: Request<pb::GetCutoverRequest>,
     ) -> Result<Response<pb::GetCutoverResponse>, Status> {
-        respond(self.0.get_cutover(req).await)
+        answer(req, |r| self.0.get_cutover(r)).await
     }
 
     async fn update_cutover(
         &self,
         req: Request<pb::UpdateCutoverRequest>,
     ) -> Result<Response<pb::UpdateCutoverResponse>, Status> {
-        respond(self.0.update_cutover(req).await)
+        answer(req, |r| self.0.update_cutover(r)).await
     }
 }

@@ -4,6 +4,7 @@
 mod api;
 mod crash;
 mod import;
+mod limits;
 mod locks;
 mod uploads;
 
