@@ -8,6 +8,7 @@
 //! - [`eligibility`]: which deals migrate, and what each will lack (SPEC 5.4).
 //! - [`users`]: the user migration wizard (SPEC 5.3).
 //! - [`runs`]: deal migration runs and the worker every replica runs.
+//! - [`mapping`]: what a PSC deal becomes (the referral sent to the deals service).
 //! - [`upload`]: an uploaded export spooled to disk (and unzipped) for the reader.
 //! - [`api`]: the gRPC handlers and authorization.
 //!
@@ -17,6 +18,7 @@
 
 pub mod api;
 pub mod eligibility;
+mod mapping;
 pub mod psc;
 pub mod runs;
 pub mod store;
