@@ -9,6 +9,7 @@
 //! - [`users`]: the user migration wizard (SPEC 5.3).
 //! - [`runs`]: deal migration runs and the worker every replica runs.
 //! - [`mapping`]: what a PSC deal becomes (the referral sent to the deals service).
+//! - [`sellers`]: whether a deal's assigned seller is an enabled platform seller (identity).
 //! - [`upload`]: an uploaded export spooled to disk (and unzipped) for the reader.
 //! - [`api`]: the gRPC handlers and authorization.
 //!
@@ -21,6 +22,7 @@ pub mod eligibility;
 mod mapping;
 pub mod psc;
 pub mod runs;
+pub mod sellers;
 pub mod store;
 pub mod upload;
 pub mod users;
@@ -125,6 +127,7 @@ pub async fn start_with(
             links.directory,
         ),
         identity: links.identity.clone(),
+        platform: tokio::sync::OnceCell::new(),
         token: links.token,
         worker_id: uuid::Uuid::now_v7().to_string(),
         timeline: (config.psc_read_only_from, config.psc_access_ends),

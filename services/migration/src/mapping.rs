@@ -1,13 +1,14 @@
 //! What a PSC deal becomes in the new system: the referral sent to the deals service's import,
 //! and what the report says of it (what did not carry over). A pure function of the deal and of
 //! what was looked up for it (its MPN location, the catalog's products, the directory's
-//! customer), so that every rule of it is tested here.
+//! customer, identity's word on its assigned seller), so that every rule of it is tested here.
 
 use std::collections::HashMap;
 
 use cosell_proto::deals as dpb;
 
 use crate::psc::files::Source;
+use crate::sellers::Seller;
 use crate::store::SnapshotDeal;
 
 /// What a migrated deal becomes, before the deals service has it.
@@ -31,12 +32,48 @@ fn usable_phone(phone: &str) -> bool {
             && phone.chars().any(|c| c.is_ascii_digit()))
 }
 
+/// The contact of the deal's assigned seller, passed on only when `seller` (what identity says
+/// of the email) is an enabled platform seller: the deals service accepts the platform's
+/// referral of an Outbound co-sell deal in that seller's name. Otherwise the platform's
+/// referral waits in the sellers' queue (an Inbound one, which a platform seller created, stays
+/// accepted), and `notes` say why.
+fn seller_contact(
+    deal: &crate::psc::files::Deal,
+    seller: Option<&Seller>,
+    notes: &mut Vec<String>,
+) -> Option<dpb::Contact> {
+    let named = deal.assigned_seller_email.trim();
+    if named.is_empty() {
+        return None;
+    }
+    let why = match seller {
+        Some(Seller::Enabled) => {
+            return Some(dpb::Contact {
+                email: named.to_owned(),
+                ..Default::default()
+            });
+        }
+        Some(Seller::Not(why)) => why.as_str(),
+        None => "could not be checked",
+    };
+    if deal.co_sell && deal.source != Source::Microsoft {
+        notes.push(format!(
+            "the platform's referral waits in the sellers' queue (RECEIVED), not accepted: the \
+             assigned seller `{named}` {why}; no seller contact passed on"
+        ));
+    } else {
+        notes.push(format!("seller contact `{named}` left out: it {why}"));
+    }
+    None
+}
+
 /// The referral a PSC deal becomes.
 pub(crate) fn map_deal(
     d: &SnapshotDeal,
     location: Option<&str>,
     products: &HashMap<String, String>,
     entity: Option<String>,
+    seller: Option<&Seller>,
 ) -> Mapped {
     let deal = &d.deal;
     let co_sell = deal.co_sell;
@@ -120,6 +157,7 @@ pub(crate) fn map_deal(
             )
         })
         .collect();
+    let seller_contact = seller_contact(deal, seller, &mut notes);
     if deal_notes.chars().count() > MAX_NOTES_CHARS {
         deal_notes = deal_notes.chars().take(MAX_NOTES_CHARS).collect();
         notes.push(format!("notes cut to {MAX_NOTES_CHARS} characters"));
@@ -167,10 +205,7 @@ pub(crate) fn map_deal(
             .map(|d| d.to_string())
             .unwrap_or_default(),
         notes: deal_notes,
-        seller_contact: (!deal.assigned_seller_email.trim().is_empty()).then(|| dpb::Contact {
-            email: deal.assigned_seller_email.clone(),
-            ..Default::default()
-        }),
+        seller_contact,
         create_time: Some(prost_types::Timestamp {
             seconds: deal.created.timestamp(),
             nanos: 0,
@@ -185,5 +220,72 @@ pub(crate) fn map_deal(
         deal_type: if co_sell { "CO_SELL" } else { "PARTNER_LED" },
         direction: if inbound { "INBOUND" } else { "OUTBOUND" },
         notes: notes.join("; "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapped(source: Source, seller_email: &str, seller: Option<Seller>) -> Mapped {
+        let mut d = crate::eligibility::tests::deal("2021-01-05T10:00:00Z");
+        d.deal.source = source;
+        d.deal.assigned_seller_email = seller_email.into();
+        map_deal(&d, None, &HashMap::new(), None, seller.as_ref())
+    }
+
+    fn seller_email(m: &Mapped) -> Option<String> {
+        let referral = m.referral.referral.as_ref().unwrap();
+        referral.seller_contact.as_ref().map(|c| c.email.clone())
+    }
+
+    #[test]
+    fn an_enabled_platform_seller_is_passed_on() {
+        let m = mapped(
+            Source::Partner,
+            " sam@platform.example ",
+            Some(Seller::Enabled),
+        );
+        assert_eq!(seller_email(&m).as_deref(), Some("sam@platform.example"));
+        assert_eq!(m.notes, "");
+    }
+
+    #[test]
+    fn any_other_named_seller_is_not_and_the_report_says_why() {
+        let m = mapped(
+            Source::Partner,
+            "eve@contoso.com",
+            Some(Seller::Not("is not a platform seller".into())),
+        );
+        assert_eq!(seller_email(&m), None);
+        assert_eq!(
+            m.notes,
+            "the platform's referral waits in the sellers' queue (RECEIVED), not accepted: the \
+             assigned seller `eve@contoso.com` is not a platform seller; no seller contact passed on"
+        );
+        // A deal a platform seller created (Inbound): no contact either, said so.
+        let m = mapped(
+            Source::Microsoft,
+            "dan@platform.example",
+            Some(Seller::Not("is a disabled platform seller".into())),
+        );
+        assert_eq!(seller_email(&m), None);
+        assert_eq!(m.direction, "INBOUND");
+        assert_eq!(
+            m.notes,
+            "seller contact `dan@platform.example` left out: it is a disabled platform seller"
+        );
+        // Not looked up (it should have been): not trusted.
+        assert_eq!(
+            seller_email(&mapped(Source::Partner, "x@y.example", None)),
+            None
+        );
+    }
+
+    #[test]
+    fn no_seller_named_no_contact_and_nothing_to_say() {
+        let m = mapped(Source::Partner, "  ", None);
+        assert_eq!(seller_email(&m), None);
+        assert_eq!(m.notes, "");
     }
 }

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::api::{Migration, upstream};
 use crate::mapping::{Mapped, map_deal};
+use crate::sellers::email_key;
 use crate::store::SnapshotDeal;
 use crate::store::entities::deal_result;
 
@@ -169,6 +170,13 @@ impl Migration {
             .map(|d| (d.deal.id.clone(), d))
             .collect();
         let customers = self.match_customers(deals.values()).await?;
+        let sellers = self
+            .sellers(
+                deals
+                    .values()
+                    .map(|d| d.deal.assigned_seller_email.as_str()),
+            )
+            .await?;
         let mut outcomes = Vec::with_capacity(results.len());
         let mut batch = Vec::new();
         let mut sent: HashMap<String, (deal_result::Model, Mapped)> = HashMap::new();
@@ -198,7 +206,8 @@ impl Migration {
                 }
             };
             let entity = customers.get(&customer_key(d)).cloned().flatten();
-            let m = map_deal(d, location.as_deref(), products, entity);
+            let seller = sellers.get(&email_key(&d.deal.assigned_seller_email));
+            let m = map_deal(d, location.as_deref(), products, entity, seller);
             batch.push(m.referral.clone());
             sent.insert(r.deal_id.clone(), (r, m));
         }

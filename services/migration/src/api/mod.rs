@@ -43,8 +43,11 @@ pub struct Migration {
     pub access: Arc<AccessClient>,
     /// Identity's organizations (MPN lookups), called with `token`.
     pub organizations: ipb::organization_service_client::OrganizationServiceClient<Channel>,
-    /// Identity, for users and roles (the user migration), called with `token`.
+    /// Identity, for users and roles (the user migration, the assigned sellers), called with
+    /// `token`.
     pub identity: Channel,
+    /// The platform organization's name, once asked (see [`crate::sellers`]).
+    pub platform: tokio::sync::OnceCell<String>,
     /// The deals service's catalog (product -> solution mapping), called with `token`.
     pub catalog: dpb::catalog_service_client::CatalogServiceClient<Channel>,
     /// The deals service's referrals (the import of migrated deals), called with `token`.

@@ -6,6 +6,7 @@ mod crash;
 mod import;
 mod limits;
 mod locks;
+mod sellers;
 mod uploads;
 
 /// The number `sql` (a `SELECT COUNT(*) AS n ...`) counts on `db`.
