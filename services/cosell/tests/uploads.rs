@@ -12,6 +12,7 @@ use std::time::Duration;
 use cosell_proto::identity as ipb;
 use cosell_proto::migration as pb;
 use cosell_testkit::TestDb;
+use cosell_testkit::upload::OpenUpload;
 use cosell_testkit::zip::{Entry, archive, crc32, deflate, deflate_repeated};
 use tonic::Status;
 use tonic::transport::Channel;
@@ -133,20 +134,7 @@ impl Server {
         organization: &str,
         files: &[(&str, Vec<u8>)],
     ) -> Result<pb::PscImport, Status> {
-        let mut messages = Vec::new();
-        for (name, bytes) in files {
-            for chunk in bytes.chunks(1 << 20) {
-                messages.push(pb::ImportPscExportRequest {
-                    organization: if messages.is_empty() {
-                        organization.to_owned()
-                    } else {
-                        String::new()
-                    },
-                    file_name: name.to_string(),
-                    chunk: chunk.to_vec(),
-                });
-            }
-        }
+        let messages = cosell_testkit::upload::messages(organization, files, 1 << 20);
         pb::migration_service_client::MigrationServiceClient::new(self.channel.clone())
             .import_psc_export(authed(token, tokio_stream::iter(messages)))
             .await
@@ -192,6 +180,14 @@ fn error_info(status: &Status) -> (String, std::collections::HashMap<String, Str
 const ACCOUNTS: &[u8] = b"PartnerAccountId,PartnerAccountName,MpnId\nA1,Contoso Seattle,4000002\n";
 const DEALS: &[u8] = b"DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSell,Source\n\
     D1,Lakehouse,A1,Open,2021-01-05T10:00:00Z,no,Partner\n";
+
+/// A plain bundle of one account and one deal.
+fn bundle() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("accounts.csv", ACCOUNTS.to_vec()),
+        ("deals.csv", DEALS.to_vec()),
+    ]
+}
 
 /// A zip of `accounts` and `deals` (each an honest entry unless given as a bomb).
 fn zip(accounts: Entry<'_>, deals: Entry<'_>) -> Vec<u8> {
@@ -301,63 +297,15 @@ async fn zip_bombs_are_refused_while_the_server_stays_small_and_serving() {
     );
 
     // A normal import right after works.
-    let imported = server
-        .import(
-            &ada,
-            &contoso,
-            &[
-                ("accounts.csv", ACCOUNTS.to_vec()),
-                ("deals.csv", DEALS.to_vec()),
-            ],
-        )
-        .await
-        .unwrap();
+    let imported = server.import(&ada, &contoso, &bundle()).await.unwrap();
     assert_eq!((imported.accounts, imported.errors.len()), (1, 0));
 }
 
-/// An upload whose first message is sent and whose stream stays open.
-struct OpenUpload {
-    messages: tokio::sync::mpsc::Sender<pb::ImportPscExportRequest>,
-    call: tokio::task::JoinHandle<Result<pb::PscImport, Status>>,
-}
-
-impl OpenUpload {
-    async fn start(server: &Server, token: &str, organization: &str) -> OpenUpload {
-        let (messages, rx) = tokio::sync::mpsc::channel(4);
-        let mut client =
-            pb::migration_service_client::MigrationServiceClient::new(server.channel.clone());
-        let token = token.to_owned();
-        let call = tokio::spawn(async move {
-            client
-                .import_psc_export(authed(
-                    &token,
-                    tokio_stream::wrappers::ReceiverStream::new(rx),
-                ))
-                .await
-                .map(|r| r.into_inner().import.unwrap())
-        });
-        messages
-            .send(pb::ImportPscExportRequest {
-                organization: organization.to_owned(),
-                file_name: "accounts.csv".into(),
-                chunk: ACCOUNTS.to_vec(),
-            })
-            .await
-            .unwrap();
-        OpenUpload { messages, call }
-    }
-
-    async fn finish(self) -> Result<pb::PscImport, Status> {
-        let _ = self
-            .messages
-            .send(pb::ImportPscExportRequest {
-                file_name: "deals.csv".into(),
-                chunk: DEALS.to_vec(),
-                ..Default::default()
-            })
-            .await;
-        drop(self.messages);
-        self.call.await.unwrap()
+fn first(organization: &str) -> pb::ImportPscExportRequest {
+    pb::ImportPscExportRequest {
+        organization: organization.to_owned(),
+        file_name: "accounts.csv".into(),
+        chunk: ACCOUNTS.to_vec(),
     }
 }
 
@@ -371,12 +319,12 @@ async fn one_import_at_a_time_per_organization_and_a_silent_upload_is_cancelled(
     let fabrikam = server.organization_of(&fay).await;
 
     // Two uploads of Contoso at once: one goes on, the other is refused at once.
-    let mut a = OpenUpload::start(&server, &ada, &contoso).await;
-    let mut b = OpenUpload::start(&server, &rita, &contoso).await;
-    let (refused, going_on) = tokio::select! {
-        r = &mut a.call => (r.unwrap(), b),
-        r = &mut b.call => (r.unwrap(), a),
-    };
+    let channel = || server.channel.clone();
+    let (refused, going_on) = OpenUpload::first_answer(
+        OpenUpload::start(channel(), &ada, first(&contoso)).await,
+        OpenUpload::start(channel(), &rita, first(&contoso)).await,
+    )
+    .await;
     let refused = refused.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Aborted, "{refused:?}");
     assert_eq!(error_info(&refused).0, "IMPORT_IN_PROGRESS");
@@ -401,11 +349,16 @@ async fn one_import_at_a_time_per_organization_and_a_silent_upload_is_cancelled(
         .await
         .expect("another organization imports meanwhile");
     assert_eq!(imported.deals_added, 1);
-    assert_eq!(going_on.finish().await.unwrap().deals_added, 1);
+    let last = pb::ImportPscExportRequest {
+        file_name: "deals.csv".into(),
+        chunk: DEALS.to_vec(),
+        ..Default::default()
+    };
+    assert_eq!(going_on.finish(last).await.unwrap().deals_added, 1);
 
     // An upload that sends nothing more is cancelled after the server's idle time (60 s; the
     // test waits for the server's answer), imports nothing, and lets the next one go on.
-    let silent = OpenUpload::start(&server, &ada, &contoso).await;
+    let silent = OpenUpload::start(channel(), &ada, first(&contoso)).await;
     let cancelled = tokio::time::timeout(Duration::from_secs(120), silent.call)
         .await
         .expect("the server cancels a silent upload")
@@ -432,14 +385,7 @@ async fn one_import_at_a_time_per_organization_and_a_silent_upload_is_cancelled(
     // The demo's import and the one that went on above; not the silent one.
     assert_eq!(history.len(), 2, "{history:?}");
     server
-        .import(
-            &ada,
-            &contoso,
-            &[
-                ("accounts.csv", ACCOUNTS.to_vec()),
-                ("deals.csv", DEALS.to_vec()),
-            ],
-        )
+        .import(&ada, &contoso, &bundle())
         .await
         .expect("the silent upload's lock went with it");
 }

@@ -8,8 +8,10 @@
 //! - [`bench`]: concurrent latency and throughput measurement for the benchmarks.
 //! - [`cut_short`]: a future dropped part-way, as a cancelled call drops its handler.
 //! - [`zip`]: zip archives made by hand (lying sizes, gigabytes of deflate in milliseconds).
+//! - [`upload`]: PSC uploads cut into messages, and uploads held open.
 
 pub mod bench;
+pub mod upload;
 pub mod zip;
 
 use std::net::SocketAddr;

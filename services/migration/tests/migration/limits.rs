@@ -180,19 +180,9 @@ async fn every_rpc_refuses_a_value_over_its_maximum() {
     ])
     .await;
     assert_eq!(fields(violations(&later)), ["file_name"], "{later:?}");
-    let imports = client()
-        .list_psc_imports(authed(
-            &token,
-            pb::ListPscImportsRequest {
-                parent: h.contoso.clone(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .imports;
-    assert!(
-        imports.is_empty(),
+    assert_eq!(
+        crate::uploads::imports(&h, &h.contoso).await,
+        0,
         "nothing of a refused upload is imported"
     );
 }

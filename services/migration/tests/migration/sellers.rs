@@ -2,11 +2,8 @@
 //! enabled platform seller: only then is a migrated co-sell deal's platform referral accepted
 //! in their name.
 
-use std::time::Duration;
-
 use cosell_proto::deals as dpb;
 use cosell_proto::identity as ipb;
-use cosell_proto::migration as pb;
 use cosell_testkit::authed;
 
 use crate::api::{Harness, MigrationIn};
@@ -79,50 +76,8 @@ async fn only_an_enabled_platform_seller_named_in_the_export_accepts_the_platfor
     )
     .await
     .unwrap();
+    let report = h.migrate_deals().await;
     let rita = h.token("rita.referrals@contoso.com").await;
-    let mut migration = pb::migration_service_client::MigrationServiceClient::new(channel());
-    migration
-        .start_deal_migration(authed(
-            &rita,
-            pb::StartDealMigrationRequest {
-                parent: h.contoso.clone(),
-            },
-        ))
-        .await
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let status = migration
-            .get_deal_migration_status(authed(
-                &rita,
-                pb::GetDealMigrationStatusRequest {
-                    parent: h.contoso.clone(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        if status.state() != pb::DealMigrationState::InProgress {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let report = migration
-        .list_deal_migration_report(authed(
-            &rita,
-            pb::ListDealMigrationReportRequest {
-                parent: h.contoso.clone(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .results;
 
     let referrals = dpb::referral_service_client::ReferralServiceClient::new(channel());
     // Each deal's two sides: the platform's (as a platform seller lists it) and the partner's.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use cosell_proto::identity as ipb;
 use cosell_proto::migration as pb;
 use cosell_testkit::authed;
+use cosell_testkit::upload::OpenUpload;
 use tonic::Status;
 use tonic_types::StatusExt;
 
@@ -24,64 +25,37 @@ fn reason(status: &Status) -> String {
         .unwrap_or_default()
 }
 
-/// An upload whose first message is sent and whose stream stays open until finished.
-struct OpenUpload {
-    messages: tokio::sync::mpsc::Sender<pb::ImportPscExportRequest>,
-    call: tokio::task::JoinHandle<Result<pb::PscImport, Status>>,
-}
-
-impl OpenUpload {
-    async fn start(h: &Harness, email: &str, organization: &str) -> OpenUpload {
-        let token = h.token(email).await;
-        let (messages, rx) = tokio::sync::mpsc::channel(4);
-        let mut client =
-            pb::migration_service_client::MigrationServiceClient::new(h.server.channel.clone());
-        let call = tokio::spawn(async move {
-            client
-                .import_psc_export(authed(
-                    &token,
-                    tokio_stream::wrappers::ReceiverStream::new(rx),
-                ))
-                .await
-                .map(|r| r.into_inner().import.unwrap())
-        });
-        messages
-            .send(pb::ImportPscExportRequest {
-                organization: organization.to_owned(),
-                file_name: "accounts.csv".into(),
-                chunk: ACCOUNTS.as_bytes().to_vec(),
-            })
-            .await
-            .unwrap();
-        OpenUpload { messages, call }
-    }
-
-    /// Sends the rest of the bundle and ends the stream; the answer.
-    async fn finish(self) -> Result<pb::PscImport, Status> {
-        // The call may have ended already (refused): then the send fails, and the answer says.
-        let _ = self
-            .messages
-            .send(pb::ImportPscExportRequest {
-                file_name: "deals.csv".into(),
-                chunk: DEALS.as_bytes().to_vec(),
-                ..Default::default()
-            })
-            .await;
-        drop(self.messages);
-        self.call.await.unwrap()
+fn first(organization: &str) -> pb::ImportPscExportRequest {
+    pb::ImportPscExportRequest {
+        organization: organization.to_owned(),
+        file_name: "accounts.csv".into(),
+        chunk: ACCOUNTS.as_bytes().to_vec(),
     }
 }
 
-/// Two uploads of `organization` at once: whichever the server took first goes on (its stream
-/// open), the other is refused at once; (the refusal, the upload going on).
+fn last() -> pb::ImportPscExportRequest {
+    pb::ImportPscExportRequest {
+        file_name: "deals.csv".into(),
+        chunk: DEALS.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+/// An upload of `organization` by `email`, its first message sent, held open.
+async fn open_upload(h: &Harness, email: &str, organization: &str) -> OpenUpload {
+    let token = h.token(email).await;
+    OpenUpload::start(h.server.channel.clone(), &token, first(organization)).await
+}
+
+/// Two uploads of `organization` at once: one goes on (its stream open), the other is refused
+/// at once; (the refusal, the upload going on).
 async fn two_at_once(h: &Harness, organization: &str) -> (Status, OpenUpload) {
-    let mut a = OpenUpload::start(h, "ada.admin@contoso.com", organization).await;
-    let mut b = OpenUpload::start(h, "rita.referrals@contoso.com", organization).await;
-    let (refused, going_on) = tokio::select! {
-        r = &mut a.call => (r.unwrap(), b),
-        r = &mut b.call => (r.unwrap(), a),
-    };
-    (refused.expect_err("one of the two is refused"), going_on)
+    let (answer, going_on) = OpenUpload::first_answer(
+        open_upload(h, "ada.admin@contoso.com", organization).await,
+        open_upload(h, "rita.referrals@contoso.com", organization).await,
+    )
+    .await;
+    (answer.expect_err("one of the two is refused"), going_on)
 }
 
 async fn organization_of(h: &Harness, email: &str) -> String {
@@ -94,7 +68,7 @@ async fn organization_of(h: &Harness, email: &str) -> String {
         .organization
 }
 
-async fn imports(h: &Harness, organization: &str) -> usize {
+pub(crate) async fn imports(h: &Harness, organization: &str) -> usize {
     let token = h.token("ada.admin@contoso.com").await;
     pb::migration_service_client::MigrationServiceClient::new(h.server.channel.clone())
         .list_psc_imports(authed(
@@ -139,7 +113,7 @@ async fn one_import_at_a_time_per_organization_and_the_lock_goes_on_every_way_ou
     .await
     .expect("another organization imports meanwhile");
     // Done, the lock goes: the next import goes on.
-    assert_eq!(going_on.finish().await.unwrap().deals_added, 1);
+    assert_eq!(going_on.finish(last()).await.unwrap().deals_added, 1);
     h.import("ada.admin@contoso.com", &contoso, &bundle())
         .await
         .expect("the lock went with the finished import");
@@ -200,7 +174,7 @@ async fn an_upload_that_sends_nothing_is_cancelled_and_imports_nothing() {
     )
     .await;
     let contoso = h.contoso.clone();
-    let idle = OpenUpload::start(&h, "ada.admin@contoso.com", &contoso).await;
+    let idle = open_upload(&h, "ada.admin@contoso.com", &contoso).await;
     // The client sends nothing more (and keeps the stream open).
     let cancelled = tokio::time::timeout(Duration::from_secs(20), &mut { idle.call })
         .await
@@ -227,7 +201,7 @@ async fn an_upload_in_flight_when_the_server_shuts_down_ends_unavailable_and_imp
     let (refused, open) = two_at_once(&h, &contoso).await;
     assert_eq!(reason(&refused), "IMPORT_IN_PROGRESS");
     migration.end_streams();
-    let ended = open.finish().await.unwrap_err();
+    let ended = open.finish(last()).await.unwrap_err();
     assert_eq!(ended.code(), tonic::Code::Unavailable, "{ended:?}");
     assert_eq!(reason(&ended), "SHUTTING_DOWN");
     // A new upload meanwhile is refused the same way.
