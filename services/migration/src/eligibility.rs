@@ -118,11 +118,13 @@ pub fn missing_fields(d: &SnapshotDeal, mapped_solutions: usize) -> Vec<&'static
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::psc::files::{Deal, Source, TeamMember};
 
-    fn deal(created: &str) -> SnapshotDeal {
+    /// An open co-sell deal of a partner, created at `created`, with a customer, a contact and
+    /// a team member (other modules' tests start from it too).
+    pub(crate) fn deal(created: &str) -> SnapshotDeal {
         SnapshotDeal {
             deal: Deal {
                 id: "D".into(),

@@ -8,17 +8,21 @@
 //! - [`eligibility`]: which deals migrate, and what each will lack (SPEC 5.4).
 //! - [`users`]: the user migration wizard (SPEC 5.3).
 //! - [`runs`]: deal migration runs and the worker every replica runs.
+//! - [`mapping`]: what a PSC deal becomes (the referral sent to the deals service).
+//! - [`sellers`]: whether a deal's assigned seller is an enabled platform seller (identity).
 //! - [`upload`]: an uploaded export spooled to disk (and unzipped) for the reader.
 //! - [`api`]: the gRPC handlers and authorization.
 //!
 //! [`start`] opens the database (running its migrations), starts this replica's deal migration
 //! worker and returns the services for a server; [`Migration::release`] gives the worker's
-//! leased deals back at shutdown.
+//! leased deals and its imports' locks back at shutdown.
 
 pub mod api;
 pub mod eligibility;
+mod mapping;
 pub mod psc;
 pub mod runs;
+pub mod sellers;
 pub mod store;
 pub mod upload;
 pub mod users;
@@ -55,6 +59,25 @@ impl Config {
     }
 }
 
+/// What a deployment may tune beyond [`Config`]: apart from it so that callers that build a
+/// `Config` field by field keep building.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// An upload that sends nothing for this long is cancelled, and nothing of it imported.
+    pub upload_idle: std::time::Duration,
+}
+
+/// How long an upload may send nothing, unless configured.
+pub const DEFAULT_UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            upload_idle: DEFAULT_UPLOAD_IDLE,
+        }
+    }
+}
+
 /// How the migration service reaches the others: identity, the deals service, and its own
 /// service token (issued by identity).
 pub struct Links {
@@ -67,6 +90,15 @@ pub struct Links {
 /// Opens the database (running its migrations) and returns the services for a server.
 pub async fn start(
     config: &Config,
+    links: Links,
+) -> Result<(ServiceSet, Arc<Migration>), sea_orm::DbErr> {
+    start_with(config, &Options::default(), links).await
+}
+
+/// [`start`] with `options`.
+pub async fn start_with(
+    config: &Config,
+    options: &Options,
     links: Links,
 ) -> Result<(ServiceSet, Arc<Migration>), sea_orm::DbErr> {
     // Bulk statements over tables that grow by a whole export at a time (see Planning).
@@ -95,10 +127,12 @@ pub async fn start(
             links.directory,
         ),
         identity: links.identity.clone(),
+        platform: tokio::sync::OnceCell::new(),
         token: links.token,
         worker_id: uuid::Uuid::now_v7().to_string(),
         timeline: (config.psc_read_only_from, config.psc_access_ends),
         lease: chrono::Duration::from_std(config.lease).unwrap_or(chrono::Duration::MAX),
+        upload_idle: options.upload_idle,
         stopping: std::sync::atomic::AtomicBool::new(false),
         streams_end: tokio::sync::watch::channel(false).0,
     });

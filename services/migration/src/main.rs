@@ -37,6 +37,10 @@ struct Args {
     /// mid-batch holds its deals this long before another (or itself, restarted) takes them.
     #[arg(long, env = "COSELL_MIGRATION_LEASE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     lease_secs: u64,
+    /// An upload (`ImportPscExport`) that sends nothing for this many seconds is cancelled, and
+    /// nothing of it imported.
+    #[arg(long, env = "COSELL_UPLOAD_IDLE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    upload_idle_secs: u64,
     /// Database URL (`postgres://...` or `sqlite://file?mode=rwc`).
     #[arg(
         long,
@@ -57,12 +61,15 @@ async fn main() -> anyhow::Result<()> {
         )
     })?;
     let token = Arc::new(ServiceToken::new(identity.clone(), "migration", secret));
-    let (services, migration) = cosell_migration::start(
+    let (services, migration) = cosell_migration::start_with(
         &cosell_migration::Config {
             database_url: args.database_url,
             psc_read_only_from: args.psc_read_only_from,
             psc_access_ends: args.psc_access_ends,
             lease: std::time::Duration::from_secs(args.lease_secs),
+        },
+        &cosell_migration::Options {
+            upload_idle: std::time::Duration::from_secs(args.upload_idle_secs),
         },
         cosell_migration::Links {
             identity: identity.clone(),

@@ -16,7 +16,8 @@ use cosell_proto::migration as pb;
 use uuid::Uuid;
 
 use crate::api::{Migration, upstream};
-use crate::psc::files::Source;
+use crate::mapping::{Mapped, map_deal};
+use crate::sellers::email_key;
 use crate::store::SnapshotDeal;
 use crate::store::entities::deal_result;
 
@@ -33,27 +34,6 @@ const MATCH_CONCURRENCY: usize = 8;
 const WORKERS: usize = 8;
 /// Pause when there is no work.
 const IDLE: Duration = Duration::from_millis(300);
-
-/// What a migrated deal becomes, before the deals service has it.
-struct Mapped {
-    referral: dpb::ImportedReferral,
-    deal_type: &'static str,
-    direction: &'static str,
-    notes: String,
-}
-
-/// Longest notes a referral takes.
-const MAX_NOTES_CHARS: usize = 10_000;
-
-/// A phone the deals service takes: digits and ` +-().`.
-fn usable_phone(phone: &str) -> bool {
-    let phone = phone.trim();
-    phone.is_empty()
-        || (phone
-            .chars()
-            .all(|c| c.is_ascii_digit() || " +-().".contains(c))
-            && phone.chars().any(|c| c.is_ascii_digit()))
-}
 
 /// A customer as looked up in the directory: name, country, city.
 type CustomerKey = (String, String, String);
@@ -137,163 +117,6 @@ impl Migration {
         Ok((same.len() == 1).then(|| same[0].clone()))
     }
 
-    /// The referral a PSC deal becomes.
-    fn map_deal(
-        &self,
-        d: &SnapshotDeal,
-        location: Option<&str>,
-        products: &HashMap<String, String>,
-        entity: Option<String>,
-    ) -> Mapped {
-        let deal = &d.deal;
-        let co_sell = deal.co_sell;
-        let inbound = deal.source == Source::Microsoft;
-        let mut notes = Vec::new();
-        let mut solutions: Vec<dpb::ReferralSolution> = Vec::new();
-        for p in &d.products {
-            match products.get(&p.product_id) {
-                Some(solution) if !solutions.iter().any(|s| s.solution == *solution) => solutions
-                    .push(dpb::ReferralSolution {
-                        solution: solution.clone(),
-                        ..Default::default()
-                    }),
-                Some(_) => {}
-                None => notes.push(format!("product {} has no catalog solution", p.product_id)),
-            }
-        }
-        for (what, value) in [
-            ("deal role", &deal.deal_role),
-            ("licensing program", &deal.licensing_program),
-        ] {
-            if !value.trim().is_empty() {
-                notes.push(format!("{what}: {value}"));
-            }
-        }
-        if let Some(t) = deal.last_modified {
-            notes.push(format!("last modified in PSC: {}", t.to_rfc3339()));
-        }
-        let mut deal_notes = deal.notes.clone();
-        if !deal.customer_outcome.trim().is_empty() {
-            if !deal_notes.is_empty() {
-                deal_notes.push_str("\n\n");
-            }
-            deal_notes.push_str("Customer outcome (from PSC): ");
-            deal_notes.push_str(&deal.customer_outcome);
-        }
-        // A referral's contacts need an email; PSC's may lack one or carry odd phones. What
-        // cannot carry over is left out and said in the report, rather than failing the deal.
-        let mut contact = |who: String, first: &str, last: &str, email: &str, phone: &str| {
-            let given = [first, last, email, phone]
-                .iter()
-                .any(|s| !s.trim().is_empty());
-            if !given {
-                return None;
-            }
-            if !cosell_platform::email::is_address(email.trim()) {
-                notes.push(format!("{who} left out: no usable email"));
-                return None;
-            }
-            let phone = if usable_phone(phone) {
-                phone.trim().to_owned()
-            } else {
-                notes.push(format!("{who}: phone `{phone}` left out"));
-                String::new()
-            };
-            Some(dpb::Contact {
-                first_name: first.trim().to_owned(),
-                last_name: last.trim().to_owned(),
-                email: email.trim().to_owned(),
-                phone,
-            })
-        };
-        let customer_contact = contact(
-            "customer contact".into(),
-            &deal.contact_first_name,
-            &deal.contact_last_name,
-            &deal.contact_email,
-            &deal.contact_phone,
-        );
-        let team: Vec<dpb::Contact> = d
-            .team
-            .iter()
-            .filter_map(|t| {
-                contact(
-                    format!("team member {} {}", t.first_name, t.last_name),
-                    &t.first_name,
-                    &t.last_name,
-                    &t.email,
-                    &t.phone,
-                )
-            })
-            .collect();
-        if deal_notes.chars().count() > MAX_NOTES_CHARS {
-            deal_notes = deal_notes.chars().take(MAX_NOTES_CHARS).collect();
-            notes.push(format!("notes cut to {MAX_NOTES_CHARS} characters"));
-        }
-        let referral = dpb::Referral {
-            display_name: deal.name.clone(),
-            mpn_location: location.unwrap_or_default().to_owned(),
-            deal_type: if co_sell {
-                dpb::DealType::CoSell
-            } else {
-                dpb::DealType::PartnerLed
-            } as i32,
-            direction: if inbound {
-                dpb::Direction::Inbound
-            } else {
-                dpb::Direction::Outbound
-            } as i32,
-            // They were being worked in PSC.
-            status: dpb::Status::Active as i32,
-            substatus: dpb::Substatus::Accepted as i32,
-            customer: Some(dpb::Customer {
-                entity: entity.unwrap_or_default(),
-                legal_name: deal.customer_name.clone(),
-                address: Some(dpb::Address {
-                    lines: [deal.customer_address_line1.clone()]
-                        .into_iter()
-                        .filter(|l| !l.is_empty())
-                        .collect(),
-                    city: deal.customer_city.clone(),
-                    region: deal.customer_region.clone(),
-                    postal_code: deal.customer_postal_code.clone(),
-                    country_code: deal.customer_country.clone(),
-                }),
-                contacts: customer_contact.into_iter().collect(),
-                ..Default::default()
-            }),
-            solutions,
-            team,
-            deal_value: deal.value.as_ref().map(|(cents, currency)| dpb::Money {
-                currency_code: currency.clone(),
-                amount: cosell_platform::money::format_cents(*cents),
-            }),
-            estimated_close_date: deal
-                .estimated_close_date
-                .map(|d| d.to_string())
-                .unwrap_or_default(),
-            notes: deal_notes,
-            seller_contact: (!deal.assigned_seller_email.trim().is_empty()).then(|| dpb::Contact {
-                email: deal.assigned_seller_email.clone(),
-                ..Default::default()
-            }),
-            create_time: Some(prost_types::Timestamp {
-                seconds: deal.created.timestamp(),
-                nanos: 0,
-            }),
-            ..Default::default()
-        };
-        Mapped {
-            referral: dpb::ImportedReferral {
-                psc_deal_id: deal.id.clone(),
-                referral: Some(referral),
-            },
-            deal_type: if co_sell { "CO_SELL" } else { "PARTNER_LED" },
-            direction: if inbound { "INBOUND" } else { "OUTBOUND" },
-            notes: notes.join("; "),
-        }
-    }
-
     /// One round of work: lease a batch, migrate it, record the outcomes. `Ok(false)`: no work.
     pub async fn work_once(&self, owner: &str) -> Result<bool, ApiError> {
         let started = std::time::Instant::now();
@@ -347,6 +170,13 @@ impl Migration {
             .map(|d| (d.deal.id.clone(), d))
             .collect();
         let customers = self.match_customers(deals.values()).await?;
+        let sellers = self
+            .sellers(
+                deals
+                    .values()
+                    .map(|d| d.deal.assigned_seller_email.as_str()),
+            )
+            .await?;
         let mut outcomes = Vec::with_capacity(results.len());
         let mut batch = Vec::new();
         let mut sent: HashMap<String, (deal_result::Model, Mapped)> = HashMap::new();
@@ -376,7 +206,8 @@ impl Migration {
                 }
             };
             let entity = customers.get(&customer_key(d)).cloned().flatten();
-            let m = self.map_deal(d, location.as_deref(), products, entity);
+            let seller = sellers.get(&email_key(&d.deal.assigned_seller_email));
+            let m = map_deal(d, location.as_deref(), products, entity, seller);
             batch.push(m.referral.clone());
             sent.insert(r.deal_id.clone(), (r, m));
         }
@@ -467,7 +298,8 @@ impl Migration {
     }
 
     /// Stops this replica's worker and gives its leased deals back at once, so that another
-    /// replica takes them without waiting for the leases to expire (graceful shutdown).
+    /// replica takes them without waiting for the leases to expire, and lets go of its imports'
+    /// locks (graceful shutdown).
     pub async fn release(&self) {
         self.end_streams();
         self.stopping.store(true, Ordering::SeqCst);
@@ -476,6 +308,13 @@ impl Migration {
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "releasing deal migration work failed; its leases expire instead")
+            }
+        }
+        match self.store.unlock_imports_of(&self.worker_id).await {
+            Ok(n) if n > 0 => tracing::info!(imports = n, "import locks released"),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "releasing import locks failed; their leases expire instead")
             }
         }
     }

@@ -9,10 +9,14 @@
 //! - [`oidc`]: an OpenID Connect issuer on 127.0.0.1 (discovery, JWKS, signed tokens).
 //! - [`proxy`]: a TCP proxy in front of a database, cut and restored by a test.
 //! - [`cut_short`]: a future dropped part-way, as a cancelled call drops its handler.
+//! - [`zip`]: zip archives made by hand (lying sizes, gigabytes of deflate in milliseconds).
+//! - [`upload`]: PSC uploads cut into messages, and uploads held open.
 
 pub mod bench;
 pub mod oidc;
 pub mod proxy;
+pub mod upload;
+pub mod zip;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

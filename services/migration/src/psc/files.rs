@@ -117,6 +117,10 @@ pub const DEAL_TEAM: Schema = Schema {
     id: "DealId",
 };
 
+/// Longest id (deal, partner account) accepted: what the deals service takes as a PSC deal id,
+/// and what keeps the ids a client sends back (page tokens, corrections) short.
+pub const MAX_ID_CHARS: usize = 100;
+
 /// A file being read: its header resolved against the schema.
 pub struct Table<R> {
     schema: &'static Schema,
@@ -161,6 +165,20 @@ impl Row {
     pub fn required(&self, column: &str) -> Result<&str, Issue> {
         self.get(column)
             .ok_or_else(|| self.issue(column, "is required but empty"))
+    }
+
+    /// A required id: at most [`MAX_ID_CHARS`] characters.
+    pub fn id_value(&self, column: &str) -> Result<&str, Issue> {
+        let id = self.required(column)?;
+        if id.chars().count() > MAX_ID_CHARS {
+            return Err(self.issue(
+                column,
+                format!(
+                    "is longer than {MAX_ID_CHARS} characters (an id is at most {MAX_ID_CHARS})"
+                ),
+            ));
+        }
+        Ok(id)
     }
 
     /// An optional value parsed by `parse`.
@@ -386,6 +404,35 @@ pub struct Deal {
     pub licensing_program: String,
 }
 
+impl Deal {
+    /// The bytes of its texts.
+    pub fn text_len(&self) -> usize {
+        [
+            &self.id,
+            &self.name,
+            &self.account_id,
+            &self.assigned_seller_email,
+            &self.customer_name,
+            &self.customer_address_line1,
+            &self.customer_city,
+            &self.customer_region,
+            &self.customer_postal_code,
+            &self.customer_country,
+            &self.contact_first_name,
+            &self.contact_last_name,
+            &self.contact_email,
+            &self.contact_phone,
+            &self.notes,
+            &self.customer_outcome,
+            &self.deal_role,
+            &self.licensing_program,
+        ]
+        .iter()
+        .map(|s| s.len())
+        .sum()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DealProduct {
     pub deal_id: String,
@@ -408,7 +455,7 @@ pub fn account(r: &Row) -> Result<Account, Issue> {
     let mpn =
         cosell_platform::names::mpn_id(r.required("MpnId")?).map_err(|e| r.issue("MpnId", e))?;
     Ok(Account {
-        id: r.required("PartnerAccountId")?.to_owned(),
+        id: r.id_value("PartnerAccountId")?.to_owned(),
         name: r.required("PartnerAccountName")?.to_owned(),
         mpn_id: mpn,
     })
@@ -425,13 +472,13 @@ pub fn user(r: &Row) -> Result<User, Issue> {
         email: r.required("UserEmail")?.to_owned(),
         first_name: r.text("FirstName"),
         last_name: r.text("LastName"),
-        account_id: r.required("PartnerAccountId")?.to_owned(),
+        account_id: r.id_value("PartnerAccountId")?.to_owned(),
         role,
     })
 }
 
 pub fn deal(r: &Row) -> Result<Deal, Issue> {
-    let id = r.required("DealId")?.to_owned();
+    let id = r.id_value("DealId")?.to_owned();
     let status = match one_of(r.required("Status")?, &["Open", "Won", "Lost", "Closed"])
         .map_err(|e| r.issue("Status", e))?
     {
@@ -489,7 +536,7 @@ pub fn deal(r: &Row) -> Result<Deal, Issue> {
     Ok(Deal {
         id,
         name: r.required("DealName")?.to_owned(),
-        account_id: r.required("PartnerAccountId")?.to_owned(),
+        account_id: r.id_value("PartnerAccountId")?.to_owned(),
         status,
         created,
         last_modified: r.parsed("LastModifiedDate", timestamp)?,
@@ -525,7 +572,7 @@ pub fn deal_product(r: &Row) -> Result<DealProduct, Issue> {
             .ok_or_else(|| format!("`{v}` is not a positive integer"))
     })?;
     Ok(DealProduct {
-        deal_id: r.required("DealId")?.to_owned(),
+        deal_id: r.id_value("DealId")?.to_owned(),
         product_id: r.required("ProductId")?.to_owned(),
         product_name: r.text("ProductName"),
         quantity,
@@ -535,7 +582,7 @@ pub fn deal_product(r: &Row) -> Result<DealProduct, Issue> {
 
 pub fn team_member(r: &Row) -> Result<TeamMember, Issue> {
     Ok(TeamMember {
-        deal_id: r.required("DealId")?.to_owned(),
+        deal_id: r.id_value("DealId")?.to_owned(),
         first_name: r.text("FirstName"),
         last_name: r.text("LastName"),
         email: r.text("Email"),

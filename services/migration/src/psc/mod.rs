@@ -11,13 +11,17 @@
 //! every deal id (duplicate deals, products and team members of an unknown deal) is checked
 //! where the deals are written (the store), so that memory stays flat however many deals an
 //! export has. [`stream`] runs the reader on a blocking thread and hands records over in batches.
+//!
+//! What an import keeps of its problems is bounded too: [`ErrorList`] lists the first 1,000
+//! errors of each file and counts the rest, and an issue quotes at most 500 characters of a
+//! value.
 
 pub mod csv;
 pub mod files;
 pub mod synthetic;
 pub mod values;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::BufRead;
 use std::sync::Arc;
 
@@ -36,6 +40,75 @@ pub struct Issue {
     pub reason: String,
 }
 
+/// Errors listed per file; the rest are counted.
+pub const MAX_LISTED_ERRORS: usize = 1000;
+/// Characters an issue keeps of each of its texts (a value it names or quotes can be 64 KiB).
+const MAX_ISSUE_CHARS: usize = 500;
+
+impl Issue {
+    /// The issue with each text cut to [`MAX_ISSUE_CHARS`].
+    pub fn bounded(self) -> Issue {
+        let cut = |s: String| {
+            if s.chars().nth(MAX_ISSUE_CHARS).is_none() {
+                s
+            } else {
+                let mut s: String = s.chars().take(MAX_ISSUE_CHARS).collect();
+                s.push('…');
+                s
+            }
+        };
+        Issue {
+            file: cut(self.file),
+            line: self.line,
+            column: cut(self.column),
+            id: cut(self.id),
+            reason: cut(self.reason),
+        }
+    }
+}
+
+/// The errors of a bundle as they are kept: the first [`MAX_LISTED_ERRORS`] of each file,
+/// and how many more each file had.
+#[derive(Debug, Default)]
+pub struct ErrorList {
+    listed: Vec<Issue>,
+    per_file: HashMap<String, usize>,
+    unlisted: BTreeMap<String, u64>,
+}
+
+impl ErrorList {
+    pub fn push(&mut self, issue: Issue) {
+        let listed = self.per_file.entry(issue.file.clone()).or_default();
+        if *listed < MAX_LISTED_ERRORS {
+            *listed += 1;
+            self.listed.push(issue.bounded());
+        } else {
+            *self.unlisted.entry(issue.file).or_default() += 1;
+        }
+    }
+
+    /// The listed errors, and per file the number not listed.
+    pub fn into_parts(self) -> (Vec<Issue>, BTreeMap<String, u64>) {
+        (self.listed, self.unlisted)
+    }
+
+    /// A warning per file with errors not listed, saying how many.
+    pub fn unlisted_warnings(unlisted: &BTreeMap<String, u64>) -> Vec<Issue> {
+        unlisted
+            .iter()
+            .map(|(file, n)| Issue {
+                file: file.clone(),
+                line: 0,
+                column: String::new(),
+                id: String::new(),
+                reason: format!(
+                    "{n} more rows of this file have errors; only the first {MAX_LISTED_ERRORS} are listed"
+                ),
+            })
+            .collect()
+    }
+}
+
 /// What reading a bundle yields, in file order: accounts, users, deals, products, team.
 /// Deals, products and team members carry the line they start on, for the checks made later.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +120,30 @@ pub enum Record {
     Team(u64, TeamMember),
     Error(Issue),
     Warning(Issue),
+}
+
+impl Record {
+    /// About how many bytes the record takes: what batches are measured by.
+    pub fn size(&self) -> usize {
+        let issue = |i: &Issue| i.file.len() + i.column.len() + i.id.len() + i.reason.len();
+        let texts: usize = match self {
+            Record::Account(a) => a.id.len() + a.name.len() + a.mpn_id.len(),
+            Record::User(u) => {
+                u.email.len() + u.first_name.len() + u.last_name.len() + u.account_id.len()
+            }
+            Record::Deal(_, d) => d.text_len(),
+            Record::Product(_, p) => p.deal_id.len() + p.product_id.len() + p.product_name.len(),
+            Record::Team(_, t) => {
+                t.deal_id.len()
+                    + t.first_name.len()
+                    + t.last_name.len()
+                    + t.email.len()
+                    + t.phone.len()
+            }
+            Record::Error(i) | Record::Warning(i) => issue(i),
+        };
+        texts + std::mem::size_of::<Record>()
+    }
 }
 
 /// Where the files of a bundle come from: a folder (an upload is spooled to one), in memory.
@@ -229,12 +326,15 @@ fn record(
     })
 }
 
-/// Records handed over per batch by [`stream`].
+/// Records handed over per batch by [`stream`], at most...
 const STREAM_BATCH: usize = 500;
+/// ...and at most about this many bytes of them (a record can be 1 MiB).
+const STREAM_BATCH_BYTES: usize = 4 << 20;
 
 /// Checks the bundle ([`check`]) and then reads it on a blocking thread, handing its records
 /// over in batches through a short queue, so that a slow consumer holds the reader back
-/// rather than letting records pile up in memory.
+/// rather than letting records pile up in memory: the queue holds a few batches of at most
+/// [`STREAM_BATCH_BYTES`] each.
 pub async fn stream(
     source: impl Source + 'static,
 ) -> Result<tokio::sync::mpsc::Receiver<Vec<Record>>, Vec<Issue>> {
@@ -246,11 +346,14 @@ pub async fn stream(
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::task::spawn_blocking(move || {
         let mut batch = Vec::with_capacity(STREAM_BATCH);
+        let mut bytes = 0;
         read(&*source, |r| {
+            bytes += r.size();
             batch.push(r);
-            if batch.len() < STREAM_BATCH {
+            if batch.len() < STREAM_BATCH && bytes < STREAM_BATCH_BYTES {
                 return true;
             }
+            bytes = 0;
             // A consumer that went away (the import failed) stops the reading.
             tx.blocking_send(std::mem::take(&mut batch)).is_ok()
         });
@@ -270,7 +373,10 @@ pub struct Bundle {
     pub deals: Vec<Deal>,
     pub products: Vec<DealProduct>,
     pub team: Vec<TeamMember>,
+    /// The first [`MAX_LISTED_ERRORS`] errors of each file...
     pub errors: Vec<Issue>,
+    /// ...and per file how many more there were.
+    pub unlisted_errors: BTreeMap<String, u64>,
     pub warnings: Vec<Issue>,
 }
 
@@ -279,6 +385,7 @@ impl Bundle {
     pub fn read(source: &dyn Source) -> Result<Bundle, Vec<Issue>> {
         check(source)?;
         let mut b = Bundle::default();
+        let mut errors = ErrorList::default();
         read(source, |r| {
             match r {
                 Record::Account(a) => b.accounts.push(a),
@@ -286,11 +393,12 @@ impl Bundle {
                 Record::Deal(_, d) => b.deals.push(*d),
                 Record::Product(_, p) => b.products.push(p),
                 Record::Team(_, t) => b.team.push(t),
-                Record::Error(i) => b.errors.push(i),
-                Record::Warning(i) => b.warnings.push(i),
+                Record::Error(i) => errors.push(i),
+                Record::Warning(i) => b.warnings.push(i.bounded()),
             }
             true
         });
+        (b.errors, b.unlisted_errors) = errors.into_parts();
         Ok(b)
     }
 }
@@ -402,6 +510,107 @@ mod tests {
         .unwrap_err();
         assert_eq!(err[0].file, "accounts.csv");
         assert_eq!(err[0].column, "PartnerAccountName");
+    }
+
+    #[test]
+    fn the_first_1000_errors_of_a_file_are_listed_and_the_rest_counted() {
+        let long_id = "D".repeat(5000);
+        let mut deals =
+            String::from("DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSell,Source\n");
+        deals.push_str(&format!(
+            "{long_id},Bad status,A1,Nope,2021-01-01T00:00:00Z,no,Partner\n"
+        ));
+        for i in 0..2499 {
+            deals.push_str(&format!("D{i},Bad date,A1,Open,yesterday,no,Partner\n"));
+        }
+        deals.push_str("OK1,Fine,A1,Open,2021-01-01T00:00:00Z,no,Partner\n");
+        let accounts =
+            "PartnerAccountId,PartnerAccountName,MpnId\nA1,One,4000002\nA1,Twice,4000002\n";
+        let b = bundle(&[("accounts.csv", accounts), ("deals.csv", &deals)]).unwrap();
+        assert_eq!(b.deals.len(), 1);
+        let of = |file: &str| b.errors.iter().filter(|i| i.file == file).count();
+        assert_eq!(of("deals.csv"), MAX_LISTED_ERRORS);
+        assert_eq!(
+            of("accounts.csv"),
+            1,
+            "another file's errors are listed apart"
+        );
+        assert_eq!(
+            b.unlisted_errors,
+            BTreeMap::from([("deals.csv".to_string(), 1500)])
+        );
+        // The first ones are listed, in order; a long value is quoted in part.
+        assert_eq!(b.errors[1].line, 2);
+        assert_eq!(b.errors[1].id.chars().count(), MAX_ISSUE_CHARS + 1);
+        assert!(b.errors[1].id.ends_with('…'));
+        assert_eq!(b.errors.last().unwrap().line, 1001);
+    }
+
+    #[test]
+    fn ids_are_at_most_100_characters() {
+        let (ok, long) = ("d".repeat(100), "d".repeat(101));
+        let deals = format!(
+            "DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSell,Source\n\
+             {ok},Fine,A1,Open,2021-01-01T00:00:00Z,no,Partner\n\
+             {long},Long,A1,Open,2021-01-01T00:00:00Z,no,Partner\n"
+        );
+        let accounts = format!(
+            "PartnerAccountId,PartnerAccountName,MpnId\nA1,One,4000002\n{long},Two,4000002\n"
+        );
+        let b = bundle(&[("accounts.csv", &accounts), ("deals.csv", &deals)]).unwrap();
+        assert_eq!(b.deals.len(), 1);
+        assert_eq!(b.deals[0].id, ok);
+        let columns: Vec<(&str, &str)> = b
+            .errors
+            .iter()
+            .map(|i| (i.file.as_str(), i.column.as_str()))
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                ("accounts.csv", "PartnerAccountId"),
+                ("deals.csv", "DealId")
+            ]
+        );
+        assert!(b.errors[1].reason.contains("longer than 100 characters"));
+    }
+
+    #[tokio::test]
+    async fn batches_are_bounded_by_bytes_as_well_as_by_records() {
+        // Deals of about 840 KB each (14 values of 60 KiB).
+        let big = "n".repeat(60 * 1024);
+        let mut deals = String::from(
+            "DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSell,Source,PartnerNotes,\
+             CustomerOutcome,DealRole,LicensingProgram,CustomerName,CustomerAddressLine1,\
+             CustomerCity,CustomerRegion,CustomerPostalCode,ContactFirstName,ContactLastName,\
+             ContactPhone,ContactEmail,AssignedSellerEmail,CustomerCountry\n",
+        );
+        for i in 0..12 {
+            let fat = vec![big.as_str(); 14].join(",");
+            deals.push_str(&format!(
+                "D{i},Fat,A1,Open,2021-01-01T00:00:00Z,no,Partner,{fat},NO\n"
+            ));
+        }
+        let accounts = "PartnerAccountId,PartnerAccountName,MpnId\nA1,One,4000002\n";
+        let mut batches = stream(InMemory(vec![
+            ("accounts.csv".into(), accounts.as_bytes().to_vec()),
+            ("deals.csv".into(), deals.into_bytes()),
+        ]))
+        .await
+        .unwrap();
+        let mut deals = 0;
+        while let Some(batch) = batches.recv().await {
+            let bytes: usize = batch.iter().map(Record::size).sum();
+            assert!(
+                bytes < STREAM_BATCH_BYTES + (1 << 20),
+                "a batch of {bytes} bytes"
+            );
+            deals += batch
+                .iter()
+                .filter(|r| matches!(r, Record::Deal(..)))
+                .count();
+        }
+        assert_eq!(deals, 12);
     }
 
     proptest! {

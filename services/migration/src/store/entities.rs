@@ -217,3 +217,25 @@ pub mod cutover {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// An organization's import in progress (see m0004).
+pub mod import_lock {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "import_locks")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub organization: String,
+        /// The import holding it (a UUID per import).
+        pub holder: String,
+        /// The replica running that import: its locks go when it shuts down.
+        pub replica: String,
+        pub lease_until: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

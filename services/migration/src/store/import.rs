@@ -1,5 +1,6 @@
 //! Writing a streamed PSC export into an organization's snapshot, in one transaction, a batch
-//! at a time: memory holds one batch, whatever the size of the export.
+//! at a time: memory holds one batch (at most 500 rows and about 8 MiB), whatever the size of
+//! the export, and the first 1,000 errors of each file.
 //!
 //! The checks that need every deal id of the export are made here, against the rows this
 //! import wrote (each deal row names the import that last wrote it): a second row of a deal id
@@ -16,12 +17,13 @@ use uuid::Uuid;
 
 use super::entities::{account, deal, import, part, user};
 use super::{ImportSummary, Result, Store, json, label};
-use crate::psc::Issue;
-use crate::psc::Record;
 use crate::psc::files::{Account, DEAL_PRODUCTS, DEAL_TEAM, DEALS, Deal, User};
+use crate::psc::{ErrorList, Issue, Record};
 
-/// Rows written per statement.
+/// Rows written per statement, at most...
 const BATCH: usize = 500;
+/// ...and at most about this many bytes of them (a deal can be 1 MiB).
+const BATCH_BYTES: usize = 8 << 20;
 
 /// Records of one kind waiting to be written.
 enum Pending {
@@ -49,7 +51,10 @@ struct Import {
     txn: DatabaseTransaction,
     org: String,
     summary: ImportSummary,
+    errors: ErrorList,
     pending: Pending,
+    /// About how many bytes `pending` holds.
+    pending_bytes: usize,
     /// Whether the snapshot's statistics were refreshed inside this import (see `deals`).
     analyzed: bool,
 }
@@ -68,10 +73,12 @@ impl Store {
             org: organization.to_string(),
             summary: ImportSummary {
                 id: Uuid::now_v7().to_string(),
-                warnings,
+                warnings: warnings.into_iter().map(Issue::bounded).collect(),
                 ..Default::default()
             },
+            errors: ErrorList::default(),
             pending: Pending::None,
+            pending_bytes: 0,
             analyzed: false,
         };
         while let Some(batch) = records.recv().await {
@@ -81,8 +88,16 @@ impl Store {
         }
         import.flush().await?;
         let Import {
-            txn, org, summary, ..
+            txn,
+            org,
+            mut summary,
+            errors,
+            ..
         } = import;
+        (summary.errors, summary.unlisted_errors) = errors.into_parts();
+        summary
+            .warnings
+            .extend(ErrorList::unlisted_warnings(&summary.unlisted_errors));
         import::Entity::insert(import::ActiveModel {
             id: Set(summary.id.clone()),
             organization: Set(org),
@@ -116,9 +131,14 @@ impl Import {
                 }
             }};
         }
+        // Errors and warnings are kept apart (bounded there); rows wait for their batch.
+        let row_bytes = match &record {
+            Record::Error(_) | Record::Warning(_) => 0,
+            row => row.size(),
+        };
         match record {
-            Record::Error(i) => self.summary.errors.push(i),
-            Record::Warning(i) => self.summary.warnings.push(i),
+            Record::Error(i) => self.errors.push(i),
+            Record::Warning(i) => self.summary.warnings.push(i.bounded()),
             Record::Account(a) => push!(Accounts, a),
             Record::User(u) => push!(Users, u),
             Record::Deal(line, d) => push!(Deals, (line, d)),
@@ -127,13 +147,15 @@ impl Import {
             }
             Record::Team(line, t) => push!(Parts, ("team", line, t.deal_id.clone(), json(&t))),
         }
-        if self.pending.len() >= BATCH {
+        self.pending_bytes += row_bytes;
+        if self.pending.len() >= BATCH || self.pending_bytes >= BATCH_BYTES {
             self.flush().await?;
         }
         Ok(())
     }
 
     async fn flush(&mut self) -> Result<()> {
+        self.pending_bytes = 0;
         match std::mem::replace(&mut self.pending, Pending::None) {
             Pending::None => Ok(()),
             Pending::Accounts(rows) => self.accounts(rows).await,
@@ -214,7 +236,7 @@ impl Import {
             let duplicate = !seen.insert(d.id.clone())
                 || existing.get(&d.id).is_some_and(|(by, _)| *by == this);
             if duplicate {
-                self.summary.errors.push(Issue {
+                self.errors.push(Issue {
                     file: DEALS.file.into(),
                     line,
                     column: "DealId".into(),
@@ -292,7 +314,7 @@ impl Import {
                 } else {
                     DEAL_TEAM.file
                 };
-                self.summary.errors.push(Issue {
+                self.errors.push(Issue {
                     file: file.into(),
                     line,
                     column: "DealId".into(),

@@ -11,6 +11,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Snapshot),
             Box::new(M0002StreamedSnapshot),
             Box::new(M0003RunCounts),
+            Box::new(M0004ImportLocks),
         ]
     }
 }
@@ -322,6 +323,42 @@ impl MigrationTrait for M0003RunCounts {
             )
             .await?;
         Ok(())
+    }
+}
+
+/// One import at a time per organization, whichever replica takes it: a row per organization
+/// importing, held by one import (`holder`) of one replica until `lease_until`, renewed while
+/// the import runs, deleted when it ends; a replica that dies leaves a row that expires.
+struct M0004ImportLocks;
+
+impl MigrationName for M0004ImportLocks {
+    fn name(&self) -> &str {
+        "m0004_import_locks"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0004ImportLocks {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(id("import_locks"))
+                .col(
+                    ColumnDef::new(id("organization"))
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(text("holder"))
+                .col(text("replica"))
+                .col(
+                    ColumnDef::new(id("lease_until"))
+                        .timestamp_with_time_zone()
+                        .not_null(),
+                )
+                .to_owned(),
+        )
+        .await
     }
 }
 

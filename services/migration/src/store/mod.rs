@@ -6,6 +6,7 @@
 //!   leaves the previous snapshot as it was. Rows are matched by id; a changed one is updated,
 //!   a new one added, and a row absent from a later export is kept (PSC-EXPORT.md, "Re-import").
 //! - [`runs`]: deal migration runs, the leased work of their workers, and the results.
+//! - [`locks`]: one import at a time per organization, across replicas.
 //! - [`entities`], [`migration`]: the tables and their schema migrations.
 //!
 //! Reads that may span a whole snapshot page by id or are counted by the database, so that
@@ -13,6 +14,7 @@
 
 pub mod entities;
 mod import;
+mod locks;
 pub mod migration;
 mod runs;
 
@@ -62,7 +64,11 @@ pub struct ImportSummary {
     pub deals_unchanged: u64,
     pub products: u64,
     pub team_members: u64,
+    /// The first errors of each file (see [`crate::psc::ErrorList`])...
     pub errors: Vec<Issue>,
+    /// ...and per file how many more there were (imports before the cap have none).
+    #[serde(default)]
+    pub unlisted_errors: std::collections::BTreeMap<String, u64>,
     pub warnings: Vec<Issue>,
 }
 

@@ -25,6 +25,8 @@ pub(crate) struct Harness {
     pub(crate) contoso: String,
     /// The deals service, to count what reached it.
     pub(crate) deals: Arc<cosell_deals::Deals>,
+    /// The migration service, when it runs on the server (to shut it down).
+    pub(crate) migration: Option<Arc<cosell_migration::Migration>>,
     _dbs: (TestDb, TestDb, TestDb, TestDb),
 }
 
@@ -45,6 +47,13 @@ impl Harness {
     }
 
     pub(crate) async fn start_with(migration_in: MigrationIn) -> Self {
+        Self::start_configured(migration_in, cosell_migration::Options::default()).await
+    }
+
+    pub(crate) async fn start_configured(
+        migration_in: MigrationIn,
+        options: cosell_migration::Options,
+    ) -> Self {
         let identity_db = TestDb::new().await.unwrap();
         let migration_db = TestDb::new().await.unwrap();
         let deals_db = TestDb::new().await.unwrap();
@@ -68,8 +77,9 @@ impl Harness {
         // Started only when it runs here: its worker would otherwise compete with the process.
         let migration = match migration_in {
             MigrationIn::TheServer => Some(
-                cosell_migration::start(
+                cosell_migration::start_with(
                     &cosell_migration::Config::new(migration_db.url.clone()),
+                    &options,
                     cosell_migration::Links {
                         identity: loopback(),
                         deals: loopback(),
@@ -82,11 +92,11 @@ impl Harness {
                     },
                 )
                 .await
-                .unwrap()
-                .0,
+                .unwrap(),
             ),
             MigrationIn::AnotherProcess => None,
         };
+        let (migration, migration_handle) = migration.unzip();
         // The deals service, for its catalog (product -> solution mapping).
         let deals = cosell_deals::start(
             &cosell_deals::Config::new(deals_db.url.clone()),
@@ -123,6 +133,7 @@ impl Harness {
             server,
             contoso: String::new(),
             deals: deals.deals,
+            migration: migration_handle,
             _dbs: (identity_db, migration_db, deals_db, directory_db),
         };
         let oli = h.token("oli.operator@platform.example").await;
@@ -163,28 +174,72 @@ impl Harness {
             .access_token
     }
 
+    /// Starts a deal migration of Contoso as Rita, waits for it to finish, and returns its
+    /// report.
+    pub(crate) async fn migrate_deals(&self) -> Vec<pb::DealMigrationResult> {
+        let rita = self.token("rita.referrals@contoso.com").await;
+        let mut client =
+            pb::migration_service_client::MigrationServiceClient::new(self.server.channel.clone());
+        let parent = self.contoso.clone();
+        client
+            .start_deal_migration(authed(
+                &rita,
+                pb::StartDealMigrationRequest {
+                    parent: parent.clone(),
+                },
+            ))
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let status = client
+                .get_deal_migration_status(authed(
+                    &rita,
+                    pb::GetDealMigrationStatusRequest {
+                        parent: parent.clone(),
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            if status.state() != pb::DealMigrationState::InProgress {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the run did not finish"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        self.report().await
+    }
+
+    /// Contoso's deal migration report (its first page), as Rita reads it.
+    pub(crate) async fn report(&self) -> Vec<pb::DealMigrationResult> {
+        let rita = self.token("rita.referrals@contoso.com").await;
+        pb::migration_service_client::MigrationServiceClient::new(self.server.channel.clone())
+            .list_deal_migration_report(authed(
+                &rita,
+                pb::ListDealMigrationReportRequest {
+                    parent: self.contoso.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .results
+    }
+
     /// Uploads `files` (name, bytes) in small chunks as `email`.
-    async fn import(
+    pub(crate) async fn import(
         &self,
         email: &str,
         organization: &str,
         files: &[(&str, Vec<u8>)],
     ) -> Result<pb::PscImport, tonic::Status> {
         let token = self.token(email).await;
-        let mut messages = Vec::new();
-        for (name, bytes) in files {
-            for chunk in bytes.chunks(7) {
-                messages.push(pb::ImportPscExportRequest {
-                    organization: if messages.is_empty() {
-                        organization.to_owned()
-                    } else {
-                        String::new()
-                    },
-                    file_name: name.to_string(),
-                    chunk: chunk.to_vec(),
-                });
-            }
-        }
+        let messages = cosell_testkit::upload::messages(organization, files, 7);
         Ok(
             pb::migration_service_client::MigrationServiceClient::new(self.server.channel.clone())
                 .import_psc_export(authed(&token, tokio_stream::iter(messages)))
@@ -791,24 +846,7 @@ async fn deal_migration_runs_migrate_each_eligible_deal_once() {
         }
         panic!("the run did not finish");
     };
-    let report = || {
-        let rita = rita.clone();
-        let parent = h.contoso.clone();
-        async move {
-            client()
-                .list_deal_migration_report(authed(
-                    &rita,
-                    pb::ListDealMigrationReportRequest {
-                        parent,
-                        ..Default::default()
-                    },
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-                .results
-        }
-    };
+    let report = || h.report();
 
     // Only org-wide referrals admins start it.
     let refused = start("ada.admin@contoso.com").await.unwrap_err();

@@ -203,23 +203,11 @@ async fn upload(
     organization: &str,
     dir: &Path,
 ) -> pb::PscImport {
-    let mut messages = Vec::new();
-    for name in cosell_migration::upload::BUNDLE_FILES {
-        let Ok(bytes) = std::fs::read(dir.join(name)) else {
-            continue;
-        };
-        for chunk in bytes.chunks(1 << 20) {
-            messages.push(pb::ImportPscExportRequest {
-                organization: if messages.is_empty() {
-                    organization.to_owned()
-                } else {
-                    String::new()
-                },
-                file_name: name.to_string(),
-                chunk: chunk.to_vec(),
-            });
-        }
-    }
+    let files: Vec<(&str, Vec<u8>)> = cosell_migration::upload::BUNDLE_FILES
+        .iter()
+        .filter_map(|name| Some((*name, std::fs::read(dir.join(name)).ok()?)))
+        .collect();
+    let messages = cosell_testkit::upload::messages(organization, &files, 1 << 20);
     client
         .import_psc_export(authed(token, tokio_stream::iter(messages)))
         .await

@@ -148,6 +148,42 @@ async fn imports_on_the_test_database() {
     imports_are_idempotent_and_later_exports_add_and_update(TestDb::new().await.unwrap()).await;
 }
 
+/// An export with thousands of bad rows keeps the first 1,000 errors of each file, counts the
+/// rest per file, and says so in a warning, also when read back from the history.
+#[tokio::test]
+async fn an_import_lists_the_first_1000_errors_of_a_file_and_counts_the_rest() {
+    let db = TestDb::new().await.unwrap();
+    let store = store(&db).await;
+    let org = Uuid::now_v7();
+    // 1,200 rows of an unknown account (found by the reader) and 300 duplicates (found where
+    // deals are written): 1,500 errors of deals.csv.
+    let mut rows: Vec<String> = (0..1200)
+        .map(|i| format!("X{i},Orphan,A9,Open,2021-01-05T10:00:00Z,no,Partner,Nobody"))
+        .collect();
+    rows.extend((0..300).map(|_| "D1,Twice,A1,Open,2021-01-05T10:00:00Z,no,Partner,N".to_string()));
+    rows.push("D1,First,A1,Open,2021-01-05T10:00:00Z,no,Partner,Northwind".into());
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let summary = import(&store, org, &deals(&rows), "DealId,ProductId\nD9,P-1\n").await;
+    assert_eq!(summary.deals_added, 1, "the first D1 is kept");
+    let of = |file: &str| summary.errors.iter().filter(|i| i.file == file).count();
+    assert_eq!(of("deals.csv"), 1000);
+    assert_eq!(of("deal_products.csv"), 1, "D9 is unknown");
+    assert_eq!(summary.unlisted_errors.get("deals.csv"), Some(&500));
+    assert_eq!(summary.unlisted_errors.len(), 1);
+    let warning = summary
+        .warnings
+        .iter()
+        .find(|w| w.file == "deals.csv")
+        .expect("a warning says how many are not listed");
+    assert!(
+        warning.reason.starts_with("500 more rows"),
+        "{}",
+        warning.reason
+    );
+    let (_, stored) = store.imports(org).await.unwrap().remove(0);
+    assert_eq!(stored, summary);
+}
+
 #[tokio::test]
 async fn leases_are_exclusive_and_released_work_goes_to_another_worker() {
     let db = TestDb::new().await.unwrap();

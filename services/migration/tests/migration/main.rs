@@ -4,6 +4,10 @@
 mod api;
 mod crash;
 mod import;
+mod limits;
+mod locks;
+mod sellers;
+mod uploads;
 
 /// The number `sql` (a `SELECT COUNT(*) AS n ...`) counts on `db`.
 async fn count(db: &impl sea_orm::ConnectionTrait, sql: &str) -> i64 {

@@ -1,0 +1,291 @@
+//! The gRPC adapter: `cosell.migration.v1.MigrationService`, who may call it, and the one place
+//! migration errors become statuses.
+//!
+//! - [`imports`]: `ImportPscExport` (the upload) and `ListPscImports`.
+//! - [`accounts`]: the MPN check (`GetMpnCheck`, `CorrectMpnAssociation`).
+//! - [`wizard`]: the user migration wizard (`ListUserMigration`, `RunUserMigration`).
+//! - [`deals`]: the deal migration (status, readiness, start, watch, report).
+//! - [`cutover`]: `GetCutover`, `UpdateCutover`.
+//! - [`limits`]: the longest value each request field may hold, checked first.
+//!
+//! Each RPC is a method of [`Migration`] that answers with an [`ApiError`]; the trait
+//! implementation below turns them into statuses.
+
+mod accounts;
+mod cutover;
+mod deals;
+mod imports;
+mod limits;
+mod wizard;
+
+use std::sync::Arc;
+
+use cosell_platform::auth::{AccessClient, ServiceToken, caller};
+use cosell_platform::{ApiError, Violations};
+use cosell_proto::deals as dpb;
+use cosell_proto::identity as ipb;
+use cosell_proto::identity::Role;
+use cosell_proto::migration::{self as pb, migration_service_server::MigrationService};
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status, Streaming};
+use uuid::Uuid;
+
+use crate::store::{Store, StoreError};
+
+/// `ErrorInfo.domain` of every migration error.
+pub const DOMAIN: &str = "migration.cosell";
+
+/// Who may import and view: account admins and org-wide referrals admins.
+const VIEW_ROLES: &[Role] = &[Role::AccountAdmin, Role::ReferralsAdmin];
+
+pub struct Migration {
+    pub store: Store,
+    pub access: Arc<AccessClient>,
+    /// Identity's organizations (MPN lookups), called with `token`.
+    pub organizations: ipb::organization_service_client::OrganizationServiceClient<Channel>,
+    /// Identity, for users and roles (the user migration, the assigned sellers), called with
+    /// `token`.
+    pub identity: Channel,
+    /// The platform organization's name, once asked (see [`crate::sellers`]).
+    pub platform: tokio::sync::OnceCell<String>,
+    /// The deals service's catalog (product -> solution mapping), called with `token`.
+    pub catalog: dpb::catalog_service_client::CatalogServiceClient<Channel>,
+    /// The deals service's referrals (the import of migrated deals), called with `token`.
+    pub referrals: dpb::referral_service_client::ReferralServiceClient<Channel>,
+    /// The PSC timeline (read-only from, access ends), from configuration.
+    pub timeline: (chrono::NaiveDate, chrono::NaiveDate),
+    /// This replica's deal migration worker: its lease owner id, and whether it is stopping.
+    pub worker_id: String,
+    /// How long a worker's lease on a batch holds.
+    pub lease: chrono::Duration,
+    /// An upload that sends nothing for this long is cancelled.
+    pub upload_idle: std::time::Duration,
+    pub stopping: std::sync::atomic::AtomicBool,
+    /// Turns true when the server shuts down: open watches end then (a graceful shutdown
+    /// waits for every open stream, and a watch lasts as long as its run).
+    pub streams_end: tokio::sync::watch::Sender<bool>,
+    /// The directory (customer matching), called with `token`.
+    pub directory:
+        cosell_proto::directory::directory_service_client::DirectoryServiceClient<Channel>,
+    pub token: Arc<ServiceToken>,
+}
+
+/// Another service did not answer (or failed): `UNAVAILABLE`, so that the caller retries.
+pub(crate) fn upstream(service: &str, s: &tonic::Status) -> ApiError {
+    ApiError::unavailable(
+        "UPSTREAM_UNAVAILABLE",
+        format!("the {service} service did not answer: {}", s.message()),
+    )
+}
+
+fn status(e: ApiError) -> Status {
+    e.into_status(DOMAIN)
+}
+
+/// A handler's answer as tonic wants it.
+fn respond<T>(result: Result<T, ApiError>) -> Result<Response<T>, Status> {
+    result.map(Response::new).map_err(status)
+}
+
+/// The answer of `handler` to `req`, once every string of `req` is within its maximum.
+async fn answer<T: limits::Limited, R, F>(
+    req: Request<T>,
+    handler: impl FnOnce(Request<T>) -> F,
+) -> Result<Response<R>, Status>
+where
+    F: std::future::Future<Output = Result<R, ApiError>>,
+{
+    limits::check(req.get_ref()).map_err(status)?;
+    respond(handler(req).await)
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+impl Migration {
+    /// The organization named by `field`, if the caller may import into and view it.
+    async fn authorize<T>(
+        &self,
+        req: &Request<T>,
+        field: &str,
+        name: &str,
+    ) -> Result<Uuid, ApiError> {
+        self.authorize_roles(req, field, name, VIEW_ROLES).await
+    }
+
+    /// The organization named by `field`, if the caller holds one of `roles` over all of it.
+    async fn authorize_roles<T>(
+        &self,
+        req: &Request<T>,
+        field: &str,
+        name: &str,
+        roles: &[Role],
+    ) -> Result<Uuid, ApiError> {
+        let mut v = Violations::new();
+        let org = v.take(
+            field,
+            cosell_platform::names::parse_one(name, "organizations"),
+        );
+        v.finish()?;
+        let org = org.expect("checked");
+        let caller = caller(req)?;
+        self.access
+            .require(caller, org, roles, None, name)
+            .await
+            .map_err(|e| {
+                if e.code == tonic::Code::PermissionDenied {
+                    ApiError::permission_denied(
+                        "MISSING_ROLE",
+                        format!(
+                            "this needs {} over the entire organization",
+                            cosell_platform::auth::access::role_names(roles)
+                        ),
+                    )
+                } else {
+                    e
+                }
+            })?;
+        Ok(org)
+    }
+
+    /// Whether the caller is a platform operator (or, with `any_platform_user`, any platform
+    /// user); their email.
+    async fn platform_caller<T>(
+        &self,
+        req: &Request<T>,
+        any_platform_user: bool,
+    ) -> Result<Option<String>, ApiError> {
+        let caller = caller(req)?;
+        let grants = self.access.grants(&caller.principal).await?;
+        let operator = grants.has(Role::PlatformOperator);
+        let platform = operator || grants.has(Role::PlatformSeller);
+        Ok(((operator || (any_platform_user && platform))
+            && caller.principal.organization().is_some())
+        .then(|| caller.email.clone().unwrap_or_default()))
+    }
+
+    pub fn identity_users(&self) -> ipb::user_service_client::UserServiceClient<Channel> {
+        ipb::user_service_client::UserServiceClient::new(self.identity.clone())
+    }
+
+    pub fn identity_roles(&self) -> ipb::role_service_client::RoleServiceClient<Channel> {
+        ipb::role_service_client::RoleServiceClient::new(self.identity.clone())
+    }
+}
+
+/// The service, as mounted on a server.
+pub struct Api(pub Arc<Migration>);
+
+impl std::ops::Deref for Api {
+    type Target = Migration;
+
+    fn deref(&self) -> &Migration {
+        &self.0
+    }
+}
+
+#[tonic::async_trait]
+impl MigrationService for Api {
+    async fn import_psc_export(
+        &self,
+        req: Request<Streaming<pb::ImportPscExportRequest>>,
+    ) -> Result<Response<pb::ImportPscExportResponse>, Status> {
+        respond(self.0.import_psc_export(req).await)
+    }
+
+    async fn list_psc_imports(
+        &self,
+        req: Request<pb::ListPscImportsRequest>,
+    ) -> Result<Response<pb::ListPscImportsResponse>, Status> {
+        answer(req, |r| self.0.list_psc_imports(r)).await
+    }
+
+    async fn get_mpn_check(
+        &self,
+        req: Request<pb::GetMpnCheckRequest>,
+    ) -> Result<Response<pb::GetMpnCheckResponse>, Status> {
+        answer(req, |r| self.0.get_mpn_check(r)).await
+    }
+
+    async fn correct_mpn_association(
+        &self,
+        req: Request<pb::CorrectMpnAssociationRequest>,
+    ) -> Result<Response<pb::CorrectMpnAssociationResponse>, Status> {
+        answer(req, |r| self.0.correct_mpn_association(r)).await
+    }
+
+    async fn get_deal_migration_status(
+        &self,
+        req: Request<pb::GetDealMigrationStatusRequest>,
+    ) -> Result<Response<pb::GetDealMigrationStatusResponse>, Status> {
+        answer(req, |r| self.0.get_deal_migration_status(r)).await
+    }
+
+    async fn list_deal_readiness(
+        &self,
+        req: Request<pb::ListDealReadinessRequest>,
+    ) -> Result<Response<pb::ListDealReadinessResponse>, Status> {
+        answer(req, |r| self.0.list_deal_readiness(r)).await
+    }
+
+    async fn list_user_migration(
+        &self,
+        req: Request<pb::ListUserMigrationRequest>,
+    ) -> Result<Response<pb::ListUserMigrationResponse>, Status> {
+        answer(req, |r| self.0.list_user_migration(r)).await
+    }
+
+    async fn run_user_migration(
+        &self,
+        req: Request<pb::RunUserMigrationRequest>,
+    ) -> Result<Response<pb::RunUserMigrationResponse>, Status> {
+        answer(req, |r| self.0.run_user_migration(r)).await
+    }
+
+    async fn start_deal_migration(
+        &self,
+        req: Request<pb::StartDealMigrationRequest>,
+    ) -> Result<Response<pb::StartDealMigrationResponse>, Status> {
+        answer(req, |r| self.0.start_deal_migration(r)).await
+    }
+
+    async fn list_deal_migration_report(
+        &self,
+        req: Request<pb::ListDealMigrationReportRequest>,
+    ) -> Result<Response<pb::ListDealMigrationReportResponse>, Status> {
+        answer(req, |r| self.0.list_deal_migration_report(r)).await
+    }
+
+    type WatchDealMigrationStream = deals::WatchStream;
+
+    async fn watch_deal_migration(
+        &self,
+        req: Request<pb::WatchDealMigrationRequest>,
+    ) -> Result<Response<Self::WatchDealMigrationStream>, Status> {
+        answer(req, |r| Migration::watch_deal_migration(self.0.clone(), r)).await
+    }
+
+    async fn get_cutover(
+        &self,
+        req: Request<pb::GetCutoverRequest>,
+    ) -> Result<Response<pb::GetCutoverResponse>, Status> {
+        answer(req, |r| self.0.get_cutover(r)).await
+    }
+
+    async fn update_cutover(
+        &self,
+        req: Request<pb::UpdateCutoverRequest>,
+    ) -> Result<Response<pb::UpdateCutoverResponse>, Status> {
+        answer(req, |r| self.0.update_cutover(r)).await
+    }
+}
