@@ -101,7 +101,10 @@ where
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::internal(e)
+        match e {
+            StoreError::Db(db) => ApiError::storage(&db),
+            other => ApiError::internal(other),
+        }
     }
 }
 
