@@ -58,6 +58,9 @@ pub struct ServeArgs {
     /// Days a NEW referral waits for an answer before it expires.
     #[arg(long, env = "COSELL_DEALS_EXPIRY_DAYS", default_value_t = 14)]
     deals_expiry_days: i64,
+    /// Seconds an upload (a PSC export) may send nothing before it is cancelled.
+    #[arg(long, env = "COSELL_UPLOAD_IDLE_SECS", default_value_t = 60)]
+    upload_idle_secs: u64,
     /// Do not load the bundled sample of legal entities into an empty directory.
     #[arg(long, env = "COSELL_NO_SAMPLE")]
     no_sample: bool,
@@ -181,7 +184,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "migration",
         migration_secret,
     ));
-    let (migration, migration_handle) = cosell_migration::start(
+    let (migration, migration_handle) = cosell_migration::start_with(
         &cosell_migration::Config {
             database_url: args.database_url_migration.clone().unwrap_or_else(|| {
                 cosell_platform::db::sqlite_file_url(&args.data_dir, "migration")
@@ -189,6 +192,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             psc_read_only_from: args.psc_read_only_from,
             psc_access_ends: args.psc_access_ends,
             lease: cosell_migration::runs::DEFAULT_LEASE,
+        },
+        &cosell_migration::Options {
+            upload_idle: Duration::from_secs(args.upload_idle_secs.max(1)),
         },
         cosell_migration::Links {
             identity: migration_channel.clone(),

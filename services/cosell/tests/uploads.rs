@@ -28,25 +28,46 @@ struct Server {
     _dbs: Vec<TestDb>,
 }
 
+/// How long the test servers let an upload send nothing.
+const UPLOAD_IDLE_SECS: u64 = 3;
+
 impl Server {
     async fn start() -> Server {
         let data = tempfile::tempdir().unwrap();
         let tmp = tempfile::tempdir().unwrap();
+        let mut dbs = Vec::new();
+        for _ in 0..4 {
+            dbs.push(TestDb::new().await.unwrap());
+        }
+        Self::start_on(data, tmp, dbs).await
+    }
+
+    /// Starts again on the same data folder and databases, once this one has exited.
+    async fn restart(mut self) -> Server {
+        assert!(self.child.try_wait().unwrap().is_some(), "stopped first");
+        let data = std::mem::replace(&mut self._data, tempfile::tempdir().unwrap());
+        let tmp = std::mem::replace(&mut self.tmp, tempfile::tempdir().unwrap());
+        let dbs = std::mem::take(&mut self._dbs);
+        Self::start_on(data, tmp, dbs).await
+    }
+
+    async fn start_on(data: tempfile::TempDir, tmp: tempfile::TempDir, dbs: Vec<TestDb>) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosell"));
         cmd.args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+            .args(["--upload-idle-secs", &UPLOAD_IDLE_SECS.to_string()])
             .arg("--data-dir")
             .arg(data.path())
             .env("TMPDIR", tmp.path())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let mut dbs = Vec::new();
-        for service in ["identity", "directory", "deals", "migration"] {
-            let db = TestDb::new().await.unwrap();
+        for (service, db) in ["identity", "directory", "deals", "migration"]
+            .iter()
+            .zip(&dbs)
+        {
             if db.is_postgres() {
                 cmd.arg(format!("--database-url-{service}")).arg(&db.url);
             }
-            dbs.push(db);
         }
         let mut child = cmd.spawn().expect("cosell starts");
         let stderr = child.stderr.take().unwrap();
@@ -356,10 +377,10 @@ async fn one_import_at_a_time_per_organization_and_a_silent_upload_is_cancelled(
     };
     assert_eq!(going_on.finish(last).await.unwrap().deals_added, 1);
 
-    // An upload that sends nothing more is cancelled after the server's idle time (60 s; the
-    // test waits for the server's answer), imports nothing, and lets the next one go on.
+    // An upload that sends nothing more is cancelled after the server's idle time
+    // (`--upload-idle-secs`), imports nothing, and lets the next one go on.
     let silent = OpenUpload::start(channel(), &ada, first(&contoso)).await;
-    let cancelled = tokio::time::timeout(Duration::from_secs(120), silent.call)
+    let cancelled = tokio::time::timeout(Duration::from_secs(60), silent.call)
         .await
         .expect("the server cancels a silent upload")
         .unwrap()
@@ -388,4 +409,105 @@ async fn one_import_at_a_time_per_organization_and_a_silent_upload_is_cancelled(
         .import(&ada, &contoso, &bundle())
         .await
         .expect("the silent upload's lock went with it");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_an_upload_exits_in_time_and_imports_nothing_of_it() {
+    let server = Server::start().await;
+    let ada = server.token("ada.admin@contoso.com").await;
+    let contoso = server.organization_of(&ada).await;
+    let imports = |server: &Server| {
+        let channel = server.channel.clone();
+        let (ada, contoso) = (ada.clone(), contoso.clone());
+        async move {
+            pb::migration_service_client::MigrationServiceClient::new(channel)
+                .list_psc_imports(authed(&ada, pb::ListPscImportsRequest { parent: contoso }))
+                .await
+                .unwrap()
+                .into_inner()
+                .imports
+        }
+    };
+    let before = imports(&server).await;
+
+    // A large upload in flight: a file of new deals, 1 MiB at a time, that never ends.
+    let upload = OpenUpload::start(
+        server.channel.clone(),
+        &ada,
+        pb::ImportPscExportRequest {
+            organization: contoso.clone(),
+            file_name: "accounts.csv".into(),
+            chunk: ACCOUNTS.to_vec(),
+        },
+    )
+    .await;
+    let sender = upload.messages.clone();
+    let feeding = tokio::spawn(async move {
+        let mut n = 0u64;
+        let header = b"DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSell,Source\n";
+        let mut first = true;
+        loop {
+            let mut chunk = if first { header.to_vec() } else { Vec::new() };
+            first = false;
+            while chunk.len() < 1 << 20 {
+                n += 1;
+                chunk.extend_from_slice(
+                    format!("T{n},Deal {n},A1,Open,2021-01-05T10:00:00Z,no,Partner\n").as_bytes(),
+                );
+            }
+            let message = pb::ImportPscExportRequest {
+                file_name: "deals.csv".into(),
+                chunk,
+                ..Default::default()
+            };
+            if sender.send(message).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let pid = server.child.id().to_string();
+    let started = std::time::Instant::now();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let mut server = server;
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        // The bound: the drain time (500 ms by default) plus 30 s.
+        assert!(
+            started.elapsed() < Duration::from_secs(31),
+            "still running {:?} after SIGTERM",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0), "a graceful exit");
+    let answer = upload.call.await.unwrap().unwrap_err();
+    assert_eq!(answer.code(), tonic::Code::Unavailable, "{answer:?}");
+    feeding.abort();
+
+    let server = server.restart().await;
+    let ada = server.token("ada.admin@contoso.com").await;
+    let after = pb::migration_service_client::MigrationServiceClient::new(server.channel.clone())
+        .list_psc_imports(authed(
+            &ada,
+            pb::ListPscImportsRequest {
+                parent: contoso.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .imports;
+    assert_eq!(
+        after.len(),
+        before.len(),
+        "nothing of the cut upload imported: {after:?}"
+    );
+    server
+        .import(&ada, &contoso, &bundle())
+        .await
+        .expect("the next import works: no lock left behind");
 }
