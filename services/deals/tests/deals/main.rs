@@ -8,6 +8,7 @@ mod authz;
 mod catalog;
 mod concurrency;
 mod import;
+mod limits;
 mod rows;
 mod rules;
 mod story;

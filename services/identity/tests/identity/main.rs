@@ -5,6 +5,7 @@
 mod harness;
 
 mod authn;
+mod limits;
 mod matrix;
 mod oidc;
 mod operators;
