@@ -6,6 +6,7 @@ mod harness;
 
 mod authz;
 mod catalog;
+mod catalog_index;
 mod concurrency;
 mod import;
 mod limits;
