@@ -3,29 +3,9 @@
 //! the limit is served as usual.
 
 use cosell_proto::deals as pb;
-use cosell_testkit::authed;
-use tonic_types::StatusExt;
+use cosell_testkit::{Refusal, authed, refusal};
 
 use crate::harness::*;
-
-/// Code, `ErrorInfo` reason and domain, and the (field, description) of each violation.
-fn refusal(s: &tonic::Status) -> (tonic::Code, String, String, Vec<(String, String)>) {
-    let d = s.get_error_details();
-    let (reason, domain) = d
-        .error_info()
-        .map(|i| (i.reason.clone(), i.domain.clone()))
-        .unwrap_or_default();
-    let fields = d
-        .bad_request()
-        .map(|b| {
-            b.field_violations
-                .iter()
-                .map(|v| (v.field.clone(), v.description.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    (s.code(), reason, domain, fields)
-}
 
 #[tokio::test]
 async fn catalog_queries_are_bounded_in_characters_and_words() {
@@ -61,32 +41,25 @@ async fn catalog_queries_are_bounded_in_characters_and_words() {
     assert_eq!(at_limit.chars().count(), 200);
     assert_eq!(search(at_limit).await.unwrap(), ["Contoso Cloud Analytics"]);
 
+    let refused = |reason: &str, description: &str| Refusal {
+        code: tonic::Code::InvalidArgument,
+        reason: reason.into(),
+        domain: "deals.cosell".into(),
+        violations: vec![("query".into(), description.into())],
+    };
     let err = search("c".repeat(201)).await.unwrap_err();
     assert_eq!(
         refusal(&err),
-        (
-            tonic::Code::InvalidArgument,
-            "FIELD_TOO_LONG".into(),
-            "deals.cosell".into(),
-            vec![(
-                "query".into(),
-                "is 201 characters long; at most 200 are accepted".into()
-            )]
+        refused(
+            "FIELD_TOO_LONG",
+            "is 201 characters long; at most 200 are accepted"
         )
     );
 
     let err = search("contoso ".repeat(10) + "cloud").await.unwrap_err();
     assert_eq!(
         refusal(&err),
-        (
-            tonic::Code::InvalidArgument,
-            "TOO_MANY_WORDS".into(),
-            "deals.cosell".into(),
-            vec![(
-                "query".into(),
-                "has 11 words; at most 10 are accepted".into()
-            )]
-        )
+        refused("TOO_MANY_WORDS", "has 11 words; at most 10 are accepted")
     );
 }
 
@@ -102,12 +75,10 @@ async fn a_long_customer_name_filter_is_refused() {
         customer_name,
         ..Default::default()
     };
-    let err = h.list(RITA, filter("x".repeat(201))).await.unwrap_err();
-    let (code, reason, _, fields) = refusal(&err);
-    assert_eq!(code, tonic::Code::InvalidArgument);
-    assert_eq!(reason, "FIELD_TOO_LONG");
-    assert_eq!(fields.len(), 1);
-    assert_eq!(fields[0].0, "customer_name");
+    let err = refusal(&h.list(RITA, filter("x".repeat(201))).await.unwrap_err());
+    assert_eq!(err.code, tonic::Code::InvalidArgument);
+    assert_eq!(err.reason, "FIELD_TOO_LONG");
+    assert_eq!(err.fields(), ["customer_name"]);
 
     // At the limit the filter is applied as usual: no customer's name holds 200 x.
     let page = h.list(RITA, filter("x".repeat(200))).await.unwrap();
@@ -125,10 +96,9 @@ async fn a_nested_field_over_its_limit_names_its_path_and_writes_nothing() {
     let member = referral.team[0].clone();
     referral.team = vec![member.clone(); 4];
     referral.team[3].email = format!("{}@contoso.com", "r".repeat(200));
-    let err = h.try_create(RITA, referral.clone(), "").await.unwrap_err();
-    let (code, reason, domain, fields) = refusal(&err);
+    let err = refusal(&h.try_create(RITA, referral.clone(), "").await.unwrap_err());
     assert_eq!(
-        (code, reason.as_str(), domain.as_str()),
+        (err.code, err.reason.as_str(), err.domain.as_str()),
         (
             tonic::Code::InvalidArgument,
             "FIELD_TOO_LONG",
@@ -136,7 +106,7 @@ async fn a_nested_field_over_its_limit_names_its_path_and_writes_nothing() {
         )
     );
     assert_eq!(
-        fields,
+        err.violations,
         [(
             "referral.team[3].email".to_owned(),
             "is 212 characters long; at most 200 are accepted".to_owned()
@@ -146,11 +116,10 @@ async fn a_nested_field_over_its_limit_names_its_path_and_writes_nothing() {
 
     // 51 team members: counted, not looked at one by one.
     referral.team = vec![member; 51];
-    let err = h.try_create(RITA, referral, "").await.unwrap_err();
-    let (_, reason, _, fields) = refusal(&err);
-    assert_eq!(reason, "TOO_MANY_ITEMS");
+    let err = refusal(&h.try_create(RITA, referral, "").await.unwrap_err());
+    assert_eq!(err.reason, "TOO_MANY_ITEMS");
     assert_eq!(
-        fields,
+        err.violations,
         [(
             "referral.team".to_owned(),
             "has 51 items; at most 50 are accepted".to_owned()

@@ -2,8 +2,7 @@
 //! comment documents is `INVALID_ARGUMENT` naming the field; a value at the limit is served.
 
 use cosell_proto::directory as pb;
-use cosell_testkit::authed;
-use tonic_types::StatusExt;
+use cosell_testkit::{authed, refusal};
 
 use crate::harness::Harness;
 
@@ -12,18 +11,20 @@ LEI,Entity.LegalName,Entity.LegalAddress.City,Entity.LegalAddress.Country
 529900T8BM49AURSDO55,Siemens Aktiengesellschaft,München,DE
 ";
 
-/// Reason, domain and the violated fields of a refusal.
-fn refusal(s: &tonic::Status) -> (String, String, Vec<String>) {
-    let d = s.get_error_details();
-    let (reason, domain) = d
-        .error_info()
-        .map(|i| (i.reason.clone(), i.domain.clone()))
-        .unwrap_or_default();
-    let fields = d
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default();
-    (reason, domain, fields)
+/// `INVALID_ARGUMENT` for `fields` over their lengths, in the directory's domain.
+#[track_caller]
+fn assert_too_long(status: &tonic::Status, fields: &[&str]) {
+    let err = refusal(status);
+    assert_eq!(
+        (err.code, err.reason.as_str(), err.domain.as_str()),
+        (
+            tonic::Code::InvalidArgument,
+            "FIELD_TOO_LONG",
+            "directory.cosell"
+        ),
+        "{status:?}"
+    );
+    assert_eq!(err.fields(), fields);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -56,20 +57,12 @@ async fn search_fields_are_bounded() {
     assert_eq!(search(at_limit.clone(), String::new()).await.unwrap(), 1);
 
     let err = search(at_limit + "s", String::new()).await.unwrap_err();
-    assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    assert_eq!(
-        refusal(&err),
-        (
-            "FIELD_TOO_LONG".into(),
-            "directory.cosell".into(),
-            vec!["query".into()]
-        )
-    );
     assert!(err.message().contains("at most 200"), "{}", err.message());
+    assert_too_long(&err, &["query"]);
 
     // Every field over its limit is named, the city's in characters (ü is 2 bytes, 1 character).
     let err = search("x".repeat(300), "ü".repeat(201)).await.unwrap_err();
-    assert_eq!(refusal(&err).2, ["query", "city"]);
+    assert_too_long(&err, &["query", "city"]);
     assert_eq!(
         search("siemens".into(), "ü".repeat(200)).await.unwrap(),
         0,
@@ -98,15 +91,7 @@ async fn a_streamed_chunk_over_a_limit_ends_the_load() {
             Err(e) => break e,
         }
     };
-    assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    assert_eq!(
-        refusal(&err),
-        (
-            "FIELD_TOO_LONG".into(),
-            "directory.cosell".into(),
-            vec!["file_name".into()]
-        )
-    );
+    assert_too_long(&err, &["file_name"]);
     // The chunk never reached the parser: nothing was loaded.
     assert!(h.search("siemens", "", "").await.is_empty());
 }
