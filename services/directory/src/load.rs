@@ -20,6 +20,12 @@ pub const MAX_REPORTED_ERRORS: usize = 1000;
 const COMMIT_EVERY: u64 = 100_000;
 /// Longest legal name accepted.
 const MAX_NAME_CHARS: usize = 1000;
+/// Longest address parts accepted: what a referral's customer address (`cosell.deals.v1.Address`)
+/// documents, so that a referral whose customer comes from here can be sent back as read.
+const MAX_ADDRESS_LINE_CHARS: usize = 500;
+const MAX_CITY_CHARS: usize = 200;
+const MAX_REGION_CHARS: usize = 200;
+const MAX_POSTAL_CODE_CHARS: usize = 50;
 
 const LEI: &str = "LEI";
 const LEGAL_NAME: &str = "Entity.LegalName";
@@ -171,7 +177,17 @@ impl Rows {
         let country = domain::country(&text(c.country, COUNTRY)?).map_err(|e| err(COUNTRY, e))?;
         let generated =
             domain::flag(&text(c.generated, GENERATED)?).map_err(|e| err(GENERATED, e))?;
-        let line1 = text(c.line1, LINE1)?;
+        let bounded = |idx: Option<usize>, column: &str, max: usize| {
+            let value = text(idx, column)?;
+            if value.chars().count() > max {
+                return Err(err(column, format!("is longer than {max} characters")));
+            }
+            Ok(value)
+        };
+        let line1 = bounded(c.line1, LINE1, MAX_ADDRESS_LINE_CHARS)?;
+        let city = bounded(c.city, CITY, MAX_CITY_CHARS)?;
+        let region = bounded(c.region, REGION, MAX_REGION_CHARS)?;
+        let postal_code = bounded(c.postal, POSTAL, MAX_POSTAL_CODE_CHARS)?;
         Ok(Entity {
             id: lei,
             legal_name,
@@ -181,9 +197,9 @@ impl Rows {
             } else {
                 vec![line1]
             },
-            city: text(c.city, CITY)?,
-            region: text(c.region, REGION)?,
-            postal_code: text(c.postal, POSTAL)?,
+            city,
+            region,
+            postal_code,
             country,
             address_generated: generated,
         })
@@ -494,6 +510,49 @@ mod tests {
         let rows = parse(&bytes).unwrap();
         assert!(
             matches!(&rows[0], Row::Error(e) if e.line == 2 && e.column == LEGAL_NAME && e.reason.contains("UTF-8"))
+        );
+    }
+
+    #[test]
+    fn address_parts_are_bounded_as_a_referral_takes_them() {
+        let header = "LEI,Entity.LegalName,Entity.LegalAddress.FirstAddressLine,\
+                      Entity.LegalAddress.City,Entity.LegalAddress.Region,\
+                      Entity.LegalAddress.PostalCode,Entity.LegalAddress.Country\n";
+        let row = |line: usize, city: usize, region: usize, postal: usize| {
+            format!(
+                "529900T8BM49AURSDO55,Siemens AG,{},{},{},{},DE\n",
+                "l".repeat(line),
+                "ü".repeat(city),
+                "r".repeat(region),
+                "9".repeat(postal)
+            )
+        };
+        let csv = [
+            header.to_owned(),
+            row(500, 200, 200, 50),
+            row(501, 1, 1, 1),
+            row(1, 201, 1, 1),
+            row(1, 1, 201, 1),
+            row(1, 1, 1, 51),
+        ]
+        .concat();
+        let rows = parse(csv.as_bytes()).unwrap();
+        assert!(matches!(&rows[0], Row::Entity(e) if e.city.chars().count() == 200));
+        let refused: Vec<(String, String)> = rows[1..]
+            .iter()
+            .map(|r| match r {
+                Row::Error(e) => (e.column.clone(), e.reason.clone()),
+                Row::Entity(e) => panic!("loaded {e:?}"),
+            })
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                (LINE1.into(), "is longer than 500 characters".into()),
+                (CITY.into(), "is longer than 200 characters".into()),
+                (REGION.into(), "is longer than 200 characters".into()),
+                (POSTAL.into(), "is longer than 50 characters".into()),
+            ]
         );
     }
 

@@ -4,7 +4,7 @@
 //!   `COSELL_TEST_DATABASE_URL` is set, else in-memory SQLite, so a bare `cargo test` works on a
 //!   fresh machine and CI exercises PostgreSQL.
 //! - [`TestServer`]: serves a [`ServiceSet`] on `127.0.0.1:0` with an explicit shutdown.
-//! - [`authed`]: a request carrying a bearer token.
+//! - [`authed`]: a request carrying a bearer token; [`refusal`]: what an error status says.
 //! - [`bench`]: concurrent latency and throughput measurement for the benchmarks.
 //! - [`oidc`]: an OpenID Connect issuer on 127.0.0.1 (discovery, JWKS, signed tokens).
 //! - [`proxy`]: a TCP proxy in front of a database, cut and restored by a test.
@@ -221,6 +221,48 @@ pub fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
         req.metadata_mut().insert("authorization", v);
     }
     req
+}
+
+/// What an error status tells a client: its code, its `ErrorInfo` reason and domain, and its
+/// `BadRequest` violations as (field, description).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: tonic::Code,
+    pub reason: String,
+    pub domain: String,
+    pub violations: Vec<(String, String)>,
+}
+
+impl Refusal {
+    /// The violated fields, in the order reported.
+    pub fn fields(&self) -> Vec<&str> {
+        self.violations.iter().map(|(f, _)| f.as_str()).collect()
+    }
+}
+
+/// Reads a status as [`Refusal`].
+pub fn refusal(status: &tonic::Status) -> Refusal {
+    use tonic_types::StatusExt;
+    let details = status.get_error_details();
+    let (reason, domain) = details
+        .error_info()
+        .map(|i| (i.reason.clone(), i.domain.clone()))
+        .unwrap_or_default();
+    let violations = details
+        .bad_request()
+        .map(|b| {
+            b.field_violations
+                .iter()
+                .map(|v| (v.field.clone(), v.description.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Refusal {
+        code: status.code(),
+        reason,
+        domain,
+        violations,
+    }
 }
 
 #[cfg(test)]

@@ -343,8 +343,8 @@ pub mod solution {
         pub display_name: String,
         /// Lower-case name: the list order.
         pub sort_name: String,
-        /// ` word word ...`: each word preceded by a space, so that `LIKE '% da%'` finds word
-        /// starts.
+        /// ` word word ...`: the name's search words, each preceded by a space. Searches use
+        /// [`super::solution_word`] instead; this column is what migration m0002 built it from.
         pub search_words: String,
         /// `None`: the platform.
         pub publisher: Option<String>,
@@ -405,5 +405,46 @@ pub mod solution {
             update_time: m.update_time,
             version: m.version,
         })
+    }
+}
+
+/// The catalog's search index: one row per distinct search word of a solution's name (lower
+/// case, accents off: `domain::search_words`), so that a word typed in the picker is a prefix
+/// range of the primary key (word, solution) instead of a scan of every name. Written with its
+/// solution, in the same transaction.
+pub mod solution_word {
+    use sea_orm::ActiveValue::Set;
+    use sea_orm::entity::prelude::*;
+
+    use crate::domain::{Solution, search_words};
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "solution_words")]
+    pub struct Model {
+        /// Compared byte by byte (`COLLATE "C"` on PostgreSQL, SQLite's BINARY), so that a
+        /// prefix is one range of the index whatever the database's collation.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub word: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub solution_id: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+
+    /// The rows of a solution: each word of its name once.
+    pub fn rows(s: &Solution) -> Vec<ActiveModel> {
+        let mut words = search_words(&s.display_name);
+        words.sort();
+        words.dedup();
+        words
+            .into_iter()
+            .map(|word| ActiveModel {
+                word: Set(word),
+                solution_id: Set(s.id.to_string()),
+            })
+            .collect()
     }
 }

@@ -1,13 +1,14 @@
 //! Schema migrations of the deals database, run at start.
 
 use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
 pub struct Migrator;
 
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial)]
+        vec![Box::new(M0001Initial), Box::new(M0002SolutionWords)]
     }
 }
 
@@ -185,6 +186,94 @@ impl MigrationTrait for M0001Initial {
                 .to_owned(),
         )
         .await?;
+        Ok(())
+    }
+}
+
+/// The catalog's search index: `solution_words` (word, solution), a B-tree whose prefix ranges
+/// answer the picker's words, filled from the names already there. Until now each word of a
+/// query was a `LIKE '% word%'` over every solution's name.
+struct M0002SolutionWords;
+
+impl MigrationName for M0002SolutionWords {
+    fn name(&self) -> &str {
+        "m0002_solution_words"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0002SolutionWords {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // Byte order, whatever the database's collation: a prefix is then one range, `word >=
+        // w AND word < w || U+10FFFF`. SQLite compares text byte by byte (BINARY) already.
+        let word = match m.get_database_backend() {
+            DbBackend::Postgres => ColumnDef::new(id("word"))
+                .text()
+                .not_null()
+                .extra("COLLATE \"C\"")
+                .to_owned(),
+            _ => text("word"),
+        };
+        m.create_table(
+            Table::create()
+                .table(id("solution_words"))
+                .col(word)
+                .col(ColumnDef::new(id("solution_id")).string().not_null())
+                .primary_key(Index::create().col(id("word")).col(id("solution_id")))
+                .to_owned(),
+        )
+        .await?;
+        // A solution's rows: replaced when its name changes, and the lookup of a word of one
+        // solution when the planner walks the names in order (below).
+        m.create_index(
+            Index::create()
+                .name("solution_words_by_solution")
+                .table(id("solution_words"))
+                .col(id("solution_id"))
+                .col(id("word"))
+                .to_owned(),
+        )
+        .await?;
+        // The list's order. A search for a word many names have (the first letter typed) then
+        // walks the names in order and stops at the page's end, instead of sorting every match.
+        m.create_index(
+            Index::create()
+                .name("solutions_by_name")
+                .table(id("solutions"))
+                .col(id("sort_name"))
+                .col(id("id"))
+                .to_owned(),
+        )
+        .await?;
+
+        let db = m.get_connection();
+        let solutions = db
+            .query_all(
+                Query::select()
+                    .columns([id("id"), id("search_words")])
+                    .from(id("solutions")),
+            )
+            .await?;
+        let mut rows: Vec<(String, String)> = Vec::new();
+        for s in &solutions {
+            let solution: String = s.try_get("", "id")?;
+            let words: String = s.try_get("", "search_words")?;
+            let mut words: Vec<&str> = words.split(' ').filter(|w| !w.is_empty()).collect();
+            words.sort_unstable();
+            words.dedup();
+            rows.extend(words.into_iter().map(|w| (w.to_owned(), solution.clone())));
+        }
+        // 500 rows, 1,000 bound values, per statement.
+        for chunk in rows.chunks(500) {
+            let mut insert = Query::insert();
+            insert
+                .into_table(id("solution_words"))
+                .columns([id("word"), id("solution_id")]);
+            for (word, solution) in chunk {
+                insert.values_panic([word.as_str().into(), solution.as_str().into()]);
+            }
+            db.execute(&insert).await?;
+        }
         Ok(())
     }
 }

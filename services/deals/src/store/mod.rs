@@ -5,9 +5,16 @@
 //! Writes of a referral are conditional on the version read (optimistic concurrency): a write
 //! that lost a race changes nothing and says so, and the caller decides to retry or to answer
 //! `ABORTED` (rule D9).
+//!
+//! - `catalog`: solutions and the picker's search through the word index.
+//! - [`entities`]: the tables as sea-orm entities, and their conversion to and from the domain.
+//! - [`migration`]: the schema migrations, run at start.
 
+mod catalog;
 pub mod entities;
 pub mod migration;
+
+pub use catalog::list_solutions_query;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,13 +23,13 @@ use chrono::{DateTime, Utc};
 use cosell_platform::db::reads::ReadLane;
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, Statement,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QueryResult, QuerySelect, QueryTrait, Statement,
 };
 use uuid::Uuid;
 
-use crate::domain::{DealType, Direction, Party, Referral, Solution};
-use entities::{favorite, referral, solution};
+use crate::domain::{DealType, Direction, Party, Referral};
+use entities::{favorite, referral};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -395,117 +402,6 @@ impl Store {
             .into_iter()
             .filter_map(|r| Uuid::parse_str(&r.referral_id).ok())
             .collect())
-    }
-
-    // --- the solutions catalog ---
-
-    pub async fn insert_solution(&self, s: &Solution) -> Result<()> {
-        solution::Entity::insert(solution::to_active(s))
-            .exec_without_returning(&self.db)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn get_solution(&self, id: Uuid) -> Result<Option<Solution>> {
-        solution::Entity::find_by_id(id.to_string())
-            .one(&self.db)
-            .await?
-            .map(solution::to_domain)
-            .transpose()
-    }
-
-    pub async fn get_solutions(&self, ids: &[Uuid]) -> Result<Vec<Solution>> {
-        solution::Entity::find()
-            .filter(solution::Column::Id.is_in(ids.iter().map(Uuid::to_string)))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(solution::to_domain)
-            .collect()
-    }
-
-    /// Writes a solution if its stored version is still `expected`.
-    pub async fn save_solution(&self, s: &Solution, expected: i64) -> Result<bool> {
-        let done = solution::Entity::update_many()
-            .set(solution::to_active(s))
-            .filter(solution::Column::Id.eq(s.id.to_string()))
-            .filter(solution::Column::Version.eq(expected))
-            .exec(&self.db)
-            .await?;
-        Ok(done.rows_affected == 1)
-    }
-
-    /// The solutions `ids` and, in the same statement, the organization's co-sell-ready ones:
-    /// whether it has one is rule D7's question, asked on every create.
-    pub async fn solutions_for(
-        &self,
-        organization: Uuid,
-        ids: &[Uuid],
-    ) -> Result<(Vec<Solution>, bool)> {
-        let rows: Vec<Solution> = solution::Entity::find()
-            .filter(
-                Condition::any()
-                    .add(solution::Column::Id.is_in(ids.iter().map(Uuid::to_string)))
-                    .add(
-                        Condition::all()
-                            .add(solution::Column::Publisher.eq(organization.to_string()))
-                            .add(solution::Column::CosellReady.eq(true)),
-                    ),
-            )
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(solution::to_domain)
-            .collect::<Result<_>>()?;
-        let ready = rows
-            .iter()
-            .any(|s| s.publisher == Some(organization) && s.cosell_ready);
-        Ok((rows, ready))
-    }
-
-    /// One page of solutions by name: every word of `words` starts a word of the name.
-    /// `publisher`: `Some(None)` = the platform's.
-    pub async fn list_solutions(
-        &self,
-        words: &[String],
-        publisher: Option<Option<Uuid>>,
-        kind: Option<&str>,
-        cosell_ready_only: bool,
-        after: Option<(String, String)>,
-        limit: u64,
-    ) -> Result<Vec<Solution>> {
-        use solution::Column as C;
-        let mut q = solution::Entity::find();
-        for w in words {
-            let pattern = format!("% {}%", like_escape(w));
-            q = q.filter(Expr::col(C::SearchWords).like(LikeExpr::new(pattern).escape('\\')));
-        }
-        match publisher {
-            Some(Some(org)) => q = q.filter(C::Publisher.eq(org.to_string())),
-            Some(None) => q = q.filter(C::Publisher.is_null()),
-            None => {}
-        }
-        if let Some(k) = kind {
-            q = q.filter(C::Kind.eq(k));
-        }
-        if cosell_ready_only {
-            q = q.filter(C::CosellReady.eq(true));
-        }
-        if let Some((name, id)) = after {
-            q = q.filter(
-                Condition::any()
-                    .add(C::SortName.gt(name.clone()))
-                    .add(Condition::all().add(C::SortName.eq(name)).add(C::Id.gt(id))),
-            );
-        }
-        q.order_by_asc(C::SortName)
-            .order_by_asc(C::Id)
-            .limit(limit)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(solution::to_domain)
-            .collect()
     }
 
     /// How many of the organization's referrals were migrated from PSC (for tests).

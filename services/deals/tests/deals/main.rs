@@ -6,8 +6,10 @@ mod harness;
 
 mod authz;
 mod catalog;
+mod catalog_index;
 mod concurrency;
 mod import;
+mod limits;
 mod rows;
 mod rules;
 mod story;

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod limits;
 mod load;
 mod restart;
 mod search;

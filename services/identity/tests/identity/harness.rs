@@ -159,16 +159,7 @@ pub fn reason(status: &Status) -> String {
 
 /// The `BadRequest` violations of a status, as (field, description).
 pub fn violations(status: &Status) -> Vec<(String, String)> {
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| {
-            b.field_violations
-                .iter()
-                .map(|v| (v.field.clone(), v.description.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
+    cosell_testkit::refusal(status).violations
 }
 
 /// Asserts a call failed with `code` and `reason`, and returns the status.

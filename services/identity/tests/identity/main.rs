@@ -6,6 +6,7 @@ mod harness;
 
 mod authn;
 mod faults;
+mod limits;
 mod matrix;
 mod oidc;
 mod operators;
