@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::convert::{self, referral_pb};
-use super::referrals::draft;
+use super::referrals::create::draft;
 use super::{Actor, Deals, ok, rule_error};
 use crate::domain::rules;
 use crate::domain::{Contact, DealType, Direction, Party, Referral, Stage, Waiting, now};
@@ -88,7 +88,7 @@ impl Deals {
         let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE).min(500);
         let after = match after.flatten() {
             None => None,
-            Some(key) => Some(super::referrals::parse_key(&key)?),
+            Some(key) => Some(super::referrals::list::parse_key(&key)?),
         };
         let rows = self.store.list(&filter, after, size + 1).await?;
         let (rows, next_page_token) = page::cut(rows, size, &query, |r: &Referral| {
