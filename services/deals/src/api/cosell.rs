@@ -168,9 +168,7 @@ impl Deals {
         let customer = self
             .resolve_customer("referral.customer.entity", &d.entity)
             .await?;
-        let solutions = self
-            .resolve_solutions("referral.solutions", &d.solutions)
-            .await?;
+        let solutions = self.resolve_solutions(&d.solutions).await?;
         // Sent by the platform: shared by nature, with the seller's help on offer.
         d.consent_to_share = true;
         if d.assistance.is_none() {

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use cosell_platform::ApiError;
 use cosell_platform::auth::{AccessClient, Grants, Principal, caller};
+use cosell_platform::error::FieldViolation;
 use cosell_proto::identity::Role;
 use tonic::{Request, Status};
 use uuid::Uuid;
@@ -107,6 +108,15 @@ pub fn rule_error(e: RuleError, field_prefix: &str) -> ApiError {
         RuleError::Invalid(field, description) => {
             ApiError::invalid_field(format!("{field_prefix}{field}"), description)
         }
+        RuleError::Fields(fields) => ApiError::invalid_argument(
+            fields
+                .into_iter()
+                .map(|(field, description)| FieldViolation {
+                    field: format!("{field_prefix}{field}"),
+                    description,
+                })
+                .collect(),
+        ),
     }
 }
 

@@ -3,7 +3,9 @@
 //! customer size, solution kind), which are closed sets shared verbatim with the contract.
 //!
 //! - [`values`]: money, dates, contacts and the other checked value types.
-//! - [`rules`]: what each status change needs (D1, D3, D4, D6, 3.2 upgrades).
+//! - [`rules`]: what each status change needs (D1, D3, D4, D6, 3.2 upgrades and deal types).
+//!
+//! Here: the types, and which catalog solutions a referral may carry ([`attach_solutions`]).
 
 pub mod rules;
 pub mod values;
@@ -294,6 +296,59 @@ impl Solution {
     /// Whether a referral may carry it: platform SKUs always, anything else once co-sell ready.
     pub fn attachable(&self) -> bool {
         self.kind == SolutionKind::PlatformSku || self.cosell_ready
+    }
+}
+
+/// A solution line as requested: which solution, quantity, unit price in cents.
+#[derive(Debug, Clone)]
+pub struct SolutionLine {
+    pub solution: Uuid,
+    pub quantity: i32,
+    pub unit_price_cents: Option<i64>,
+}
+
+/// The requested solution lines against the catalog entries `catalog` (3.1, 3.9): each exists,
+/// may be attached, and only a platform SKU carries a quantity or a unit price. Every refused
+/// line is named (`solutions[i]`).
+pub fn attach_solutions(
+    lines: &[SolutionLine],
+    catalog: &[Solution],
+) -> Result<Vec<ReferralSolution>, rules::RuleError> {
+    let mut refused = Vec::new();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        let Some(s) = catalog.iter().find(|s| s.id == line.solution) else {
+            refused.push((
+                format!("solutions[{i}].solution"),
+                format!("solutions/{} does not exist", line.solution),
+            ));
+            continue;
+        };
+        if !s.attachable() {
+            refused.push((
+                format!("solutions[{i}].solution"),
+                format!("`{}` is not co-sell ready", s.display_name),
+            ));
+        }
+        let sku = s.kind == SolutionKind::PlatformSku;
+        if !sku && (line.quantity != 0 || line.unit_price_cents.is_some()) {
+            refused.push((
+                format!("solutions[{i}]"),
+                "only platform SKUs carry a quantity and a unit price".to_owned(),
+            ));
+        }
+        out.push(ReferralSolution {
+            solution: s.id,
+            display_name: s.display_name.clone(),
+            kind: s.kind,
+            quantity: line.quantity,
+            unit_price_cents: line.unit_price_cents,
+        });
+    }
+    if refused.is_empty() {
+        Ok(out)
+    } else {
+        Err(rules::RuleError::Fields(refused))
     }
 }
 

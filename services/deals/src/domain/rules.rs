@@ -1,5 +1,6 @@
 //! The lifecycle rules: which moves are allowed (D1), what a status change needs (D6), declines
-//! with reasons (D3), the seller's answer to a co-sell request (D4) and deal-type upgrades (3.2).
+//! with reasons (D3), the seller's answer to a co-sell request (D4), deal-type upgrades and what
+//! each deal type implies (3.2).
 //! Each verb changes the referral (and the other party's referral of the engagement, when it
 //! has one) in memory; the caller stores both in one transaction.
 
@@ -24,6 +25,9 @@ pub enum RuleError {
     Missing(Vec<(&'static str, &'static str)>),
     /// A request field is wrong (field, description).
     Invalid(&'static str, String),
+    /// Fields that contradict each other or the catalog: (path in the referral, description)
+    /// each, never empty.
+    Fields(Vec<(String, String)>),
 }
 
 /// The fields D6 asks for before a status change, each missing one named.
@@ -67,6 +71,67 @@ pub fn missing_required(r: &Referral) -> Vec<(&'static str, &'static str)> {
         missing.push(("notes", "notes are required"));
     }
     missing
+}
+
+/// What each deal type implies about consent and assistance (3.2): every contradiction named.
+pub fn check_deal_type(r: &Referral) -> Result<(), RuleError> {
+    let mut out = Vec::new();
+    match r.deal_type {
+        DealType::Private => {
+            if r.consent_to_share {
+                out.push((
+                    "consent_to_share",
+                    "a PRIVATE referral is never shared; upgrade it to share it".to_string(),
+                ));
+            }
+        }
+        DealType::PartnerLed | DealType::CoSell => {
+            if !r.consent_to_share {
+                out.push((
+                    "consent_to_share",
+                    format!(
+                        "a {} referral is shared with platform sellers: consent is required",
+                        r.deal_type.as_str()
+                    ),
+                ));
+            }
+        }
+    }
+    match r.deal_type {
+        DealType::CoSell => {
+            if r.assistance.is_none() {
+                out.push((
+                    "assistance",
+                    "a CO_SELL referral asks platform sellers for help: the assistance code is required"
+                        .to_string(),
+                ));
+            }
+            if r.customer.contacts.is_empty() {
+                out.push((
+                    "customer.contacts",
+                    "a CO_SELL referral needs a customer contact".to_string(),
+                ));
+            }
+        }
+        _ => {
+            if r.assistance.is_some() {
+                out.push((
+                    "assistance",
+                    format!(
+                        "help from platform sellers is for CO_SELL referrals; upgrade this {} one",
+                        r.deal_type.as_str()
+                    ),
+                ));
+            }
+        }
+    }
+    if out.is_empty() {
+        Ok(())
+    } else {
+        Err(RuleError::Fields(
+            out.into_iter().map(|(f, d)| (f.to_owned(), d)).collect(),
+        ))
+    }
 }
 
 /// Refuses any edit of a closed referral (D1).

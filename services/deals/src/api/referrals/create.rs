@@ -5,12 +5,13 @@ use cosell_proto::deals as pb;
 use tonic::Request;
 use uuid::Uuid;
 
-use super::super::convert::{self, SolutionLine, referral_pb};
-use super::super::{Actor, Deals, REFERRAL_ROLES};
-use super::{check_solutions, request_id, type_check};
-use crate::domain::rules::platform_side;
+use super::super::convert::{self, referral_pb};
+use super::super::{Actor, Deals, REFERRAL_ROLES, rule_error};
+use super::request_id;
+use crate::domain::rules::{self, platform_side};
 use crate::domain::{
-    Customer, DealType, Direction, Party, Referral, ReferralSolution, Stage, Waiting, now,
+    Customer, DealType, Direction, Party, Referral, ReferralSolution, SolutionLine, Stage, Waiting,
+    attach_solutions, now,
 };
 use crate::store::Inserted;
 
@@ -220,7 +221,8 @@ impl Deals {
         let customer = self
             .resolve_customer("referral.customer.entity", &d.entity)
             .await?;
-        let solutions = check_solutions("referral.solutions", &d.solutions, &found)?;
+        let solutions =
+            attach_solutions(&d.solutions, &found).map_err(|e| rule_error(e, "referral."))?;
         let stage = if d.deal_type == DealType::CoSell {
             Stage::New(Waiting::Pending)
         } else {
@@ -234,7 +236,7 @@ impl Deals {
             customer,
             solutions,
         );
-        type_check(&partner)?;
+        rules::check_deal_type(&partner).map_err(|e| rule_error(e, "referral."))?;
         let mut referrals = vec![partner.clone()];
         if partner.deal_type == DealType::CoSell {
             referrals.push(self.platform_side(&partner));

@@ -7,9 +7,10 @@ use tonic::Request;
 use uuid::Uuid;
 
 use super::super::convert::{self, referral_pb};
-use super::super::{Actor, Deals};
-use super::check_solutions;
-use crate::domain::{Customer, DealType, Direction, Party, Referral, Stage, Waiting, now};
+use super::super::{Actor, Deals, rule_error};
+use crate::domain::{
+    Customer, DealType, Direction, Party, Referral, Stage, Waiting, attach_solutions, now,
+};
 
 /// At most this many migrated deals per import call.
 pub const MAX_IMPORT_BATCH: usize = 500;
@@ -236,7 +237,8 @@ impl Deals {
         };
         customer.size = size;
         customer.contacts = contacts;
-        let solutions = check_solutions("referral.solutions", &lines, &seen.solutions)?;
+        let solutions =
+            attach_solutions(&lines, &seen.solutions).map_err(|e| rule_error(e, "referral."))?;
         let t = now();
         let created = input
             .create_time

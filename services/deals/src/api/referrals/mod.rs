@@ -23,9 +23,9 @@ use cosell_proto::deals::{self as pb, referral_service_server::ReferralService};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::convert::{self, SolutionLine, referral_pb};
-use super::{Actor, Deals, ok};
-use crate::domain::{Customer, Referral, ReferralSolution};
+use super::convert::{self, referral_pb};
+use super::{Actor, Deals, ok, rule_error};
+use crate::domain::{Customer, Referral, ReferralSolution, SolutionLine, attach_solutions};
 use crate::upstream::MpnHolder;
 
 pub struct ReferralApi(pub Arc<Deals>);
@@ -48,11 +48,9 @@ fn request_id(v: &mut Violations, text: &str) -> Option<String> {
 }
 
 impl Deals {
-    /// The catalog entries of `lines`, each one checked: it exists, may be attached, and only a
-    /// platform SKU carries a quantity or a unit price.
+    /// The catalog entries of `lines`, each one checked ([`attach_solutions`]).
     pub async fn resolve_solutions(
         &self,
-        field: &str,
         lines: &[SolutionLine],
     ) -> Result<Vec<ReferralSolution>, ApiError> {
         if lines.is_empty() {
@@ -60,7 +58,7 @@ impl Deals {
         }
         let ids: Vec<Uuid> = lines.iter().map(|l| l.solution).collect();
         let found = self.store.get_solutions(&ids).await?;
-        check_solutions(field, lines, &found)
+        attach_solutions(lines, &found).map_err(|e| rule_error(e, "referral."))
     }
 
     /// The directory's entry for `entity` as the customer (rule D8).
@@ -97,57 +95,6 @@ impl Deals {
             .contains(&r.id);
         Ok(referral_pb(r, favorite))
     }
-}
-
-/// Checks each solution line against the catalog entries `found`: it exists, may be attached,
-/// and only a platform SKU carries a quantity or a unit price.
-fn check_solutions(
-    field: &str,
-    lines: &[SolutionLine],
-    found: &[crate::domain::Solution],
-) -> Result<Vec<ReferralSolution>, ApiError> {
-    let mut v = Violations::new();
-    let mut out = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        let Some(s) = found.iter().find(|s| s.id == line.solution) else {
-            v.add(
-                format!("{field}[{i}].solution"),
-                format!("solutions/{} does not exist", line.solution),
-            );
-            continue;
-        };
-        if !s.attachable() {
-            v.add(
-                format!("{field}[{i}].solution"),
-                format!("`{}` is not co-sell ready", s.display_name),
-            );
-        }
-        let sku = s.kind == pb::SolutionKind::PlatformSku;
-        if !sku && (line.quantity != 0 || line.unit_price_cents.is_some()) {
-            v.add(
-                format!("{field}[{i}]"),
-                "only platform SKUs carry a quantity and a unit price",
-            );
-        }
-        out.push(ReferralSolution {
-            solution: s.id,
-            display_name: s.display_name.clone(),
-            kind: s.kind,
-            quantity: line.quantity,
-            unit_price_cents: line.unit_price_cents,
-        });
-    }
-    v.finish()?;
-    Ok(out)
-}
-
-/// The deal type's consistency rules as `INVALID_ARGUMENT`.
-fn type_check(r: &Referral) -> Result<(), ApiError> {
-    let mut v = Violations::new();
-    for (field, problem) in convert::type_violations(r) {
-        v.add(format!("referral.{field}"), problem);
-    }
-    v.finish()
 }
 
 #[tonic::async_trait]

@@ -5,11 +5,11 @@ use cosell_platform::{ApiError, Violations};
 use cosell_proto::deals as pb;
 use tonic::Request;
 
-use super::super::convert::{self, SolutionLine};
+use super::super::convert;
 use super::super::{Actor, Deals, rule_error};
-use super::{name_field, type_check};
+use super::name_field;
 use crate::domain::rules;
-use crate::domain::{Customer, DealType, Outcome, Referral, ReferralSolution, now};
+use crate::domain::{Customer, DealType, Outcome, Referral, ReferralSolution, SolutionLine, now};
 
 impl Deals {
     pub(super) async fn update_referral(
@@ -47,7 +47,7 @@ impl Deals {
             None => None,
         };
         let solutions = match &change.solutions {
-            Some(lines) => Some(self.resolve_solutions("referral.solutions", lines).await?),
+            Some(lines) => Some(self.resolve_solutions(lines).await?),
             None => None,
         };
         let updated = self
@@ -55,7 +55,7 @@ impl Deals {
                 self.writable(&actor, next)?;
                 rules::ensure_open(next).map_err(|e| rule_error(e, "referral."))?;
                 change.apply(next, customer.clone(), solutions.clone());
-                type_check(next)
+                rules::check_deal_type(next).map_err(|e| rule_error(e, "referral."))
             })
             .await?;
         self.respond(&actor, &updated).await
