@@ -14,7 +14,7 @@ pub mod referrals;
 
 use std::sync::Arc;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use cosell_platform::ApiError;
 use cosell_platform::auth::{AccessClient, Grants, Principal, caller};
 use cosell_platform::error::FieldViolation;
@@ -23,7 +23,7 @@ use tonic::{Request, Status};
 use uuid::Uuid;
 
 use crate::domain::rules::RuleError;
-use crate::domain::{Party, Referral};
+use crate::domain::{Party, Referral, Timing};
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstream;
 
@@ -125,6 +125,19 @@ pub fn not_found(id: Uuid) -> ApiError {
 }
 
 impl Deals {
+    /// The API's one reading of the clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        crate::domain::now()
+    }
+
+    /// Now, with how long a referral that starts waiting now waits (D2).
+    pub fn timing(&self) -> Timing {
+        Timing {
+            now: self.now(),
+            expiry: self.expiry,
+        }
+    }
+
     /// Who is calling.
     pub async fn actor<T>(&self, req: &Request<T>) -> Result<Actor, ApiError> {
         let caller = caller(req)?;
@@ -247,7 +260,7 @@ impl Deals {
             let mut next = current.clone();
             let mut next_peer = peer.clone();
             change(&mut next, &mut next_peer)?;
-            let now = crate::domain::now();
+            let now = self.now();
             let mut writes = Vec::new();
             if next != current {
                 next.version = current.version + 1;

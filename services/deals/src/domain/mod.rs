@@ -3,10 +3,12 @@
 //! customer size, solution kind), which are closed sets shared verbatim with the contract.
 //!
 //! - [`values`]: money, dates, contacts and the other checked value types.
+//! - [`create`]: new referrals: the rule of each way in (a partner's, a seller's, D5, D7).
 //! - [`rules`]: what each status change needs (D1, D3, D4, D6, 3.2 upgrades and deal types).
 //!
 //! Here: the types, and which catalog solutions a referral may carry ([`attach_solutions`]).
 
+pub mod create;
 pub mod rules;
 pub mod values;
 
@@ -366,6 +368,21 @@ pub fn search_words(text: &str) -> Vec<String> {
         .filter(|w| !w.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// When a command runs and how long a NEW referral then waits for an answer (D2): what the
+/// rules that start a referral stamp on it.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub now: DateTime<Utc>,
+    pub expiry: chrono::Duration,
+}
+
+impl Timing {
+    /// When a referral that starts waiting now expires.
+    pub fn expire_time(self) -> DateTime<Utc> {
+        self.now + self.expiry
+    }
 }
 
 /// Times are kept to the microsecond: PostgreSQL stores no finer, and a page token must compare

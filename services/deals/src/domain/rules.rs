@@ -6,7 +6,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Assistance, Contact, DealType, Direction, Outcome, Party, Referral, Stage, Waiting};
+use super::{
+    Assistance, Contact, DealType, Direction, Outcome, Party, Referral, Stage, Timing, Waiting,
+};
 
 /// Longest reason accepted for a decline or a loss.
 pub const MAX_REASON_CHARS: usize = 2000;
@@ -252,12 +254,15 @@ pub fn finish(
     Ok(())
 }
 
-/// The partner upgrades the deal type (3.2, D6). Upgrading to CO_SELL asks for help: the caller
-/// then creates the platform's referral (see [`platform_side`]).
+/// The partner upgrades the deal type (3.2, D6). Upgrading to CO_SELL asks for help: the
+/// request goes to the sellers' queue as a new platform side, unless one is open or accepted
+/// already (one declined before is replaced).
 pub fn upgrade(
     r: &mut Referral,
+    peer: &mut Option<Referral>,
     to: DealType,
     assistance: Option<Assistance>,
+    at: Timing,
 ) -> Result<(), RuleError> {
     ensure_open(r)?;
     if !r.deal_type.can_upgrade_to(to) {
@@ -285,27 +290,47 @@ pub fn upgrade(
     }
     ensure_complete(&next)?;
     *r = next;
+    if to == DealType::CoSell && peer.as_ref().is_none_or(|p| p.stage.is_closed()) {
+        *peer = Some(platform_side(r, at));
+    }
     Ok(())
 }
 
-/// The platform's referral for a partner's co-sell request: in the sellers' queue, NEW/RECEIVED.
-pub fn platform_side(partner: &Referral, id: uuid::Uuid, now: DateTime<Utc>) -> Referral {
+/// The platform's referral of a partner's engagement: its copy of the deal (each side keeps its
+/// own status, notes and contacts), NEW/RECEIVED in the sellers' queue, waiting for a seller
+/// like any invitation (D2).
+pub fn platform_side(partner: &Referral, at: Timing) -> Referral {
     let mut p = partner.clone();
-    p.id = id;
+    p.id = uuid::Uuid::now_v7();
     p.party = Party::Platform;
     p.direction = Direction::Inbound;
     p.stage = Stage::New(Waiting::Received);
     p.status_reason = String::new();
     p.notes = String::new();
     p.seller_contact = None;
-    p.create_time = now;
-    p.update_time = now;
+    p.create_time = at.now;
+    p.update_time = at.now;
     p.accept_time = None;
     p.close_time = None;
+    p.expire_time = Some(at.expire_time());
     p.version = 1;
     p.external_reference_id = String::new();
     p.psc_deal_id = None;
     p
+}
+
+/// The platform's side, accepted: ACTIVE, no longer waiting, `seller` its contact (D4). A
+/// seller's answer to a co-sell request, a seller's own inbound referral and a deal a seller
+/// had accepted in PSC all end here.
+pub fn activate_platform_side(
+    platform: &mut Referral,
+    seller: Option<Contact>,
+    now: DateTime<Utc>,
+) {
+    platform.stage = Stage::Active;
+    platform.accept_time = Some(now);
+    platform.expire_time = None;
+    platform.seller_contact = seller;
 }
 
 fn ensure_invitation(platform: &Referral) -> Result<(), RuleError> {
@@ -328,10 +353,7 @@ pub fn seller_accept(
     now: DateTime<Utc>,
 ) -> Result<(), RuleError> {
     ensure_invitation(platform)?;
-    platform.stage = Stage::Active;
-    platform.accept_time = Some(now);
-    platform.expire_time = None;
-    platform.seller_contact = Some(seller.clone());
+    activate_platform_side(platform, Some(seller.clone()), now);
     if let Some(p) = partner
         && !p.stage.is_closed()
     {
@@ -376,6 +398,13 @@ mod tests {
     use crate::domain::{Address, Customer, Money, ReferralSolution};
     use cosell_proto::deals::{AssistanceCode, CustomerSize, SolutionKind};
     use uuid::Uuid;
+
+    fn at(now: DateTime<Utc>) -> Timing {
+        Timing {
+            now,
+            expiry: chrono::Duration::days(14),
+        }
+    }
 
     fn contact() -> Contact {
         Contact {
@@ -486,7 +515,7 @@ mod tests {
         );
         assert_eq!(accept(&mut r, now), Err(RuleError::Closed));
         assert_eq!(
-            upgrade(&mut r, DealType::CoSell, None),
+            upgrade(&mut r, &mut None, DealType::CoSell, None, at(now)),
             Err(RuleError::Closed)
         );
     }
@@ -513,7 +542,7 @@ mod tests {
     fn seller_decline_keeps_the_partner_deal_as_partner_led() {
         let now = crate::domain::now();
         let mut partner = complete(DealType::CoSell, Stage::New(Waiting::Pending));
-        let mut platform = platform_side(&partner, Uuid::now_v7(), now);
+        let mut platform = platform_side(&partner, at(now));
         seller_decline(&mut platform, Some(&mut partner), "out of territory", now).unwrap();
         assert_eq!(platform.stage, Stage::Closed(Outcome::Declined));
         assert_eq!(partner.stage, Stage::Active);
@@ -526,7 +555,7 @@ mod tests {
     fn seller_accept_reveals_the_seller() {
         let now = crate::domain::now();
         let mut partner = complete(DealType::CoSell, Stage::New(Waiting::Pending));
-        let mut platform = platform_side(&partner, Uuid::now_v7(), now);
+        let mut platform = platform_side(&partner, at(now));
         assert!(platform.seller_contact.is_none());
         seller_accept(&mut platform, Some(&mut partner), contact(), now).unwrap();
         assert_eq!(partner.stage, Stage::Active);

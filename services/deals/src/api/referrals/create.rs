@@ -1,38 +1,20 @@
-//! `CreateReferral`: a partner's new referral.
+//! `CreateReferral`: a partner's new referral, by [`create::outbound`], stored by
+//! [`Deals::insert`]. Also what every create shares: [`draft`] (the checks of a requested
+//! referral, at the edge) and [`Deals::replay`] (D10).
 
 use cosell_platform::{ApiError, Violations};
 use cosell_proto::deals as pb;
 use tonic::Request;
 use uuid::Uuid;
 
+use cosell_platform::auth::Grants;
+
 use super::super::convert::{self, referral_pb};
 use super::super::{Actor, Deals, REFERRAL_ROLES, rule_error};
 use super::request_id;
-use crate::domain::rules::{self, platform_side};
-use crate::domain::{
-    Customer, DealType, Direction, Party, Referral, ReferralSolution, SolutionLine, Stage, Waiting,
-    attach_solutions, now,
-};
+use crate::domain::create::{self, Draft};
+use crate::domain::{DealType, Referral};
 use crate::store::Inserted;
-
-/// The fields of a new referral as requested, checked but not yet resolved against the
-/// catalog, the directory and identity.
-pub struct Draft {
-    pub mpn_location: Option<String>,
-    pub deal_type: DealType,
-    pub display_name: String,
-    pub entity: String,
-    pub customer_size: pb::CustomerSize,
-    pub contacts: Vec<crate::domain::Contact>,
-    pub consent_to_share: bool,
-    pub assistance: Option<crate::domain::Assistance>,
-    pub solutions: Vec<SolutionLine>,
-    pub team: Vec<crate::domain::Contact>,
-    pub deal_value: Option<crate::domain::Money>,
-    pub estimated_close_date: Option<chrono::NaiveDate>,
-    pub notes: String,
-    pub external_reference_id: String,
-}
 
 /// Checks a requested referral; `deal_type` is taken from the request unless `fixed`.
 pub fn draft(v: &mut Violations, r: &pb::Referral, fixed: Option<DealType>) -> Option<Draft> {
@@ -89,53 +71,9 @@ pub fn draft(v: &mut Violations, r: &pb::Referral, fixed: Option<DealType>) -> O
 }
 
 impl Deals {
-    /// A new partner referral from a resolved draft.
-    pub fn new_referral(
-        &self,
-        organization: Uuid,
-        direction: Direction,
-        stage: Stage,
-        d: Draft,
-        mut customer: Customer,
-        solutions: Vec<ReferralSolution>,
-    ) -> Referral {
-        let t = now();
-        customer.size = d.customer_size;
-        customer.contacts = d.contacts;
-        Referral {
-            id: Uuid::now_v7(),
-            organization,
-            mpn_location: d.mpn_location,
-            party: Party::Partner,
-            engagement: Uuid::now_v7(),
-            direction,
-            deal_type: d.deal_type,
-            stage,
-            status_reason: String::new(),
-            display_name: d.display_name,
-            customer,
-            consent_to_share: d.consent_to_share,
-            assistance: d.assistance,
-            solutions,
-            team: d.team,
-            deal_value: d.deal_value,
-            estimated_close_date: d.estimated_close_date,
-            notes: d.notes,
-            seller_contact: None,
-            create_time: t,
-            update_time: t,
-            accept_time: None,
-            close_time: None,
-            expire_time: matches!(stage, Stage::New(_)).then(|| t + self.expiry),
-            version: 1,
-            external_reference_id: d.external_reference_id,
-            psc_deal_id: None,
-        }
-    }
-
-    /// Stores a new engagement's referrals under an optional idempotency key and returns the
-    /// first referral (the one made before, on a retry).
-    pub async fn create(
+    /// Stores a new engagement's referrals (the partner's first) under an optional idempotency
+    /// key and returns the partner's (the one made before, on a retry: D10).
+    pub async fn insert(
         &self,
         actor: &Actor,
         referrals: Vec<Referral>,
@@ -166,6 +104,9 @@ impl Deals {
         Ok(self.store.get(id).await?)
     }
 
+    /// `CreateReferral`: parse, authorize (a partner's referrals user, in the location's
+    /// scope), answer a retry with the first result (D10), look up what the rule needs, apply
+    /// [`create::outbound`], store, respond.
     pub(super) async fn create_referral(
         &self,
         req: Request<pb::CreateReferralRequest>,
@@ -182,80 +123,65 @@ impl Deals {
                 "referrals are created by partners' referrals admins and users (platform sellers use CoSellService.CreateInboundReferral)",
             ));
         };
+        let organization = *organization;
         let r = req.get_ref();
         let mut v = Violations::new();
         let request_id = request_id(&mut v, &r.request_id);
-        let d = draft(&mut v, &r.referral.clone().unwrap_or_default(), None);
+        let empty = pb::Referral::default();
+        let d = draft(&mut v, r.referral.as_ref().unwrap_or(&empty), None);
         v.finish()?;
         let d = d.ok_or_else(|| ApiError::invalid_field("referral", "is required"))?;
-        if !grants.allows(*organization, REFERRAL_ROLES, d.mpn_location.as_deref()) {
-            return Err(match grants.locations_for(REFERRAL_ROLES) {
-                Some(l) if !l.is_empty() => ApiError::permission_denied(
-                    "LOCATION_SCOPE",
-                    format!(
-                        "your referral role covers only the MPN location(s) {}: set referral.mpn_location to one of them",
-                        l.join(", ")
-                    ),
-                ),
-                _ => ApiError::permission_denied(
-                    "MISSING_ROLE",
-                    "creating referrals needs ROLE_REFERRALS_ADMIN or ROLE_REFERRALS_USER",
-                ),
-            });
-        }
+        authorize_create(organization, grants, d.mpn_location.as_deref())?;
         if let Some(earlier) = self.replay(&actor, request_id.as_deref()).await? {
             return self.respond(&actor, &earlier).await;
         }
-        let ids: Vec<Uuid> = d.solutions.iter().map(|l| l.solution).collect();
-        let (found, ready) = self.store.solutions_for(*organization, &ids).await?;
-        if !ready {
-            return Err(ApiError::failed_precondition(
-                "NO_COSELL_READY_SOLUTION",
-                "the organization has no co-sell-ready solution yet; publish one in the catalog and have it marked co-sell ready",
-            ));
-        }
+        // D7 is answered with the catalog lookup, before the other services are asked anything.
+        let (catalog, ready) = self
+            .store
+            .solutions_for(organization, &d.solution_ids())
+            .await?;
+        create::ensure_cosell_ready(ready).map_err(|e| rule_error(e, "referral."))?;
         if let Some(m) = &d.mpn_location {
-            self.check_location("referral.mpn_location", *organization, m)
+            self.check_location("referral.mpn_location", organization, m)
                 .await?;
         }
         let customer = self
             .resolve_customer("referral.customer.entity", &d.entity)
             .await?;
-        let solutions =
-            attach_solutions(&d.solutions, &found).map_err(|e| rule_error(e, "referral."))?;
-        let stage = if d.deal_type == DealType::CoSell {
-            Stage::New(Waiting::Pending)
-        } else {
-            Stage::Active
-        };
-        let partner = self.new_referral(
-            *organization,
-            Direction::Outbound,
-            stage,
-            d,
-            customer,
-            solutions,
-        );
-        rules::check_deal_type(&partner).map_err(|e| rule_error(e, "referral."))?;
-        let mut referrals = vec![partner.clone()];
-        if partner.deal_type == DealType::CoSell {
-            referrals.push(self.platform_side(&partner));
-        }
+        let referrals = create::outbound(organization, d, customer, &catalog, self.timing())
+            .map_err(|e| rule_error(e, "referral."))?;
+        let id = referrals[0].id;
         let created = self
-            .create(&actor, referrals, request_id.as_deref())
+            .insert(&actor, referrals, request_id.as_deref())
             .await?;
-        if created.id == partner.id {
+        if created.id == id {
             // New: nobody can have marked it a favorite yet.
             return Ok(referral_pb(&created, false));
         }
         self.respond(&actor, &created).await
     }
+}
 
-    /// The platform's referral for the partner's co-sell request, expiring like any invitation.
-    pub fn platform_side(&self, partner: &Referral) -> Referral {
-        let t = now();
-        let mut p = platform_side(partner, Uuid::now_v7(), t);
-        p.expire_time = Some(t + self.expiry);
-        p
+/// A partner creates referrals with a referrals role that covers the referral's MPN location.
+fn authorize_create(
+    organization: Uuid,
+    grants: &Grants,
+    mpn_location: Option<&str>,
+) -> Result<(), ApiError> {
+    if grants.allows(organization, REFERRAL_ROLES, mpn_location) {
+        return Ok(());
     }
+    Err(match grants.locations_for(REFERRAL_ROLES) {
+        Some(l) if !l.is_empty() => ApiError::permission_denied(
+            "LOCATION_SCOPE",
+            format!(
+                "your referral role covers only the MPN location(s) {}: set referral.mpn_location to one of them",
+                l.join(", ")
+            ),
+        ),
+        _ => ApiError::permission_denied(
+            "MISSING_ROLE",
+            "creating referrals needs ROLE_REFERRALS_ADMIN or ROLE_REFERRALS_USER",
+        ),
+    })
 }

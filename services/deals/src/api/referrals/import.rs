@@ -285,7 +285,7 @@ impl Deals {
         if deal_type != DealType::CoSell {
             return Ok(vec![partner]);
         }
-        let mut platform = self.platform_side(&partner);
+        let mut platform = crate::domain::rules::platform_side(&partner, self.timing());
         if direction == Direction::Inbound {
             platform.direction = Direction::Outbound;
             platform.stage = Stage::Active;

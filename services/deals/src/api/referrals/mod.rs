@@ -25,7 +25,9 @@ use uuid::Uuid;
 
 use super::convert::{self, referral_pb};
 use super::{Actor, Deals, ok, rule_error};
-use crate::domain::{Customer, Referral, ReferralSolution, SolutionLine, attach_solutions};
+use crate::domain::{
+    Customer, Referral, ReferralSolution, Solution, SolutionLine, attach_solutions,
+};
 use crate::upstream::MpnHolder;
 
 pub struct ReferralApi(pub Arc<Deals>);
@@ -34,7 +36,8 @@ fn name_field(v: &mut Violations, field: &str, name: &str) -> Option<Uuid> {
     v.take(field, convert::parse_referral_name(name))
 }
 
-fn request_id(v: &mut Violations, text: &str) -> Option<String> {
+/// An optional `request_id` (D10): a UUID, kept in its canonical form.
+pub(in crate::api) fn request_id(v: &mut Violations, text: &str) -> Option<String> {
     if text.is_empty() {
         return None;
     }
@@ -48,16 +51,21 @@ fn request_id(v: &mut Violations, text: &str) -> Option<String> {
 }
 
 impl Deals {
+    /// The catalog entries `lines` name (without asking the database when there are none).
+    pub async fn catalog(&self, lines: &[SolutionLine]) -> Result<Vec<Solution>, ApiError> {
+        if lines.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = lines.iter().map(|l| l.solution).collect();
+        Ok(self.store.get_solutions(&ids).await?)
+    }
+
     /// The catalog entries of `lines`, each one checked ([`attach_solutions`]).
     pub async fn resolve_solutions(
         &self,
         lines: &[SolutionLine],
     ) -> Result<Vec<ReferralSolution>, ApiError> {
-        if lines.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<Uuid> = lines.iter().map(|l| l.solution).collect();
-        let found = self.store.get_solutions(&ids).await?;
+        let found = self.catalog(lines).await?;
         attach_solutions(lines, &found).map_err(|e| rule_error(e, "referral."))
     }
 

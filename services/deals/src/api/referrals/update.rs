@@ -9,7 +9,7 @@ use super::super::convert;
 use super::super::{Actor, Deals, rule_error};
 use super::name_field;
 use crate::domain::rules;
-use crate::domain::{Customer, DealType, Outcome, Referral, ReferralSolution, SolutionLine, now};
+use crate::domain::{Customer, Outcome, Referral, ReferralSolution, SolutionLine};
 
 impl Deals {
     pub(super) async fn update_referral(
@@ -92,7 +92,7 @@ impl Deals {
         let actor = self.actor(&req).await?;
         let r = req.get_ref();
         self.verb(&actor, &r.name, &r.etag, |next, _| {
-            rules::accept(next, now())
+            rules::accept(next, self.now())
         })
         .await
     }
@@ -104,7 +104,7 @@ impl Deals {
         let actor = self.actor(&req).await?;
         let r = req.get_ref();
         self.verb(&actor, &r.name, &r.etag, |next, peer| {
-            rules::decline(next, peer.as_mut(), &r.reason, now())
+            rules::decline(next, peer.as_mut(), &r.reason, self.now())
         })
         .await
     }
@@ -116,7 +116,7 @@ impl Deals {
         let actor = self.actor(&req).await?;
         let r = req.get_ref();
         self.verb(&actor, &r.name, &r.etag, |next, peer| {
-            rules::finish(next, peer.as_mut(), Outcome::Won, "", now())
+            rules::finish(next, peer.as_mut(), Outcome::Won, "", self.now())
         })
         .await
     }
@@ -128,7 +128,7 @@ impl Deals {
         let actor = self.actor(&req).await?;
         let r = req.get_ref();
         self.verb(&actor, &r.name, &r.etag, |next, peer| {
-            rules::finish(next, peer.as_mut(), Outcome::Lost, &r.reason, now())
+            rules::finish(next, peer.as_mut(), Outcome::Lost, &r.reason, self.now())
         })
         .await
     }
@@ -145,13 +145,7 @@ impl Deals {
         v.finish()?;
         let to = to.expect("checked");
         self.verb(&actor, &r.name, &r.etag, |next, peer| {
-            rules::upgrade(next, to, assistance.clone())?;
-            // A co-sell request goes to the sellers' queue; a platform side that was
-            // declined before is replaced by a new one.
-            if to == DealType::CoSell && peer.as_ref().is_none_or(|p| p.stage.is_closed()) {
-                *peer = Some(self.platform_side(next));
-            }
-            Ok(())
+            rules::upgrade(next, peer, to, assistance.clone(), self.timing())
         })
         .await
     }
