@@ -8,7 +8,7 @@ use cosell_proto::deals::{self as pb, co_sell_service_server::CoSellService};
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, referral_pb};
-use super::referrals::create::draft;
+use super::referrals::create::{CustomerFrom, draft};
 use super::referrals::request_id;
 use super::{Actor, Deals, ok, rule_error};
 use crate::domain::{Contact, DealType, Direction, Party, Referral, create, rules};
@@ -142,7 +142,12 @@ impl Deals {
             cosell_platform::names::parse_one(&input.organization, "organizations"),
         );
         let contact = seller_contact(&mut v, "seller_contact", r.seller_contact.as_ref(), &email);
-        let d = draft(&mut v, input, Some(DealType::CoSell));
+        let d = draft(
+            &mut v,
+            input,
+            Some(DealType::CoSell),
+            CustomerFrom::Directory,
+        );
         v.finish()?;
         let (organization, d) = (organization.expect("checked"), d.expect("checked"));
         if let Some(earlier) = self.replay(&actor, request_id.as_deref()).await? {

@@ -5,11 +5,14 @@
 //!   [`ensure_cosell_ready`] (D7).
 //! - [`inbound`]: a platform seller's referral for a partner (`CoSellService/
 //!   CreateInboundReferral`, D5).
+//! - [`migrated`]: a deal brought over from PSC (`ReferralService/ImportReferrals`, 5.4), after
+//!   [`check_migrated_stage`].
 //!
 //! The requested fields arrive as a [`Draft`], checked at the edge; the customer and the
 //! catalog entries it names are looked up by the caller, which stores what the rule returns
 //! (the partner's referral first) in one transaction.
 
+use chrono::{DateTime, Utc};
 use cosell_proto::deals::{AssistanceCode, CustomerSize};
 use uuid::Uuid;
 
@@ -125,6 +128,88 @@ pub fn inbound(
     let mut platform = rules::platform_side(&partner, at);
     platform.direction = Direction::Outbound;
     rules::activate_platform_side(&mut platform, Some(seller), at.now);
+    Ok(vec![partner, platform])
+}
+
+/// Where a deal stood in PSC: what a migrated deal brings beyond a draft.
+#[derive(Debug, Clone)]
+pub struct Migrated {
+    pub psc_deal_id: String,
+    pub direction: Direction,
+    /// Open stages only: closed deals do not migrate.
+    pub stage: Stage,
+    /// The platform seller who had accepted, if any.
+    pub seller_contact: Option<Contact>,
+    /// When PSC created it (`None`: unknown, now).
+    pub create_time: Option<DateTime<Utc>>,
+}
+
+/// A migrated deal's stage must fit its direction: NEW/RECEIVED is an Inbound deal waiting for
+/// the partner, NEW/PENDING an Outbound co-sell request waiting for a seller.
+pub fn check_migrated_stage(
+    deal_type: DealType,
+    direction: Direction,
+    stage: Stage,
+) -> Result<(), RuleError> {
+    let consistent = match (direction, stage) {
+        (Direction::Inbound, Stage::New(Waiting::Pending)) => false,
+        (Direction::Outbound, Stage::New(Waiting::Received)) => false,
+        (Direction::Outbound, Stage::New(Waiting::Pending)) => deal_type == DealType::CoSell,
+        _ => true,
+    };
+    if consistent {
+        Ok(())
+    } else {
+        Err(RuleError::Invalid(
+            "status",
+            "NEW/RECEIVED is for Inbound deals; NEW/PENDING for Outbound CO_SELL requests".into(),
+        ))
+    }
+}
+
+/// A deal migrated from PSC (5.4), as it stood there: its stage, its creation time, consent as
+/// its deal type implies, help requested only on CO_SELL, and the seller who accepted shown
+/// once the deal is ACTIVE. A CO_SELL deal has the platform's side too: accepted by the seller
+/// when the seller sent it (Inbound) or had answered it, else waiting in the sellers' queue.
+/// Migrated deals may be incomplete (D6 applies at their next status change, not here).
+pub fn migrated(
+    organization: Uuid,
+    mut d: Draft,
+    deal: Migrated,
+    customer: Customer,
+    catalog: &[Solution],
+    at: Timing,
+) -> Result<Vec<Referral>, RuleError> {
+    let solutions = attach_solutions(&d.solutions, catalog)?;
+    let deal_type = d.deal_type;
+    d.consent_to_share = deal_type.shared();
+    if deal_type != DealType::CoSell {
+        d.assistance = None;
+    }
+    let active = deal.stage == Stage::Active;
+    let mut partner = partner_referral(
+        organization,
+        deal.direction,
+        deal.stage,
+        d,
+        customer,
+        solutions,
+        at,
+    );
+    partner.create_time = deal.create_time.unwrap_or(at.now);
+    partner.accept_time = active.then_some(at.now);
+    partner.seller_contact = deal.seller_contact.clone().filter(|_| active);
+    partner.psc_deal_id = Some(deal.psc_deal_id);
+    if deal_type != DealType::CoSell {
+        return Ok(vec![partner]);
+    }
+    let mut platform = rules::platform_side(&partner, at);
+    if deal.direction == Direction::Inbound {
+        platform.direction = Direction::Outbound;
+        rules::activate_platform_side(&mut platform, deal.seller_contact, at.now);
+    } else if partner.seller_contact.is_some() {
+        rules::activate_platform_side(&mut platform, partner.seller_contact.clone(), at.now);
+    }
     Ok(vec![partner, platform])
 }
 
@@ -344,5 +429,106 @@ mod tests {
         );
         assert_eq!(platform.accept_time, Some(at.now));
         assert_eq!(platform.seller_contact, Some(seller));
+    }
+
+    fn psc(direction: Direction, stage: Stage, seller: Option<Contact>) -> Migrated {
+        Migrated {
+            psc_deal_id: "PSC-1".into(),
+            direction,
+            stage,
+            seller_contact: seller,
+            create_time: None,
+        }
+    }
+
+    #[test]
+    fn a_migrated_stage_must_fit_its_direction() {
+        use Direction::*;
+        let received = Stage::New(Waiting::Received);
+        let pending = Stage::New(Waiting::Pending);
+        assert!(check_migrated_stage(DealType::CoSell, Inbound, received).is_ok());
+        assert!(check_migrated_stage(DealType::CoSell, Outbound, pending).is_ok());
+        assert!(check_migrated_stage(DealType::Private, Outbound, Stage::Active).is_ok());
+        for (t, d, s) in [
+            (DealType::CoSell, Inbound, pending),
+            (DealType::CoSell, Outbound, received),
+            (DealType::PartnerLed, Outbound, pending),
+        ] {
+            assert!(
+                matches!(
+                    check_migrated_stage(t, d, s),
+                    Err(RuleError::Invalid("status", _))
+                ),
+                "{t:?} {d:?} {s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_migrated_cosell_deal_keeps_where_the_seller_stood() {
+        let catalog = [solution()];
+        let at = at();
+        let sides = |direction, stage, seller| {
+            migrated(
+                Uuid::now_v7(),
+                draft(DealType::CoSell, &catalog),
+                psc(direction, stage, seller),
+                Customer::default(),
+                &catalog,
+                at,
+            )
+            .unwrap()
+        };
+        // Sent by a seller: the seller's side is being worked.
+        let inbound = sides(Direction::Inbound, Stage::New(Waiting::Received), None);
+        assert_eq!(inbound[0].psc_deal_id.as_deref(), Some("PSC-1"));
+        assert_eq!(inbound[0].expire_time, Some(at.now + at.expiry));
+        assert_eq!(
+            (
+                inbound[1].direction,
+                inbound[1].stage,
+                inbound[1].expire_time
+            ),
+            (Direction::Outbound, Stage::Active, None)
+        );
+        // A request a seller had accepted: both sides ACTIVE, the seller shown to the partner.
+        let accepted = sides(Direction::Outbound, Stage::Active, Some(contact()));
+        assert_eq!(accepted[0].seller_contact, Some(contact()));
+        assert_eq!(accepted[0].accept_time, Some(at.now));
+        assert_eq!(accepted[1].stage, Stage::Active);
+        assert_eq!(accepted[1].seller_contact, Some(contact()));
+        // A request still waiting: the platform's side is in the sellers' queue, and the
+        // seller named for a deal that is not ACTIVE is not shown.
+        let waiting = sides(
+            Direction::Outbound,
+            Stage::New(Waiting::Pending),
+            Some(contact()),
+        );
+        assert_eq!(waiting[0].seller_contact, None);
+        assert_eq!(waiting[1].stage, Stage::New(Waiting::Received));
+        assert_eq!(waiting[1].expire_time, Some(at.now + at.expiry));
+    }
+
+    #[test]
+    fn a_migrated_deal_shares_as_its_type_says() {
+        let catalog = [solution()];
+        let mut d = draft(DealType::PartnerLed, &catalog);
+        d.consent_to_share = false;
+        d.assistance = Some(Assistance {
+            code: AssistanceCode::General,
+            notes: String::new(),
+        });
+        let made = migrated(
+            Uuid::now_v7(),
+            d,
+            psc(Direction::Outbound, Stage::Active, None),
+            Customer::default(),
+            &catalog,
+            at(),
+        )
+        .unwrap();
+        assert_eq!(made.len(), 1);
+        assert!(made[0].consent_to_share);
+        assert_eq!(made[0].assistance, None);
     }
 }

@@ -16,16 +16,29 @@ use crate::domain::create::{self, Draft};
 use crate::domain::{DealType, Referral};
 use crate::store::Inserted;
 
-/// Checks a requested referral; `deal_type` is taken from the request unless `fixed`.
-pub fn draft(v: &mut Violations, r: &pb::Referral, fixed: Option<DealType>) -> Option<Draft> {
+/// Where a requested referral's customer comes from (D8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomerFrom {
+    /// The directory: `customer.entity` is required.
+    Directory,
+    /// The directory, or for a migrated deal the directory did not match (no
+    /// `customer.entity`), PSC's text.
+    DirectoryOrPsc,
+}
+
+/// Checks a requested referral into a [`Draft`], every bad field reported in `v`. `deal_type`
+/// is the caller's (from the request, or fixed by the way in; `None`: refused, reported).
+pub fn draft(
+    v: &mut Violations,
+    r: &pb::Referral,
+    deal_type: Option<DealType>,
+    customer_from: CustomerFrom,
+) -> Option<Draft> {
     let p = "referral.";
-    let deal_type = match fixed {
-        Some(t) => Some(t),
-        None => v.take("referral.deal_type", convert::deal_type(r.deal_type)),
-    };
     let display_name = convert::display_name(v, "referral.display_name", &r.display_name);
-    let customer = r.customer.clone().unwrap_or_default();
-    if customer.entity.is_empty() {
+    let empty = pb::Customer::default();
+    let customer = r.customer.as_ref().unwrap_or(&empty);
+    if customer.entity.is_empty() && customer_from == CustomerFrom::Directory {
         v.add(
             "referral.customer.entity",
             "is required: the directory entry (`entities/{id}`) of the customer; search the directory to find it",
@@ -56,7 +69,7 @@ pub fn draft(v: &mut Violations, r: &pb::Referral, fixed: Option<DealType>) -> O
         mpn_location,
         deal_type: deal_type?,
         display_name: display_name?,
-        entity: customer.entity,
+        entity: customer.entity.clone(),
         customer_size,
         contacts,
         consent_to_share: r.consent_to_share,
@@ -128,7 +141,9 @@ impl Deals {
         let mut v = Violations::new();
         let request_id = request_id(&mut v, &r.request_id);
         let empty = pb::Referral::default();
-        let d = draft(&mut v, r.referral.as_ref().unwrap_or(&empty), None);
+        let input = r.referral.as_ref().unwrap_or(&empty);
+        let deal_type = v.take("referral.deal_type", convert::deal_type(input.deal_type));
+        let d = draft(&mut v, input, deal_type, CustomerFrom::Directory);
         v.finish()?;
         let d = d.ok_or_else(|| ApiError::invalid_field("referral", "is required"))?;
         authorize_create(organization, grants, d.mpn_location.as_deref())?;

@@ -8,9 +8,9 @@ use uuid::Uuid;
 
 use super::super::convert::{self, referral_pb};
 use super::super::{Actor, Deals, rule_error};
-use crate::domain::{
-    Customer, DealType, Direction, Party, Referral, Stage, Waiting, attach_solutions, now,
-};
+use super::create::{CustomerFrom, draft};
+use crate::domain::create::{self, Migrated};
+use crate::domain::{Address, Customer, Direction, Referral, Stage, Waiting};
 
 /// At most this many migrated deals per import call.
 pub const MAX_IMPORT_BATCH: usize = 500;
@@ -119,8 +119,8 @@ impl Deals {
             .ok_or_else(|| ApiError::internal("vanished"))
     }
 
-    /// Checks one deal and makes its referrals (written by the caller): the partner's, then
-    /// the platform's, if any.
+    /// Checks one deal and makes its referrals by [`create::migrated`] (written by the
+    /// caller): the partner's, then the platform's, if any.
     async fn import_one(
         &self,
         org: Uuid,
@@ -134,7 +134,8 @@ impl Deals {
                 "is required (at most 100 characters)",
             ));
         }
-        let input = item.referral.clone().unwrap_or_default();
+        let empty = pb::Referral::default();
+        let input = item.referral.as_ref().unwrap_or(&empty);
         let mut v = Violations::new();
         let deal_type = v.take("referral.deal_type", convert::deal_type(input.deal_type));
         let direction = match pb::Direction::try_from(input.direction) {
@@ -162,25 +163,7 @@ impl Deals {
                 None
             }
         };
-        let display_name =
-            convert::display_name(&mut v, "referral.display_name", &input.display_name);
-        let customer_in = input.customer.clone().unwrap_or_default();
-        let size = convert::size(&mut v, "referral.customer.size", customer_in.size);
-        let contacts =
-            convert::contacts(&mut v, "referral.customer.contacts", &customer_in.contacts);
-        let assistance =
-            convert::assistance(&mut v, "referral.assistance", input.assistance.as_ref());
-        let lines = convert::solution_lines(&mut v, "referral.solutions", &input.solutions);
-        let team = convert::contacts(&mut v, "referral.team", &input.team);
-        let deal_value = convert::money(&mut v, "referral.deal_value", input.deal_value.as_ref());
-        let close_date = convert::close_date(
-            &mut v,
-            "referral.estimated_close_date",
-            &input.estimated_close_date,
-        );
-        let notes = convert::notes(&mut v, "referral.notes", &input.notes);
-        let mpn_location =
-            convert::mpn_location(&mut v, "referral.mpn_location", &input.mpn_location);
+        let d = draft(&mut v, input, deal_type, CustomerFrom::DirectoryOrPsc);
         let seller = input.seller_contact.as_ref().map(convert::contact);
         if let Some(s) = &seller {
             for (part, problem) in s.check() {
@@ -188,117 +171,59 @@ impl Deals {
             }
         }
         v.finish()?;
-        let (deal_type, direction, stage) = (
-            deal_type.expect("checked"),
+        let (d, direction, stage) = (
+            d.expect("checked"),
             direction.expect("checked"),
             stage.expect("checked"),
         );
-        let consistent = match (direction, stage) {
-            (Direction::Inbound, Stage::New(Waiting::Pending)) => false,
-            (Direction::Outbound, Stage::New(Waiting::Received)) => false,
-            (Direction::Outbound, Stage::New(Waiting::Pending)) => deal_type == DealType::CoSell,
-            _ => true,
-        };
-        if !consistent {
-            return Err(ApiError::invalid_field(
-                "referral.status",
-                "NEW/RECEIVED is for Inbound deals; NEW/PENDING for Outbound CO_SELL requests",
-            ));
-        }
-        if let Some(m) = &mpn_location
+        create::check_migrated_stage(d.deal_type, direction, stage)
+            .map_err(|e| rule_error(e, "referral."))?;
+        if let Some(m) = &d.mpn_location
             && !seen.locations.contains(m)
         {
             self.check_location("referral.mpn_location", org, m).await?;
             seen.locations.insert(m.clone());
         }
-        let mut customer = if customer_in.entity.is_empty() {
-            // Unmatched: the PSC text, until a user picks the directory entry (D8).
-            let a = customer_in.address.clone().unwrap_or_default();
-            Customer {
-                entity: None,
-                legal_name: customer_in.legal_name.trim().to_owned(),
-                address: crate::domain::Address {
-                    lines: a.lines,
-                    city: a.city,
-                    region: a.region,
-                    postal_code: a.postal_code,
-                    country_code: a.country_code,
-                },
-                ..Default::default()
-            }
-        } else if let Some(c) = seen.customers.get(&customer_in.entity) {
+        let customer = if d.entity.is_empty() {
+            unmatched(input.customer.as_ref())
+        } else if let Some(c) = seen.customers.get(&d.entity) {
             c.clone()
         } else {
             let c = self
-                .resolve_customer("referral.customer.entity", &customer_in.entity)
+                .resolve_customer("referral.customer.entity", &d.entity)
                 .await?;
-            seen.customers.insert(customer_in.entity.clone(), c.clone());
+            seen.customers.insert(d.entity.clone(), c.clone());
             c
         };
-        customer.size = size;
-        customer.contacts = contacts;
-        let solutions =
-            attach_solutions(&lines, &seen.solutions).map_err(|e| rule_error(e, "referral."))?;
-        let t = now();
-        let created = input
-            .create_time
-            .as_ref()
-            .and_then(convert::from_timestamp)
-            .unwrap_or(t);
-        let partner = Referral {
-            id: Uuid::now_v7(),
-            organization: org,
-            mpn_location,
-            party: Party::Partner,
-            engagement: Uuid::now_v7(),
+        let deal = Migrated {
+            psc_deal_id: psc.to_owned(),
             direction,
-            deal_type,
             stage,
-            status_reason: String::new(),
-            display_name: display_name.expect("checked"),
-            customer,
-            consent_to_share: deal_type.shared(),
-            assistance: if deal_type == DealType::CoSell {
-                assistance
-            } else {
-                None
-            },
-            solutions,
-            team,
-            deal_value,
-            estimated_close_date: close_date,
-            notes: notes.expect("checked"),
-            seller_contact: seller.clone().filter(|_| stage == Stage::Active),
-            create_time: created,
-            update_time: t,
-            accept_time: (stage == Stage::Active).then_some(t),
-            close_time: None,
-            expire_time: matches!(stage, Stage::New(_)).then(|| t + self.expiry),
-            version: 1,
-            external_reference_id: input
-                .tracking
-                .as_ref()
-                .map(|x| x.external_reference_id.clone())
-                .unwrap_or_default(),
-            psc_deal_id: Some(psc.to_owned()),
+            seller_contact: seller,
+            create_time: input.create_time.as_ref().and_then(convert::from_timestamp),
         };
-        if deal_type != DealType::CoSell {
-            return Ok(vec![partner]);
-        }
-        let mut platform = crate::domain::rules::platform_side(&partner, self.timing());
-        if direction == Direction::Inbound {
-            platform.direction = Direction::Outbound;
-            platform.stage = Stage::Active;
-            platform.seller_contact = seller;
-        } else if partner.seller_contact.is_some() {
-            platform.stage = Stage::Active;
-            platform.seller_contact = partner.seller_contact.clone();
-        }
-        if platform.stage == Stage::Active {
-            platform.expire_time = None;
-            platform.accept_time = Some(t);
-        }
-        Ok(vec![partner, platform])
+        create::migrated(org, d, deal, customer, &seen.solutions, self.timing())
+            .map_err(|e| rule_error(e, "referral."))
+    }
+}
+
+/// A customer the directory did not match: PSC's text, until a user picks the directory entry
+/// (D8).
+fn unmatched(c: Option<&pb::Customer>) -> Customer {
+    let (legal_name, a) = c
+        .map(|c| (c.legal_name.trim(), c.address.clone().unwrap_or_default()))
+        .unwrap_or_default();
+    Customer {
+        entity: None,
+        legal_name: legal_name.to_owned(),
+        address: Address {
+            lines: a.lines,
+            city: a.city,
+            region: a.region,
+            postal_code: a.postal_code,
+            country_code: a.country_code,
+        },
+        ..Default::default()
     }
 }
 
