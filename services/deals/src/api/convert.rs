@@ -204,6 +204,19 @@ pub fn solution_lines(
     out
 }
 
+/// The integrator's own id of a referral, trimmed; at most 200 characters.
+pub fn external_reference_id(
+    v: &mut Violations,
+    field: &str,
+    tracking: Option<&pb::Tracking>,
+) -> String {
+    let text = tracking.map_or("", |t| t.external_reference_id.trim());
+    if text.chars().count() > 200 {
+        v.add(field, "is longer than 200 characters");
+    }
+    text.to_owned()
+}
+
 pub fn mpn_location(v: &mut Violations, field: &str, text: &str) -> Option<String> {
     if text.trim().is_empty() {
         return None;

@@ -34,7 +34,6 @@ pub fn draft(
     deal_type: Option<DealType>,
     customer_from: CustomerFrom,
 ) -> Option<Draft> {
-    let p = "referral.";
     let display_name = convert::display_name(v, "referral.display_name", &r.display_name);
     let empty = pb::Customer::default();
     let customer = r.customer.as_ref().unwrap_or(&empty);
@@ -54,17 +53,11 @@ pub fn draft(
         convert::close_date(v, "referral.estimated_close_date", &r.estimated_close_date);
     let notes = convert::notes(v, "referral.notes", &r.notes);
     let mpn_location = convert::mpn_location(v, "referral.mpn_location", &r.mpn_location);
-    let external = r
-        .tracking
-        .as_ref()
-        .map(|t| t.external_reference_id.trim().to_owned())
-        .unwrap_or_default();
-    if external.chars().count() > 200 {
-        v.add(
-            format!("{p}tracking.external_reference_id"),
-            "is longer than 200 characters",
-        );
-    }
+    let external = convert::external_reference_id(
+        v,
+        "referral.tracking.external_reference_id",
+        r.tracking.as_ref(),
+    );
     Some(Draft {
         mpn_location,
         deal_type: deal_type?,
