@@ -260,39 +260,10 @@ fn partner_referral(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cosell_proto::deals::SolutionKind;
+    use crate::domain::testing::{self, contact, solution};
 
     fn at() -> Timing {
-        Timing {
-            now: crate::domain::now(),
-            expiry: chrono::Duration::days(14),
-        }
-    }
-
-    fn contact() -> Contact {
-        Contact {
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
-            email: "ada@contoso.com".into(),
-            phone: "+1 425 555 0100".into(),
-        }
-    }
-
-    fn solution() -> Solution {
-        let now = crate::domain::now();
-        Solution {
-            id: Uuid::now_v7(),
-            display_name: "Contoso Cloud Analytics".into(),
-            publisher: Some(Uuid::now_v7()),
-            kind: SolutionKind::PartnerSolution,
-            cosell_ready: true,
-            incentive_eligible: false,
-            mpn_id: None,
-            legacy_product_ids: Vec::new(),
-            create_time: now,
-            update_time: now,
-            version: 1,
-        }
+        testing::at(crate::domain::now())
     }
 
     fn draft(deal_type: DealType, catalog: &[Solution]) -> Draft {

@@ -11,6 +11,8 @@
 
 pub mod create;
 pub mod rules;
+#[cfg(test)]
+mod testing;
 pub mod update;
 pub mod values;
 
