@@ -23,7 +23,7 @@ use tonic::{Request, Status};
 use uuid::Uuid;
 
 use crate::domain::rules::RuleError;
-use crate::domain::{Party, Referral, Timing};
+use crate::domain::{Party, Referral, Timing, change};
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstream;
 
@@ -239,10 +239,10 @@ impl Deals {
             .rfind(|p| p.party != r.party))
     }
 
-    /// Changes a referral and its peer by `change` until the write lands (D9): with an etag, a
-    /// write that lost a race answers `ABORTED`; without one it retries on the fresh state.
-    /// `change` may also put a new peer in place (an upgrade to CO_SELL creates the platform's
-    /// referral).
+    /// Changes a referral and its peer by `change` (authorization and a domain rule) until the
+    /// write lands (D9): with an etag, a write that lost a race answers `ABORTED`; without one
+    /// it retries on the fresh state. `change` may also put a new peer in place (an upgrade to
+    /// CO_SELL creates the platform's referral). What is written is [`change::settle`]'s.
     pub async fn mutate<F>(
         &self,
         actor: &Actor,
@@ -260,30 +260,8 @@ impl Deals {
             let mut next = current.clone();
             let mut next_peer = peer.clone();
             change(&mut next, &mut next_peer)?;
-            let now = self.now();
-            let mut writes = Vec::new();
-            if next != current {
-                next.version = current.version + 1;
-                next.update_time = now;
-                writes.push((next.clone(), current.version));
-            }
-            if let Some(mut after) = next_peer {
-                // A closed peer is terminal (D1): it keeps what it showed when it closed.
-                if next.party == Party::Partner && !after.stage.is_closed() {
-                    next.mirror_into(&mut after);
-                }
-                match peer.filter(|before| before.id == after.id) {
-                    // A new referral of the engagement.
-                    None => writes.push((after, 0)),
-                    Some(before) if after != before => {
-                        after.version = before.version + 1;
-                        after.update_time = now;
-                        writes.push((after, before.version));
-                    }
-                    Some(_) => {}
-                }
-            }
-            if writes.is_empty() || self.store.save(&writes).await? {
+            let changes = change::settle(current, &mut next, peer, next_peer, self.now());
+            if changes.is_empty() || self.store.save(&changes).await? {
                 return Ok(next);
             }
             if !etag.is_empty() {

@@ -3,12 +3,14 @@
 //! customer size, solution kind), which are closed sets shared verbatim with the contract.
 //!
 //! - [`values`]: money, dates, contacts and the other checked value types.
+//! - [`change`]: a change to referrals as it is written (versions, the platform's copy).
 //! - [`create`]: new referrals: the rule of each way in (a partner's, a seller's, D5, D7).
 //! - [`rules`]: what each status change needs (D1, D3, D4, D6, 3.2 upgrades and deal types).
 //! - [`update`]: the fields a partner changes under a field mask.
 //!
 //! Here: the types, and which catalog solutions a referral may carry ([`attach_solutions`]).
 
+pub mod change;
 pub mod create;
 pub mod rules;
 #[cfg(test)]
