@@ -1,5 +1,7 @@
-//! `cosell.deals.v1.CoSellService`: the platform sellers' side (the queue of co-sell requests,
-//! accept, decline, inbound referrals for partners).
+//! `cosell.deals.v1.CoSellService`: the platform sellers' side: the queue of co-sell requests
+//! (`ListInvitations`), the answers to them (`AcceptInvitation`: [`rules::seller_accept`],
+//! `DeclineInvitation`: [`rules::seller_decline`], through [`Deals::mutate`]), and inbound
+//! referrals for partners (`CreateInboundReferral`: [`create::inbound`], D5).
 
 use std::sync::Arc;
 

@@ -6,6 +6,10 @@
 //! - [`cosell`]: `CoSellService` (the platform sellers' queue and inbound referrals).
 //! - [`catalog`]: `CatalogService` (solutions).
 //! - [`convert`]: request checks (proto -> domain, with field violations) and responses.
+//!
+//! Here too: [`Deals::mutate`], the write loop of every change to existing referrals (load,
+//! check the etag, apply the caller's rule, [`change::settle`], store, retry on a lost race:
+//! D9), and [`Deals::now`], the adapter's one reading of the clock.
 
 pub mod catalog;
 pub mod convert;

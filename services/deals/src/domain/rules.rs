@@ -1,6 +1,7 @@
 //! The lifecycle rules: which moves are allowed (D1), what a status change needs (D6), declines
 //! with reasons (D3), the seller's answer to a co-sell request (D4), deal-type upgrades and what
-//! each deal type implies (3.2).
+//! each deal type implies (3.2), and the platform's side of an engagement ([`platform_side`],
+//! waiting; [`activate_platform_side`], accepted by a seller).
 //! Each verb changes the referral (and the other party's referral of the engagement, when it
 //! has one) in memory; the caller stores both in one transaction.
 

@@ -1,5 +1,7 @@
 //! `ImportReferrals`: the deals the migration service brings over from PSC, idempotent by PSC
-//! deal id, each refused on its own with the reason.
+//! deal id, each refused on its own with the reason. A deal is parsed by [`draft`] with its
+//! PSC fields, made by [`create::migrated`], and a batch is stored in one transaction
+//! (`Store::insert_migrated_batch`; one by one when another import raced it).
 
 use cosell_platform::{ApiError, Violations};
 use cosell_proto::deals as pb;

@@ -1,5 +1,7 @@
-//! `UpdateReferral` (the fields of a field mask) and the partner's verbs: `AcceptReferral`,
-//! `DeclineReferral`, `MarkReferralWon`, `MarkReferralLost`, `UpgradeDealType`.
+//! `UpdateReferral` (the fields of a field mask, by [`update::apply`]) and the partner's verbs,
+//! each a rule of [`rules`]: `AcceptReferral` ([`rules::accept`]), `DeclineReferral`
+//! ([`rules::decline`]), `MarkReferralWon` and `MarkReferralLost` ([`rules::finish`]),
+//! `UpgradeDealType` ([`rules::upgrade`]). All of them write through [`Deals::mutate`].
 
 use cosell_platform::{ApiError, Violations};
 use cosell_proto::deals as pb;
