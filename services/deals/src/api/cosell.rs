@@ -161,13 +161,7 @@ impl Deals {
                 format!("`{}` is not a partner organization", input.organization),
             ));
         }
-        if let Some(m) = &d.mpn_location {
-            self.check_location("referral.mpn_location", organization, m)
-                .await?;
-        }
-        let customer = self
-            .resolve_customer("referral.customer.entity", &d.entity)
-            .await?;
+        let customer = self.resolve_draft(organization, &d).await?;
         let catalog = self.catalog(&d.solutions).await?;
         let referrals =
             create::inbound(organization, d, customer, &catalog, contact, self.timing())

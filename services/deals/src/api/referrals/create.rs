@@ -13,7 +13,7 @@ use super::super::convert::{self, referral_pb};
 use super::super::{Actor, Deals, REFERRAL_ROLES, rule_error};
 use super::request_id;
 use crate::domain::create::{self, Draft};
-use crate::domain::{DealType, Referral};
+use crate::domain::{Customer, DealType, Referral};
 use crate::store::Inserted;
 
 /// Where a requested referral's customer comes from (D8).
@@ -95,6 +95,17 @@ impl Deals {
         }
     }
 
+    /// What a draft names outside the deals database: its MPN location, checked to be one of
+    /// `organization`'s, and its customer, from the directory (D8).
+    pub async fn resolve_draft(&self, organization: Uuid, d: &Draft) -> Result<Customer, ApiError> {
+        if let Some(m) = &d.mpn_location {
+            self.check_location("referral.mpn_location", organization, m)
+                .await?;
+        }
+        self.resolve_customer("referral.customer.entity", &d.entity)
+            .await
+    }
+
     /// A referral created before under the caller's `request_id`, if any (rule D10).
     pub async fn replay(
         &self,
@@ -149,13 +160,7 @@ impl Deals {
             .solutions_for(organization, &d.solution_ids())
             .await?;
         create::ensure_cosell_ready(ready).map_err(|e| rule_error(e, "referral."))?;
-        if let Some(m) = &d.mpn_location {
-            self.check_location("referral.mpn_location", organization, m)
-                .await?;
-        }
-        let customer = self
-            .resolve_customer("referral.customer.entity", &d.entity)
-            .await?;
+        let customer = self.resolve_draft(organization, &d).await?;
         let referrals = create::outbound(organization, d, customer, &catalog, self.timing())
             .map_err(|e| rule_error(e, "referral."))?;
         let id = referrals[0].id;
