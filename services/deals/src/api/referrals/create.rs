@@ -2,12 +2,11 @@
 //! [`Deals::insert`]. Also what every create shares: [`draft`] (the checks of a requested
 //! referral, at the edge) and [`Deals::replay`] (D10).
 
+use cosell_platform::auth::Grants;
 use cosell_platform::{ApiError, Violations};
 use cosell_proto::deals as pb;
 use tonic::Request;
 use uuid::Uuid;
-
-use cosell_platform::auth::Grants;
 
 use super::super::convert::{self, referral_pb};
 use super::super::{Actor, Deals, REFERRAL_ROLES, rule_error};
