@@ -2,10 +2,20 @@
 //! them with the platform's, co-selling with platform sellers, favorites, the solutions catalog
 //! and the import of deals migrated from PSC (SPEC 3.1-3.5, 3.9).
 //!
-//! - [`domain`]: referrals, their lifecycle and rules (D1-D10), money and contacts.
+//! - [`api`]: the gRPC handlers, one folder or file per service, and authorization.
+//! - [`domain`]: referrals and their rules (D1-D10), without I/O: how each way in starts an
+//!   engagement ([`domain::create`]), the lifecycle verbs ([`domain::rules`]), field updates
+//!   ([`domain::update`]), and a change as it is written ([`domain::change`]).
 //! - [`store`]: the database (referrals, idempotency keys, favorites, solutions).
 //! - [`upstream`]: the directory (customers) and identity (MPN IDs), with the service's token.
-//! - [`api`]: the gRPC handlers and authorization.
+//!
+//! Every RPC reads the same way: parse the request ([`api::convert`]), authorize, look up what
+//! the rule needs, apply a domain rule, store, convert the answer. For example
+//! `cosell.deals.v1.ReferralService/CreateReferral`: `api::referrals::ReferralApi` hands it to
+//! `Deals::create_referral` in `api/referrals/create.rs`, which parses with `draft`, checks D7
+//! with `domain::create::ensure_cosell_ready`, applies `domain::create::outbound`, and stores
+//! through `Deals::insert` and `Store::insert`. Changes of existing referrals all go through
+//! `Deals::mutate`, [`domain::change::settle`] and `Store::save`.
 //!
 //! [`start`] opens the database (running its migrations) and returns the services for a server.
 //! The demo data of `cosell serve --demo` is made through this API by the `cosell` binary.

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::domain::values::{format_cents, parse_amount, parse_date};
 use crate::domain::{
     Address, Assistance, Contact, Customer, DealType, Direction, Money, Outcome, Party, Referral,
-    Solution, Stage, Waiting,
+    Solution, SolutionLine, Stage, Waiting,
 };
 
 /// At most this many solutions on a referral.
@@ -157,14 +157,6 @@ pub fn close_date(v: &mut Violations, field: &str, text: &str) -> Option<chrono:
     v.take(field, parse_date(text))
 }
 
-/// A solution line as requested: which solution, quantity, unit price in cents.
-#[derive(Debug, Clone)]
-pub struct SolutionLine {
-    pub solution: Uuid,
-    pub quantity: i32,
-    pub unit_price_cents: Option<i64>,
-}
-
 pub fn solution_lines(
     v: &mut Violations,
     field: &str,
@@ -212,6 +204,19 @@ pub fn solution_lines(
     out
 }
 
+/// The integrator's own id of a referral, trimmed; at most 200 characters.
+pub fn external_reference_id(
+    v: &mut Violations,
+    field: &str,
+    tracking: Option<&pb::Tracking>,
+) -> String {
+    let text = tracking.map_or("", |t| t.external_reference_id.trim());
+    if text.chars().count() > 200 {
+        v.add(field, "is longer than 200 characters");
+    }
+    text.to_owned()
+}
+
 pub fn mpn_location(v: &mut Violations, field: &str, text: &str) -> Option<String> {
     if text.trim().is_empty() {
         return None;
@@ -228,61 +233,6 @@ pub fn deal_type(value: i32) -> Result<DealType, String> {
             Err("is required: DEAL_TYPE_PRIVATE, DEAL_TYPE_PARTNER_LED or DEAL_TYPE_CO_SELL".into())
         }
     }
-}
-
-/// What each deal type implies about consent and assistance (3.2), as (field, problem).
-pub fn type_violations(r: &Referral) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
-    match r.deal_type {
-        DealType::Private => {
-            if r.consent_to_share {
-                out.push((
-                    "consent_to_share",
-                    "a PRIVATE referral is never shared; upgrade it to share it".to_string(),
-                ));
-            }
-        }
-        DealType::PartnerLed | DealType::CoSell => {
-            if !r.consent_to_share {
-                out.push((
-                    "consent_to_share",
-                    format!(
-                        "a {} referral is shared with platform sellers: consent is required",
-                        r.deal_type.as_str()
-                    ),
-                ));
-            }
-        }
-    }
-    match r.deal_type {
-        DealType::CoSell => {
-            if r.assistance.is_none() {
-                out.push((
-                    "assistance",
-                    "a CO_SELL referral asks platform sellers for help: the assistance code is required"
-                        .to_string(),
-                ));
-            }
-            if r.customer.contacts.is_empty() {
-                out.push((
-                    "customer.contacts",
-                    "a CO_SELL referral needs a customer contact".to_string(),
-                ));
-            }
-        }
-        _ => {
-            if r.assistance.is_some() {
-                out.push((
-                    "assistance",
-                    format!(
-                        "help from platform sellers is for CO_SELL referrals; upgrade this {} one",
-                        r.deal_type.as_str()
-                    ),
-                ));
-            }
-        }
-    }
-    out
 }
 
 // --- responses ---

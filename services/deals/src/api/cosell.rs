@@ -1,18 +1,19 @@
-//! `cosell.deals.v1.CoSellService`: the platform sellers' side (the queue of co-sell requests,
-//! accept, decline, inbound referrals for partners).
+//! `cosell.deals.v1.CoSellService`: the platform sellers' side: the queue of co-sell requests
+//! (`ListInvitations`), the answers to them (`AcceptInvitation`: [`rules::seller_accept`],
+//! `DeclineInvitation`: [`rules::seller_decline`], through [`Deals::mutate`]), and inbound
+//! referrals for partners (`CreateInboundReferral`: [`create::inbound`], D5).
 
 use std::sync::Arc;
 
 use cosell_platform::{ApiError, Violations, page};
 use cosell_proto::deals::{self as pb, co_sell_service_server::CoSellService};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use super::convert::{self, referral_pb};
-use super::referrals::draft;
+use super::referrals::create::{CustomerFrom, draft};
+use super::referrals::request_id;
 use super::{Actor, Deals, ok, rule_error};
-use crate::domain::rules;
-use crate::domain::{Contact, DealType, Direction, Party, Referral, Stage, Waiting, now};
+use crate::domain::{Contact, DealType, Direction, Party, Referral, create, rules};
 use crate::store::ReferralFilter;
 
 pub struct CoSellApi(pub Arc<Deals>);
@@ -88,7 +89,7 @@ impl Deals {
         let size = size.unwrap_or(page::DEFAULT_PAGE_SIZE).min(500);
         let after = match after.flatten() {
             None => None,
-            Some(key) => Some(super::referrals::parse_key(&key)?),
+            Some(key) => Some(super::referrals::list::parse_key(&key)?),
         };
         let rows = self.store.list(&filter, after, size + 1).await?;
         let (rows, next_page_token) = page::cut(rows, size, &query, |r: &Referral| {
@@ -125,6 +126,8 @@ impl Deals {
         Ok(referral_pb(&updated, false))
     }
 
+    /// `CreateInboundReferral`: parse, authorize (a platform seller), answer a retry with the
+    /// first result (D10), look up what the rule needs, apply [`create::inbound`], store.
     async fn create_inbound(
         &self,
         req: Request<pb::CreateInboundReferralRequest>,
@@ -132,26 +135,23 @@ impl Deals {
         let actor = self.actor(&req).await?;
         let email = seller(&actor)?;
         let r = req.get_ref();
-        let input = r.referral.clone().unwrap_or_default();
+        let empty = pb::Referral::default();
+        let input = r.referral.as_ref().unwrap_or(&empty);
         let mut v = Violations::new();
-        let request_id = if r.request_id.is_empty() {
-            None
-        } else {
-            v.take(
-                "request_id",
-                Uuid::parse_str(&r.request_id)
-                    .map(|u| u.to_string())
-                    .map_err(|_| format!("`{}` is not a UUID", r.request_id)),
-            )
-        };
+        let request_id = request_id(&mut v, &r.request_id);
         let organization = v.take(
             "referral.organization",
             cosell_platform::names::parse_one(&input.organization, "organizations"),
         );
         let contact = seller_contact(&mut v, "seller_contact", r.seller_contact.as_ref(), &email);
-        let d = draft(&mut v, &input, Some(DealType::CoSell));
+        let d = draft(
+            &mut v,
+            input,
+            Some(DealType::CoSell),
+            CustomerFrom::Directory,
+        );
         v.finish()?;
-        let (organization, mut d) = (organization.expect("checked"), d.expect("checked"));
+        let (organization, d) = (organization.expect("checked"), d.expect("checked"));
         if let Some(earlier) = self.replay(&actor, request_id.as_deref()).await? {
             return Ok(referral_pb(&earlier, false));
         }
@@ -161,43 +161,13 @@ impl Deals {
                 format!("`{}` is not a partner organization", input.organization),
             ));
         }
-        if let Some(m) = &d.mpn_location {
-            self.check_location("referral.mpn_location", organization, m)
-                .await?;
-        }
-        let customer = self
-            .resolve_customer("referral.customer.entity", &d.entity)
-            .await?;
-        let solutions = self
-            .resolve_solutions("referral.solutions", &d.solutions)
-            .await?;
-        // Sent by the platform: shared by nature, with the seller's help on offer.
-        d.consent_to_share = true;
-        if d.assistance.is_none() {
-            d.assistance = Some(crate::domain::Assistance {
-                code: pb::AssistanceCode::General,
-                notes: String::new(),
-            });
-        }
-        let mut partner = self.new_referral(
-            organization,
-            Direction::Inbound,
-            Stage::New(Waiting::Received),
-            d,
-            customer,
-            solutions,
-        );
-        partner.seller_contact = Some(contact.clone());
-        // The platform's own side: the seller's outbound referral, being worked.
-        let t = now();
-        let mut platform = rules::platform_side(&partner, Uuid::now_v7(), t);
-        platform.direction = Direction::Outbound;
-        platform.stage = Stage::Active;
-        platform.accept_time = Some(t);
-        platform.expire_time = None;
-        platform.seller_contact = Some(contact);
+        let customer = self.resolve_draft(organization, &d).await?;
+        let catalog = self.catalog(&d.solutions).await?;
+        let referrals =
+            create::inbound(organization, d, customer, &catalog, contact, self.timing())
+                .map_err(|e| rule_error(e, "referral."))?;
         let created = self
-            .create(&actor, vec![partner, platform], request_id.as_deref())
+            .insert(&actor, referrals, request_id.as_deref())
             .await?;
         Ok(referral_pb(&created, false))
     }
@@ -227,7 +197,7 @@ impl CoSellService for CoSellApi {
             v.finish()?;
             let referral = d
                 .answer_invitation(&actor, &r.name, &r.etag, |next, peer| {
-                    rules::seller_accept(next, peer, contact.clone(), now())
+                    rules::seller_accept(next, peer, contact.clone(), d.now())
                 })
                 .await?;
             Ok(pb::AcceptInvitationResponse {
@@ -248,7 +218,7 @@ impl CoSellService for CoSellApi {
             let r = req.get_ref();
             let referral = d
                 .answer_invitation(&actor, &r.name, &r.etag, |next, peer| {
-                    rules::seller_decline(next, peer, &r.reason, now())
+                    rules::seller_decline(next, peer, &r.reason, d.now())
                 })
                 .await?;
             Ok(pb::DeclineInvitationResponse {

@@ -6,6 +6,10 @@
 //! - [`cosell`]: `CoSellService` (the platform sellers' queue and inbound referrals).
 //! - [`catalog`]: `CatalogService` (solutions).
 //! - [`convert`]: request checks (proto -> domain, with field violations) and responses.
+//!
+//! Here too: [`Deals::mutate`], the write loop of every change to existing referrals (load,
+//! check the etag, apply the caller's rule, [`change::settle`], store, retry on a lost race:
+//! D9), and [`Deals::now`], the adapter's one reading of the clock.
 
 pub mod catalog;
 pub mod convert;
@@ -14,15 +18,16 @@ pub mod referrals;
 
 use std::sync::Arc;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use cosell_platform::ApiError;
 use cosell_platform::auth::{AccessClient, Grants, Principal, caller};
+use cosell_platform::error::FieldViolation;
 use cosell_proto::identity::Role;
 use tonic::{Request, Status};
 use uuid::Uuid;
 
 use crate::domain::rules::RuleError;
-use crate::domain::{Party, Referral};
+use crate::domain::{Party, Referral, Timing, change};
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstream;
 
@@ -107,6 +112,15 @@ pub fn rule_error(e: RuleError, field_prefix: &str) -> ApiError {
         RuleError::Invalid(field, description) => {
             ApiError::invalid_field(format!("{field_prefix}{field}"), description)
         }
+        RuleError::Fields(fields) => ApiError::invalid_argument(
+            fields
+                .into_iter()
+                .map(|(field, description)| FieldViolation {
+                    field: format!("{field_prefix}{field}"),
+                    description,
+                })
+                .collect(),
+        ),
     }
 }
 
@@ -115,6 +129,19 @@ pub fn not_found(id: Uuid) -> ApiError {
 }
 
 impl Deals {
+    /// The API's one reading of the clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        crate::domain::now()
+    }
+
+    /// Now, with how long a referral that starts waiting now waits (D2).
+    pub fn timing(&self) -> Timing {
+        Timing {
+            now: self.now(),
+            expiry: self.expiry,
+        }
+    }
+
     /// Who is calling.
     pub async fn actor<T>(&self, req: &Request<T>) -> Result<Actor, ApiError> {
         let caller = caller(req)?;
@@ -216,10 +243,10 @@ impl Deals {
             .rfind(|p| p.party != r.party))
     }
 
-    /// Changes a referral and its peer by `change` until the write lands (D9): with an etag, a
-    /// write that lost a race answers `ABORTED`; without one it retries on the fresh state.
-    /// `change` may also put a new peer in place (an upgrade to CO_SELL creates the platform's
-    /// referral).
+    /// Changes a referral and its peer by `change` (authorization and a domain rule) until the
+    /// write lands (D9): with an etag, a write that lost a race answers `ABORTED`; without one
+    /// it retries on the fresh state. `change` may also put a new peer in place (an upgrade to
+    /// CO_SELL creates the platform's referral). What is written is [`change::settle`]'s.
     pub async fn mutate<F>(
         &self,
         actor: &Actor,
@@ -237,30 +264,8 @@ impl Deals {
             let mut next = current.clone();
             let mut next_peer = peer.clone();
             change(&mut next, &mut next_peer)?;
-            let now = crate::domain::now();
-            let mut writes = Vec::new();
-            if next != current {
-                next.version = current.version + 1;
-                next.update_time = now;
-                writes.push((next.clone(), current.version));
-            }
-            if let Some(mut after) = next_peer {
-                // A closed peer is terminal (D1): it keeps what it showed when it closed.
-                if next.party == Party::Partner && !after.stage.is_closed() {
-                    next.mirror_into(&mut after);
-                }
-                match peer.filter(|before| before.id == after.id) {
-                    // A new referral of the engagement.
-                    None => writes.push((after, 0)),
-                    Some(before) if after != before => {
-                        after.version = before.version + 1;
-                        after.update_time = now;
-                        writes.push((after, before.version));
-                    }
-                    Some(_) => {}
-                }
-            }
-            if writes.is_empty() || self.store.save(&writes).await? {
+            let changes = change::settle(current, &mut next, peer, next_peer, self.now());
+            if changes.is_empty() || self.store.save(&changes).await? {
                 return Ok(next);
             }
             if !etag.is_empty() {

@@ -3,9 +3,19 @@
 //! customer size, solution kind), which are closed sets shared verbatim with the contract.
 //!
 //! - [`values`]: money, dates, contacts and the other checked value types.
-//! - [`rules`]: what each status change needs (D1, D3, D4, D6, 3.2 upgrades).
+//! - [`change`]: a change to referrals as it is written (versions, the platform's copy).
+//! - [`create`]: new referrals: the rule of each way in (a partner's, a seller's, D5, D7).
+//! - [`rules`]: what each status change needs (D1, D3, D4, D6, 3.2 upgrades and deal types).
+//! - [`update`]: the fields a partner changes under a field mask.
+//!
+//! Here: the types, and which catalog solutions a referral may carry ([`attach_solutions`]).
 
+pub mod change;
+pub mod create;
 pub mod rules;
+#[cfg(test)]
+mod testing;
+pub mod update;
 pub mod values;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -297,6 +307,59 @@ impl Solution {
     }
 }
 
+/// A solution line as requested: which solution, quantity, unit price in cents.
+#[derive(Debug, Clone)]
+pub struct SolutionLine {
+    pub solution: Uuid,
+    pub quantity: i32,
+    pub unit_price_cents: Option<i64>,
+}
+
+/// The requested solution lines against the catalog entries `catalog` (3.1, 3.9): each exists,
+/// may be attached, and only a platform SKU carries a quantity or a unit price. Every refused
+/// line is named (`solutions[i]`).
+pub fn attach_solutions(
+    lines: &[SolutionLine],
+    catalog: &[Solution],
+) -> Result<Vec<ReferralSolution>, rules::RuleError> {
+    let mut refused = Vec::new();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        let Some(s) = catalog.iter().find(|s| s.id == line.solution) else {
+            refused.push((
+                format!("solutions[{i}].solution"),
+                format!("solutions/{} does not exist", line.solution),
+            ));
+            continue;
+        };
+        if !s.attachable() {
+            refused.push((
+                format!("solutions[{i}].solution"),
+                format!("`{}` is not co-sell ready", s.display_name),
+            ));
+        }
+        let sku = s.kind == SolutionKind::PlatformSku;
+        if !sku && (line.quantity != 0 || line.unit_price_cents.is_some()) {
+            refused.push((
+                format!("solutions[{i}]"),
+                "only platform SKUs carry a quantity and a unit price".to_owned(),
+            ));
+        }
+        out.push(ReferralSolution {
+            solution: s.id,
+            display_name: s.display_name.clone(),
+            kind: s.kind,
+            quantity: line.quantity,
+            unit_price_cents: line.unit_price_cents,
+        });
+    }
+    if refused.is_empty() {
+        Ok(out)
+    } else {
+        Err(rules::RuleError::Fields(refused))
+    }
+}
+
 /// Lower-case, accent-free words of a name, for the catalog picker: `Ünïted-Data` ->
 /// `["united", "data"]`.
 pub fn search_words(text: &str) -> Vec<String> {
@@ -311,6 +374,21 @@ pub fn search_words(text: &str) -> Vec<String> {
         .filter(|w| !w.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// When a command runs and how long a NEW referral then waits for an answer (D2): what the
+/// rules that start a referral stamp on it.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub now: DateTime<Utc>,
+    pub expiry: chrono::Duration,
+}
+
+impl Timing {
+    /// When a referral that starts waiting now expires.
+    pub fn expire_time(self) -> DateTime<Utc> {
+        self.now + self.expiry
+    }
 }
 
 /// Times are kept to the microsecond: PostgreSQL stores no finer, and a page token must compare

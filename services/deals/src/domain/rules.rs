@@ -1,11 +1,15 @@
 //! The lifecycle rules: which moves are allowed (D1), what a status change needs (D6), declines
-//! with reasons (D3), the seller's answer to a co-sell request (D4) and deal-type upgrades (3.2).
+//! with reasons (D3), the seller's answer to a co-sell request (D4), deal-type upgrades and what
+//! each deal type implies (3.2), and the platform's side of an engagement ([`platform_side`],
+//! waiting; [`activate_platform_side`], accepted by a seller).
 //! Each verb changes the referral (and the other party's referral of the engagement, when it
 //! has one) in memory; the caller stores both in one transaction.
 
 use chrono::{DateTime, Utc};
 
-use super::{Assistance, Contact, DealType, Direction, Outcome, Party, Referral, Stage, Waiting};
+use super::{
+    Assistance, Contact, DealType, Direction, Outcome, Party, Referral, Stage, Timing, Waiting,
+};
 
 /// Longest reason accepted for a decline or a loss.
 pub const MAX_REASON_CHARS: usize = 2000;
@@ -24,6 +28,9 @@ pub enum RuleError {
     Missing(Vec<(&'static str, &'static str)>),
     /// A request field is wrong (field, description).
     Invalid(&'static str, String),
+    /// Fields that contradict each other or the catalog: (path in the referral, description)
+    /// each, never empty.
+    Fields(Vec<(String, String)>),
 }
 
 /// The fields D6 asks for before a status change, each missing one named.
@@ -67,6 +74,67 @@ pub fn missing_required(r: &Referral) -> Vec<(&'static str, &'static str)> {
         missing.push(("notes", "notes are required"));
     }
     missing
+}
+
+/// What each deal type implies about consent and assistance (3.2): every contradiction named.
+pub fn check_deal_type(r: &Referral) -> Result<(), RuleError> {
+    let mut out = Vec::new();
+    match r.deal_type {
+        DealType::Private => {
+            if r.consent_to_share {
+                out.push((
+                    "consent_to_share",
+                    "a PRIVATE referral is never shared; upgrade it to share it".to_string(),
+                ));
+            }
+        }
+        DealType::PartnerLed | DealType::CoSell => {
+            if !r.consent_to_share {
+                out.push((
+                    "consent_to_share",
+                    format!(
+                        "a {} referral is shared with platform sellers: consent is required",
+                        r.deal_type.as_str()
+                    ),
+                ));
+            }
+        }
+    }
+    match r.deal_type {
+        DealType::CoSell => {
+            if r.assistance.is_none() {
+                out.push((
+                    "assistance",
+                    "a CO_SELL referral asks platform sellers for help: the assistance code is required"
+                        .to_string(),
+                ));
+            }
+            if r.customer.contacts.is_empty() {
+                out.push((
+                    "customer.contacts",
+                    "a CO_SELL referral needs a customer contact".to_string(),
+                ));
+            }
+        }
+        _ => {
+            if r.assistance.is_some() {
+                out.push((
+                    "assistance",
+                    format!(
+                        "help from platform sellers is for CO_SELL referrals; upgrade this {} one",
+                        r.deal_type.as_str()
+                    ),
+                ));
+            }
+        }
+    }
+    if out.is_empty() {
+        Ok(())
+    } else {
+        Err(RuleError::Fields(
+            out.into_iter().map(|(f, d)| (f.to_owned(), d)).collect(),
+        ))
+    }
 }
 
 /// Refuses any edit of a closed referral (D1).
@@ -187,12 +255,15 @@ pub fn finish(
     Ok(())
 }
 
-/// The partner upgrades the deal type (3.2, D6). Upgrading to CO_SELL asks for help: the caller
-/// then creates the platform's referral (see [`platform_side`]).
+/// The partner upgrades the deal type (3.2, D6). Upgrading to CO_SELL asks for help: the
+/// request goes to the sellers' queue as a new platform side, unless one is open or accepted
+/// already (one declined before is replaced).
 pub fn upgrade(
     r: &mut Referral,
+    peer: &mut Option<Referral>,
     to: DealType,
     assistance: Option<Assistance>,
+    at: Timing,
 ) -> Result<(), RuleError> {
     ensure_open(r)?;
     if !r.deal_type.can_upgrade_to(to) {
@@ -220,27 +291,47 @@ pub fn upgrade(
     }
     ensure_complete(&next)?;
     *r = next;
+    if to == DealType::CoSell && peer.as_ref().is_none_or(|p| p.stage.is_closed()) {
+        *peer = Some(platform_side(r, at));
+    }
     Ok(())
 }
 
-/// The platform's referral for a partner's co-sell request: in the sellers' queue, NEW/RECEIVED.
-pub fn platform_side(partner: &Referral, id: uuid::Uuid, now: DateTime<Utc>) -> Referral {
+/// The platform's referral of a partner's engagement: its copy of the deal (each side keeps its
+/// own status, notes and contacts), NEW/RECEIVED in the sellers' queue, waiting for a seller
+/// like any invitation (D2).
+pub fn platform_side(partner: &Referral, at: Timing) -> Referral {
     let mut p = partner.clone();
-    p.id = id;
+    p.id = uuid::Uuid::now_v7();
     p.party = Party::Platform;
     p.direction = Direction::Inbound;
     p.stage = Stage::New(Waiting::Received);
     p.status_reason = String::new();
     p.notes = String::new();
     p.seller_contact = None;
-    p.create_time = now;
-    p.update_time = now;
+    p.create_time = at.now;
+    p.update_time = at.now;
     p.accept_time = None;
     p.close_time = None;
+    p.expire_time = Some(at.expire_time());
     p.version = 1;
     p.external_reference_id = String::new();
     p.psc_deal_id = None;
     p
+}
+
+/// The platform's side, accepted: ACTIVE, no longer waiting, `seller` its contact (D4). A
+/// seller's answer to a co-sell request, a seller's own inbound referral and a deal a seller
+/// had accepted in PSC all end here.
+pub fn activate_platform_side(
+    platform: &mut Referral,
+    seller: Option<Contact>,
+    now: DateTime<Utc>,
+) {
+    platform.stage = Stage::Active;
+    platform.accept_time = Some(now);
+    platform.expire_time = None;
+    platform.seller_contact = seller;
 }
 
 fn ensure_invitation(platform: &Referral) -> Result<(), RuleError> {
@@ -263,10 +354,7 @@ pub fn seller_accept(
     now: DateTime<Utc>,
 ) -> Result<(), RuleError> {
     ensure_invitation(platform)?;
-    platform.stage = Stage::Active;
-    platform.accept_time = Some(now);
-    platform.expire_time = None;
-    platform.seller_contact = Some(seller.clone());
+    activate_platform_side(platform, Some(seller.clone()), now);
     if let Some(p) = partner
         && !p.stage.is_closed()
     {
@@ -308,73 +396,7 @@ pub fn seller_decline(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Address, Customer, Money, ReferralSolution};
-    use cosell_proto::deals::{AssistanceCode, CustomerSize, SolutionKind};
-    use uuid::Uuid;
-
-    fn contact() -> Contact {
-        Contact {
-            first_name: "Ada".into(),
-            last_name: "Lovelace".into(),
-            email: "ada@contoso.com".into(),
-            phone: "+1 425 555 0100".into(),
-        }
-    }
-
-    fn complete(deal_type: DealType, stage: Stage) -> Referral {
-        let now = crate::domain::now();
-        Referral {
-            id: Uuid::now_v7(),
-            organization: Uuid::now_v7(),
-            mpn_location: None,
-            party: Party::Partner,
-            engagement: Uuid::now_v7(),
-            direction: Direction::Outbound,
-            deal_type,
-            stage,
-            status_reason: String::new(),
-            display_name: "Deal".into(),
-            customer: Customer {
-                entity: Some("X".into()),
-                legal_name: "CONTOSO BANK".into(),
-                address: Address {
-                    city: "Seattle".into(),
-                    country_code: "US".into(),
-                    ..Default::default()
-                },
-                size: CustomerSize::Unspecified,
-                contacts: vec![contact()],
-            },
-            consent_to_share: deal_type.shared(),
-            assistance: (deal_type == DealType::CoSell).then(|| Assistance {
-                code: AssistanceCode::General,
-                notes: String::new(),
-            }),
-            solutions: vec![ReferralSolution {
-                solution: Uuid::now_v7(),
-                display_name: "S".into(),
-                kind: SolutionKind::PartnerSolution,
-                quantity: 0,
-                unit_price_cents: None,
-            }],
-            team: vec![contact()],
-            deal_value: Some(Money {
-                currency: "USD".into(),
-                cents: 100,
-            }),
-            estimated_close_date: chrono::NaiveDate::from_ymd_opt(2027, 1, 1),
-            notes: "n".into(),
-            seller_contact: None,
-            create_time: now,
-            update_time: now,
-            accept_time: None,
-            close_time: None,
-            expire_time: None,
-            version: 1,
-            external_reference_id: String::new(),
-            psc_deal_id: None,
-        }
-    }
+    use crate::domain::testing::{at, complete, contact};
 
     #[test]
     fn d6_names_every_missing_field() {
@@ -421,7 +443,7 @@ mod tests {
         );
         assert_eq!(accept(&mut r, now), Err(RuleError::Closed));
         assert_eq!(
-            upgrade(&mut r, DealType::CoSell, None),
+            upgrade(&mut r, &mut None, DealType::CoSell, None, at(now)),
             Err(RuleError::Closed)
         );
     }
@@ -448,7 +470,7 @@ mod tests {
     fn seller_decline_keeps_the_partner_deal_as_partner_led() {
         let now = crate::domain::now();
         let mut partner = complete(DealType::CoSell, Stage::New(Waiting::Pending));
-        let mut platform = platform_side(&partner, Uuid::now_v7(), now);
+        let mut platform = platform_side(&partner, at(now));
         seller_decline(&mut platform, Some(&mut partner), "out of territory", now).unwrap();
         assert_eq!(platform.stage, Stage::Closed(Outcome::Declined));
         assert_eq!(partner.stage, Stage::Active);
@@ -461,7 +483,7 @@ mod tests {
     fn seller_accept_reveals_the_seller() {
         let now = crate::domain::now();
         let mut partner = complete(DealType::CoSell, Stage::New(Waiting::Pending));
-        let mut platform = platform_side(&partner, Uuid::now_v7(), now);
+        let mut platform = platform_side(&partner, at(now));
         assert!(platform.seller_contact.is_none());
         seller_accept(&mut platform, Some(&mut partner), contact(), now).unwrap();
         assert_eq!(partner.stage, Stage::Active);

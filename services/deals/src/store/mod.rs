@@ -2,9 +2,11 @@
 //! engagement id; the partner's carries the idempotency key of its create), favorites, and the
 //! solutions catalog.
 //!
-//! Writes of a referral are conditional on the version read (optimistic concurrency): a write
-//! that lost a race changes nothing and says so, and the caller decides to retry or to answer
-//! `ABORTED` (rule D9).
+//! Referrals are written by three methods, each in one transaction: [`Store::insert`] (a new
+//! engagement), [`Store::insert_migrated_batch`] and [`Store::insert_migrated`] (deals from
+//! PSC), and [`Store::save`] (a [`Change`] to existing ones). Those changes are conditional on
+//! the version read (optimistic concurrency): a write that lost a race changes nothing and
+//! says so, and the caller decides to retry or to answer `ABORTED` (rule D9).
 //!
 //! - `catalog`: solutions and the picker's search through the word index.
 //! - [`entities`]: the tables as sea-orm entities, and their conversion to and from the domain.
@@ -28,6 +30,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::domain::change::Change;
 use crate::domain::{DealType, Direction, Party, Referral};
 use entities::{favorite, referral};
 
@@ -302,13 +305,14 @@ impl Store {
             .collect()
     }
 
-    /// Writes changed referrals, each only if its stored version is still the one given; all or
-    /// nothing. `Ok(false)`: another writer came first and nothing was written. New referrals
-    /// (version 1 and expected 0) are inserted.
-    pub async fn save(&self, writes: &[(Referral, i64)]) -> Result<bool> {
+    /// Writes a command's changes, each only if its stored version is still the one read; all
+    /// or nothing. `Ok(false)`: another writer came first and nothing was written. New
+    /// referrals are inserted.
+    pub async fn save(&self, changes: &[Change]) -> Result<bool> {
         let txn = cosell_platform::db::begin(&self.db).await?;
-        for (r, expected) in writes {
-            if *expected == 0 {
+        for c in changes {
+            let (r, expected) = (&c.after, c.replaces());
+            if expected == 0 {
                 referral::Entity::insert(referral::to_active(r))
                     .exec_without_returning(&txn)
                     .await?;
@@ -317,7 +321,7 @@ impl Store {
             let done = referral::Entity::update_many()
                 .set(referral::to_active(r))
                 .filter(referral::Column::Id.eq(r.id.to_string()))
-                .filter(referral::Column::Version.eq(*expected))
+                .filter(referral::Column::Version.eq(expected))
                 .exec(&txn)
                 .await?;
             if done.rows_affected != 1 {
