@@ -174,6 +174,28 @@ impl ApiError {
         self
     }
 
+    /// A status answered by this server's own codec or a peer, taken back as an error: its
+    /// code, `ErrorInfo` reason and field violations kept (to pass a refusal on as it was).
+    pub fn from_status(s: &Status) -> Self {
+        let details = s.get_error_details();
+        let reason = details
+            .error_info()
+            .map(|i| i.reason.clone())
+            .unwrap_or_else(|| format!("{:?}", s.code()).to_uppercase());
+        let mut e = Self::new(s.code(), reason, s.message());
+        if let Some(b) = details.bad_request() {
+            e.details.field_violations = b
+                .field_violations
+                .iter()
+                .map(|v| FieldViolation {
+                    field: v.field.clone(),
+                    description: v.description.clone(),
+                })
+                .collect();
+        }
+        e
+    }
+
     /// The one place a `Status` is made. `domain` is the service's, e.g. `identity.cosell`.
     pub fn into_status(self, domain: &str) -> Status {
         let Details {

@@ -108,12 +108,12 @@ async fn next_message(
 ) -> Result<Option<pb::ImportPscExportRequest>, ApiError> {
     match tokio::time::timeout(idle, stream.message()).await {
         Ok(message) => {
-            let message =
-                message.map_err(|s| ApiError::invalid_field("chunk", s.message().to_owned()))?;
-            if let Some(m) = &message {
-                super::limits::check_message(m)?;
-            }
-            Ok(message)
+            // A message over a documented limit is refused by the codec as it is decoded: that
+            // refusal, with its field violations, is the answer.
+            message.map_err(|s| match s.code() {
+                tonic::Code::InvalidArgument => ApiError::from_status(&s),
+                _ => ApiError::invalid_field("chunk", s.message().to_owned()),
+            })
         }
         Err(_) => Err(ApiError::new(
             tonic::Code::DeadlineExceeded,

@@ -6,7 +6,6 @@
 //! - [`wizard`]: the user migration wizard (`ListUserMigration`, `RunUserMigration`).
 //! - [`deals`]: the deal migration (status, readiness, start, watch, report).
 //! - [`cutover`]: `GetCutover`, `UpdateCutover`.
-//! - [`limits`]: the longest value each request field may hold, checked first.
 //!
 //! Each RPC is a method of [`Migration`] that answers with an [`ApiError`]; the trait
 //! implementation below turns them into statuses.
@@ -15,7 +14,6 @@ mod accounts;
 mod cutover;
 mod deals;
 mod imports;
-mod limits;
 mod wizard;
 
 use std::sync::Arc;
@@ -87,15 +85,15 @@ fn respond<T>(result: Result<T, ApiError>) -> Result<Response<T>, Status> {
     result.map(Response::new).map_err(status)
 }
 
-/// The answer of `handler` to `req`, once every string of `req` is within its maximum.
-async fn answer<T: limits::Limited, R, F>(
+/// The answer of `handler` to `req` (whose every field is within its documented limit: the
+/// codec of `cosell_proto::limits` checked it as it decoded it).
+async fn answer<T, R, F>(
     req: Request<T>,
     handler: impl FnOnce(Request<T>) -> F,
 ) -> Result<Response<R>, Status>
 where
     F: std::future::Future<Output = Result<R, ApiError>>,
 {
-    limits::check(req.get_ref()).map_err(status)?;
     respond(handler(req).await)
 }
 

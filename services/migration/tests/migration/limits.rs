@@ -1,5 +1,6 @@
-//! Every RPC refuses a string over its maximum length with INVALID_ARGUMENT and a violation of
-//! that field, before it does anything else.
+//! Every RPC refuses a string over its documented maximum length (the codec of
+//! `cosell_proto::limits`) with INVALID_ARGUMENT and a violation of that field, naming the
+//! limit, before it does anything else.
 
 use cosell_proto::migration as pb;
 use cosell_testkit::authed;
@@ -17,7 +18,15 @@ fn violations(status: &Status) -> Vec<(String, String)> {
         .map(|b| {
             b.field_violations
                 .iter()
-                .map(|v| (v.field.clone(), v.description.clone()))
+                .map(|v| {
+                    // The limit the description names (`... at most 100 are accepted`).
+                    let limit = v
+                        .description
+                        .find("at most ")
+                        .map(|i| v.description[i..].split(" are").next().unwrap_or_default())
+                        .unwrap_or(&v.description);
+                    (v.field.clone(), limit.to_owned())
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -31,10 +40,7 @@ async fn every_rpc_refuses_a_value_over_its_maximum() {
         || pb::migration_service_client::MigrationServiceClient::new(h.server.channel.clone());
     // Long enough to pass every maximum, and still a well-formed organization name.
     let long = format!("organizations/{}", "0".repeat(200));
-    let parent_too_long = vec![(
-        "parent".to_string(),
-        "is longer than 100 characters".to_string(),
-    )];
+    let parent_too_long = vec![("parent".to_string(), "at most 100".to_string())];
     macro_rules! refused {
         ($rpc:ident, $request:expr) => {{
             let status = client()
@@ -110,10 +116,7 @@ async fn every_rpc_refuses_a_value_over_its_maximum() {
     let token_too_long = "t".repeat(1001);
     let both = vec![
         parent_too_long[0].clone(),
-        (
-            "page_token".to_string(),
-            "is longer than 1000 characters".to_string(),
-        ),
+        ("page_token".to_string(), "at most 1,000".to_string()),
     ];
     assert_eq!(
         refused!(
@@ -169,10 +172,7 @@ async fn every_rpc_refuses_a_value_over_its_maximum() {
     let first = upload(vec![message(&long, "accounts.csv")]).await;
     assert_eq!(
         violations(&first),
-        [(
-            "organization".to_string(),
-            "is longer than 100 characters".to_string()
-        )]
+        [("organization".to_string(), "at most 100".to_string())]
     );
     let later = upload(vec![
         message(&h.contoso, "accounts.csv"),
