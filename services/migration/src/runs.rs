@@ -208,6 +208,22 @@ impl Migration {
             let entity = customers.get(&customer_key(d)).cloned().flatten();
             let seller = sellers.get(&email_key(&d.deal.assigned_seller_email));
             let m = map_deal(d, location.as_deref(), products, entity, seller);
+            // A deal the deals service would refuse for a field over its documented limit
+            // would make it refuse the whole batch, sent again and again: it fails alone.
+            let mut over = Vec::new();
+            cosell_proto::limits::Bounded::check(
+                &m.referral,
+                &cosell_proto::limits::Path::ROOT,
+                &mut over,
+            );
+            if !over.is_empty() {
+                let why: Vec<String> = over
+                    .iter()
+                    .map(|v| format!("{}: {}", v.field, v.description))
+                    .collect();
+                outcomes.push(failed(r, &why.join("; ")));
+                continue;
+            }
             batch.push(m.referral.clone());
             sent.insert(r.deal_id.clone(), (r, m));
         }

@@ -160,3 +160,36 @@ async fn only_an_enabled_platform_seller_named_in_the_export_accepts_the_platfor
         "{notes}"
     );
 }
+
+/// A deal with a field longer than the deals service accepts (PSC took names of any length)
+/// fails alone, saying which field; the deals sent with it migrate. (The deals service refuses
+/// a whole batch holding such a deal, so sending it would stall the run.)
+#[tokio::test]
+async fn a_deal_over_a_documented_limit_fails_alone_and_the_run_completes() {
+    let h = Harness::start_with(MigrationIn::TheServer).await;
+    let long_name = "N".repeat(250);
+    let deals = format!(
+        "DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSell,Source\n\
+         L1,{long_name},A1,Open,2021-01-05T10:00:00Z,no,Partner\n\
+         L2,A fine name,A1,Open,2021-01-05T10:00:00Z,no,Partner\n"
+    );
+    h.import(
+        "ada.admin@contoso.com",
+        &h.contoso,
+        &[
+            ("accounts.csv", ACCOUNTS.as_bytes().to_vec()),
+            ("deals.csv", deals.into_bytes()),
+        ],
+    )
+    .await
+    .unwrap();
+    let report = h.migrate_deals().await;
+    let row = |id: &str| report.iter().find(|r| r.psc_deal_id == id).unwrap().clone();
+    let long = row("L1");
+    assert_eq!(long.state, "FAILED", "{long:?}");
+    assert!(
+        long.error.contains("referral.display_name") && long.error.contains("at most 200"),
+        "{long:?}"
+    );
+    assert_eq!(row("L2").state, "MIGRATED");
+}
