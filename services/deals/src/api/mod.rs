@@ -86,7 +86,10 @@ pub fn ok<T>(r: Result<T, ApiError>) -> Result<tonic::Response<T>, Status> {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::internal(e)
+        match e {
+            StoreError::Db(db) => ApiError::storage(&db),
+            other => ApiError::internal(other),
+        }
     }
 }
 
