@@ -4,7 +4,8 @@
 //! - [`identity`]: `cosell.identity.v1`: organizations, users, roles, access checks, tokens.
 //! - [`directory`]: `cosell.directory.v1`: legal entities, search, bulk loads.
 //! - [`deals`]: `cosell.deals.v1`: referrals, engagements, co-sell, the solutions catalog.
-//! - [`migration`]: `cosell.migration.v1`: the PSC export import (the wizards to come).
+//! - [`migration`]: `cosell.migration.v1`: the PSC export import, the MPN check, the user and
+//!   deal migration wizards, the cut-over.
 //! - [`limits`]: the input limits the proto comments document, checked by the codec of every
 //!   generated client and server on each request it decodes.
 //!
