@@ -24,8 +24,7 @@ impl Connection {
         let ca =
             cosell_platform::tls::read_ca(self.ca_cert.as_deref()).map_err(anyhow::Error::msg)?;
         cosell_platform::tls::endpoint(&self.server, ca.as_deref())
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("--server {} is not a usable URL", self.server))?
+            .map_err(|e| UsageError(format!("--server {} is not a usable URL: {e}", self.server)))?
             .connect()
             .await
             .with_context(|| format!("cannot reach {}", self.server))
@@ -33,10 +32,11 @@ impl Connection {
 
     /// A request carrying the token; a clear error when there is none.
     pub fn request<T>(&self, message: T) -> anyhow::Result<tonic::Request<T>> {
-        let token = self
-            .token
-            .as_deref()
-            .context("this command needs a token: pass --token or set COSELL_TOKEN (get one with `cosell dev-token --email ...`)")?;
+        let token = self.token.as_deref().ok_or_else(|| {
+            UsageError(
+                "this command needs a token: pass --token or set COSELL_TOKEN (get one with `cosell dev-token --email ...`)".into(),
+            )
+        })?;
         let mut req = tonic::Request::new(message);
         req.metadata_mut().insert(
             "authorization",
@@ -63,9 +63,84 @@ pub async fn own_organization(
     )
 }
 
-/// Turns a failed call into an error that says the code and the server's message.
+/// Turns a failed call into an error that prints as the server answered it: one line with the
+/// code, the reason (`ErrorInfo`) and the message, then one line per field violation.
 pub fn call_error(status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{:?}: {}", status.code(), status.message())
+    anyhow::Error::new(CallError(status))
+}
+
+/// A call the server refused or could not answer.
+#[derive(Debug)]
+pub struct CallError(pub tonic::Status);
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use tonic_types::StatusExt;
+        let details = self.0.get_error_details();
+        write!(f, "{}", code_name(self.0.code()))?;
+        if let Some(info) = details.error_info() {
+            write!(f, " {}", info.reason)?;
+        }
+        write!(f, ": {}", self.0.message())?;
+        if let Some(bad) = details.bad_request() {
+            for v in &bad.field_violations {
+                write!(f, "\n  field {}: {}", v.field, v.description)?;
+            }
+        }
+        if let Some(retry) = details.retry_info().and_then(|r| r.retry_delay) {
+            write!(f, "\n  retry after {:.1} s", retry.as_secs_f64())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// A command line that cannot work as given (a missing token, an unusable URL): exit code 2,
+/// as clap's own usage errors.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The canonical gRPC name of a code (`NOT_FOUND`), as grpcurl and the other languages' clients
+/// print it.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// `ORG` or `organizations/ORG` -> `organizations/ORG`.
+pub fn organization_name(org: &str) -> String {
+    if org.starts_with("organizations/") {
+        org.to_owned()
+    } else {
+        format!("organizations/{org}")
+    }
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +175,9 @@ pub struct WhoamiArgs {
     /// Print only this field (for scripts).
     #[arg(long, value_enum)]
     field: Option<WhoamiField>,
+    /// One JSON object instead of lines.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     connection: Connection,
 }
@@ -132,6 +210,27 @@ pub async fn whoami(args: WhoamiArgs) -> anyhow::Result<()> {
         println!("{value}");
         return Ok(());
     }
+    if args.json {
+        let grants: Vec<serde_json::Value> = me
+            .grants
+            .iter()
+            .map(|g| {
+                serde_json::json!({
+                    "role": pb::Role::try_from(g.role).map(|r| r.as_str_name()).unwrap_or("?"),
+                    "mpn_id": g.mpn_id,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "principal": me.principal, "organization": me.organization,
+                "email": me.user.as_ref().map(|u| u.email.clone()).unwrap_or_default(),
+                "grants": grants,
+            })
+        );
+        return Ok(());
+    }
     println!("principal     {}", me.principal);
     if let Some(user) = &me.user {
         println!("email         {}", user.email);
@@ -156,6 +255,9 @@ pub struct AdminsArgs {
     /// `organizations/{id}`; default: the caller's own.
     #[arg(long)]
     organization: Option<String>,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     connection: Connection,
 }
@@ -171,17 +273,26 @@ pub async fn admins(args: AdminsArgs) -> anyhow::Result<()> {
         .await
         .map_err(call_error)?
         .into_inner();
-    for u in &admins.account_admins {
-        println!(
-            "account admin  {}  {} {}",
-            u.email, u.given_name, u.family_name
-        );
-    }
-    for u in &admins.global_admins {
-        println!(
-            "global admin   {}  {} {}",
-            u.email, u.given_name, u.family_name
-        );
+    let rows = (admins.account_admins.iter().map(|u| ("account_admin", u)))
+        .chain(admins.global_admins.iter().map(|u| ("global_admin", u)));
+    for (kind, u) in rows {
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "kind": kind, "email": u.email, "given_name": u.given_name,
+                    "family_name": u.family_name,
+                })
+            );
+        } else {
+            println!(
+                "{:<14} {}  {} {}",
+                kind.replace('_', " "),
+                u.email,
+                u.given_name,
+                u.family_name
+            );
+        }
     }
     Ok(())
 }

@@ -2,14 +2,17 @@
 //!
 //! - `cosell serve`: every service in one process on one port, embedded SQLite by default.
 //! - `cosell dev-token`, `cosell whoami`, `cosell admins`, `cosell directory import|search`,
-//!   `cosell referrals list|get`, `cosell psc import`, `cosell migration users|deals`: operator
+//!   `cosell referrals list|get`, `cosell psc import`, `cosell migration
+//!   users|deals|mpn-check|mpn-correct|cutover`: operator
 //!   subcommands that call a running server (`--server`,
 //!   `--token` / `COSELL_TOKEN`).
 //!
 //! Modules: [`serve`] (the embedded suite), [`demo`] (the demo deals), [`client`] (connection
 //! and token options, identity subcommands), [`directory`] (directory subcommands), [`referrals`] (the referral tabs), [`psc`] (the
-//! PSC export import), [`migration`] (the migration's status views).
+//! PSC export import), [`migration`] (the migration's status views), [`accounts`] (the MPN check
+//! and the cut-over).
 
+mod accounts;
 mod client;
 mod demo;
 mod directory;
@@ -56,13 +59,31 @@ enum Command {
     Migration(migration::MigrationCommand),
 }
 
-fn main() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new()?;
-    let result = runtime.block_on(run(Cli::parse()));
-    // Whatever blocking work a stopped server leaves (an upload being unpacked) must not hold
-    // the exit: the shutdown is bounded (SPEC 7).
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    result
+/// Exit codes: 0 done, 1 the command failed (the error on one line, then one line per field
+/// violation), 2 the command line cannot work (clap's usage errors, a missing token). Errors are
+/// printed with their causes and never with a stack trace, whatever `RUST_BACKTRACE` says.
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            let result = runtime.block_on(run(cli));
+            // Whatever blocking work a stopped server leaves (an upload being unpacked) must
+            // not hold the exit: the shutdown is bounded (SPEC 7).
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            result
+        });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<client::UsageError>().is_some() {
+                std::process::ExitCode::from(2)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
+        }
+    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
 //! `cosell migration users [--run]` (the user migration wizard) and `cosell migration deals
-//! status|readiness|start|report` (the deal migration).
+//! status|readiness|start|report` (the deal migration); the MPN check and the cut-over are in
+//! [`crate::accounts`].
 
 use clap::{Args, Subcommand};
 use cosell_proto::migration as pb;
@@ -13,6 +14,12 @@ pub enum MigrationCommand {
     /// The deal migration.
     #[command(subcommand)]
     Deals(DealsCommand),
+    /// The MPN check: each PSC account's MPN ID, and whether it is the organization's.
+    MpnCheck(crate::accounts::MpnCheckArgs),
+    /// Correct a PSC account's MPN association (account admins).
+    MpnCorrect(crate::accounts::MpnCorrectArgs),
+    /// The cut-over: show it, or (platform operators) `--enable ORG` / `--disable ORG`.
+    Cutover(crate::accounts::CutoverArgs),
 }
 
 #[derive(Debug, Args)]
@@ -75,11 +82,14 @@ pub async fn run(command: MigrationCommand) -> anyhow::Result<()> {
         MigrationCommand::Deals(DealsCommand::Readiness(args)) => readiness(args).await,
         MigrationCommand::Deals(DealsCommand::Start(args)) => start(args).await,
         MigrationCommand::Deals(DealsCommand::Report(args)) => report(args).await,
+        MigrationCommand::MpnCheck(args) => crate::accounts::mpn_check(args).await,
+        MigrationCommand::MpnCorrect(args) => crate::accounts::mpn_correct(args).await,
+        MigrationCommand::Cutover(args) => crate::accounts::cutover(args).await,
     }
 }
 
 /// `INELIGIBLE_REASON_WON` -> `won`.
-fn short(name: &str, prefix: &str) -> String {
+pub fn short(name: &str, prefix: &str) -> String {
     name.strip_prefix(prefix).unwrap_or(name).to_lowercase()
 }
 

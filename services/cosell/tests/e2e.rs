@@ -353,6 +353,66 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
     }
     let users = server.cosell(&["migration", "users", "--json"], Some(&ada));
     assert_eq!(users.lines().count(), 7, "{users}");
+    // The MPN check names the account whose MPN ID is another organization's; Ada corrects it.
+    let accounts = |token: &str| -> Vec<serde_json::Value> {
+        server
+            .cosell(&["migration", "mpn-check", "--json"], Some(token))
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let before = accounts(&ada);
+    assert_eq!(before.len(), 3, "{before:?}");
+    let old = before
+        .iter()
+        .find(|a| a["account_id"] == "PSC-ACC-OLD")
+        .unwrap();
+    assert_eq!(old["association"], "invalid", "{old}");
+    assert!(!old["reason"].as_str().unwrap().is_empty(), "{old}");
+    let corrected = server.cosell(
+        &["migration", "mpn-correct", "PSC-ACC-OLD", "4000001"],
+        Some(&ada),
+    );
+    assert!(
+        corrected.contains("PSC-ACC-OLD now counts as 4000001 (vorg)"),
+        "{corrected}"
+    );
+    let after = accounts(&ada);
+    let old = after
+        .iter()
+        .find(|a| a["account_id"] == "PSC-ACC-OLD")
+        .unwrap();
+    assert_eq!(
+        (&old["association"], &old["corrected_mpn_id"]),
+        (&serde_json::json!("vorg"), &serde_json::json!("4000001"))
+    );
+    // The cut-over: Ada reads it; Oli, a platform operator, makes the switch for Contoso.
+    let oli = server
+        .cosell(
+            &["dev-token", "--email", "oli.operator@platform.example"],
+            None,
+        )
+        .trim()
+        .to_owned();
+    let contoso = server
+        .cosell(&["whoami", "--field", "organization"], Some(&ada))
+        .trim()
+        .to_owned();
+    let shown = server.cosell(&["migration", "cutover", "--json"], Some(&ada));
+    let shown: serde_json::Value = serde_json::from_str(shown.trim()).unwrap();
+    assert_eq!(shown["name"], format!("{contoso}/cutover"), "{shown}");
+    let switched = server.cosell(
+        &["migration", "cutover", "--enable", &contoso, "--json"],
+        Some(&oli),
+    );
+    let switched: serde_json::Value = serde_json::from_str(switched.trim()).unwrap();
+    assert_eq!(switched["routed_to_new_system"], true, "{switched}");
+    assert_eq!(switched["switched_by"], "oli.operator@platform.example");
+    let shown = server.cosell(&["migration", "cutover"], Some(&ada));
+    assert!(
+        shown.contains("new platform-seller referrals go to  the new system"),
+        "{shown}"
+    );
 
     // The PSC export import: a folder with a bad row, as Fay (Fabrikam's account admin and
     // org-wide referrals admin; Fabrikam has no demo export).
@@ -506,28 +566,58 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cli_errors_are_clear() {
     let server = Server::start().await;
-    let out = Command::new(env!("CARGO_BIN_EXE_cosell"))
-        .args(["whoami", "--server", &format!("http://{}", server.addr)])
-        .env_remove("COSELL_TOKEN")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a token"));
-    let out = Command::new(env!("CARGO_BIN_EXE_cosell"))
-        .args([
-            "dev-token",
-            "--email",
-            "nobody@contoso.com",
-            "--server",
-            &format!("http://{}", server.addr),
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    let url = format!("http://{}", server.addr);
+    // Rust developers often have RUST_BACKTRACE set: errors stay one line all the same.
+    let cosell = |args: &[&str], token: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cosell"));
+        c.args(args)
+            .args(["--server", &url])
+            .env("RUST_BACKTRACE", "full")
+            .env_remove("COSELL_TOKEN");
+        if let Some(t) = token {
+            c.env("COSELL_TOKEN", t);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // No token: the command line cannot work, exit code 2.
+    let (code, err) = cosell(&["whoami"], None);
+    assert_eq!(code, Some(2), "{err}");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("NotFound"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        err.starts_with("error: this command needs a token"),
+        "{err}"
     );
+    // A refusal: code, reason and message on one line, exit code 1, no stack trace.
+    let (code, err) = cosell(&["dev-token", "--email", "nobody@contoso.com"], None);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: NOT_FOUND "), "{err}");
+    assert!(!err.to_lowercase().contains("backtrace"), "{err}");
+    // A bad field: one more line per field violation.
+    let ada = server
+        .cosell(&["dev-token", "--email", "ada.admin@contoso.com"], None)
+        .trim()
+        .to_owned();
+    let (code, err) = cosell(
+        &["migration", "mpn-correct", "PSC-ACC-OLD", &"9".repeat(21)],
+        Some(&ada),
+    );
+    assert_eq!(code, Some(1), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines[0].starts_with("error: INVALID_ARGUMENT "), "{err}");
+    assert!(
+        lines[1..].iter().any(|l| l.starts_with("  field mpn_id: ")),
+        "{err}"
+    );
+    // clap's usage errors: exit code 2.
+    let (code, err) = cosell(
+        &["migration", "cutover", "--enable", "a", "--disable", "b"],
+        Some(&ada),
+    );
+    assert_eq!(code, Some(2), "{err}");
     server.stop();
 }
