@@ -100,9 +100,15 @@ pub fn service_set(deals: Arc<Deals>) -> ServiceSet {
             api::cosell::CoSellApi(d),
         ));
     });
+    let d = deals.clone();
     set.add("cosell.deals.v1.CatalogService", move |r| {
         r.add_service(pb::catalog_service_server::CatalogServiceServer::new(
-            api::catalog::CatalogApi(deals),
+            api::catalog::CatalogApi(d),
+        ));
+    });
+    set.add("cosell.deals.v1.CutoverService", move |r| {
+        r.add_service(pb::cutover_service_server::CutoverServiceServer::new(
+            api::cutover::CutoverApi(deals),
         ));
     });
     set.descriptor_sets.push(pb::FILE_DESCRIPTOR_SET);

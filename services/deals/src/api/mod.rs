@@ -1,10 +1,11 @@
 //! The gRPC adapter: who is calling and what they may see ([`Actor`], [`Deals::readable`]), the
-//! one place deals errors become statuses, and the three services:
+//! one place deals errors become statuses, and the services:
 //!
 //! - [`referrals`]: `ReferralService` (partners' referrals, verbs, favorites, engagements,
 //!   the migration import).
 //! - [`cosell`]: `CoSellService` (the platform sellers' queue and inbound referrals).
 //! - [`catalog`]: `CatalogService` (solutions).
+//! - [`cutover`]: `CutoverService` (each partner organization's cut-over switch, SPEC 5.5).
 //! - [`convert`]: request checks (proto -> domain, with field violations) and responses.
 //!
 //! Here too: [`Deals::mutate`], the write loop of every change to existing referrals (load,
@@ -14,6 +15,7 @@
 pub mod catalog;
 pub mod convert;
 pub mod cosell;
+pub mod cutover;
 pub mod referrals;
 
 use std::sync::Arc;

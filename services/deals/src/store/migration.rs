@@ -8,7 +8,11 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial), Box::new(M0002SolutionWords)]
+        vec![
+            Box::new(M0001Initial),
+            Box::new(M0002SolutionWords),
+            Box::new(M0003Cutovers),
+        ]
     }
 }
 
@@ -277,3 +281,36 @@ impl MigrationTrait for M0002SolutionWords {
         Ok(())
     }
 }
+
+/// Each partner organization's cut-over switch (SPEC 5.5), which the deals service routes the
+/// platform sellers' new referrals by. It used to live in the migration service, which the deals
+/// service must not call (migration calls deals).
+struct M0003Cutovers;
+
+impl MigrationName for M0003Cutovers {
+    fn name(&self) -> &str {
+        "m0003_cutovers"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0003Cutovers {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(id("cutovers"))
+                .col(
+                    ColumnDef::new(id("organization"))
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new(id("routed")).boolean().not_null())
+                .col(time("switch_time"))
+                .col(text("switched_by"))
+                .to_owned(),
+        )
+        .await
+    }
+}
+

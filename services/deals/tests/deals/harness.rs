@@ -111,6 +111,8 @@ impl Harness {
         };
         h.contoso = h.organization_of("4000001").await;
         h.fabrikam = h.organization_of("5000001").await;
+        // Contoso takes platform sellers' referrals here (SPEC 5.5); Fabrikam is still on PSC.
+        h.cut_over(&h.contoso.clone(), true).await.unwrap();
         h.customers = h.load_customers().await;
         h.contoso_solution = h
             .create_solution(
@@ -188,6 +190,33 @@ impl Harness {
 
     pub fn cosell(&self) -> pb::co_sell_service_client::CoSellServiceClient<Channel> {
         pb::co_sell_service_client::CoSellServiceClient::new(self.server.channel.clone())
+    }
+
+    pub fn cutovers(&self) -> pb::cutover_service_client::CutoverServiceClient<Channel> {
+        pb::cutover_service_client::CutoverServiceClient::new(self.server.channel.clone())
+    }
+
+    /// Flips `organization`'s cut-over switch as the platform operator.
+    pub async fn cut_over(
+        &self,
+        organization: &str,
+        on: bool,
+    ) -> Result<pb::Cutover, tonic::Status> {
+        let token = self.token(OLI).await;
+        Ok(self
+            .cutovers()
+            .update_cutover(authed(
+                &token,
+                pb::UpdateCutoverRequest {
+                    parent: organization.into(),
+                    routed_to_new_system: on,
+                    switched_by: String::new(),
+                },
+            ))
+            .await?
+            .into_inner()
+            .cutover
+            .unwrap())
     }
 
     pub fn catalog(&self) -> pb::catalog_service_client::CatalogServiceClient<Channel> {

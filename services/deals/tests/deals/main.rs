@@ -8,6 +8,7 @@ mod authz;
 mod catalog;
 mod catalog_index;
 mod concurrency;
+mod cutover;
 mod import;
 mod limits;
 mod rows;
