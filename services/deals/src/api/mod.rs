@@ -45,6 +45,8 @@ pub struct Deals {
     pub upstream: Upstream,
     /// How long a NEW referral waits for an answer before it expires (SPEC D2).
     pub expiry: Duration,
+    /// Where "now" comes from ([`Deals::now`]).
+    pub clock: Arc<dyn cosell_platform::clock::Clock>,
 }
 
 /// The caller, as far as deals cares.
@@ -134,9 +136,10 @@ pub fn not_found(id: Uuid) -> ApiError {
 }
 
 impl Deals {
-    /// The API's one reading of the clock.
+    /// The API's one reading of the clock, to the microsecond (see [`crate::domain::now`]).
     pub fn now(&self) -> DateTime<Utc> {
-        crate::domain::now()
+        use chrono::SubsecRound;
+        self.clock.now().trunc_subsecs(6)
     }
 
     /// Now, with how long a referral that starts waiting now waits (D2).

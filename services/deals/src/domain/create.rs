@@ -270,6 +270,7 @@ fn partner_referral(
         version: 1,
         external_reference_id: d.external_reference_id,
         psc_deal_id: None,
+        registration: None,
     }
 }
 

@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Initial),
             Box::new(M0002SolutionWords),
             Box::new(M0003Cutovers),
+            Box::new(M0004Registration),
         ]
     }
 }
@@ -314,3 +315,45 @@ impl MigrationTrait for M0003Cutovers {
     }
 }
 
+/// Deal registration (SPEC 3.8): the registration of a won deal on its partner referral, and
+/// the platform operators' review queue (`ListRegistrations`: one status, oldest registration
+/// first, paged by key).
+struct M0004Registration;
+
+impl MigrationName for M0004Registration {
+    fn name(&self) -> &str {
+        "m0004_registration"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0004Registration {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // One column per statement: SQLite alters one thing at a time.
+        for column in [
+            optional_text("registration_status"),
+            optional_time("registration_time"),
+            optional_time("review_time"),
+            optional_text("reviewed_by"),
+            optional_text("review_reason"),
+        ] {
+            m.alter_table(
+                Table::alter()
+                    .table(id("referrals"))
+                    .add_column(column)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        m.create_index(
+            Index::create()
+                .name("referrals_by_registration")
+                .table(id("referrals"))
+                .col(id("registration_status"))
+                .col(id("registration_time"))
+                .col(id("id"))
+                .to_owned(),
+        )
+        .await
+    }
+}

@@ -10,6 +10,7 @@
 //!
 //! - `catalog`: solutions and the picker's search through the word index.
 //! - [`cutover`]: each partner organization's cut-over switch (SPEC 5.5).
+//! - `registrations`: the review queue of deal registrations (SPEC 3.8).
 //! - [`entities`]: the tables as sea-orm entities, and their conversion to and from the domain.
 //! - [`migration`]: the schema migrations, run at start.
 
@@ -17,6 +18,7 @@ mod catalog;
 pub mod cutover;
 pub mod entities;
 pub mod migration;
+mod registrations;
 
 pub use catalog::list_solutions_query;
 

@@ -52,6 +52,14 @@ impl Harness {
     }
 
     pub async fn start_on(deals_db: TestDb) -> Self {
+        Self::start_with(deals_db, cosell_platform::clock::system()).await
+    }
+
+    /// Deals on `deals_db`, reading the time from `clock` (tests move a manual one).
+    pub async fn start_with(
+        deals_db: TestDb,
+        clock: Arc<dyn cosell_platform::clock::Clock>,
+    ) -> Self {
         let identity_db = TestDb::new().await.unwrap();
         let directory_db = TestDb::new().await.unwrap();
         let mut identity = cosell_identity::Config::new(identity_db.url.clone());
@@ -79,8 +87,10 @@ impl Harness {
         )
         .await
         .unwrap();
+        let mut deals_config = cosell_deals::Config::new(deals_db.url.clone());
+        deals_config.clock = clock;
         let deals = cosell_deals::start(
-            &cosell_deals::Config::new(deals_db.url.clone()),
+            &deals_config,
             cosell_deals::Links {
                 identity: loopback(),
                 directory: loopback(),

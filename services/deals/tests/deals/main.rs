@@ -11,6 +11,7 @@ mod concurrency;
 mod cutover;
 mod import;
 mod limits;
+mod registration;
 mod rows;
 mod rules;
 mod story;
