@@ -112,9 +112,15 @@ pub fn service_set(deals: Arc<Deals>) -> ServiceSet {
             api::catalog::CatalogApi(d),
         ));
     });
+    let d = deals.clone();
     set.add("cosell.deals.v1.CutoverService", move |r| {
         r.add_service(pb::cutover_service_server::CutoverServiceServer::new(
-            api::cutover::CutoverApi(deals),
+            api::cutover::CutoverApi(d),
+        ));
+    });
+    set.add("cosell.deals.v1.InsightsService", move |r| {
+        r.add_service(pb::insights_service_server::InsightsServiceServer::new(
+            api::insights::InsightsApi(deals),
         ));
     });
     set.descriptor_sets.push(pb::FILE_DESCRIPTOR_SET);

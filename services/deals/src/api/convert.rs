@@ -272,7 +272,7 @@ fn customer_pb(c: &Customer) -> pb::Customer {
     }
 }
 
-fn stage_pb(s: Stage) -> (pb::Status, pb::Substatus) {
+pub fn stage_pb(s: Stage) -> (pb::Status, pb::Substatus) {
     match s {
         Stage::New(Waiting::Pending) => (pb::Status::New, pb::Substatus::Pending),
         Stage::New(Waiting::Received) => (pb::Status::New, pb::Substatus::Received),

@@ -6,6 +6,7 @@
 //! - [`cosell`]: `CoSellService` (the platform sellers' queue and inbound referrals).
 //! - [`catalog`]: `CatalogService` (solutions).
 //! - [`cutover`]: `CutoverService` (each partner organization's cut-over switch, SPEC 5.5).
+//! - [`insights`]: `InsightsService` (an organization's figures, SPEC 3.7).
 //! - [`convert`]: request checks (proto -> domain, with field violations) and responses.
 //!
 //! Here too: [`Deals::mutate`], the write loop of every change to existing referrals (load,
@@ -16,6 +17,7 @@ pub mod catalog;
 pub mod convert;
 pub mod cosell;
 pub mod cutover;
+pub mod insights;
 pub mod referrals;
 
 use std::sync::Arc;

@@ -8,11 +8,13 @@
 //! - [`rules`]: what each status change needs (D1, D3, D4, D6, 3.2 upgrades and deal types).
 //! - [`update`]: the fields a partner changes under a field mask.
 //! - [`registration`]: registering a won deal and its review (3.8).
+//! - [`insights`]: an organization's figures, folded from aggregate groups (3.7).
 //!
 //! Here: the types, and which catalog solutions a referral may carry ([`attach_solutions`]).
 
 pub mod change;
 pub mod create;
+pub mod insights;
 pub mod registration;
 pub mod rules;
 #[cfg(test)]

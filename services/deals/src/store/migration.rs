@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0002SolutionWords),
             Box::new(M0003Cutovers),
             Box::new(M0004Registration),
+            Box::new(M0005Insights),
         ]
     }
 }
@@ -355,5 +356,34 @@ impl MigrationTrait for M0004Registration {
                 .to_owned(),
         )
         .await
+    }
+}
+
+/// GetInsights (SPEC 3.7) groups an organization's partner referrals (optionally of some MPN
+/// locations) by stage, deal type, direction and currency: this index holds every column that
+/// aggregate reads, so it never touches the table's rows (wide with their JSON). PostgreSQL
+/// keeps the summed columns as INCLUDE payload; SQLite, which has none, as trailing keys.
+struct M0005Insights;
+
+impl MigrationName for M0005Insights {
+    fn name(&self) -> &str {
+        "m0005_insights"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0005Insights {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let keys =
+            "organization, party, mpn_location, status, substatus, deal_type, direction, currency";
+        let payload = "deal_value_cents, create_time, accept_time, expire_time, psc_deal_id";
+        let sql = match m.get_database_backend() {
+            DbBackend::Postgres => {
+                format!("CREATE INDEX referrals_insights ON referrals ({keys}) INCLUDE ({payload})")
+            }
+            _ => format!("CREATE INDEX referrals_insights ON referrals ({keys}, {payload})"),
+        };
+        m.get_connection().execute_unprepared(&sql).await?;
+        Ok(())
     }
 }

@@ -10,6 +10,7 @@ mod catalog_index;
 mod concurrency;
 mod cutover;
 mod import;
+mod insights;
 mod limits;
 mod registration;
 mod rows;
