@@ -1,8 +1,8 @@
 //! The deals part of `cosell serve --demo`: a small catalog and Contoso referrals in each state
 //! a user can reach today (private, partner-led, a co-sell request waiting in the sellers' queue,
 //! one accepted by a seller, one declined, inbound ones received, accepted and declined, won,
-//! lost), and Contoso's PSC export imported into the migration service (every case of the
-//! migration). Made through gRPC as the demo people would, so it passes every rule a user meets.
+//! lost, a won one whose registration waits for review), Contoso cut over to this system (Fabrikam still on PSC), and Contoso's PSC export
+//! imported into the migration service (every case of the migration). Made through gRPC as the demo people would, so it passes every rule a user meets.
 //! Seeding again finds the catalog (and the import) in place and changes nothing.
 
 use cosell_proto::deals as pb;
@@ -352,6 +352,12 @@ pub async fn seed(channel: Channel) -> anyhow::Result<()> {
     let declined = create("Edge rollout (seller declined)", pb::DealType::CoSell, 4).await?;
     let won = create("Reporting upgrade (won)", pb::DealType::Private, 5).await?;
     let lost = create("Archive migration (lost)", pb::DealType::PartnerLed, 6).await?;
+    let registered = create(
+        "Identity rollout (won, registration in review)",
+        pb::DealType::CoSell,
+        7,
+    )
+    .await?;
 
     let queue = d
         .cosell()
@@ -383,6 +389,16 @@ pub async fn seed(channel: Channel) -> anyhow::Result<()> {
         ))
         .await?;
     d.cosell()
+        .accept_invitation(authed(
+            &sam,
+            pb::AcceptInvitationRequest {
+                name: invitation(&registered),
+                seller_contact: Some(seller.clone()),
+                etag: String::new(),
+            },
+        ))
+        .await?;
+    d.cosell()
         .decline_invitation(authed(
             &sam,
             pb::DeclineInvitationRequest {
@@ -401,6 +417,26 @@ pub async fn seed(channel: Channel) -> anyhow::Result<()> {
             },
         ))
         .await?;
+    // Won with a seller's help and an incentive-eligible solution: registered, waiting for a
+    // platform operator's review (SPEC 3.8).
+    d.referrals()
+        .mark_referral_won(authed(
+            &rita,
+            pb::MarkReferralWonRequest {
+                name: registered.name.clone(),
+                etag: String::new(),
+            },
+        ))
+        .await?;
+    d.referrals()
+        .register_deal(authed(
+            &rita,
+            pb::RegisterDealRequest {
+                name: registered.name,
+                etag: String::new(),
+            },
+        ))
+        .await?;
     d.referrals()
         .mark_referral_lost(authed(
             &rita,
@@ -411,6 +447,21 @@ pub async fn seed(channel: Channel) -> anyhow::Result<()> {
             },
         ))
         .await?;
+
+    // Contoso is cut over: platform sellers' referrals for it come here, not to PSC (SPEC 5.5).
+    // Fabrikam is not: a seller's referral for it is refused (`ORGANIZATION_ON_PSC`). The
+    // operator flips it where an operator would, in the migration service.
+    cosell_proto::migration::migration_service_client::MigrationServiceClient::new(
+        d.channel.clone(),
+    )
+    .update_cutover(authed(
+        &oli,
+        cosell_proto::migration::UpdateCutoverRequest {
+            parent: contoso.clone(),
+            routed_to_new_system: true,
+        },
+    ))
+    .await?;
 
     // Inbound: one waiting, one accepted (after Rita completed it), one declined.
     let mut inbound = Vec::new();

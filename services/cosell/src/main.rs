@@ -2,20 +2,22 @@
 //!
 //! - `cosell serve`: every service in one process on one port, embedded SQLite by default.
 //! - `cosell dev-token`, `cosell whoami`, `cosell admins`, `cosell directory import|search`,
-//!   `cosell referrals list|get`, `cosell psc import`, `cosell migration
+//!   `cosell referrals list|get`, `cosell insights`, `cosell psc import`, `cosell migration
 //!   users|deals|mpn-check|mpn-correct|cutover`: operator
 //!   subcommands that call a running server (`--server`,
 //!   `--token` / `COSELL_TOKEN`).
 //!
 //! Modules: [`serve`] (the embedded suite), [`demo`] (the demo deals), [`client`] (connection
-//! and token options, identity subcommands), [`directory`] (directory subcommands), [`referrals`] (the referral tabs), [`psc`] (the
-//! PSC export import), [`migration`] (the migration's status views), [`accounts`] (the MPN check
-//! and the cut-over).
+//! and token options, identity subcommands), [`directory`] (directory subcommands), [`referrals`]
+//! (the referral tabs), [`insights`] (an organization's figures), [`psc`] (the PSC export
+//! import), [`migration`] (the migration's status views), [`accounts`] (the MPN check and the
+//! cut-over).
 
 mod accounts;
 mod client;
 mod demo;
 mod directory;
+mod insights;
 mod migration;
 mod psc;
 mod referrals;
@@ -50,6 +52,9 @@ enum Command {
     /// Referrals: the Inbound and Outbound tabs.
     #[command(subcommand)]
     Referrals(referrals::ReferralsCommand),
+    /// An organization's figures: counts and values by stage and deal type, win rate,
+    /// acceptance, time to accept, referrals expiring soon.
+    Insights(insights::InsightsArgs),
     /// The legacy Partner Sales Connect: import its export.
     #[command(subcommand)]
     Psc(psc::PscCommand),
@@ -94,6 +99,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admins(args) => client::admins(args).await,
         Command::Directory(command) => directory::run(command).await,
         Command::Referrals(command) => referrals::run(command).await,
+        Command::Insights(args) => insights::run(args).await,
         Command::Psc(command) => psc::run(command).await,
         Command::Migration(command) => migration::run(command).await,
     }

@@ -232,6 +232,32 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
     let table = server.cosell(&["referrals", "list", "--all"], Some(&token));
     assert!(table.lines().count() > waiting.len(), "{table}");
 
+    // The demo's won deals: one's registration waits for a platform operator's review.
+    let won = server.cosell(
+        &["referrals", "list", "--substatus", "won", "--json"],
+        Some(&token),
+    );
+    assert!(
+        won.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .any(|r| r["registration_status"] == "review_pending"),
+        "{won}"
+    );
+
+    // Insights: the organization's figures.
+    let figures = server.cosell(&["insights", "--json"], Some(&token));
+    let figures: serde_json::Value = serde_json::from_str(figures.trim()).unwrap();
+    let by_stage = figures["by_stage"].as_array().unwrap();
+    assert!(
+        by_stage
+            .iter()
+            .any(|s| s["substatus"] == "won" && s["count"].as_i64() >= Some(2)),
+        "{figures}"
+    );
+    assert!(figures["total"]["count"].as_i64() >= Some(10), "{figures}");
+    let report = server.cosell(&["insights"], Some(&token));
+    assert!(report.contains("win rate"), "{report}");
+
     // The directory: the sample is searchable at once, and an operator imports a file.
     let search = server.cosell(
         &["directory", "search", "dynatrace glo", "--json"],

@@ -28,6 +28,7 @@ pub mod upstream;
 use std::sync::Arc;
 
 use cosell_platform::auth::{AccessClient, ServiceToken};
+use cosell_platform::clock::Clock;
 use cosell_platform::server::ServiceSet;
 use cosell_proto::deals as pb;
 use tonic::transport::Channel;
@@ -41,6 +42,9 @@ pub struct Config {
     pub database_url: String,
     /// Days a NEW referral waits for an answer (SPEC D2).
     pub expiry_days: i64,
+    /// Where "now" comes from: the system's clock, or a test's, which moves time instead of
+    /// sleeping (the 72-hour rule of deal registration, 3.8).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Config {
@@ -48,6 +52,7 @@ impl Config {
         Self {
             database_url: database_url.into(),
             expiry_days: 14,
+            clock: cosell_platform::clock::system(),
         }
     }
 }
@@ -78,6 +83,7 @@ pub async fn start(config: &Config, links: Links) -> Result<Started, sea_orm::Db
         )),
         upstream: Upstream::new(links.identity, links.directory, links.token),
         expiry: chrono::Duration::days(config.expiry_days),
+        clock: config.clock.clone(),
     });
     Ok(Started {
         services: service_set(deals.clone()),
@@ -100,9 +106,21 @@ pub fn service_set(deals: Arc<Deals>) -> ServiceSet {
             api::cosell::CoSellApi(d),
         ));
     });
+    let d = deals.clone();
     set.add("cosell.deals.v1.CatalogService", move |r| {
         r.add_service(pb::catalog_service_server::CatalogServiceServer::new(
-            api::catalog::CatalogApi(deals),
+            api::catalog::CatalogApi(d),
+        ));
+    });
+    let d = deals.clone();
+    set.add("cosell.deals.v1.CutoverService", move |r| {
+        r.add_service(pb::cutover_service_server::CutoverServiceServer::new(
+            api::cutover::CutoverApi(d),
+        ));
+    });
+    set.add("cosell.deals.v1.InsightsService", move |r| {
+        r.add_service(pb::insights_service_server::InsightsServiceServer::new(
+            api::insights::InsightsApi(deals),
         ));
     });
     set.descriptor_sets.push(pb::FILE_DESCRIPTOR_SET);

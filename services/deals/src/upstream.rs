@@ -1,6 +1,6 @@
 //! What the deals service asks of the others, with its own service token: the directory (a
 //! customer's legal name and address, rule D8) and identity (whether an MPN ID belongs to an
-//! organization).
+//! organization; whether an organization is a partner, and enrolled in ISV Connect).
 
 use std::sync::Arc;
 
@@ -18,6 +18,14 @@ pub struct Upstream {
     directory: dpb::directory_service_client::DirectoryServiceClient<Channel>,
     organizations: ipb::organization_service_client::OrganizationServiceClient<Channel>,
     token: Arc<ServiceToken>,
+}
+
+/// A partner organization, as identity holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partner {
+    /// Enrolled in ISV Connect (set by platform operators when they create the organization):
+    /// may register deals without a co-sell referral (SPEC 3.8).
+    pub isv_connect_enrolled: bool,
 }
 
 /// Which part of an organization an MPN ID names.
@@ -82,6 +90,12 @@ impl Upstream {
 
     /// Whether `organization` exists and is a partner's (the platform's own has no vOrg MPN ID).
     pub async fn is_partner_organization(&self, organization: Uuid) -> Result<bool, ApiError> {
+        Ok(self.partner(organization).await?.is_some())
+    }
+
+    /// What deals needs to know of a partner organization; `None` when `organization` is not
+    /// one.
+    pub async fn partner(&self, organization: Uuid) -> Result<Option<Partner>, ApiError> {
         let req = self
             .token
             .request(ipb::GetOrganizationRequest {
@@ -92,8 +106,11 @@ impl Upstream {
             Ok(r) => Ok(r
                 .into_inner()
                 .organization
-                .is_some_and(|o| !o.vorg_mpn_id.is_empty())),
-            Err(s) if matches!(s.code(), Code::NotFound | Code::InvalidArgument) => Ok(false),
+                .filter(|o| !o.vorg_mpn_id.is_empty())
+                .map(|o| Partner {
+                    isv_connect_enrolled: o.isv_connect_enrolled,
+                })),
+            Err(s) if matches!(s.code(), Code::NotFound | Code::InvalidArgument) => Ok(None),
             Err(s) => Err(unavailable("identity", &s)),
         }
     }

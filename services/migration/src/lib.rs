@@ -4,7 +4,8 @@
 //! - [`psc`]: reading a PSC bulk export bundle (`../shared/docs/PSC-EXPORT.md`) into typed
 //!   records, with every problem reported by file, line, column, id and reason.
 //! - [`store`]: the database: each organization's imported snapshot and import history, user
-//!   migration outcomes, deal migration runs and results, cut-over switches.
+//!   migration outcomes, deal migration runs and results. (The cut-over switch is the deals
+//!   service's, which routes by it; `api::cutover` reads and flips it there.)
 //! - [`eligibility`]: which deals migrate, and what each will lack (SPEC 5.4).
 //! - [`users`]: the user migration wizard (SPEC 5.3).
 //! - [`runs`]: deal migration runs and the worker every replica runs.
@@ -121,6 +122,9 @@ pub async fn start_with(
             links.deals.clone(),
         ),
         referrals: cosell_proto::deals::referral_service_client::ReferralServiceClient::new(
+            links.deals.clone(),
+        ),
+        cutovers: cosell_proto::deals::cutover_service_client::CutoverServiceClient::new(
             links.deals,
         ),
         directory: cosell_proto::directory::directory_service_client::DirectoryServiceClient::new(

@@ -7,6 +7,7 @@ use cosell_proto::deals as pb;
 use prost_types::Timestamp;
 use uuid::Uuid;
 
+use crate::domain::registration::{Blocker, Check, RegistrationStatus};
 use crate::domain::values::{format_cents, parse_amount, parse_date};
 use crate::domain::{
     Address, Assistance, Contact, Customer, DealType, Direction, Money, Outcome, Party, Referral,
@@ -271,7 +272,7 @@ fn customer_pb(c: &Customer) -> pb::Customer {
     }
 }
 
-fn stage_pb(s: Stage) -> (pb::Status, pb::Substatus) {
+pub fn stage_pb(s: Stage) -> (pb::Status, pb::Substatus) {
     match s {
         Stage::New(Waiting::Pending) => (pb::Status::New, pb::Substatus::Pending),
         Stage::New(Waiting::Received) => (pb::Status::New, pb::Substatus::Received),
@@ -350,8 +351,58 @@ pub fn referral_pb(r: &Referral, favorite: bool) -> pb::Referral {
             external_reference_id: r.external_reference_id.clone(),
             psc_deal_id: r.psc_deal_id.clone().unwrap_or_default(),
         }),
-        registration_status: pb::RegistrationStatus::Unspecified as i32,
+        registration_status: r
+            .registration
+            .as_ref()
+            .map_or(pb::RegistrationStatus::Unspecified, |g| {
+                registration_status_pb(g.status)
+            }) as i32,
         favorite,
+        registration: r.registration.as_ref().map(|g| pb::Registration {
+            status: registration_status_pb(g.status) as i32,
+            register_time: Some(timestamp(g.register_time)),
+            review_time: g.review_time.map(timestamp),
+            reviewed_by: g.reviewed_by.clone(),
+            review_reason: g.review_reason.clone(),
+        }),
+    }
+}
+
+pub fn registration_status_pb(s: RegistrationStatus) -> pb::RegistrationStatus {
+    match s {
+        RegistrationStatus::ReviewPending => pb::RegistrationStatus::ReviewPending,
+        RegistrationStatus::Approved => pb::RegistrationStatus::Approved,
+        RegistrationStatus::Rejected => pb::RegistrationStatus::Rejected,
+    }
+}
+
+/// What [`registration::check`](crate::domain::registration::check) found, as the contract
+/// shows it.
+pub fn registration_check_pb(c: &Check) -> pb::RegistrationCheck {
+    pb::RegistrationCheck {
+        registrable: c.registrable(),
+        issues: c
+            .blockers
+            .iter()
+            .map(|b| pb::RegistrationIssue {
+                blocker: blocker_pb(*b) as i32,
+                description: b.description().to_owned(),
+            })
+            .collect(),
+        won_within_72_hours: c.won_within_72_hours,
+    }
+}
+
+pub fn blocker_pb(b: Blocker) -> pb::RegistrationBlocker {
+    match b {
+        Blocker::NotWon => pb::RegistrationBlocker::NotWon,
+        Blocker::AlreadyRegistered => pb::RegistrationBlocker::AlreadyRegistered,
+        Blocker::NoIncentiveEligibleSolution => {
+            pb::RegistrationBlocker::NoIncentiveEligibleSolution
+        }
+        Blocker::Private => pb::RegistrationBlocker::Private,
+        Blocker::CoSellNotAccepted => pb::RegistrationBlocker::CosellNotAccepted,
+        Blocker::NotIsvConnect => pb::RegistrationBlocker::NotIsvConnect,
     }
 }
 

@@ -1,7 +1,8 @@
 //! `cosell.deals.v1.CoSellService`: the platform sellers' side: the queue of co-sell requests
 //! (`ListInvitations`), the answers to them (`AcceptInvitation`: [`rules::seller_accept`],
 //! `DeclineInvitation`: [`rules::seller_decline`], through [`Deals::mutate`]), and inbound
-//! referrals for partners (`CreateInboundReferral`: [`create::inbound`], D5).
+//! referrals for partners (`CreateInboundReferral`: [`create::inbound`], D5, once the partner is
+//! cut over: [`create::ensure_cut_over`], 5.5).
 
 use std::sync::Arc;
 
@@ -127,7 +128,8 @@ impl Deals {
     }
 
     /// `CreateInboundReferral`: parse, authorize (a platform seller), answer a retry with the
-    /// first result (D10), look up what the rule needs, apply [`create::inbound`], store.
+    /// first result (D10), refuse a partner still on PSC (5.5), look up what the rule needs,
+    /// apply [`create::inbound`], store.
     async fn create_inbound(
         &self,
         req: Request<pb::CreateInboundReferralRequest>,
@@ -161,6 +163,12 @@ impl Deals {
                 format!("`{}` is not a partner organization", input.organization),
             ));
         }
+        let routed = self
+            .store
+            .cutover(organization)
+            .await?
+            .is_some_and(|c| c.routed);
+        create::ensure_cut_over(routed).map_err(|e| rule_error(e, ""))?;
         let customer = self.resolve_draft(organization, &d).await?;
         let catalog = self.catalog(&d.solutions).await?;
         let referrals =

@@ -1,10 +1,12 @@
 //! The gRPC adapter: who is calling and what they may see ([`Actor`], [`Deals::readable`]), the
-//! one place deals errors become statuses, and the three services:
+//! one place deals errors become statuses, and the services:
 //!
 //! - [`referrals`]: `ReferralService` (partners' referrals, verbs, favorites, engagements,
 //!   the migration import).
 //! - [`cosell`]: `CoSellService` (the platform sellers' queue and inbound referrals).
 //! - [`catalog`]: `CatalogService` (solutions).
+//! - [`cutover`]: `CutoverService` (each partner organization's cut-over switch, SPEC 5.5).
+//! - [`insights`]: `InsightsService` (an organization's figures, SPEC 3.7).
 //! - [`convert`]: request checks (proto -> domain, with field violations) and responses.
 //!
 //! Here too: [`Deals::mutate`], the write loop of every change to existing referrals (load,
@@ -14,6 +16,8 @@
 pub mod catalog;
 pub mod convert;
 pub mod cosell;
+pub mod cutover;
+pub mod insights;
 pub mod referrals;
 
 use std::sync::Arc;
@@ -43,6 +47,8 @@ pub struct Deals {
     pub upstream: Upstream,
     /// How long a NEW referral waits for an answer before it expires (SPEC D2).
     pub expiry: Duration,
+    /// Where "now" comes from ([`Deals::now`]).
+    pub clock: Arc<dyn cosell_platform::clock::Clock>,
 }
 
 /// The caller, as far as deals cares.
@@ -132,9 +138,10 @@ pub fn not_found(id: Uuid) -> ApiError {
 }
 
 impl Deals {
-    /// The API's one reading of the clock.
+    /// The API's one reading of the clock, to the microsecond (see [`crate::domain::now`]).
     pub fn now(&self) -> DateTime<Utc> {
-        crate::domain::now()
+        use chrono::SubsecRound;
+        self.clock.now().trunc_subsecs(6)
     }
 
     /// Now, with how long a referral that starts waiting now waits (D2).

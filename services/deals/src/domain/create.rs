@@ -4,7 +4,7 @@
 //! - [`outbound`]: a partner's own referral (`ReferralService/CreateReferral`), after
 //!   [`ensure_cosell_ready`] (D7).
 //! - [`inbound`]: a platform seller's referral for a partner (`CoSellService/
-//!   CreateInboundReferral`, D5).
+//!   CreateInboundReferral`, D5), after [`ensure_cut_over`] (5.5).
 //! - [`migrated`]: a deal brought over from PSC (`ReferralService/ImportReferrals`, 5.4), after
 //!   [`check_migrated_stage`].
 //!
@@ -58,6 +58,22 @@ pub fn ensure_cosell_ready(has_cosell_ready_solution: bool) -> Result<(), RuleEr
         Err(RuleError::NotAllowed {
             reason: "NO_COSELL_READY_SOLUTION",
             message: "the organization has no co-sell-ready solution yet; publish one in the catalog and have it marked co-sell ready".into(),
+        })
+    }
+}
+
+/// SPEC 5.5: a platform seller's new referral goes to an organization only once it is cut over
+/// to this system; until then the organization still takes them in PSC. Partners' own
+/// referrals and migrated deals are not routed by the switch.
+pub fn ensure_cut_over(routed_to_new_system: bool) -> Result<(), RuleError> {
+    if routed_to_new_system {
+        Ok(())
+    } else {
+        Err(RuleError::NotAllowed {
+            reason: "ORGANIZATION_ON_PSC",
+            message: "the organization still takes referrals in PSC: send this referral there, \
+                      or ask a platform operator to cut the organization over"
+                .into(),
         })
     }
 }
@@ -254,6 +270,7 @@ fn partner_referral(
         version: 1,
         external_reference_id: d.external_reference_id,
         psc_deal_id: None,
+        registration: None,
     }
 }
 

@@ -7,11 +7,15 @@
 //! - [`create`]: new referrals: the rule of each way in (a partner's, a seller's, D5, D7).
 //! - [`rules`]: what each status change needs (D1, D3, D4, D6, 3.2 upgrades and deal types).
 //! - [`update`]: the fields a partner changes under a field mask.
+//! - [`registration`]: registering a won deal and its review (3.8).
+//! - [`insights`]: an organization's figures, folded from aggregate groups (3.7).
 //!
 //! Here: the types, and which catalog solutions a referral may carry ([`attach_solutions`]).
 
 pub mod change;
 pub mod create;
+pub mod insights;
+pub mod registration;
 pub mod rules;
 #[cfg(test)]
 mod testing;
@@ -255,6 +259,8 @@ pub struct Referral {
     pub version: i64,
     pub external_reference_id: String,
     pub psc_deal_id: Option<String>,
+    /// The won deal's registration (3.8); the partner's referral only.
+    pub registration: Option<registration::Registration>,
 }
 
 impl Referral {

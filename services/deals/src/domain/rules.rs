@@ -317,6 +317,7 @@ pub fn platform_side(partner: &Referral, at: Timing) -> Referral {
     p.version = 1;
     p.external_reference_id = String::new();
     p.psc_deal_id = None;
+    p.registration = None;
     p
 }
 

@@ -78,6 +78,7 @@ pub fn complete(deal_type: DealType, stage: Stage) -> Referral {
         expire_time: None,
         version: 1,
         external_reference_id: String::new(),
+        registration: None,
         psc_deal_id: None,
     }
 }

@@ -28,6 +28,7 @@ pub mod referral {
     use sea_orm::{FromQueryResult, Iterable};
 
     use super::{corrupt, json, parse_json, parse_uuid};
+    use crate::domain::registration::{Registration, RegistrationStatus};
     use crate::domain::{DealType, Direction, Money, Party, Referral, Stage};
     use crate::store::StoreError;
 
@@ -72,6 +73,13 @@ pub mod referral {
         pub psc_deal_id: Option<String>,
         /// `{principal} {request_id}` of the create that made it (unique), for retries (D10).
         pub request_key: Option<String>,
+        /// The won deal's registration (3.8; m0004): its status (`None`: not registered),
+        /// when it was registered, and the review.
+        pub registration_status: Option<String>,
+        pub registration_time: Option<DateTimeUtc>,
+        pub review_time: Option<DateTimeUtc>,
+        pub reviewed_by: Option<String>,
+        pub review_reason: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -82,6 +90,7 @@ pub mod referral {
     /// Every column but `request_key`, which only an insert sets (and updates never touch).
     pub fn to_active(r: &Referral) -> ActiveModel {
         let (status, substatus) = r.stage.names();
+        let g = r.registration.as_ref();
         let team_emails = if r.team.is_empty() {
             String::new()
         } else {
@@ -127,6 +136,11 @@ pub mod referral {
             external_reference_id: Set(r.external_reference_id.clone()),
             psc_deal_id: Set(r.psc_deal_id.clone()),
             request_key: NotSet,
+            registration_status: Set(g.map(|g| g.status.as_str().to_owned())),
+            registration_time: Set(g.map(|g| g.register_time)),
+            review_time: Set(g.and_then(|g| g.review_time)),
+            reviewed_by: Set(g.map(|g| g.reviewed_by.clone())),
+            review_reason: Set(g.map(|g| g.review_reason.clone())),
         }
     }
 
@@ -161,6 +175,11 @@ pub mod referral {
         version: i64,
         external_reference_id: &'a str,
         psc_deal_id: Option<&'a str>,
+        registration_status: Option<&'a str>,
+        registration_time: Option<DateTimeUtc>,
+        review_time: Option<DateTimeUtc>,
+        reviewed_by: Option<&'a str>,
+        review_reason: Option<&'a str>,
     }
 
     pub fn to_domain(m: &Model) -> Result<Referral, StoreError> {
@@ -194,6 +213,11 @@ pub mod referral {
             version: m.version,
             external_reference_id: &m.external_reference_id,
             psc_deal_id: m.psc_deal_id.as_deref(),
+            registration_status: m.registration_status.as_deref(),
+            registration_time: m.registration_time,
+            review_time: m.review_time,
+            reviewed_by: m.reviewed_by.as_deref(),
+            review_reason: m.review_reason.as_deref(),
         })
     }
 
@@ -259,6 +283,11 @@ pub mod referral {
             version: row.try_get(C::Version as usize)?,
             external_reference_id: row.try_get(C::ExternalReferenceId as usize)?,
             psc_deal_id: row.try_get(C::PscDealId as usize)?,
+            registration_status: row.try_get(C::RegistrationStatus as usize)?,
+            registration_time: row.try_get(C::RegistrationTime as usize)?,
+            review_time: row.try_get(C::ReviewTime as usize)?,
+            reviewed_by: row.try_get(C::ReviewedBy as usize)?,
+            review_reason: row.try_get(C::ReviewReason as usize)?,
         })
     }
 
@@ -302,6 +331,17 @@ pub mod referral {
             version: c.version,
             external_reference_id: c.external_reference_id.to_owned(),
             psc_deal_id: owned(c.psc_deal_id),
+            registration: match (c.registration_status, c.registration_time) {
+                (Some(status), Some(register_time)) => Some(Registration {
+                    status: RegistrationStatus::parse(status)
+                        .ok_or_else(|| corrupt(id, "registration status"))?,
+                    register_time,
+                    review_time: c.review_time,
+                    reviewed_by: c.reviewed_by.unwrap_or_default().to_owned(),
+                    review_reason: c.review_reason.unwrap_or_default().to_owned(),
+                }),
+                _ => None,
+            },
         })
     }
 }

@@ -8,7 +8,13 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial), Box::new(M0002SolutionWords)]
+        vec![
+            Box::new(M0001Initial),
+            Box::new(M0002SolutionWords),
+            Box::new(M0003Cutovers),
+            Box::new(M0004Registration),
+            Box::new(M0005Insights),
+        ]
     }
 }
 
@@ -274,6 +280,110 @@ impl MigrationTrait for M0002SolutionWords {
             }
             db.execute(&insert).await?;
         }
+        Ok(())
+    }
+}
+
+/// Each partner organization's cut-over switch (SPEC 5.5), which the deals service routes the
+/// platform sellers' new referrals by. It used to live in the migration service, which the deals
+/// service must not call (migration calls deals).
+struct M0003Cutovers;
+
+impl MigrationName for M0003Cutovers {
+    fn name(&self) -> &str {
+        "m0003_cutovers"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0003Cutovers {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(id("cutovers"))
+                .col(
+                    ColumnDef::new(id("organization"))
+                        .string()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(ColumnDef::new(id("routed")).boolean().not_null())
+                .col(time("switch_time"))
+                .col(text("switched_by"))
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// Deal registration (SPEC 3.8): the registration of a won deal on its partner referral, and
+/// the platform operators' review queue (`ListRegistrations`: one status, oldest registration
+/// first, paged by key).
+struct M0004Registration;
+
+impl MigrationName for M0004Registration {
+    fn name(&self) -> &str {
+        "m0004_registration"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0004Registration {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // One column per statement: SQLite alters one thing at a time.
+        for column in [
+            optional_text("registration_status"),
+            optional_time("registration_time"),
+            optional_time("review_time"),
+            optional_text("reviewed_by"),
+            optional_text("review_reason"),
+        ] {
+            m.alter_table(
+                Table::alter()
+                    .table(id("referrals"))
+                    .add_column(column)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        m.create_index(
+            Index::create()
+                .name("referrals_by_registration")
+                .table(id("referrals"))
+                .col(id("registration_status"))
+                .col(id("registration_time"))
+                .col(id("id"))
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// GetInsights (SPEC 3.7) groups an organization's partner referrals (optionally of some MPN
+/// locations) by stage, deal type, direction and currency: this index holds every column that
+/// aggregate reads, so it never touches the table's rows (wide with their JSON). PostgreSQL
+/// keeps the summed columns as INCLUDE payload; SQLite, which has none, as trailing keys.
+struct M0005Insights;
+
+impl MigrationName for M0005Insights {
+    fn name(&self) -> &str {
+        "m0005_insights"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0005Insights {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let keys =
+            "organization, party, mpn_location, status, substatus, deal_type, direction, currency";
+        let payload = "deal_value_cents, create_time, accept_time, expire_time, psc_deal_id";
+        let sql = match m.get_database_backend() {
+            DbBackend::Postgres => {
+                format!("CREATE INDEX referrals_insights ON referrals ({keys}) INCLUDE ({payload})")
+            }
+            _ => format!("CREATE INDEX referrals_insights ON referrals ({keys}, {payload})"),
+        };
+        m.get_connection().execute_unprepared(&sql).await?;
         Ok(())
     }
 }

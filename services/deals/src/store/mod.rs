@@ -9,12 +9,18 @@
 //! says so, and the caller decides to retry or to answer `ABORTED` (rule D9).
 //!
 //! - `catalog`: solutions and the picker's search through the word index.
+//! - [`cutover`]: each partner organization's cut-over switch (SPEC 5.5).
+//! - `registrations`: the review queue of deal registrations (SPEC 3.8).
+//! - [`insights`]: the aggregate behind GetInsights (SPEC 3.7).
 //! - [`entities`]: the tables as sea-orm entities, and their conversion to and from the domain.
 //! - [`migration`]: the schema migrations, run at start.
 
 mod catalog;
+pub mod cutover;
 pub mod entities;
+pub mod insights;
 pub mod migration;
+mod registrations;
 
 pub use catalog::list_solutions_query;
 

@@ -52,6 +52,14 @@ impl Harness {
     }
 
     pub async fn start_on(deals_db: TestDb) -> Self {
+        Self::start_with(deals_db, cosell_platform::clock::system()).await
+    }
+
+    /// Deals on `deals_db`, reading the time from `clock` (tests move a manual one).
+    pub async fn start_with(
+        deals_db: TestDb,
+        clock: Arc<dyn cosell_platform::clock::Clock>,
+    ) -> Self {
         let identity_db = TestDb::new().await.unwrap();
         let directory_db = TestDb::new().await.unwrap();
         let mut identity = cosell_identity::Config::new(identity_db.url.clone());
@@ -79,8 +87,10 @@ impl Harness {
         )
         .await
         .unwrap();
+        let mut deals_config = cosell_deals::Config::new(deals_db.url.clone());
+        deals_config.clock = clock;
         let deals = cosell_deals::start(
-            &cosell_deals::Config::new(deals_db.url.clone()),
+            &deals_config,
             cosell_deals::Links {
                 identity: loopback(),
                 directory: loopback(),
@@ -111,6 +121,8 @@ impl Harness {
         };
         h.contoso = h.organization_of("4000001").await;
         h.fabrikam = h.organization_of("5000001").await;
+        // Contoso takes platform sellers' referrals here (SPEC 5.5); Fabrikam is still on PSC.
+        h.cut_over(&h.contoso.clone(), true).await.unwrap();
         h.customers = h.load_customers().await;
         h.contoso_solution = h
             .create_solution(
@@ -188,6 +200,33 @@ impl Harness {
 
     pub fn cosell(&self) -> pb::co_sell_service_client::CoSellServiceClient<Channel> {
         pb::co_sell_service_client::CoSellServiceClient::new(self.server.channel.clone())
+    }
+
+    pub fn cutovers(&self) -> pb::cutover_service_client::CutoverServiceClient<Channel> {
+        pb::cutover_service_client::CutoverServiceClient::new(self.server.channel.clone())
+    }
+
+    /// Flips `organization`'s cut-over switch as the platform operator.
+    pub async fn cut_over(
+        &self,
+        organization: &str,
+        on: bool,
+    ) -> Result<pb::Cutover, tonic::Status> {
+        let token = self.token(OLI).await;
+        Ok(self
+            .cutovers()
+            .update_cutover(authed(
+                &token,
+                pb::UpdateCutoverRequest {
+                    parent: organization.into(),
+                    routed_to_new_system: on,
+                    switched_by: String::new(),
+                },
+            ))
+            .await?
+            .into_inner()
+            .cutover
+            .unwrap())
     }
 
     pub fn catalog(&self) -> pb::catalog_service_client::CatalogServiceClient<Channel> {

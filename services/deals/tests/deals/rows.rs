@@ -3,6 +3,7 @@
 //! field set (every text a different value) and one with every optional field empty.
 
 use chrono::{NaiveDate, TimeZone, Utc};
+use cosell_deals::domain::registration::{Registration, RegistrationStatus};
 use cosell_deals::domain::{
     Address, Assistance, Contact, Customer, DealType, Direction, Money, Outcome, Party, Referral,
     ReferralSolution, Stage,
@@ -77,6 +78,13 @@ fn full(n: u128) -> Referral {
         version: 7,
         external_reference_id: "external reference id".into(),
         psc_deal_id: Some(format!("psc deal {n}")),
+        registration: Some(Registration {
+            status: RegistrationStatus::Rejected,
+            register_time: at(6),
+            review_time: Some(at(7)),
+            reviewed_by: "reviewer@platform.example".into(),
+            review_reason: "review reason".into(),
+        }),
     }
 }
 
@@ -99,6 +107,7 @@ fn sparse(n: u128) -> Referral {
         close_time: None,
         expire_time: None,
         psc_deal_id: None,
+        registration: None,
         ..full(n)
     }
 }

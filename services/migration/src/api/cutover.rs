@@ -1,26 +1,58 @@
 //! The cut-over (SPEC 5.5): `GetCutover` for the partner's admins and platform users,
-//! `UpdateCutover` for platform operators.
+//! `UpdateCutover` for platform operators. The switch itself is the deals service's, which
+//! routes the platform sellers' referrals by it (`cosell.deals.v1.CutoverService`): this
+//! service reads and flips it there with its own token, and adds the PSC timeline of its
+//! configuration.
 
 use cosell_platform::ApiError;
-use cosell_proto::identity as ipb;
+use cosell_proto::deals as dpb;
 use cosell_proto::migration as pb;
 use tonic::Request;
 use uuid::Uuid;
 
-use super::{Migration, timestamp, upstream};
+use super::{Migration, upstream};
+
+/// The deals service's answer about `parent`, with its refusals kept: `NOT_FOUND` stays
+/// `NOT_FOUND`; anything else it could not do is `UNAVAILABLE`.
+fn from_deals(parent: &str, s: &tonic::Status) -> ApiError {
+    match s.code() {
+        tonic::Code::NotFound => ApiError::not_found(parent.to_owned()),
+        _ => upstream("deals", s),
+    }
+}
 
 impl Migration {
-    /// The organization's cut-over as the contract shows it.
-    pub(super) async fn cutover_pb(&self, org: Uuid) -> Result<pb::Cutover, ApiError> {
-        let row = self.store.cutover(org).await?;
-        Ok(pb::Cutover {
-            name: format!("organizations/{org}/cutover"),
-            routed_to_new_system: row.as_ref().is_some_and(|r| r.routed),
-            switch_time: row.as_ref().map(|r| timestamp(r.switch_time)),
-            switched_by: row.map(|r| r.switched_by).unwrap_or_default(),
+    fn cutover_of(&self, c: Option<dpb::Cutover>) -> pb::Cutover {
+        let c = c.unwrap_or_default();
+        pb::Cutover {
+            name: c.name,
+            routed_to_new_system: c.routed_to_new_system,
+            switch_time: c.switch_time,
+            switched_by: c.switched_by,
             psc_read_only_from: self.timeline.0.to_string(),
             psc_access_ends: self.timeline.1.to_string(),
-        })
+        }
+    }
+
+    /// The organization's cut-over as the contract shows it: the deals service's switch and
+    /// this service's PSC timeline.
+    pub(super) async fn cutover_pb(&self, org: Uuid) -> Result<pb::Cutover, ApiError> {
+        let parent = cosell_platform::names::organization(org);
+        let req = self
+            .token
+            .request(dpb::GetCutoverRequest {
+                parent: parent.clone(),
+            })
+            .await?;
+        let c = self
+            .cutovers
+            .clone()
+            .get_cutover(req)
+            .await
+            .map_err(|s| from_deals(&parent, &s))?
+            .into_inner()
+            .cutover;
+        Ok(self.cutover_of(c))
     }
 
     pub(super) async fn get_cutover(
@@ -40,6 +72,9 @@ impl Migration {
         })
     }
 
+    /// Flips the switch in the deals service on behalf of the calling operator, who is
+    /// recorded as having flipped it; the deals service refuses (`NOT_FOUND`) anything but a
+    /// partner organization.
     pub(super) async fn update_cutover(
         &self,
         req: Request<pb::UpdateCutoverRequest>,
@@ -53,35 +88,25 @@ impl Migration {
         };
         let org = cosell_platform::names::parse_one(&r.parent, "organizations")
             .map_err(|e| ApiError::invalid_field("parent", e))?;
-        let lookup = self
+        let parent = cosell_platform::names::organization(org);
+        let update = self
             .token
-            .request(ipb::GetOrganizationRequest {
-                name: r.parent.clone(),
-            })
-            .await?;
-        let partner = match self.organizations.clone().get_organization(lookup).await {
-            Ok(o) => o
-                .into_inner()
-                .organization
-                .is_some_and(|o| !o.vorg_mpn_id.is_empty()),
-            Err(s) if s.code() == tonic::Code::NotFound => false,
-            Err(s) => {
-                return Err(upstream("identity", &s));
-            }
-        };
-        if !partner {
-            return Err(ApiError::not_found(r.parent.clone()));
-        }
-        self.store
-            .set_cutover(crate::store::entities::cutover::Model {
-                organization: org.to_string(),
-                routed: r.routed_to_new_system,
-                switch_time: chrono::Utc::now(),
+            .request(dpb::UpdateCutoverRequest {
+                parent: parent.clone(),
+                routed_to_new_system: r.routed_to_new_system,
                 switched_by: email,
             })
             .await?;
+        let c = self
+            .cutovers
+            .clone()
+            .update_cutover(update)
+            .await
+            .map_err(|s| from_deals(&r.parent, &s))?
+            .into_inner()
+            .cutover;
         Ok(pb::UpdateCutoverResponse {
-            cutover: Some(self.cutover_pb(org).await?),
+            cutover: Some(self.cutover_of(c)),
         })
     }
 }

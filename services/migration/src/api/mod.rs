@@ -50,6 +50,9 @@ pub struct Migration {
     pub catalog: dpb::catalog_service_client::CatalogServiceClient<Channel>,
     /// The deals service's referrals (the import of migrated deals), called with `token`.
     pub referrals: dpb::referral_service_client::ReferralServiceClient<Channel>,
+    /// The deals service's cut-over switches (SPEC 5.5), called with `token`: the deals
+    /// service routes by them, so it holds them.
+    pub cutovers: dpb::cutover_service_client::CutoverServiceClient<Channel>,
     /// The PSC timeline (read-only from, access ends), from configuration.
     pub timeline: (chrono::NaiveDate, chrono::NaiveDate),
     /// This replica's deal migration worker: its lease owner id, and whether it is stopping.

@@ -199,25 +199,6 @@ pub mod deal_result {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-pub mod cutover {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "cutovers")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub organization: String,
-        pub routed: bool,
-        pub switch_time: DateTimeUtc,
-        pub switched_by: String,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
 /// An organization's import in progress (see m0004).
 pub mod import_lock {
     use sea_orm::entity::prelude::*;

@@ -177,7 +177,8 @@ impl MigrationTrait for M0001Snapshot {
                 .to_owned(),
         )
         .await?;
-        // The cut-over switch per organization (SPEC 5.5).
+        // The cut-over switch per organization (SPEC 5.5). No longer read: the switch moved to
+        // the deals service (its m0003_cutovers), which routes by it.
         m.create_table(
             Table::create()
                 .table(id("cutovers"))

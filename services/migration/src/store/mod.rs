@@ -1,6 +1,6 @@
 //! The migration service's database: the imported PSC snapshot of each organization (accounts,
 //! users, deals with their products and team), the history of imports, user migration
-//! outcomes, deal migration runs and results, cut-over switches.
+//! outcomes, deal migration runs and results.
 //!
 //! - [`import`]: writing a streamed export in one transaction, a batch at a time: a failure
 //!   leaves the previous snapshot as it was. Rows are matched by id; a changed one is updated,
@@ -33,7 +33,7 @@ use uuid::Uuid;
 use crate::eligibility::Facts;
 use crate::psc::Issue;
 use crate::psc::files::{Account, Deal, DealProduct, TeamMember, User};
-use entities::{account, cutover, deal, import as import_row, part, user, user_migration};
+use entities::{account, deal, import as import_row, part, user, user_migration};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -414,31 +414,6 @@ impl Store {
                     user_migration::Column::PcAssignment,
                 ])
                 .to_owned(),
-            )
-            .exec_without_returning(&self.db)
-            .await?;
-        Ok(())
-    }
-
-    // --- the cut-over ---
-
-    pub async fn cutover(&self, organization: Uuid) -> Result<Option<cutover::Model>> {
-        Ok(cutover::Entity::find_by_id(organization.to_string())
-            .one(&self.db)
-            .await?)
-    }
-
-    pub async fn set_cutover(&self, row: cutover::Model) -> Result<()> {
-        use sea_orm::IntoActiveModel;
-        cutover::Entity::insert(row.into_active_model())
-            .on_conflict(
-                OnConflict::column(cutover::Column::Organization)
-                    .update_columns([
-                        cutover::Column::Routed,
-                        cutover::Column::SwitchTime,
-                        cutover::Column::SwitchedBy,
-                    ])
-                    .to_owned(),
             )
             .exec_without_returning(&self.db)
             .await?;

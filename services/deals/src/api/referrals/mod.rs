@@ -7,6 +7,8 @@
 //! - [`update`]: `UpdateReferral` and the verbs (`AcceptReferral`, `DeclineReferral`,
 //!   `MarkReferralWon`, `MarkReferralLost`, `UpgradeDealType`).
 //! - [`import`]: `ImportReferrals`, the deals migrated from PSC.
+//! - [`registration`]: deal registration (`RegisterDeal`, `ListRegistrations`,
+//!   `ReviewRegistration`, and what `MarkReferralWon` answers about it; SPEC 3.8).
 //!
 //! Here: what several of them resolve against the catalog, the directory and identity, and the
 //! response with the caller's favorite mark.
@@ -14,6 +16,7 @@
 pub mod create;
 pub mod import;
 pub mod list;
+pub mod registration;
 pub mod update;
 
 use std::sync::Arc;
@@ -173,11 +176,7 @@ impl ReferralService for ReferralApi {
         &self,
         req: Request<pb::MarkReferralWonRequest>,
     ) -> Result<Response<pb::MarkReferralWonResponse>, Status> {
-        ok(self
-            .0
-            .mark_referral_won(req)
-            .await
-            .map(|r| pb::MarkReferralWonResponse { referral: Some(r) }))
+        ok(self.0.mark_referral_won(req).await)
     }
 
     async fn mark_referral_lost(
@@ -231,5 +230,30 @@ impl ReferralService for ReferralApi {
         req: Request<pb::ImportReferralsRequest>,
     ) -> Result<Response<pb::ImportReferralsResponse>, Status> {
         ok(self.0.import_referrals(req).await)
+    }
+
+    async fn register_deal(
+        &self,
+        req: Request<pb::RegisterDealRequest>,
+    ) -> Result<Response<pb::RegisterDealResponse>, Status> {
+        ok(self.0.register_deal(req).await)
+    }
+
+    async fn list_registrations(
+        &self,
+        req: Request<pb::ListRegistrationsRequest>,
+    ) -> Result<Response<pb::ListRegistrationsResponse>, Status> {
+        ok(self.0.list_registrations(req).await)
+    }
+
+    async fn review_registration(
+        &self,
+        req: Request<pb::ReviewRegistrationRequest>,
+    ) -> Result<Response<pb::ReviewRegistrationResponse>, Status> {
+        ok(self
+            .0
+            .review_registration(req)
+            .await
+            .map(|r| pb::ReviewRegistrationResponse { referral: Some(r) }))
     }
 }

@@ -1,6 +1,7 @@
 //! `UpdateReferral` (the fields of a field mask, by [`update::apply`]) and the partner's verbs,
 //! each a rule of [`rules`]: `AcceptReferral` ([`rules::accept`]), `DeclineReferral`
-//! ([`rules::decline`]), `MarkReferralWon` and `MarkReferralLost` ([`rules::finish`]),
+//! ([`rules::decline`]), `MarkReferralWon` and `MarkReferralLost` ([`rules::finish`]; won, it
+//! answers whether the deal can be registered: `registration`),
 //! `UpgradeDealType` ([`rules::upgrade`]). All of them write through [`Deals::mutate`].
 
 use cosell_platform::{ApiError, Violations};
@@ -61,7 +62,29 @@ impl Deals {
         self.respond(&actor, &updated).await
     }
 
-    /// Runs a partner verb through [`Deals::mutate`].
+    /// Runs a partner verb through [`Deals::mutate`]; answers the referral as changed.
+    async fn change<F>(
+        &self,
+        actor: &Actor,
+        name: &str,
+        etag: &str,
+        f: F,
+    ) -> Result<Referral, ApiError>
+    where
+        F: Fn(&mut Referral, &mut Option<Referral>) -> Result<(), rules::RuleError>,
+    {
+        let mut v = Violations::new();
+        let id = name_field(&mut v, "name", name);
+        v.finish()?;
+        let id = id.expect("checked");
+        self.mutate(actor, id, etag, |next, peer| {
+            self.writable(actor, next)?;
+            f(next, peer).map_err(|e| rule_error(e, ""))
+        })
+        .await
+    }
+
+    /// [`Deals::change`], answered as the contract shows it.
     async fn verb<F>(
         &self,
         actor: &Actor,
@@ -72,16 +95,7 @@ impl Deals {
     where
         F: Fn(&mut Referral, &mut Option<Referral>) -> Result<(), rules::RuleError>,
     {
-        let mut v = Violations::new();
-        let id = name_field(&mut v, "name", name);
-        v.finish()?;
-        let id = id.expect("checked");
-        let updated = self
-            .mutate(actor, id, etag, |next, peer| {
-                self.writable(actor, next)?;
-                f(next, peer).map_err(|e| rule_error(e, ""))
-            })
-            .await?;
+        let updated = self.change(actor, name, etag, f).await?;
         self.respond(actor, &updated).await
     }
 
@@ -109,16 +123,23 @@ impl Deals {
         .await
     }
 
+    /// `MarkReferralWon`, answered with whether the won deal can be registered (3.8).
     pub(super) async fn mark_referral_won(
         &self,
         req: Request<pb::MarkReferralWonRequest>,
-    ) -> Result<pb::Referral, ApiError> {
+    ) -> Result<pb::MarkReferralWonResponse, ApiError> {
         let actor = self.actor(&req).await?;
         let r = req.get_ref();
-        self.verb(&actor, &r.name, &r.etag, |next, peer| {
-            rules::finish(next, peer.as_mut(), Outcome::Won, "", self.now())
+        let won = self
+            .change(&actor, &r.name, &r.etag, |next, peer| {
+                rules::finish(next, peer.as_mut(), Outcome::Won, "", self.now())
+            })
+            .await?;
+        let check = self.registration_check(&won).await?;
+        Ok(pb::MarkReferralWonResponse {
+            referral: Some(self.respond(&actor, &won).await?),
+            registration_check: Some(convert::registration_check_pb(&check)),
         })
-        .await
     }
 
     pub(super) async fn mark_referral_lost(
