@@ -26,6 +26,10 @@ pub mod store;
 pub mod upstream;
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use cosell_platform::clock::SharedClock;
+use cosell_platform::duration::to_chrono;
 
 use cosell_platform::auth::{AccessClient, ServiceToken};
 use cosell_platform::server::ServiceSet;
@@ -39,15 +43,28 @@ use upstream::Upstream;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: String,
-    /// Days a NEW referral waits for an answer (SPEC D2).
-    pub expiry_days: i64,
+    /// How long a NEW referral waits for an answer before it expires (SPEC D2).
+    pub expiry: Duration,
+    /// How long before its expiry a waiting referral is announced as expiring soon (D2).
+    pub expiry_notice: Duration,
+    /// How often the sweeper looks for referrals to expire or announce.
+    pub sweep_interval: Duration,
+    /// How long events are kept in the change feed (SPEC 3.6).
+    pub event_retention: Duration,
+    /// Where "now" comes from: the system's clock, or a `ManualClock` in tests.
+    pub clock: SharedClock,
 }
 
 impl Config {
     pub fn new(database_url: impl Into<String>) -> Self {
+        const DAY: u64 = 86_400;
         Self {
             database_url: database_url.into(),
-            expiry_days: 14,
+            expiry: Duration::from_secs(14 * DAY),
+            expiry_notice: Duration::from_secs(3 * DAY),
+            sweep_interval: Duration::from_secs(60),
+            event_retention: Duration::from_secs(30 * DAY),
+            clock: cosell_platform::clock::system(),
         }
     }
 }
@@ -77,7 +94,8 @@ pub async fn start(config: &Config, links: Links) -> Result<Started, sea_orm::Db
             links.token.clone(),
         )),
         upstream: Upstream::new(links.identity, links.directory, links.token),
-        expiry: chrono::Duration::days(config.expiry_days),
+        expiry: to_chrono(config.expiry),
+        clock: config.clock.clone(),
     });
     Ok(Started {
         services: service_set(deals.clone()),
@@ -107,4 +125,32 @@ pub fn service_set(deals: Arc<Deals>) -> ServiceSet {
     });
     set.descriptor_sets.push(pb::FILE_DESCRIPTOR_SET);
     set
+}
+
+/// The deals flags `cosell-deals` and `cosell serve` share (expiry, the sweeper, the feed's
+/// retention); durations are written `30s`, `10m`, `2h`, `14d`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DealsArgs {
+    /// How long a NEW referral waits for an answer before it expires (D2).
+    #[arg(long, env = "COSELL_DEALS_EXPIRY", default_value = "14d", value_parser = cosell_platform::duration::parse)]
+    pub deals_expiry: Duration,
+    /// How long before its expiry a waiting referral is announced as expiring soon.
+    #[arg(long, env = "COSELL_DEALS_EXPIRY_NOTICE", default_value = "3d", value_parser = cosell_platform::duration::parse)]
+    pub deals_expiry_notice: Duration,
+    /// How often the sweeper expires and announces referrals (and prunes old events).
+    #[arg(long, env = "COSELL_DEALS_SWEEP_INTERVAL", default_value = "1m", value_parser = cosell_platform::duration::parse)]
+    pub deals_sweep_interval: Duration,
+    /// How long events are kept in the change feed; an older cursor is OUT_OF_RANGE.
+    #[arg(long, env = "COSELL_DEALS_EVENT_RETENTION", default_value = "30d", value_parser = cosell_platform::duration::parse)]
+    pub deals_event_retention: Duration,
+}
+
+impl DealsArgs {
+    pub fn apply(&self, config: &mut Config) {
+        config.expiry = self.deals_expiry;
+        config.expiry_notice = self.deals_expiry_notice;
+        // A zero interval would spin.
+        config.sweep_interval = self.deals_sweep_interval.max(Duration::from_secs(1));
+        config.event_retention = self.deals_event_retention;
+    }
 }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use cosell_platform::ApiError;
 use cosell_platform::auth::{AccessClient, Grants, Principal, caller};
+use cosell_platform::clock::SharedClock;
 use cosell_platform::error::FieldViolation;
 use cosell_proto::identity::Role;
 use tonic::{Request, Status};
@@ -43,6 +44,9 @@ pub struct Deals {
     pub upstream: Upstream,
     /// How long a NEW referral waits for an answer before it expires (SPEC D2).
     pub expiry: Duration,
+    /// Where every "now" of the service comes from (a `ManualClock` in tests, so that expiry
+    /// is tested without waiting).
+    pub clock: SharedClock,
 }
 
 /// The caller, as far as deals cares.
@@ -134,7 +138,7 @@ pub fn not_found(id: Uuid) -> ApiError {
 impl Deals {
     /// The API's one reading of the clock.
     pub fn now(&self) -> DateTime<Utc> {
-        crate::domain::now()
+        crate::domain::truncate(self.clock.now())
     }
 
     /// Now, with how long a referral that starts waiting now waits (D2).

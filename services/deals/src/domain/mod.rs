@@ -394,8 +394,13 @@ impl Timing {
 /// Times are kept to the microsecond: PostgreSQL stores no finer, and a page token must compare
 /// equal to the stored value.
 pub fn now() -> DateTime<Utc> {
+    truncate(Utc::now())
+}
+
+/// A time as stored: to the microsecond (see [`now`]).
+pub fn truncate(t: DateTime<Utc>) -> DateTime<Utc> {
     use chrono::SubsecRound;
-    Utc::now().trunc_subsecs(6)
+    t.trunc_subsecs(6)
 }
 
 #[cfg(test)]
