@@ -207,6 +207,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     // Health says SERVING once the demo is seeded (through the server itself), not before.
     let (seeded, ready) = tokio::sync::oneshot::channel::<()>();
+    // One signal ends the open watches of both services (UNAVAILABLE: clients resume
+    // elsewhere) before the server waits for the calls in flight.
+    let (migration_signal, deals_core) = (migration_handle.shutdown_signal(), deals.deals.clone());
+    let shutdown = async move {
+        migration_signal.await;
+        deals_core.end_streams();
+    };
     let server = tokio::spawn(cosell_platform::server::serve_when_ready(
         listener,
         identity
@@ -219,7 +226,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         async move {
             let _ = ready.await;
         },
-        migration_handle.shutdown_signal(),
+        shutdown,
     ));
     if args.demo {
         if !dev_auth {

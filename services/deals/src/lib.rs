@@ -7,6 +7,7 @@
 //!   engagement ([`domain::create`]), the lifecycle verbs ([`domain::rules`]), field updates
 //!   ([`domain::update`]), and a change as it is written ([`domain::change`]).
 //! - [`store`]: the database (referrals, idempotency keys, favorites, solutions).
+//! - [`sweeper`]: expiry (D2) and the feed's retention, on every replica.
 //! - [`upstream`]: the directory (customers) and identity (MPN IDs), with the service's token.
 //!
 //! Every RPC reads the same way: parse the request ([`api::convert`]), authorize, look up what
@@ -23,6 +24,7 @@
 pub mod api;
 pub mod domain;
 pub mod store;
+pub mod sweeper;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -95,8 +97,13 @@ pub async fn start(config: &Config, links: Links) -> Result<Started, sea_orm::Db
         )),
         upstream: Upstream::new(links.identity, links.directory, links.token),
         expiry: to_chrono(config.expiry),
+        expiry_notice: to_chrono(config.expiry_notice),
+        event_retention: to_chrono(config.event_retention),
         clock: config.clock.clone(),
+        watches: Default::default(),
+        streams_end: tokio::sync::watch::channel(false).0,
     });
+    sweeper::spawn(deals.clone(), config.sweep_interval);
     Ok(Started {
         services: service_set(deals.clone()),
         deals,
@@ -116,6 +123,12 @@ pub fn service_set(deals: Arc<Deals>) -> ServiceSet {
     set.add("cosell.deals.v1.CoSellService", move |r| {
         r.add_service(pb::co_sell_service_server::CoSellServiceServer::new(
             api::cosell::CoSellApi(d),
+        ));
+    });
+    let d = deals.clone();
+    set.add("cosell.deals.v1.EventService", move |r| {
+        r.add_service(pb::event_service_server::EventServiceServer::new(
+            api::events::EventApi(d),
         ));
     });
     set.add("cosell.deals.v1.CatalogService", move |r| {

@@ -65,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
         started.services,
         verifier,
         args.server.options().map_err(anyhow::Error::msg)?,
-        cosell_platform::server::shutdown_signal(),
+        started.deals.shutdown_signal(),
     )
     .await?;
     Ok(())

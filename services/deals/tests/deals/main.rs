@@ -8,6 +8,8 @@ mod authz;
 mod catalog;
 mod catalog_index;
 mod concurrency;
+mod expiry;
+mod feed;
 mod import;
 mod limits;
 mod rows;
