@@ -13,7 +13,9 @@
 mod client;
 mod demo;
 mod directory;
+mod events;
 mod migration;
+mod notifications;
 mod psc;
 mod referrals;
 mod serve;
@@ -47,6 +49,11 @@ enum Command {
     /// Referrals: the Inbound and Outbound tabs.
     #[command(subcommand)]
     Referrals(referrals::ReferralsCommand),
+    /// The change feed of referrals: follow it from a cursor.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
+    /// Your notifications (`--unread`, `--read-all`).
+    Notifications(notifications::NotificationsArgs),
     /// The legacy Partner Sales Connect: import its export.
     #[command(subcommand)]
     Psc(psc::PscCommand),
@@ -73,6 +80,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admins(args) => client::admins(args).await,
         Command::Directory(command) => directory::run(command).await,
         Command::Referrals(command) => referrals::run(command).await,
+        Command::Events(command) => events::run(command).await,
+        Command::Notifications(args) => notifications::run(args).await,
         Command::Psc(command) => psc::run(command).await,
         Command::Migration(command) => migration::run(command).await,
     }

@@ -7,6 +7,7 @@
 //!   engagement ([`domain::create`]), the lifecycle verbs ([`domain::rules`]), field updates
 //!   ([`domain::update`]), and a change as it is written ([`domain::change`]).
 //! - [`store`]: the database (referrals, idempotency keys, favorites, solutions).
+//! - [`notifier`]: each user's notifications, derived from the feed in the background.
 //! - [`sweeper`]: expiry (D2) and the feed's retention, on every replica.
 //! - [`upstream`]: the directory (customers) and identity (MPN IDs), with the service's token.
 //!
@@ -23,6 +24,7 @@
 
 pub mod api;
 pub mod domain;
+pub mod notifier;
 pub mod store;
 pub mod sweeper;
 pub mod upstream;
@@ -104,6 +106,7 @@ pub async fn start(config: &Config, links: Links) -> Result<Started, sea_orm::Db
         streams_end: tokio::sync::watch::channel(false).0,
     });
     sweeper::spawn(deals.clone(), config.sweep_interval);
+    notifier::spawn(deals.clone());
     Ok(Started {
         services: service_set(deals.clone()),
         deals,
@@ -130,6 +133,14 @@ pub fn service_set(deals: Arc<Deals>) -> ServiceSet {
         r.add_service(pb::event_service_server::EventServiceServer::new(
             api::events::EventApi(d),
         ));
+    });
+    let d = deals.clone();
+    set.add("cosell.deals.v1.NotificationService", move |r| {
+        r.add_service(
+            pb::notification_service_server::NotificationServiceServer::new(
+                api::notifications::NotificationApi(d),
+            ),
+        );
     });
     set.add("cosell.deals.v1.CatalogService", move |r| {
         r.add_service(pb::catalog_service_server::CatalogServiceServer::new(

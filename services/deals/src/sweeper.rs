@@ -19,6 +19,8 @@ use crate::domain::{Stage, Waiting, change, rules};
 
 /// Referrals read per query of a pass.
 const BATCH: u64 = 500;
+/// Referrals expired concurrently.
+const EXPIRE_AT_ONCE: usize = 16;
 /// Who the feed says made the sweeper's changes.
 pub const SYSTEM_ACTOR: &str = "system";
 
@@ -53,10 +55,15 @@ impl Deals {
         loop {
             let batch = self.store.waiting_until(None, now, false, BATCH).await?;
             let mut progressed = false;
-            for r in &batch {
-                if self.expire(r.id, now).await? {
-                    swept.expired += 1;
-                    progressed = true;
+            // A few at once: each is a few round trips, and they touch different rows.
+            for chunk in batch.chunks(EXPIRE_AT_ONCE) {
+                let done =
+                    futures::future::join_all(chunk.iter().map(|r| self.expire(r.id, now))).await;
+                for expired in done {
+                    if expired? {
+                        swept.expired += 1;
+                        progressed = true;
+                    }
                 }
             }
             // A full batch that another sweeper took from under us: read the next one.
@@ -95,17 +102,18 @@ impl Deals {
     }
 }
 
-/// Runs [`Deals::sweep_once`] every `interval` until the server shuts down.
+/// Runs [`Deals::sweep_once`] every `interval` (the first one interval after start, when the
+/// replica is up) until the server shuts down.
 pub fn spawn(deals: Arc<Deals>, interval: std::time::Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ending = deals.streams_end.subscribe();
         loop {
-            if let Err(e) = deals.sweep_once().await {
-                tracing::warn!(error = ?e, "expiry sweep failed; trying again next interval");
-            }
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
                 _ = ending.wait_for(|end| *end) => return,
+            }
+            if let Err(e) = deals.sweep_once().await {
+                tracing::warn!(error = ?e, "expiry sweep failed; trying again next interval");
             }
         }
     })

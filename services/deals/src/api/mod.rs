@@ -6,6 +6,7 @@
 //! - [`cosell`]: `CoSellService` (the platform sellers' queue and inbound referrals).
 //! - [`catalog`]: `CatalogService` (solutions).
 //! - [`events`]: `EventService` (the change feed, SPEC 3.6).
+//! - [`notifications`]: `NotificationService` (each user's notifications).
 //! - [`convert`]: request checks (proto -> domain, with field violations) and responses.
 //!
 //! Here too: [`Deals::mutate`], the write loop of every change to existing referrals (load,
@@ -16,6 +17,7 @@ pub mod catalog;
 pub mod convert;
 pub mod cosell;
 pub mod events;
+pub mod notifications;
 pub mod referrals;
 
 use std::sync::Arc;

@@ -5,6 +5,7 @@
 //! - [`values`]: money, dates, contacts and the other checked value types.
 //! - [`change`]: a change to referrals as it is written (versions, the platform's copy).
 //! - [`event`]: what a change did, as the change feed tells it (SPEC 3.6).
+//! - [`notify`]: who is told of an event (notifications).
 //! - [`create`]: new referrals: the rule of each way in (a partner's, a seller's, D5, D7).
 //! - [`rules`]: what each status change needs (D1, D3, D4, D6, 3.2 upgrades and deal types).
 //! - [`update`]: the fields a partner changes under a field mask.
@@ -14,6 +15,7 @@
 pub mod change;
 pub mod create;
 pub mod event;
+pub mod notify;
 pub mod rules;
 #[cfg(test)]
 mod testing;

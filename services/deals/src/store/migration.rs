@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Initial),
             Box::new(M0002SolutionWords),
             Box::new(M0005Events),
+            Box::new(M0006Notifications),
         ]
     }
 }
@@ -369,6 +370,63 @@ impl MigrationTrait for M0005Events {
                 .name("referrals_by_expiry")
                 .table(id("referrals"))
                 .col(id("expire_time"))
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Each user's notifications, derived from the feed by one deriver at a time (its position in
+/// `feed_state`, `notified_through`, moves in the transaction that writes them).
+struct M0006Notifications;
+
+impl MigrationName for M0006Notifications {
+    fn name(&self) -> &str {
+        "m0006_notifications"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0006Notifications {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(id("notifications"))
+                // Time-ordered (UUID v7): the list's order and its page key.
+                .col(ColumnDef::new(id("id")).string().not_null().primary_key())
+                // The user's principal, `organizations/{org}/users/{user}`.
+                .col(text("recipient"))
+                .col(text("kind"))
+                .col(text("subject"))
+                .col(text("summary"))
+                .col(
+                    ColumnDef::new(id("event_position"))
+                        .big_integer()
+                        .not_null(),
+                )
+                .col(time("create_time"))
+                .col(optional_time("read_time"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("notifications_by_recipient")
+                .table(id("notifications"))
+                .col(id("recipient"))
+                .col(id("id"))
+                .to_owned(),
+        )
+        .await?;
+        // One per user and event, whatever happens to the deriver.
+        m.create_index(
+            Index::create()
+                .name("notifications_once")
+                .table(id("notifications"))
+                .col(id("recipient"))
+                .col(id("event_position"))
+                .unique()
                 .to_owned(),
         )
         .await?;

@@ -10,6 +10,7 @@
 //!
 //! - `catalog`: solutions and the picker's search through the word index.
 //! - [`feed`]: the change feed's events, appended with each write and numbered after it.
+//! - [`notifications`]: each user's notifications.
 //! - [`entities`]: the tables as sea-orm entities, and their conversion to and from the domain.
 //! - [`migration`]: the schema migrations, run at start.
 
@@ -17,6 +18,7 @@ mod catalog;
 pub mod entities;
 pub mod feed;
 pub mod migration;
+pub mod notifications;
 
 pub use catalog::list_solutions_query;
 

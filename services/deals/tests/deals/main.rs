@@ -12,6 +12,7 @@ mod expiry;
 mod feed;
 mod import;
 mod limits;
+mod notifications;
 mod rows;
 mod rules;
 mod story;
