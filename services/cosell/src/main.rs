@@ -17,8 +17,10 @@ mod accounts;
 mod client;
 mod demo;
 mod directory;
+mod events;
 mod insights;
 mod migration;
+mod notifications;
 mod psc;
 mod referrals;
 mod serve;
@@ -55,6 +57,11 @@ enum Command {
     /// An organization's figures: counts and values by stage and deal type, win rate,
     /// acceptance, time to accept, referrals expiring soon.
     Insights(insights::InsightsArgs),
+    /// The change feed of referrals: follow it from a cursor.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
+    /// Your notifications (`--unread`, `--read-all`).
+    Notifications(notifications::NotificationsArgs),
     /// The legacy Partner Sales Connect: import its export.
     #[command(subcommand)]
     Psc(psc::PscCommand),
@@ -100,6 +107,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Directory(command) => directory::run(command).await,
         Command::Referrals(command) => referrals::run(command).await,
         Command::Insights(args) => insights::run(args).await,
+        Command::Events(command) => events::run(command).await,
+        Command::Notifications(args) => notifications::run(args).await,
         Command::Psc(command) => psc::run(command).await,
         Command::Migration(command) => migration::run(command).await,
     }

@@ -55,9 +55,8 @@ pub struct ServeArgs {
     /// Put the migration service on this database instead of the SQLite file.
     #[arg(long, env = "COSELL_DATABASE_URL_MIGRATION")]
     database_url_migration: Option<String>,
-    /// Days a NEW referral waits for an answer before it expires.
-    #[arg(long, env = "COSELL_DEALS_EXPIRY_DAYS", default_value_t = 14)]
-    deals_expiry_days: i64,
+    #[command(flatten)]
+    deals: cosell_deals::DealsArgs,
     /// Seconds an upload (a PSC export) may send nothing before it is cancelled.
     #[arg(long, env = "COSELL_UPLOAD_IDLE_SECS", default_value_t = 60)]
     upload_idle_secs: u64,
@@ -166,7 +165,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| cosell_platform::db::sqlite_file_url(&args.data_dir, "deals")),
     );
-    deals.expiry_days = args.deals_expiry_days;
+    args.deals.apply(&mut deals);
     let deals = cosell_deals::start(
         &deals,
         cosell_deals::Links {
@@ -208,6 +207,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     // Health says SERVING once the demo is seeded (through the server itself), not before.
     let (seeded, ready) = tokio::sync::oneshot::channel::<()>();
+    // One signal ends the open watches of both services (UNAVAILABLE: clients resume
+    // elsewhere) before the server waits for the calls in flight.
+    let (migration_signal, deals_core) = (migration_handle.shutdown_signal(), deals.deals.clone());
+    let shutdown = async move {
+        migration_signal.await;
+        deals_core.end_streams();
+    };
     let server = tokio::spawn(cosell_platform::server::serve_when_ready(
         listener,
         identity
@@ -220,7 +226,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         async move {
             let _ = ready.await;
         },
-        migration_handle.shutdown_signal(),
+        shutdown,
     ));
     if args.demo {
         if !dev_auth {

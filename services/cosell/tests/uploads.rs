@@ -465,6 +465,20 @@ async fn sigterm_during_an_upload_exits_in_time_and_imports_nothing_of_it() {
             }
         }
     });
+    // And a watch of the change feed (a referrals user's), open and idle.
+    let rita = server.token("rita.referrals@contoso.com").await;
+    let mut watch =
+        cosell_proto::deals::event_service_client::EventServiceClient::new(server.channel.clone())
+            .watch_events(authed(
+                &rita,
+                cosell_proto::deals::WatchEventsRequest {
+                    parent: contoso.clone(),
+                    after: String::new(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let pid = server.child.id().to_string();
@@ -486,6 +500,16 @@ async fn sigterm_during_an_upload_exits_in_time_and_imports_nothing_of_it() {
     assert_eq!(status.code(), Some(0), "a graceful exit");
     let answer = upload.call.await.unwrap().unwrap_err();
     assert_eq!(answer.code(), tonic::Code::Unavailable, "{answer:?}");
+    // The watch ended with UNAVAILABLE too (resume elsewhere with the last cursor), not
+    // with a dropped connection.
+    let ended = loop {
+        match watch.message().await {
+            Ok(Some(_)) => continue,
+            other => break other,
+        }
+    };
+    let ended = ended.expect_err("the watch ends with a status");
+    assert_eq!(ended.code(), tonic::Code::Unavailable, "{ended:?}");
     feeding.abort();
 
     let server = server.restart().await;

@@ -126,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
                 r
             })
             .collect();
-        store.insert(&batch, None).await?;
+        store.insert(&batch, None, &[]).await?;
         made += n;
     }
     let fill_secs = fill.elapsed().as_secs_f64();

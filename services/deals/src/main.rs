@@ -27,9 +27,8 @@ struct Args {
         default_value = "sqlite://deals.db?mode=rwc"
     )]
     database_url: String,
-    /// Days a NEW referral waits for an answer before it expires.
-    #[arg(long, env = "COSELL_DEALS_EXPIRY_DAYS", default_value_t = 14)]
-    expiry_days: i64,
+    #[command(flatten)]
+    deals: cosell_deals::DealsArgs,
 }
 
 #[tokio::main]
@@ -48,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
     })?;
     let token = Arc::new(ServiceToken::new(identity.clone(), "deals", secret));
     let mut config = cosell_deals::Config::new(args.database_url);
-    config.expiry_days = args.expiry_days;
+    args.deals.apply(&mut config);
     let started = cosell_deals::start(
         &config,
         cosell_deals::Links {
@@ -66,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
         started.services,
         verifier,
         args.server.options().map_err(anyhow::Error::msg)?,
-        cosell_platform::server::shutdown_signal(),
+        started.deals.shutdown_signal(),
     )
     .await?;
     Ok(())

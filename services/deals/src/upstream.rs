@@ -17,6 +17,7 @@ use crate::domain::{Address, Customer};
 pub struct Upstream {
     directory: dpb::directory_service_client::DirectoryServiceClient<Channel>,
     organizations: ipb::organization_service_client::OrganizationServiceClient<Channel>,
+    roles: ipb::role_service_client::RoleServiceClient<Channel>,
     token: Arc<ServiceToken>,
 }
 
@@ -51,8 +52,9 @@ impl Upstream {
         Self {
             directory: dpb::directory_service_client::DirectoryServiceClient::new(directory),
             organizations: ipb::organization_service_client::OrganizationServiceClient::new(
-                identity,
+                identity.clone(),
             ),
+            roles: ipb::role_service_client::RoleServiceClient::new(identity),
             token,
         }
     }
@@ -138,4 +140,56 @@ impl Upstream {
             _ => MpnHolder::Vorg(org),
         })
     }
+
+    /// The referrals roles of `organization` (who reads its referrals, and at which scope):
+    /// for the notifications' recipients. At most `MAX_HOLDERS` assignments.
+    pub async fn referral_roles(&self, organization: Uuid) -> Result<Vec<RoleHolder>, ApiError> {
+        /// Enough for any partner's referrals team; the rest are not notified.
+        const MAX_HOLDERS: usize = 10_000;
+        let mut out = Vec::new();
+        for role in [ipb::Role::ReferralsAdmin, ipb::Role::ReferralsUser] {
+            let mut page_token = String::new();
+            loop {
+                let req = self
+                    .token
+                    .request(ipb::ListRoleAssignmentsRequest {
+                        parent: cosell_platform::names::organization(organization),
+                        role: role.into(),
+                        page_size: 1_000,
+                        page_token: page_token.clone(),
+                        ..Default::default()
+                    })
+                    .await?;
+                let page = match self.roles.clone().list_role_assignments(req).await {
+                    Ok(r) => r.into_inner(),
+                    Err(s) if s.code() == Code::NotFound => return Ok(out),
+                    Err(s) => return Err(unavailable("identity", &s)),
+                };
+                out.extend(page.role_assignments.into_iter().map(|a| RoleHolder {
+                    user: a.user,
+                    email: a.user_email.to_lowercase(),
+                    admin: role == ipb::Role::ReferralsAdmin,
+                    location: (!a.mpn_id.is_empty()).then_some(a.mpn_id),
+                }));
+                if page.next_page_token.is_empty() || out.len() >= MAX_HOLDERS {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A user holding a referrals role of an organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleHolder {
+    /// `organizations/{org}/users/{user}`.
+    pub user: String,
+    /// Lower case.
+    pub email: String,
+    /// ROLE_REFERRALS_ADMIN (else ROLE_REFERRALS_USER).
+    pub admin: bool,
+    /// The MPN location the role is scoped to; `None`: the entire organization.
+    pub location: Option<String>,
 }

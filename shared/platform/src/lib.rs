@@ -2,6 +2,7 @@
 //!
 //! - [`clock`]: "now", injectable so that tests move time instead of sleeping.
 //! - [`config`]: typed configuration from flags and environment variables.
+//! - [`duration`]: durations in flags (`30s`, `10m`, `2h`, `14d`).
 //! - [`telemetry`]: tracing, structured logs, OTLP export, trace context across gRPC hops.
 //! - [`error`]: the one mapping from errors to `Status` with rich details.
 //! - [`db`]: PostgreSQL or SQLite from one URL, schema migrations at start.
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod duration;
 pub mod email;
 pub mod error;
 pub mod money;

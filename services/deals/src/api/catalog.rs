@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::convert::{self, solution_pb};
 use super::{Actor, Deals, ok};
-use crate::domain::{Solution, now, search_words};
+use crate::domain::{Solution, search_words};
 use crate::upstream::MpnHolder;
 
 /// Partner roles that manage their organization's own solutions.
@@ -148,7 +148,7 @@ impl Deals {
         }
         self.check_solution_mpn("solution.mpn_id", publisher, mpn_id.as_deref())
             .await?;
-        let t = now();
+        let t = self.now();
         let s = Solution {
             id: Uuid::now_v7(),
             display_name: display_name.expect("checked"),
@@ -257,7 +257,7 @@ impl Deals {
             next.incentive_eligible = input.incentive_eligible;
         }
         next.version = current.version + 1;
-        next.update_time = now();
+        next.update_time = self.now();
         if !self.store.save_solution(&next, current.version).await? {
             return Err(ApiError::aborted(
                 "ETAG_MISMATCH",

@@ -7,6 +7,8 @@
 //! - [`catalog`]: `CatalogService` (solutions).
 //! - [`cutover`]: `CutoverService` (each partner organization's cut-over switch, SPEC 5.5).
 //! - [`insights`]: `InsightsService` (an organization's figures, SPEC 3.7).
+//! - [`events`]: `EventService` (the change feed, SPEC 3.6).
+//! - [`notifications`]: `NotificationService` (each user's notifications).
 //! - [`convert`]: request checks (proto -> domain, with field violations) and responses.
 //!
 //! Here too: [`Deals::mutate`], the write loop of every change to existing referrals (load,
@@ -17,7 +19,9 @@ pub mod catalog;
 pub mod convert;
 pub mod cosell;
 pub mod cutover;
+pub mod events;
 pub mod insights;
+pub mod notifications;
 pub mod referrals;
 
 use std::sync::Arc;
@@ -25,13 +29,17 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use cosell_platform::ApiError;
 use cosell_platform::auth::{AccessClient, Grants, Principal, caller};
+use cosell_platform::clock::SharedClock;
 use cosell_platform::error::FieldViolation;
 use cosell_proto::identity::Role;
 use tonic::{Request, Status};
 use uuid::Uuid;
 
+use crate::domain::change::Change;
+use crate::domain::event::{self, Cause, EventKind};
 use crate::domain::rules::RuleError;
 use crate::domain::{Party, Referral, Timing, change};
+use crate::store::feed::NewEvent;
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstream;
 
@@ -47,8 +55,17 @@ pub struct Deals {
     pub upstream: Upstream,
     /// How long a NEW referral waits for an answer before it expires (SPEC D2).
     pub expiry: Duration,
-    /// Where "now" comes from ([`Deals::now`]).
-    pub clock: Arc<dyn cosell_platform::clock::Clock>,
+    /// How long before its expiry a waiting referral is announced (D2).
+    pub expiry_notice: Duration,
+    /// How long the feed keeps events (SPEC 3.6).
+    pub event_retention: Duration,
+    /// Where every "now" of the service comes from (a `ManualClock` in tests, so that expiry
+    /// is tested without waiting).
+    pub clock: SharedClock,
+    /// The open change-feed watches per principal (bounded).
+    pub watches: events::Watches,
+    /// Turns true when the server shuts down: the open watches end with UNAVAILABLE.
+    pub streams_end: tokio::sync::watch::Sender<bool>,
 }
 
 /// The caller, as far as deals cares.
@@ -140,8 +157,7 @@ pub fn not_found(id: Uuid) -> ApiError {
 impl Deals {
     /// The API's one reading of the clock, to the microsecond (see [`crate::domain::now`]).
     pub fn now(&self) -> DateTime<Utc> {
-        use chrono::SubsecRound;
-        self.clock.now().trunc_subsecs(6)
+        crate::domain::truncate(self.clock.now())
     }
 
     /// Now, with how long a referral that starts waiting now waits (D2).
@@ -267,6 +283,24 @@ impl Deals {
     where
         F: Fn(&mut Referral, &mut Option<Referral>) -> Result<(), ApiError>,
     {
+        self.mutate_as(actor, id, etag, Cause::Command, change)
+            .await
+    }
+
+    /// [`Deals::mutate`], for a change whose event is named by why it is made rather than by
+    /// what it did (`Cause::Registration` for the deal-registration verbs).
+    pub async fn mutate_as<F>(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        etag: &str,
+        cause: Cause,
+        change: F,
+    ) -> Result<Referral, ApiError>
+    where
+        F: Fn(&mut Referral, &mut Option<Referral>) -> Result<(), ApiError>,
+    {
+        let principal = actor.principal();
         for _ in 0..MAX_ATTEMPTS {
             let current = self.load(actor, id).await?;
             check_etag(etag, &current)?;
@@ -275,7 +309,8 @@ impl Deals {
             let mut next_peer = peer.clone();
             change(&mut next, &mut next_peer)?;
             let changes = change::settle(current, &mut next, peer, next_peer, self.now());
-            if changes.is_empty() || self.store.save(&changes).await? {
+            let events = self.events(&changes, cause, &principal);
+            if changes.is_empty() || self.store.save(&changes, &events).await? {
                 return Ok(next);
             }
             if !etag.is_empty() {
@@ -286,6 +321,59 @@ impl Deals {
             "CONTENTION",
             "the referral is being changed by many writers at once; try again",
         ))
+    }
+}
+
+impl Deals {
+    /// Ends the open watches (with UNAVAILABLE, so that clients resume elsewhere with their
+    /// cursor): call it when the server starts shutting down.
+    pub fn end_streams(&self) {
+        self.streams_end.send_replace(true);
+    }
+
+    /// The process's shutdown signal (SIGTERM or Ctrl-C), which ends the open watches when it
+    /// comes.
+    pub fn shutdown_signal(self: &Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
+        let deals = self.clone();
+        async move {
+            cosell_platform::server::shutdown_signal().await;
+            deals.end_streams();
+        }
+    }
+
+    /// The feed's events of `changes` (SPEC 3.6): one per referral written, with the referral
+    /// as it is after the change.
+    pub fn events(&self, changes: &[Change], cause: Cause, actor: &str) -> Vec<NewEvent> {
+        changes
+            .iter()
+            .map(|c| {
+                let (kind, changed_fields) = event::derive(c, cause);
+                event_of(&c.after, kind, changed_fields, actor, c.after.update_time)
+            })
+            .collect()
+    }
+}
+
+/// An event of `r` as it is now.
+pub fn event_of(
+    r: &Referral,
+    kind: EventKind,
+    changed_fields: Vec<String>,
+    actor: &str,
+    time: DateTime<Utc>,
+) -> NewEvent {
+    use prost::Message;
+    NewEvent {
+        kind,
+        referral: r.id,
+        organization: r.organization,
+        mpn_location: r.mpn_location.clone(),
+        party: r.party,
+        shared: r.party == Party::Platform || r.deal_type.shared(),
+        actor: actor.to_owned(),
+        time,
+        changed_fields,
+        snapshot: convert::referral_pb(r, false).encode_to_vec(),
     }
 }
 

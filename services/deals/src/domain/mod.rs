@@ -4,6 +4,8 @@
 //!
 //! - [`values`]: money, dates, contacts and the other checked value types.
 //! - [`change`]: a change to referrals as it is written (versions, the platform's copy).
+//! - [`event`]: what a change did, as the change feed tells it (SPEC 3.6).
+//! - [`notify`]: who is told of an event (notifications).
 //! - [`create`]: new referrals: the rule of each way in (a partner's, a seller's, D5, D7).
 //! - [`rules`]: what each status change needs (D1, D3, D4, D6, 3.2 upgrades and deal types).
 //! - [`update`]: the fields a partner changes under a field mask.
@@ -14,7 +16,9 @@
 
 pub mod change;
 pub mod create;
+pub mod event;
 pub mod insights;
+pub mod notify;
 pub mod registration;
 pub mod rules;
 #[cfg(test)]
@@ -400,8 +404,13 @@ impl Timing {
 /// Times are kept to the microsecond: PostgreSQL stores no finer, and a page token must compare
 /// equal to the stored value.
 pub fn now() -> DateTime<Utc> {
+    truncate(Utc::now())
+}
+
+/// A time as stored: to the microsecond (see [`now`]).
+pub fn truncate(t: DateTime<Utc>) -> DateTime<Utc> {
     use chrono::SubsecRound;
-    Utc::now().trunc_subsecs(6)
+    t.trunc_subsecs(6)
 }
 
 #[cfg(test)]

@@ -394,6 +394,46 @@ pub fn seller_decline(
     Ok(())
 }
 
+/// Nobody answered a waiting referral by its expiry time (D2). An Inbound referral closes
+/// CLOSED/EXPIRED with its sender's side; a co-sell request closes on the platform's side and
+/// the partner's referral goes on ACTIVE as PARTNER_LED, as after a seller's decline (D4).
+pub fn expire(
+    r: &mut Referral,
+    peer: Option<&mut Referral>,
+    now: DateTime<Utc>,
+) -> Result<(), RuleError> {
+    ensure_received(r)?;
+    let party = r.party;
+    close(
+        r,
+        Outcome::Expired,
+        "nobody answered before the expiry time".into(),
+        now,
+    );
+    if let Some(p) = peer
+        && !p.stage.is_closed()
+    {
+        match party {
+            Party::Partner => close(
+                p,
+                Outcome::Expired,
+                "the partner did not answer before the expiry time".into(),
+                now,
+            ),
+            Party::Platform => {
+                if p.stage == Stage::New(Waiting::Pending) {
+                    p.stage = Stage::Active;
+                }
+                p.deal_type = DealType::PartnerLed;
+                p.assistance = None;
+                p.expire_time = None;
+                p.status_reason = "no platform seller answered the co-sell request in time".into();
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,5 +534,40 @@ mod tests {
             seller_accept(&mut platform, Some(&mut partner), contact(), now),
             Err(RuleError::NotAllowed { .. })
         ));
+    }
+
+    #[test]
+    fn d2_an_unanswered_co_sell_request_goes_on_as_partner_led() {
+        let now = crate::domain::now();
+        let mut partner = complete(DealType::CoSell, Stage::New(Waiting::Pending));
+        let mut platform = platform_side(&partner, at(now));
+        expire(&mut platform, Some(&mut partner), now).unwrap();
+        assert_eq!(platform.stage, Stage::Closed(Outcome::Expired));
+        assert_eq!(
+            (partner.stage, partner.deal_type, partner.expire_time),
+            (Stage::Active, DealType::PartnerLed, None)
+        );
+        // Once expired, nothing more to expire.
+        assert_eq!(
+            expire(&mut platform, Some(&mut partner), now),
+            Err(RuleError::Closed)
+        );
+    }
+
+    #[test]
+    fn d2_an_unanswered_inbound_referral_closes_with_its_senders_side() {
+        let now = crate::domain::now();
+        let mut inbound = complete(DealType::CoSell, Stage::New(Waiting::Received));
+        inbound.direction = Direction::Inbound;
+        let mut sender = platform_side(&inbound, at(now));
+        activate_platform_side(&mut sender, None, now);
+        expire(&mut inbound, Some(&mut sender), now).unwrap();
+        assert_eq!(inbound.stage, Stage::Closed(Outcome::Expired));
+        assert_eq!(sender.stage, Stage::Closed(Outcome::Expired));
+        let mut active = complete(DealType::PartnerLed, Stage::Active);
+        assert!(
+            expire(&mut active, None, now).is_err(),
+            "only a waiting one expires"
+        );
     }
 }

@@ -12,14 +12,18 @@
 //! - [`cutover`]: each partner organization's cut-over switch (SPEC 5.5).
 //! - `registrations`: the review queue of deal registrations (SPEC 3.8).
 //! - [`insights`]: the aggregate behind GetInsights (SPEC 3.7).
+//! - [`feed`]: the change feed's events, appended with each write and numbered after it.
+//! - [`notifications`]: each user's notifications.
 //! - [`entities`]: the tables as sea-orm entities, and their conversion to and from the domain.
 //! - [`migration`]: the schema migrations, run at start.
 
 mod catalog;
 pub mod cutover;
 pub mod entities;
+pub mod feed;
 pub mod insights;
 pub mod migration;
+pub mod notifications;
 mod registrations;
 
 pub use catalog::list_solutions_query;
@@ -39,6 +43,7 @@ use uuid::Uuid;
 use crate::domain::change::Change;
 use crate::domain::{DealType, Direction, Party, Referral};
 use entities::{favorite, referral};
+use feed::{Feed, NewEvent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -122,6 +127,8 @@ pub struct Store {
     /// Where the API's gets and lists run: on PostgreSQL, connections outside the pool, which
     /// spare each read the pool's release round trip.
     reads: Arc<ReadLane>,
+    /// The change feed's sequencer in this process.
+    feed: Arc<Feed>,
 }
 
 fn like_escape(text: &str) -> String {
@@ -140,6 +147,7 @@ impl Store {
             db,
             get_for_sql,
             reads,
+            feed: Arc::default(),
         }
     }
 
@@ -155,6 +163,7 @@ impl Store {
         &self,
         referrals: &[Referral],
         key: Option<(&str, &str)>,
+        events: &[NewEvent],
     ) -> Result<Inserted> {
         let request_key = key.map(|(principal, request_id)| request_key(principal, request_id));
         let rows = referrals.iter().enumerate().map(|(i, r)| {
@@ -162,13 +171,22 @@ impl Store {
             row.request_key = Set(if i == 0 { request_key.clone() } else { None });
             row
         });
-        match referral::Entity::insert_many(rows)
-            .exec_without_returning(&self.db)
+        let txn = cosell_platform::db::begin(&self.db).await?;
+        let written = match referral::Entity::insert_many(rows)
+            .exec_without_returning(&txn)
             .await
         {
-            Ok(_) => Ok(Inserted::Created),
+            Ok(_) => feed::append(&txn, events).await,
+            Err(e) => Err(e.into()),
+        };
+        match written {
+            Ok(()) => {
+                txn.commit().await?;
+                self.sequence().await?;
+                Ok(Inserted::Created)
+            }
             Err(e) => {
-                let e = StoreError::Db(e);
+                txn.rollback().await?;
                 if let (true, Some((principal, request_id))) = (is_unique_violation(&e), key)
                     && let Some(id) = self.replayed(principal, request_id).await?
                 {
@@ -184,7 +202,11 @@ impl Store {
     /// deals came first) writes nothing; the caller then inserts them one by one. The deals go
     /// in by PSC deal id, so that two imports of overlapping batches take the index's locks in
     /// the same order and wait for each other instead of deadlocking.
-    pub async fn insert_migrated_batch(&self, deals: &[&[Referral]]) -> Result<()> {
+    pub async fn insert_migrated_batch(
+        &self,
+        deals: &[&[Referral]],
+        events: &[NewEvent],
+    ) -> Result<()> {
         /// Rows per INSERT: far below PostgreSQL's 65,535 bound parameters.
         const ROWS: usize = 200;
         let mut deals = deals.to_vec();
@@ -211,13 +233,22 @@ impl Store {
                 return Err(e.into());
             }
         }
+        if let Err(e) = feed::append(&txn, events).await {
+            txn.rollback().await?;
+            return Err(e);
+        }
         txn.commit().await?;
+        self.sequence().await?;
         Ok(())
     }
 
     /// Inserts a migrated referral (and its platform side) unless the organization has the PSC
     /// deal already: then returns that one's id.
-    pub async fn insert_migrated(&self, referrals: &[Referral]) -> Result<Option<Uuid>> {
+    pub async fn insert_migrated(
+        &self,
+        referrals: &[Referral],
+        events: &[NewEvent],
+    ) -> Result<Option<Uuid>> {
         let Some(first) = referrals.first() else {
             return Ok(None);
         };
@@ -227,14 +258,23 @@ impl Store {
             row.request_key = Set(None);
             row
         });
-        match referral::Entity::insert_many(rows)
-            .exec_without_returning(&self.db)
+        let txn = cosell_platform::db::begin(&self.db).await?;
+        let written = match referral::Entity::insert_many(rows)
+            .exec_without_returning(&txn)
             .await
         {
-            Ok(_) => Ok(None),
+            Ok(_) => feed::append(&txn, events).await,
+            Err(e) => Err(e.into()),
+        };
+        match written {
+            Ok(()) => {
+                txn.commit().await?;
+                self.sequence().await?;
+                Ok(None)
+            }
             Err(e) => {
+                txn.rollback().await?;
                 // A concurrent import of the same deal won the unique index.
-                let e = StoreError::Db(e);
                 match self.find_by_psc(first.organization, &psc).await? {
                     Some(existing) if is_unique_violation(&e) => Ok(Some(existing)),
                     _ => Err(e),
@@ -311,10 +351,10 @@ impl Store {
             .collect()
     }
 
-    /// Writes a command's changes, each only if its stored version is still the one read; all
-    /// or nothing. `Ok(false)`: another writer came first and nothing was written. New
-    /// referrals are inserted.
-    pub async fn save(&self, changes: &[Change]) -> Result<bool> {
+    /// Writes a command's changes, each only if its stored version is still the one read, with
+    /// their events; all or nothing. `Ok(false)`: another writer came first and nothing was
+    /// written. New referrals are inserted.
+    pub async fn save(&self, changes: &[Change], events: &[NewEvent]) -> Result<bool> {
         let txn = cosell_platform::db::begin(&self.db).await?;
         for c in changes {
             let (r, expected) = (&c.after, c.replaces());
@@ -335,8 +375,48 @@ impl Store {
                 return Ok(false);
             }
         }
+        feed::append(&txn, events).await?;
         txn.commit().await?;
+        self.sequence().await?;
         Ok(true)
+    }
+
+    /// Waiting (NEW/RECEIVED) referrals whose expiry time is in `(from, until]`, soonest first,
+    /// at most `limit`; with `unannounced`, only those not yet announced as expiring soon. The
+    /// sweeper's queue (D2), on the expiry-time index.
+    pub async fn waiting_until(
+        &self,
+        from: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+        unannounced: bool,
+        limit: u64,
+    ) -> Result<Vec<Referral>> {
+        use referral::Column as C;
+        let mut q = referral::Entity::find()
+            .filter(C::ExpireTime.lte(until))
+            .filter(C::Status.eq("NEW"))
+            .filter(C::Substatus.eq("RECEIVED"));
+        if let Some(from) = from {
+            q = q.filter(C::ExpireTime.gt(from));
+        }
+        if unannounced {
+            q = q.filter(
+                C::Id.not_in_subquery(
+                    Query::select()
+                        .column(sea_orm::sea_query::Alias::new("referral_id"))
+                        .from(sea_orm::sea_query::Alias::new("expiry_notices"))
+                        .to_owned(),
+                ),
+            );
+        }
+        q.order_by_asc(C::ExpireTime)
+            .order_by_asc(C::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .iter()
+            .map(referral::to_domain)
+            .collect()
     }
 
     /// One page of referrals after `after` (the sort time and id of the previous page's last).

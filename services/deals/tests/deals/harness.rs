@@ -55,11 +55,8 @@ impl Harness {
         Self::start_with(deals_db, cosell_platform::clock::system()).await
     }
 
-    /// Deals on `deals_db`, reading the time from `clock` (tests move a manual one).
-    pub async fn start_with(
-        deals_db: TestDb,
-        clock: Arc<dyn cosell_platform::clock::Clock>,
-    ) -> Self {
+    /// Deals reading "now" from `clock` (a `ManualClock` moves time for the expiry).
+    pub async fn start_with(deals_db: TestDb, clock: cosell_platform::clock::SharedClock) -> Self {
         let identity_db = TestDb::new().await.unwrap();
         let directory_db = TestDb::new().await.unwrap();
         let mut identity = cosell_identity::Config::new(identity_db.url.clone());
@@ -87,10 +84,10 @@ impl Harness {
         )
         .await
         .unwrap();
-        let mut deals_config = cosell_deals::Config::new(deals_db.url.clone());
-        deals_config.clock = clock;
+        let mut config = cosell_deals::Config::new(deals_db.url.clone());
+        config.clock = clock;
         let deals = cosell_deals::start(
-            &deals_config,
+            &config,
             cosell_deals::Links {
                 identity: loopback(),
                 directory: loopback(),
@@ -196,6 +193,67 @@ impl Harness {
 
     pub fn referrals(&self) -> pb::referral_service_client::ReferralServiceClient<Channel> {
         pb::referral_service_client::ReferralServiceClient::new(self.server.channel.clone())
+    }
+
+    #[allow(dead_code)]
+    pub fn events(&self) -> pb::event_service_client::EventServiceClient<Channel> {
+        pb::event_service_client::EventServiceClient::new(self.server.channel.clone())
+    }
+
+    /// Another deals service on this one's database, reaching the same identity and directory
+    /// (a second replica; or the first one after a restart).
+    #[allow(dead_code)]
+    pub async fn replica(
+        &self,
+        clock: cosell_platform::clock::SharedClock,
+    ) -> cosell_deals::Started {
+        let mut config = cosell_deals::Config::new(self._dbs.2.url.clone());
+        config.clock = clock;
+        let channel = self.server.channel.clone();
+        cosell_deals::start(
+            &config,
+            cosell_deals::Links {
+                identity: channel.clone(),
+                directory: channel.clone(),
+                token: Arc::new(ServiceToken::new(channel, "deals", DEALS_SECRET)),
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    /// A seller's Inbound referral for Contoso (of `mpn_location`, or org-wide when empty).
+    #[allow(dead_code)]
+    pub async fn send_inbound(&self, mpn_location: &str) -> pb::Referral {
+        let sam = self.token(SAM).await;
+        self.cosell()
+            .create_inbound_referral(authed(
+                &sam,
+                pb::CreateInboundReferralRequest {
+                    request_id: String::new(),
+                    referral: Some(pb::Referral {
+                        organization: self.contoso.clone(),
+                        mpn_location: mpn_location.into(),
+                        display_name: "Migration to the cloud".into(),
+                        customer: Some(pb::Customer {
+                            entity: self.customers[1].0.clone(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    seller_contact: Some(pb::Contact {
+                        first_name: "Sam".into(),
+                        last_name: "Seller".into(),
+                        email: String::new(),
+                        phone: "+1 206 555 0199".into(),
+                    }),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .referral
+            .unwrap()
     }
 
     pub fn cosell(&self) -> pb::co_sell_service_client::CoSellServiceClient<Channel> {

@@ -11,7 +11,9 @@ use uuid::Uuid;
 use super::super::convert::{self, referral_pb};
 use super::super::{Actor, Deals, REFERRAL_ROLES, rule_error};
 use super::request_id;
+use crate::domain::change::Change;
 use crate::domain::create::{self, Draft};
+use crate::domain::event::Cause;
 use crate::domain::{Customer, DealType, Referral};
 use crate::store::Inserted;
 
@@ -86,7 +88,8 @@ impl Deals {
     ) -> Result<Referral, ApiError> {
         let principal = actor.principal();
         let key = request_id.map(|r| (principal.as_str(), r));
-        match self.store.insert(&referrals, key).await? {
+        let events = self.events(&new_changes(&referrals), Cause::Command, &principal);
+        match self.store.insert(&referrals, key, &events).await? {
             Inserted::Created => Ok(referrals.into_iter().next().expect("one referral")),
             Inserted::Replayed(id) => self.store.get(id).await?.ok_or_else(|| {
                 ApiError::internal(format!("idempotency key points at missing referral {id}"))
@@ -196,4 +199,15 @@ fn authorize_create(
             "creating referrals needs ROLE_REFERRALS_ADMIN or ROLE_REFERRALS_USER",
         ),
     })
+}
+
+/// New referrals as changes (nothing before them), for their events.
+pub(in crate::api) fn new_changes(referrals: &[Referral]) -> Vec<Change> {
+    referrals
+        .iter()
+        .map(|r| Change {
+            before: None,
+            after: r.clone(),
+        })
+        .collect()
 }

@@ -4,6 +4,12 @@
 //! (`Store::insert_migrated_batch`; one by one when another import raced it).
 
 use cosell_platform::{ApiError, Violations};
+
+use super::create::new_changes;
+use crate::domain::event::Cause;
+
+/// Who made a migrated referral, in its event: the migration service (the only caller).
+const MIGRATION_ACTOR: &str = "servicePrincipals/migration";
 use cosell_proto::deals as pb;
 use tonic::Request;
 use uuid::Uuid;
@@ -87,7 +93,9 @@ impl Deals {
                 _ => None,
             })
             .collect();
-        let raced = match self.store.insert_migrated_batch(&new).await {
+        let rows: Vec<Referral> = new.iter().flat_map(|d| d.iter().cloned()).collect();
+        let events = self.events(&new_changes(&rows), Cause::Migrated, MIGRATION_ACTOR);
+        let raced = match self.store.insert_migrated_batch(&new, &events).await {
             Ok(()) => false,
             Err(e) if crate::store::lost_a_race(&e) => true,
             Err(e) => return Err(e.into()),
@@ -98,7 +106,14 @@ impl Deals {
                 Imported::Refused(error) => (None, false, error),
                 Imported::Existing(referral) => (Some(*referral), false, String::new()),
                 Imported::New(rows) if !raced => (rows.into_iter().next(), true, String::new()),
-                Imported::New(rows) => match self.store.insert_migrated(&rows).await? {
+                Imported::New(rows) => match self
+                    .store
+                    .insert_migrated(
+                        &rows,
+                        &self.events(&new_changes(&rows), Cause::Migrated, MIGRATION_ACTOR),
+                    )
+                    .await?
+                {
                     None => (rows.into_iter().next(), true, String::new()),
                     Some(first) => (Some(self.existing(first).await?), false, String::new()),
                 },

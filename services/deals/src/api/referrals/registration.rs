@@ -11,6 +11,7 @@ use tonic::Request;
 use super::super::convert::{self, referral_pb};
 use super::super::{Actor, Deals, rule_error};
 use super::name_field;
+use crate::domain::event::Cause;
 use crate::domain::registration::{self, Blocker, Check, RegistrationStatus};
 use crate::domain::{DealType, Referral, Solution};
 
@@ -92,10 +93,9 @@ impl Deals {
         // A won referral's solutions and deal type no longer change (D1).
         let (catalog, isv_connect) = self.registration_facts(&current).await?;
         let registered = self
-            .mutate(&actor, id, &r.etag, |next, peer| {
+            .mutate_as(&actor, id, &r.etag, Cause::Registration, |next, peer| {
                 self.writable(&actor, next)?;
                 let found = registration::check(next, peer.as_ref(), &catalog, isv_connect);
-                // event: REGISTRATION_CHANGED
                 registration::register(next, &found, self.now()).map_err(|b| not_registrable(&b))
             })
             .await?;
@@ -187,8 +187,7 @@ impl Deals {
         v.finish()?;
         let id = id.expect("checked");
         let reviewed = self
-            .mutate(&actor, id, &r.etag, |next, _| {
-                // event: REGISTRATION_CHANGED
+            .mutate_as(&actor, id, &r.etag, Cause::Registration, |next, _| {
                 registration::review(next, approve, &r.reason, &email, self.now())
                     .map_err(|e| rule_error(e, ""))
             })

@@ -1,0 +1,171 @@
+//! Benchmark of the change feed and the expiry sweeper on PostgreSQL (not a test; prints
+//! figures): referrals created through gRPC at full speed by 16 clients, first with nobody
+//! watching, then with 16 clients watching the organization's feed (events/s delivered to
+//! them, and the write rate beside the first as a ratio; target: watching costs writers under
+//! 10 %); then the sweeper's time to expire 100,000 due Inbound referrals.
+//!
+//! Run: `cargo bench -p cosell-deals --bench feed`. Environment: COSELL_BENCH_DATABASE_URL
+//! (default postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable), COSELL_BENCH_CALLS
+//! (creates per phase, default 3,000), COSELL_BENCH_DUE (referrals to expire, default 100,000).
+
+#[allow(dead_code)]
+#[path = "../tests/deals/harness.rs"]
+mod harness;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use cosell_platform::clock::{Clock, ManualClock};
+use cosell_proto::deals as pb;
+use cosell_testkit::bench::measure;
+use cosell_testkit::{TestDb, authed};
+use harness::{Harness, RITA};
+use tokio_stream::StreamExt;
+use tonic::transport::{Channel, Endpoint};
+use uuid::Uuid;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+const CONCURRENCY: usize = 16;
+const WATCHERS: usize = 16;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let calls = env("COSELL_BENCH_CALLS", 3_000);
+    let due = env("COSELL_BENCH_DUE", 100_000);
+    let admin = std::env::var("COSELL_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into());
+    let clock = ManualClock::new();
+    let h = Harness::start_with(TestDb::postgres(&admin).await?, clock.clone()).await;
+    let token = h.token(RITA).await;
+    println!(
+        "change feed on PostgreSQL: {calls} creates per phase by {CONCURRENCY} clients, {WATCHERS} watchers"
+    );
+    let connections: Vec<Channel> = (0..CONCURRENCY)
+        .map(|_| Endpoint::from_shared(h.server.url()).map(|e| e.connect_lazy()))
+        .collect::<Result<_, _>>()?;
+    let template = h.complete(pb::DealType::Private, &h.contoso_solution);
+    let writes = |n: usize| {
+        let clients: Vec<_> = connections
+            .iter()
+            .map(|c| pb::referral_service_client::ReferralServiceClient::new(c.clone()))
+            .collect();
+        let (token, template) = (token.clone(), template.clone());
+        measure(CONCURRENCY, n, move |i| {
+            let req = authed(
+                &token,
+                pb::CreateReferralRequest {
+                    request_id: Uuid::new_v4().to_string(),
+                    referral: Some(template.clone()),
+                },
+            );
+            let mut client = clients[i % CONCURRENCY].clone();
+            async move {
+                let t = Instant::now();
+                client.create_referral(req).await.expect("create");
+                t.elapsed()
+            }
+        })
+    };
+
+    // Warm up, then nobody watching.
+    writes(200).await;
+    let alone = writes(calls).await;
+    println!("creates, nobody watching     {}", alone.line());
+
+    // 16 watchers from now on, each on its own connection, counting what reaches them.
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let last_delivery = Arc::new(std::sync::Mutex::new(Instant::now()));
+    let mut watchers = Vec::new();
+    for c in connections.iter().take(WATCHERS) {
+        let mut stream = pb::event_service_client::EventServiceClient::new(c.clone())
+            .watch_events(authed(
+                &token,
+                pb::WatchEventsRequest {
+                    parent: h.contoso.clone(),
+                    after: String::new(),
+                },
+            ))
+            .await?
+            .into_inner();
+        let (delivered, last) = (delivered.clone(), last_delivery.clone());
+        watchers.push(tokio::spawn(async move {
+            while let Some(Ok(_)) = stream.next().await {
+                delivered.fetch_add(1, Ordering::Relaxed);
+                *last.lock().unwrap() = Instant::now();
+            }
+        }));
+    }
+    let started = Instant::now();
+    let watched = writes(calls).await;
+    println!(
+        "creates, {WATCHERS} watching         {}  ({:.2} of the rate alone; target >= 0.90)",
+        watched.line(),
+        watched.rate / alone.rate
+    );
+    let expected = calls * WATCHERS;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while delivered.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = delivered.load(Ordering::Relaxed);
+    let took = last_delivery.lock().unwrap().duration_since(started);
+    println!(
+        "events delivered             {:>7.0}/s  ({got} of {expected} to {WATCHERS} watchers in {:.2} s)",
+        got as f64 / took.as_secs_f64(),
+        took.as_secs_f64()
+    );
+    for w in watchers {
+        w.abort();
+    }
+
+    // The sweeper: `due` waiting Inbound referrals, all past their expiry time.
+    let store = &h.deals.store;
+    let sent = h.send_inbound("").await;
+    let mut model = store
+        .get(sent.name.trim_start_matches("referrals/").parse()?)
+        .await?
+        .expect("the inbound referral");
+    model.expire_time = Some(clock.now() + chrono::Duration::days(14));
+    let mut made = 0;
+    while made < due {
+        let n = (due - made).min(1_000);
+        let batch: Vec<_> = (0..n)
+            .map(|_| {
+                let mut r = model.clone();
+                r.id = Uuid::now_v7();
+                r.engagement = Uuid::now_v7();
+                r
+            })
+            .collect();
+        store.insert(&batch, None, &[]).await?;
+        made += n;
+    }
+    cosell_platform::db::analyze(store.db(), &["referrals"])
+        .await
+        .ok();
+    clock.advance(chrono::Duration::days(15));
+    let t = Instant::now();
+    let mut expired = 0;
+    while expired < due as u64 {
+        let swept = h.deals.sweep_once().await?;
+        if swept.expired == 0 {
+            break;
+        }
+        expired += swept.expired;
+    }
+    let took = t.elapsed();
+    println!(
+        "sweeper                      {expired} of {} due referrals expired in {:.1} s ({:.0}/s)",
+        due + 1,
+        took.as_secs_f64(),
+        expired as f64 / took.as_secs_f64()
+    );
+    Ok(())
+}

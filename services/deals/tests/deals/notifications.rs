@@ -1,0 +1,153 @@
+//! Notifications: who is told of a new Inbound referral and of its expiry (only users who can
+//! read it), listing with the unread count, and marking read by name and up to a time.
+
+use chrono::Duration;
+use cosell_platform::clock::ManualClock;
+use cosell_proto::deals as pb;
+use cosell_testkit::{TestDb, authed};
+
+use crate::harness::*;
+
+async fn caught_up(h: &Harness) {
+    while h.deals.notify_once().await.unwrap() > 0 {}
+}
+
+async fn notifications(
+    h: &Harness,
+    email: &str,
+    unread_only: bool,
+) -> pb::ListNotificationsResponse {
+    let token = h.token(email).await;
+    pb::notification_service_client::NotificationServiceClient::new(h.server.channel.clone())
+        .list_notifications(authed(
+            &token,
+            pb::ListNotificationsRequest {
+                unread_only,
+                page_size: 0,
+                page_token: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn about(list: &pb::ListNotificationsResponse, name: &str) -> Vec<pb::NotificationKind> {
+    list.notifications
+        .iter()
+        .filter(|n| n.subject == name)
+        .map(|n| n.kind())
+        .collect()
+}
+
+#[tokio::test]
+async fn only_the_users_who_can_read_a_referral_are_told_of_it() {
+    let clock = ManualClock::new();
+    let h = Harness::start_with(TestDb::new().await.unwrap(), clock.clone()).await;
+    // An Inbound referral of location 4000003.
+    let sent = h.send_inbound("4000003").await;
+    caught_up(&h).await;
+    use pb::NotificationKind as K;
+    // Rita (org-wide admin) and Leo (admin of 4000003) are told; Uma (user of 4000002), Ada
+    // (no referrals role) and Fay (another organization) are not.
+    assert_eq!(
+        about(&notifications(&h, RITA, false).await, &sent.name),
+        [K::NewInboundReferral]
+    );
+    assert_eq!(
+        about(&notifications(&h, LEO, false).await, &sent.name),
+        [K::NewInboundReferral]
+    );
+    for email in [UMA, ADA, FAY] {
+        assert!(
+            notifications(&h, email, false)
+                .await
+                .notifications
+                .is_empty(),
+            "{email}"
+        );
+    }
+
+    // Nobody answers: expiring soon, then expired, told to the admins who can read it.
+    clock.advance(Duration::days(12));
+    h.deals.sweep_once().await.unwrap();
+    clock.advance(Duration::days(2));
+    h.deals.sweep_once().await.unwrap();
+    caught_up(&h).await;
+    let rita = notifications(&h, RITA, false).await;
+    assert_eq!(
+        about(&rita, &sent.name),
+        [K::Expired, K::ExpiringSoon, K::NewInboundReferral],
+        "newest first"
+    );
+    assert_eq!(rita.unread_count, 3);
+    assert!(
+        rita.notifications[0]
+            .summary
+            .contains("Migration to the cloud")
+    );
+    assert!(notifications(&h, UMA, false).await.notifications.is_empty());
+    // Derived once, however often the deriver runs.
+    caught_up(&h).await;
+    assert_eq!(notifications(&h, RITA, false).await.notifications.len(), 3);
+}
+
+#[tokio::test]
+async fn notifications_are_marked_read_by_name_or_up_to_a_time() {
+    let h = Harness::start().await;
+    for _ in 0..3 {
+        h.send_inbound("").await;
+    }
+    caught_up(&h).await;
+    let list = notifications(&h, RITA, false).await;
+    assert_eq!((list.notifications.len(), list.unread_count), (3, 3));
+    let client = || {
+        pb::notification_service_client::NotificationServiceClient::new(h.server.channel.clone())
+    };
+    let rita = h.token(RITA).await;
+    // The newest by name.
+    let marked = client()
+        .mark_notifications_read(authed(
+            &rita,
+            pb::MarkNotificationsReadRequest {
+                names: vec![list.notifications[0].name.clone()],
+                up_to_time: None,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .marked;
+    assert_eq!(marked, 1);
+    let unread = notifications(&h, RITA, true).await;
+    assert_eq!((unread.notifications.len(), unread.unread_count), (2, 2));
+    assert!(unread.notifications.iter().all(|n| n.read_time.is_none()));
+    // Someone else cannot mark Rita's.
+    let leo = h.token(LEO).await;
+    let err = client()
+        .mark_notifications_read(authed(
+            &leo,
+            pb::MarkNotificationsReadRequest {
+                names: vec![list.notifications[1].name.clone()],
+                up_to_time: None,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    // The rest, up to the oldest's time... and the one already read is not counted again.
+    let marked = client()
+        .mark_notifications_read(authed(
+            &rita,
+            pb::MarkNotificationsReadRequest {
+                names: vec![],
+                up_to_time: list.notifications[0].create_time,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .marked;
+    assert_eq!(marked, 2);
+    assert_eq!(notifications(&h, RITA, false).await.unread_count, 0);
+}
