@@ -181,6 +181,16 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
     assert!(stdout.contains("refused: REFERRAL_CLOSED"), "{stdout}");
     assert!(stdout.contains("no capacity this quarter"), "{stdout}");
     assert!(
+        stdout.contains("still takes referrals in PSC"),
+        "Fabrikam is not cut over: {stdout}"
+    );
+    assert!(
+        stdout.contains("REGISTRATION_STATUS_REVIEW_PENDING")
+            && stdout.contains("REGISTRATION_STATUS_APPROVED"),
+        "the won deal is registered, then approved: {stdout}"
+    );
+    assert!(stdout.contains("\"byStage\""), "insights: {stdout}");
+    assert!(
         stdout.contains("SUBSTATUS_RECEIVED"),
         "the Inbound tab lists what Sam sent: {stdout}"
     );
