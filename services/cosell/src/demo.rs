@@ -1,8 +1,10 @@
 //! The deals part of `cosell serve --demo`: a small catalog and Contoso referrals in each state
 //! a user can reach today (private, partner-led, a co-sell request waiting in the sellers' queue,
-//! one accepted by a seller, one declined, inbound ones received, accepted and declined, won,
-//! lost, a won one whose registration waits for review), Contoso cut over to this system (Fabrikam still on PSC), and Contoso's PSC export
-//! imported into the migration service (every case of the migration). Made through gRPC as the demo people would, so it passes every rule a user meets.
+//! one accepted by a seller, one declined, inbound ones received, accepted, declined, expired
+//! and expiring soon, won, lost, a won one whose registration waits for review), Contoso cut
+//! over to this system (Fabrikam still on PSC), and Contoso's PSC export imported into the
+//! migration service (every case of the migration). Made through gRPC as the demo people would,
+//! so it passes every rule a user meets.
 //! Seeding again finds the catalog (and the import) in place and changes nothing.
 
 use cosell_proto::deals as pb;
@@ -202,7 +204,17 @@ pub async fn seed_psc_export(channel: Channel) -> anyhow::Result<()> {
 }
 
 /// Seeds the demo deals over `channel` (the suite's own address). Needs development sign-in.
-pub async fn seed(channel: Channel) -> anyhow::Result<()> {
+/// The demo's Inbound referrals nobody answers: `cosell serve` moves their expiry times (into
+/// the past, and within the notice) so that the sweeper expires one and announces the other.
+#[derive(Debug, Default)]
+pub struct Unanswered {
+    /// `referrals/{id}`.
+    pub expired: String,
+    pub expiring: String,
+}
+
+/// Seeds the demo deals; the unanswered Inbound referrals, when it made them now.
+pub async fn seed(channel: Channel) -> anyhow::Result<Option<Unanswered>> {
     let d = Demo { channel };
     let oli = d.token(OLI).await?;
     let rita = d.token(RITA).await?;
@@ -221,7 +233,7 @@ pub async fn seed(channel: Channel) -> anyhow::Result<()> {
         .into_inner()
         .solutions;
     if !existing.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let organizations =
         ipb::organization_service_client::OrganizationServiceClient::new(d.channel.clone());
@@ -469,6 +481,8 @@ pub async fn seed(channel: Channel) -> anyhow::Result<()> {
         "Cloud migration (inbound)",
         "Backup renewal (inbound)",
         "Call center (inbound)",
+        "Security review (inbound, expired)",
+        "Data platform (inbound, expiring soon)",
     ]
     .into_iter()
     .enumerate()
@@ -545,5 +559,8 @@ pub async fn seed(channel: Channel) -> anyhow::Result<()> {
             },
         ))
         .await?;
-    Ok(())
+    Ok(Some(Unanswered {
+        expired: inbound[3].name.clone(),
+        expiring: inbound[4].name.clone(),
+    }))
 }

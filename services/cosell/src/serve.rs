@@ -232,9 +232,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         if !dev_auth {
             tracing::warn!("the demo deals need development sign-in; not seeded");
         } else {
-            crate::demo::seed(endpoint.connect_lazy())
+            let unanswered = crate::demo::seed(endpoint.connect_lazy())
                 .await
                 .context("seeding the demo deals failed")?;
+            if let Some(u) = unanswered {
+                // Real expiry on back-dated times: one past its expiry, one within the notice;
+                // the sweeper then does what it would do 14 days on (D2).
+                let now = deals.deals.now();
+                deals
+                    .deals
+                    .backdate_expiry(&u.expired, now - chrono::Duration::minutes(1))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                deals
+                    .deals
+                    .backdate_expiry(&u.expiring, now + chrono::Duration::days(2))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                deals
+                    .deals
+                    .sweep_once()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            }
             crate::demo::seed_psc_export(endpoint.connect_lazy())
                 .await
                 .context("importing the demo PSC export failed")?;

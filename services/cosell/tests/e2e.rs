@@ -268,6 +268,30 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
     let report = server.cosell(&["insights"], Some(&token));
     assert!(report.contains("win rate"), "{report}");
 
+    // The demo's unanswered Inbound referral expired by the sweeper, and the one announced as
+    // expiring soon, with Rita's notifications of both.
+    let expired = server.cosell(
+        &[
+            "referrals",
+            "list",
+            "--tab",
+            "inbound",
+            "--substatus",
+            "expired",
+            "--json",
+        ],
+        Some(&token),
+    );
+    assert!(expired.contains("Security review"), "{expired}");
+    let told = server.cosell(&["notifications", "--json"], Some(&token));
+    for kind in [
+        "\"expired\"",
+        "\"expiring_soon\"",
+        "\"new_inbound_referral\"",
+    ] {
+        assert!(told.contains(kind), "{kind} in {told}");
+    }
+
     // The directory: the sample is searchable at once, and an operator imports a file.
     let search = server.cosell(
         &["directory", "search", "dynatrace glo", "--json"],

@@ -97,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
                 r
             })
             .collect();
-        store.insert(&batch, None).await?;
+        store.insert(&batch, None, &[]).await?;
         made += n;
     }
     println!(

@@ -102,6 +102,30 @@ impl Deals {
     }
 }
 
+impl Deals {
+    /// For `cosell serve --demo`: moves waiting referral `name`'s expiry time to `at`, through
+    /// the change path (an UPDATED event naming `expire_time`), so that the demo shows the
+    /// sweeper's real work on referrals that would otherwise wait 14 days.
+    pub async fn backdate_expiry(&self, name: &str, at: DateTime<Utc>) -> Result<(), ApiError> {
+        let id = crate::api::convert::parse_referral_name(name)
+            .map_err(|e| ApiError::invalid_field("name", e))?;
+        let current = self
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| crate::api::not_found(id))?;
+        let mut next = current.clone();
+        next.expire_time = Some(at);
+        let changes = change::settle(current, &mut next, None, None, self.now());
+        let mut events = self.events(&changes, Cause::Command, SYSTEM_ACTOR);
+        for e in &mut events {
+            e.changed_fields = vec!["expire_time".into()];
+        }
+        self.store.save(&changes, &events).await?;
+        Ok(())
+    }
+}
+
 /// Runs [`Deals::sweep_once`] every `interval` (the first one interval after start, when the
 /// replica is up) until the server shuts down.
 pub fn spawn(deals: Arc<Deals>, interval: std::time::Duration) -> tokio::task::JoinHandle<()> {
