@@ -373,3 +373,54 @@ async fn platform_operators_review_with_a_reason_to_reject() {
     assert!(queue(S::ReviewPending).await.referrals.is_empty());
     assert_eq!(queue(S::Rejected).await.referrals[0].name, deal.name);
 }
+
+#[tokio::test]
+async fn each_registration_step_is_an_event_of_the_feed() {
+    let h = Harness::start().await;
+    let deal = accepted_cosell(&h, &h.contoso_solution).await;
+    win(&h, RITA, &deal).await;
+    register(&h, RITA, &deal).await.unwrap();
+    let oli = h.token(OLI).await;
+    h.referrals()
+        .review_registration(authed(
+            &oli,
+            pb::ReviewRegistrationRequest {
+                name: deal.name.clone(),
+                decision: pb::RegistrationStatus::Approved as i32,
+                reason: String::new(),
+                etag: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+
+    let rita = h.token(RITA).await;
+    let feed = h
+        .events()
+        .list_events(authed(
+            &rita,
+            pb::ListEventsRequest {
+                parent: h.contoso.clone(),
+                after: String::new(),
+                page_size: 1_000,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    // The registration and the review, in order, each carrying the referral as it was left.
+    let steps: Vec<pb::RegistrationStatus> = feed
+        .events
+        .iter()
+        .filter(|e| e.referral.as_ref().unwrap().name == deal.name)
+        .filter(|e| e.kind() == pb::EventKind::RegistrationChanged)
+        .map(|e| e.referral.as_ref().unwrap().registration_status())
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            pb::RegistrationStatus::ReviewPending,
+            pb::RegistrationStatus::Approved
+        ]
+    );
+}
