@@ -19,28 +19,20 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cosell_proto::deals as pb;
-use cosell_testkit::bench::{Figures, measure};
+use cosell_testkit::bench::{Figures, env_count, measure, postgres_admin_url};
 use cosell_testkit::{TestDb, authed};
 use harness::{Harness, RITA};
 use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement};
 use tonic::transport::{Channel, Endpoint};
 use uuid::Uuid;
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 const CONCURRENCY: usize = 16;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let calls = env("COSELL_BENCH_CALLS", 10_000);
-    let total = env("COSELL_BENCH_REFERRALS", 100_000);
-    let admin = std::env::var("COSELL_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into());
+    let calls = env_count("COSELL_BENCH_CALLS", 10_000);
+    let total = env_count("COSELL_BENCH_REFERRALS", 100_000);
+    let admin = postgres_admin_url();
     let h = Harness::start_on(TestDb::postgres(&admin).await?).await;
     let token = h.token(RITA).await;
     println!(

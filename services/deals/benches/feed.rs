@@ -18,29 +18,21 @@ use std::time::{Duration, Instant};
 
 use cosell_platform::clock::{Clock, ManualClock};
 use cosell_proto::deals as pb;
-use cosell_testkit::bench::measure;
+use cosell_testkit::bench::{env_count, measure, postgres_admin_url};
 use cosell_testkit::{TestDb, authed};
 use harness::{Harness, RITA};
 use tokio_stream::StreamExt;
 use tonic::transport::{Channel, Endpoint};
 use uuid::Uuid;
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 const CONCURRENCY: usize = 16;
 const WATCHERS: usize = 16;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let calls = env("COSELL_BENCH_CALLS", 3_000);
-    let due = env("COSELL_BENCH_DUE", 100_000);
-    let admin = std::env::var("COSELL_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into());
+    let calls = env_count("COSELL_BENCH_CALLS", 3_000);
+    let due = env_count("COSELL_BENCH_DUE", 100_000);
+    let admin = postgres_admin_url();
     let clock = ManualClock::new();
     let h = Harness::start_with(TestDb::postgres(&admin).await?, clock.clone()).await;
     let token = h.token(RITA).await;

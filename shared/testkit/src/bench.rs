@@ -60,3 +60,18 @@ where
         p99: at(0.99),
     }
 }
+
+/// A count from the environment (`COSELL_BENCH_CALLS=...`), or `default`.
+pub fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The PostgreSQL server the benchmarks make their databases on: `COSELL_BENCH_DATABASE_URL`, or
+/// this machine's, without TLS (it is on the same machine).
+pub fn postgres_admin_url() -> String {
+    std::env::var("COSELL_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into())
+}
