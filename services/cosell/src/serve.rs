@@ -238,22 +238,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             if let Some(u) = unanswered {
                 // Real expiry on back-dated times: one past its expiry, one within the notice;
                 // the sweeper then does what it would do 14 days on (D2).
-                let now = deals.deals.now();
-                deals
-                    .deals
-                    .backdate_expiry(&u.expired, now - chrono::Duration::minutes(1))
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                deals
-                    .deals
-                    .backdate_expiry(&u.expiring, now + chrono::Duration::days(2))
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                deals
-                    .deals
-                    .sweep_once()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                let (d, now) = (&deals.deals, deals.deals.now());
+                async {
+                    d.backdate_expiry(&u.expired, now - chrono::Duration::minutes(1))
+                        .await?;
+                    d.backdate_expiry(&u.expiring, now + chrono::Duration::days(2))
+                        .await?;
+                    d.sweep_once().await
+                }
+                .await
+                .context("making the demo's expired and expiring referrals")?;
             }
             crate::demo::seed_psc_export(endpoint.connect_lazy())
                 .await
