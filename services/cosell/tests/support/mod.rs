@@ -70,16 +70,17 @@ impl Server {
         let lines = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("cosell listening on ") {
-                    let _ = tx.send(
-                        addr.split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned(),
-                    );
-                }
                 eprintln!("[cosell] {line}");
+                // Logged before the address is announced, so a test that reads the log once
+                // the server is up sees the listening line too.
+                let addr = line
+                    .strip_prefix("cosell listening on ")
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .map(str::to_owned);
                 lines.lock().unwrap().push(line);
+                if let Some(addr) = addr {
+                    let _ = tx.send(addr);
+                }
             }
         });
         let addr = rx
