@@ -34,7 +34,12 @@ async fn main() -> anyhow::Result<()> {
     let due = env_count("COSELL_BENCH_DUE", 100_000);
     let admin = postgres_admin_url();
     let clock = ManualClock::new();
-    let h = Harness::start_with(TestDb::postgres(&admin).await?, clock.clone()).await;
+    let db = TestDb::postgres(&admin).await?;
+    let mut config = cosell_deals::Config::new(db.url.clone());
+    config.clock = clock.clone();
+    // The bench sweeps itself, timed; the service's own sweeper must not take its work.
+    config.sweep_interval = Duration::from_secs(24 * 3600);
+    let h = Harness::start_configured(db, config).await;
     let token = h.token(RITA).await;
     println!(
         "change feed on PostgreSQL: {calls} creates per phase by {CONCURRENCY} clients, {WATCHERS} watchers"

@@ -7,9 +7,11 @@
 //! - [`domain`]: referrals and their rules (D1-D10), without I/O: how each way in starts an
 //!   engagement ([`domain::create`]), the lifecycle verbs ([`domain::rules`]), field updates
 //!   ([`domain::update`]), and a change as it is written ([`domain::change`]).
-//! - [`store`]: the database (referrals, idempotency keys, favorites, solutions).
+//! - [`store`]: the database (referrals, idempotency keys, favorites, solutions, the change
+//!   feed and its sequencer, notifications, insights, registrations, the cut-over).
 //! - [`notifier`]: each user's notifications, derived from the feed in the background.
 //! - [`sweeper`]: expiry (D2) and the feed's retention, on every replica.
+//! - [`tail`]: the change feed's new events, read once per process for every open watch.
 //! - [`upstream`]: the directory (customers) and identity (MPN IDs), with the service's token.
 //!
 //! Every RPC reads the same way: parse the request ([`api::convert`]), authorize, look up what
@@ -28,6 +30,7 @@ pub mod domain;
 pub mod notifier;
 pub mod store;
 pub mod sweeper;
+pub mod tail;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -44,6 +47,10 @@ use tonic::transport::Channel;
 pub use api::Deals;
 use store::Store;
 use upstream::Upstream;
+
+/// How often the insights' counters take in the changes appended since (the figures are exact
+/// meanwhile; this bounds how many deltas a GetInsights adds up).
+const INSIGHTS_FOLD: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -105,9 +112,15 @@ pub async fn start(config: &Config, links: Links) -> Result<Started, sea_orm::Db
         clock: config.clock.clone(),
         watches: Default::default(),
         streams_end: tokio::sync::watch::channel(false).0,
+        tail: Default::default(),
     });
+    let (store, ending) = (deals.store.clone(), deals.streams_end.subscribe());
+    tokio::spawn(async move { store.run_sequencer(ending).await });
+    let (store, ending) = (deals.store.clone(), deals.streams_end.subscribe());
+    tokio::spawn(async move { store.run_insight_folder(INSIGHTS_FOLD, ending).await });
     sweeper::spawn(deals.clone(), config.sweep_interval);
     notifier::spawn(deals.clone());
+    tail::spawn(deals.clone());
     Ok(Started {
         services: service_set(deals.clone()),
         deals,

@@ -71,8 +71,10 @@ impl Deals {
                 break;
             }
         }
-        swept.pruned = self.store.prune_events(now - self.event_retention).await?;
+        // Numbered first (what a writer left, or what a dead process did not), so that an
+        // old event still waiting for its number is pruned with those of its time.
         self.store.sequence_orphans().await?;
+        swept.pruned = self.store.prune_events(now - self.event_retention).await?;
         Ok(swept)
     }
 

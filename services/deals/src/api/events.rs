@@ -6,10 +6,11 @@
 //! clients); the store numbers events only once committed, so a reader resuming after a
 //! cursor gets every later event exactly once and in order (`store::feed`).
 //!
-//! A watch is a task of its own that reads pages from the database and hands them to the
-//! client through a small channel: a slow client makes it wait, never buffer, so its memory is
-//! bounded whatever the client does. It wakes when this process numbers new events, and polls
-//! for the other replicas' ones. It ends with UNAVAILABLE when the server shuts down.
+//! A watch is a task of its own that reads its backlog from the database, then takes the live
+//! events from the process's shared reader ([`crate::tail`]), and hands them to the client
+//! through a small channel: a slow client makes it wait, never buffer, so its memory is
+//! bounded whatever the client does (a watch that falls behind the shared reader goes back
+//! to the database). It ends with UNAVAILABLE when the server shuts down.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,8 +34,6 @@ const MAX_PAGE: u64 = 1_000;
 const WATCH_PAGE: u64 = 200;
 /// Events a watch holds for a client that has not taken them yet.
 const WATCH_BUFFER: usize = 16;
-/// How often an idle watch looks for events numbered by another replica.
-const WATCH_POLL: Duration = Duration::from_millis(500);
 /// Open watches per principal: one integration cannot hold the server's tasks.
 pub const MAX_WATCHES_PER_PRINCIPAL: usize = 16;
 
@@ -111,6 +110,13 @@ pub fn event_pb(e: &StoredEvent) -> Result<pb::ReferralEvent, ApiError> {
         referral: Some(referral),
         actor: e.actor.clone(),
     })
+}
+
+/// What a watch sends for `e`.
+pub fn watch_message(e: &StoredEvent) -> Result<pb::WatchEventsResponse, Status> {
+    event_pb(e)
+        .map(|event| pb::WatchEventsResponse { event: Some(event) })
+        .map_err(status)
 }
 
 impl Deals {
@@ -190,6 +196,8 @@ impl Deals {
         };
         let who = self.feed_visibility(&actor, &r.parent).await?;
         let after = self.feed_start(&r.after, 0).await?;
+        // What was committed before this call is in the answer (writers do not wait for it).
+        self.store.sequence().await?;
         let events = self.store.events_after(&who, after, size).await?;
         let next_cursor = match events.last() {
             Some(e) => cursor(e.position),
@@ -208,8 +216,10 @@ impl Deals {
         let actor = self.actor(&req).await?;
         let r = req.get_ref();
         let who = self.feed_visibility(&actor, &r.parent).await?;
+        // A watch from now starts after every change committed before it.
+        self.store.sequence().await?;
         let head = self.store.feed_head().await?;
-        let mut after = self.feed_start(&r.after, head).await?;
+        let after = self.feed_start(&r.after, head).await?;
         let principal = actor.principal();
         {
             let mut open = self.watches.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -231,54 +241,98 @@ impl Deals {
             principal,
         };
         let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BUFFER);
-        let mut ending = self.streams_end.subscribe();
-        let mut head = self.store.feed().head.subscribe();
+        let ending = self.streams_end.subscribe();
         tokio::spawn(async move {
             let _slot = slot;
-            let shut = || {
-                status(ApiError::unavailable(
-                    "SHUTTING_DOWN",
-                    "the server is shutting down; watch again with your last cursor",
-                ))
-            };
-            loop {
-                if *ending.borrow() {
-                    let _ = tx.send(Err(shut())).await;
-                    return;
-                }
-                let page = match self.store.events_after(&who, after, WATCH_PAGE).await {
-                    Ok(page) => page,
-                    Err(e) => {
-                        let _ = tx.send(Err(status(e.into()))).await;
-                        return;
-                    }
-                };
-                for e in &page {
-                    let message =
-                        event_pb(e).map(|event| pb::WatchEventsResponse { event: Some(event) });
-                    let message = message.map_err(status);
-                    tokio::select! {
-                        sent = tx.send(message) => if sent.is_err() { return },
-                        _ = ending.wait_for(|end| *end) => {
-                            let _ = tx.try_send(Err(shut()));
-                            return;
-                        }
-                    }
-                    after = e.position;
-                }
-                if page.len() as u64 == WATCH_PAGE {
-                    continue;
-                }
-                tokio::select! {
-                    _ = head.changed() => {}
-                    _ = tokio::time::sleep(WATCH_POLL) => {}
-                    _ = tx.closed() => return,
-                    _ = ending.wait_for(|end| *end) => {}
-                }
-            }
+            let end = self.follow(&who, after, &tx, ending).await;
+            let _ = tx.try_send(Err(status(end)));
         });
         Ok(tokio_stream::wrappers::ReceiverStream::new(rx))
     }
+
+    /// Sends `who`'s events after position `after` to `tx` until the client goes (`Ok`) or
+    /// the watch must end (the error the client gets). Reads the database until it has caught
+    /// up, then takes the shared reader's batches ([`crate::tail`]); back to the database when
+    /// it fell behind them.
+    async fn follow(
+        &self,
+        who: &Visibility,
+        mut after: i64,
+        tx: &tokio::sync::mpsc::Sender<Result<pb::WatchEventsResponse, Status>>,
+        mut ending: tokio::sync::watch::Receiver<bool>,
+    ) -> ApiError {
+        let shut = || {
+            ApiError::unavailable(
+                "SHUTTING_DOWN",
+                "the server is shutting down; watch again with your last cursor",
+            )
+        };
+        'database: loop {
+            // Subscribed before reading, so that every batch read after this read reaches us.
+            let mut live = self.tail.subscribe();
+            // Every event numbered through `covered` that `who` may see has been sent.
+            let mut covered;
+            loop {
+                if *ending.borrow() {
+                    return shut();
+                }
+                let head = match self.store.feed_head().await {
+                    Ok(head) => head,
+                    Err(e) => return e.into(),
+                };
+                let page = match self.store.events_after(who, after, WATCH_PAGE).await {
+                    Ok(page) => page,
+                    Err(e) => return e.into(),
+                };
+                for e in &page {
+                    tokio::select! {
+                        sent = tx.send(watch_message(e)) => if sent.is_err() { return gone() },
+                        _ = ending.wait_for(|end| *end) => return shut(),
+                    }
+                    after = e.position;
+                }
+                if (page.len() as u64) < WATCH_PAGE {
+                    covered = head.max(after);
+                    break;
+                }
+            }
+            loop {
+                let batch = tokio::select! {
+                    batch = live.recv() => batch,
+                    _ = tx.closed() => return gone(),
+                    _ = ending.wait_for(|end| *end) => return shut(),
+                };
+                let batch = match batch {
+                    Ok(batch) => batch,
+                    // Fell behind the shared reader: the database has what it dropped.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        continue 'database;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return shut(),
+                };
+                if batch.after > covered {
+                    continue 'database;
+                }
+                for e in batch.visible(who, after) {
+                    tokio::select! {
+                        sent = tx.send(e.message.clone()) => if sent.is_err() { return gone() },
+                        _ = ending.wait_for(|end| *end) => return shut(),
+                    }
+                    after = e.event.position;
+                }
+                covered = covered.max(batch.through);
+            }
+        }
+    }
+}
+
+/// The client went away: nothing to tell it.
+fn gone() -> ApiError {
+    ApiError::new(
+        tonic::Code::Cancelled,
+        "CLIENT_GONE",
+        "the client ended the watch",
+    )
 }
 
 type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::WatchEventsResponse, Status>>;

@@ -1,5 +1,5 @@
-//! `cosell.deals.v1.InsightsService`: an organization's figures (SPEC 3.7), computed when
-//! asked by one aggregate query ([`Store::insight_groups`](crate::store::Store::insight_groups))
+//! `cosell.deals.v1.InsightsService`: an organization's figures (SPEC 3.7), read from the
+//! counters kept with each change ([`Store::insight_groups`](crate::store::Store::insight_groups))
 //! and folded by [`insights::fold`]. Who sees what follows GetReferral's read rule: the
 //! organization's referrals admins and users (only their locations when their role is scoped to
 //! some), and platform users (never a PRIVATE referral).
@@ -107,8 +107,8 @@ impl Deals {
             locations,
             shared_only,
         };
-        let groups = self.store.insight_groups(&scope, self.now()).await?;
-        let figures = insights::fold(&groups);
+        let (groups, expiring) = self.store.insight_groups(&scope, self.now()).await?;
+        let figures = insights::fold(&groups, expiring);
         Ok(pb::GetInsightsResponse {
             total: Some(tally_pb(&figures.total)),
             by_stage: figures

@@ -66,6 +66,8 @@ pub struct Deals {
     pub watches: events::Watches,
     /// Turns true when the server shuts down: the open watches end with UNAVAILABLE.
     pub streams_end: tokio::sync::watch::Sender<bool>,
+    /// The watches' shared reader of the feed's new events.
+    pub tail: crate::tail::Tail,
 }
 
 /// The caller, as far as deals cares.

@@ -1,6 +1,6 @@
-//! Insights (SPEC 3.7): the figures of an organization's referrals, folded from the groups one
-//! aggregate query returns (`Store::insight_groups`: one row per status, substatus, deal type,
-//! direction and currency), never from the referrals themselves.
+//! Insights (SPEC 3.7): the figures of an organization's referrals, folded from the counters
+//! of its groups (`Store::insight_groups`: one row per status, substatus, deal type, direction
+//! and currency, kept with each change), never from the referrals themselves.
 
 use std::collections::BTreeMap;
 
@@ -25,8 +25,6 @@ pub struct Group {
     /// import's): how many, and their seconds from creation to acceptance, summed.
     pub timed: i64,
     pub seconds_to_accept: f64,
-    /// NEW ones whose expiry falls within the next 7 days.
-    pub expiring: i64,
 }
 
 /// How many referrals, and their deal values summed per currency.
@@ -84,8 +82,9 @@ fn ratio(part: i64, whole: i64) -> f64 {
     }
 }
 
-/// Folds the groups into the figures (SPEC 3.7).
-pub fn fold(groups: &[Group]) -> Insights {
+/// Folds the groups into the figures (SPEC 3.7), with the number of NEW referrals whose expiry
+/// falls within the next 7 days (counted apart: it depends on "now").
+pub fn fold(groups: &[Group], expiring: i64) -> Insights {
     let mut out = Insights::default();
     let mut stages: BTreeMap<usize, Tally> = BTreeMap::new();
     let mut types: BTreeMap<usize, Tally> = BTreeMap::new();
@@ -116,8 +115,8 @@ pub fn fold(groups: &[Group]) -> Insights {
             timed += g.timed;
             seconds += g.seconds_to_accept;
         }
-        out.expiring_within_7_days += g.expiring;
     }
+    out.expiring_within_7_days = expiring;
     out.by_stage = stages.into_iter().map(|(i, t)| (STAGES[i], t)).collect();
     out.by_deal_type = types.into_iter().map(|(i, t)| (DEAL_TYPES[i], t)).collect();
     out.win_rate = ratio(won, won + lost);
@@ -146,13 +145,12 @@ mod tests {
             accepted: 0,
             timed: 0,
             seconds_to_accept: 0.0,
-            expiring: 0,
         }
     }
 
     #[test]
     fn nothing_gives_zeros_not_nan() {
-        let i = fold(&[]);
+        let i = fold(&[], 0);
         assert_eq!(i, Insights::default());
     }
 
@@ -167,13 +165,12 @@ mod tests {
         accepted_inbound.accepted = 1;
         accepted_inbound.timed = 1;
         accepted_inbound.seconds_to_accept = 3600.0;
-        let mut waiting = group(
+        let waiting = group(
             Stage::New(Waiting::Received),
             DealType::CoSell,
             Direction::Inbound,
             "",
         );
-        waiting.expiring = 1;
         let groups = [
             accepted_inbound,
             group(
@@ -196,7 +193,7 @@ mod tests {
             ),
             waiting,
         ];
-        let i = fold(&groups);
+        let i = fold(&groups, 1);
         assert_eq!(i.total.count, 5);
         assert_eq!(i.total.value.get("USD"), Some(&300));
         assert_eq!(i.total.value.get("EUR"), Some(&100));

@@ -3,24 +3,35 @@
 //! by position within a reader's visibility ([`Store::events_after`]), pruned after the
 //! retention ([`Store::prune_events`]).
 //!
+//! A writer does not wait for its events' numbers: it wakes this process's sequencer task
+//! ([`Store::run_sequencer`]) and answers. Readers that must see what was committed before
+//! them (ListEvents, the start of a watch, the notifications' deriver) ask for a run first;
+//! one run serves every writer and reader waiting then, so numbering costs a few statements
+//! per batch of commits, not per commit.
+//!
 //! Why positions are given after commit: a PostgreSQL sequence hands out numbers in the order
 //! transactions start, and they commit in another order, so a reader that had seen 12 could
-//! later find an 11 it never gets. Here a row is written without a position; the sequencer
-//! (under an advisory lock on PostgreSQL, the database's write lock on SQLite) numbers the
-//! committed rows after the highest number given so far, and commits them all at once. A
-//! reader reads only numbered rows, which appear in order and are never followed by a smaller
-//! number: a cursor is then a plain number, and resuming after it loses and repeats nothing.
+//! later find an 11 it never gets. Here a change's events wait in `event_queue`; the sequencer
+//! (under an advisory lock on PostgreSQL, the database's write lock on SQLite) moves the
+//! committed ones into `events`, numbered after the highest number given so far, and commits
+//! them all at once. A reader reads `events` only, whose rows appear in order and are never
+//! followed by a smaller number: a cursor is then a plain number, and resuming after it loses
+//! and repeats nothing. `events` is only appended to (and pruned): numbering rows in place
+//! left a dead copy of each behind, which every later run read again.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
 use uuid::Uuid;
 
 use super::{Result, Store, StoreError};
 use crate::domain::Party;
 use crate::domain::event::EventKind;
 
+/// The least time between two runs of the sequencer task (the most an event waits for its
+/// number, beyond the run itself, when nobody reads the feed; readers ask for a run).
+const SEQUENCER_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 /// Rows numbered per sequencer statement.
 const SEQUENCE_BATCH: u64 = 5_000;
 /// The advisory lock of the sequencer on PostgreSQL (any number no other code uses).
@@ -52,6 +63,8 @@ pub struct StoredEvent {
     pub organization: Uuid,
     pub mpn_location: Option<String>,
     pub party: Party,
+    /// Whether platform users may read the referral (not PRIVATE).
+    pub shared: bool,
     pub actor: String,
     pub time: DateTime<Utc>,
     pub changed_fields: Vec<String>,
@@ -72,6 +85,30 @@ pub enum Visibility {
     All,
 }
 
+impl Visibility {
+    /// Whether `e` is one of the events this reader may see: the condition
+    /// [`Store::events_after`] puts in its query, for events already read (the watches'
+    /// shared reader hands every event to every watch).
+    pub fn admits(&self, e: &StoredEvent) -> bool {
+        match self {
+            Visibility::Partner {
+                organization,
+                locations,
+            } => {
+                e.organization == *organization
+                    && e.party == Party::Partner
+                    && locations.as_ref().is_none_or(|ls| {
+                        e.mpn_location
+                            .as_ref()
+                            .is_some_and(|l| ls.iter().any(|x| x == l))
+                    })
+            }
+            Visibility::Platform => e.party == Party::Platform || e.shared,
+            Visibility::All => true,
+        }
+    }
+}
+
 /// The sequencer's state in this process: callers after a commit wait for a run that started
 /// after their commit, and one run serves all who wait for it.
 #[derive(Debug)]
@@ -82,6 +119,8 @@ pub struct Feed {
     tickets: AtomicU64,
     /// The highest position numbered so far (by this process): watchers wake on a change.
     pub head: tokio::sync::watch::Sender<i64>,
+    /// Set by each commit that appended events: the sequencer task's wake-up.
+    committed: tokio::sync::Notify,
 }
 
 impl Default for Feed {
@@ -90,54 +129,48 @@ impl Default for Feed {
             covered: tokio::sync::Mutex::new(0),
             tickets: AtomicU64::new(0),
             head: tokio::sync::watch::channel(0).0,
+            committed: tokio::sync::Notify::new(),
         }
     }
 }
 
-/// Appends `events` (without positions) in the caller's transaction.
-pub(super) async fn append(db: &impl ConnectionTrait, events: &[NewEvent]) -> Result<()> {
+/// The columns of a queued event, and of a numbered one but its position.
+const COLUMNS: &str = "id, kind, referral_id, organization, mpn_location, party, shared, actor, \
+     event_time, changed_fields, snapshot";
+
+/// The statements that queue `events` for the sequencer (written with their change).
+pub(super) fn queue_inserts(events: &[NewEvent]) -> Vec<sea_orm::sea_query::InsertStatement> {
     use sea_orm::sea_query::{Alias, Query};
-    // 12 values per row: far below PostgreSQL's 65,535 bound parameters.
-    for chunk in events.chunks(500) {
-        let mut insert = Query::insert();
-        insert.into_table(Alias::new("events")).columns(
-            [
-                "id",
-                "kind",
-                "referral_id",
-                "organization",
-                "mpn_location",
-                "party",
-                "shared",
-                "actor",
-                "event_time",
-                "changed_fields",
-                "snapshot",
-            ]
-            .map(Alias::new),
-        );
-        for e in chunk {
-            insert.values_panic([
-                Uuid::now_v7().to_string().into(),
-                e.kind.as_str().into(),
-                e.referral.to_string().into(),
-                e.organization.to_string().into(),
-                e.mpn_location.clone().into(),
-                e.party.as_str().into(),
-                e.shared.into(),
-                e.actor.clone().into(),
-                e.time.into(),
-                e.changed_fields.join(",").into(),
-                e.snapshot.clone().into(),
-            ]);
-        }
-        db.execute(&insert).await?;
-    }
-    Ok(())
+    // 11 values per row: far below PostgreSQL's 65,535 bound parameters.
+    events
+        .chunks(500)
+        .map(|chunk| {
+            let mut insert = Query::insert();
+            insert
+                .into_table(Alias::new("event_queue"))
+                .columns(COLUMNS.split(", ").map(Alias::new));
+            for e in chunk {
+                insert.values_panic([
+                    Uuid::now_v7().to_string().into(),
+                    e.kind.as_str().into(),
+                    e.referral.to_string().into(),
+                    e.organization.to_string().into(),
+                    e.mpn_location.clone().into(),
+                    e.party.as_str().into(),
+                    e.shared.into(),
+                    e.actor.clone().into(),
+                    e.time.into(),
+                    e.changed_fields.join(",").into(),
+                    e.snapshot.clone().into(),
+                ]);
+            }
+            insert
+        })
+        .collect()
 }
 
 /// `$1`-style placeholders as the backend wants them (SQLite reads `?1`).
-fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+pub(super) fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     let sql = match backend {
         DbBackend::Postgres => sql.to_owned(),
         _ => sql.replace('$', "?"),
@@ -145,20 +178,89 @@ fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(backend, sql, values)
 }
 
-/// Numbers the committed rows without a position, in the order of their ids (time-ordered),
-/// after the highest number given so far (or pruned, once every event is pruned).
-const SEQUENCE_SQL: &str = "UPDATE events SET position = s.pos FROM (
-    SELECT id, (SELECT COALESCE(MAX(e.position),
-                    (SELECT MAX(f.position) FROM feed_state f WHERE f.name = 'pruned_through'), 0)
-                FROM events e) + ROW_NUMBER() OVER (ORDER BY id) AS pos
-    FROM events WHERE position IS NULL ORDER BY id LIMIT 5000) AS s
-  WHERE events.id = s.id";
+/// The position the next run numbers after: the highest given (or pruned, once every event
+/// is pruned).
+const HEAD_SQL: &str = "SELECT COALESCE(MAX(e.position),
+    (SELECT MAX(f.position) FROM feed_state f WHERE f.name = 'pruned_through'), 0) FROM events e";
+
+/// Moves up to [`SEQUENCE_BATCH`] queued events into the feed, numbered in the order of their ids
+/// (time-ordered) after [`HEAD_SQL`]; how many.
+async fn move_queued(db: &DatabaseConnection) -> Result<u64> {
+    let oldest = format!("SELECT id FROM event_queue ORDER BY id LIMIT {SEQUENCE_BATCH}");
+    let numbered = |from: &str| {
+        format!(
+            "INSERT INTO events (position, {COLUMNS})
+             SELECT ({HEAD_SQL}) + ROW_NUMBER() OVER (ORDER BY id), {COLUMNS} FROM {from}"
+        )
+    };
+    Ok(match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let txn = cosell_platform::db::begin(db).await?;
+            txn.execute_raw(statement(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                vec![SEQUENCER_LOCK.into()],
+            ))
+            .await?;
+            // One statement: the rows it deletes are the rows it numbers.
+            let moved = txn
+                .execute_unprepared(&format!(
+                    "WITH moved AS (DELETE FROM event_queue WHERE id IN ({oldest}) RETURNING *) {}",
+                    numbered("moved")
+                ))
+                .await?
+                .rows_affected();
+            txn.commit().await?;
+            moved
+        }
+        // SQLite has one writer at a time: nothing commits between the two statements.
+        _ => {
+            let txn = cosell_platform::db::begin(db).await?;
+            let moved = txn
+                .execute_unprepared(&numbered(&format!(
+                    "(SELECT * FROM event_queue ORDER BY id LIMIT {SEQUENCE_BATCH})"
+                )))
+                .await?
+                .rows_affected();
+            txn.execute_unprepared(&format!("DELETE FROM event_queue WHERE id IN ({oldest})"))
+                .await?;
+            txn.commit().await?;
+            moved
+        }
+    })
+}
 
 impl Store {
+    /// Tells the sequencer task that events were committed (after each write that appended
+    /// some): they are numbered soon, without the writer waiting.
+    pub(super) fn committed(&self) {
+        self.feed.committed.notify_one();
+    }
+
+    /// Numbers what commits wake it for until `ending` turns true. A failed run (the database
+    /// away) is retried after a pause; what stays unnumbered meanwhile is numbered by the next
+    /// run, or by a reader's [`Store::sequence`].
+    pub async fn run_sequencer(&self, mut ending: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = self.feed.committed.notified() => {}
+                _ = ending.wait_for(|end| *end) => return,
+            }
+            if let Err(e) = self.sequence().await {
+                tracing::warn!(error = ?e, "numbering the change feed failed; retrying");
+                self.feed.committed.notify_one();
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            // Under load, one run per pause numbers every commit of the pause: a few runs a
+            // second instead of one per commit, and the writers keep the database's time.
+            tokio::time::sleep(SEQUENCER_PAUSE).await;
+        }
+    }
+
     /// Numbers what was committed before this call: a run that starts after it, shared with
-    /// every other caller waiting then. Called after each write that appended events, so that
-    /// a change's event is in the feed when its RPC answers; [`Store::sequence_orphans`] numbers
-    /// what a process that died between its commit and this left behind.
+    /// every other caller waiting then. Readers call it before reading what they must not miss;
+    /// [`Store::sequence_orphans`] numbers what a process that died between its commit and
+    /// its run left behind.
     pub async fn sequence(&self) -> Result<()> {
         let mine = self.feed.tickets.fetch_add(1, Ordering::SeqCst) + 1;
         let mut covered = self.feed.covered.lock().await;
@@ -178,31 +280,7 @@ impl Store {
     }
 
     async fn sequence_now(&self) -> Result<()> {
-        let backend = self.db.get_database_backend();
-        loop {
-            let numbered = match backend {
-                DbBackend::Postgres => {
-                    let txn = cosell_platform::db::begin(&self.db).await?;
-                    txn.execute_raw(statement(
-                        backend,
-                        "SELECT pg_advisory_xact_lock($1)",
-                        vec![SEQUENCER_LOCK.into()],
-                    ))
-                    .await?;
-                    let done = txn.execute_unprepared(SEQUENCE_SQL).await?;
-                    txn.commit().await?;
-                    done.rows_affected()
-                }
-                _ => self
-                    .db
-                    .execute_unprepared(SEQUENCE_SQL)
-                    .await?
-                    .rows_affected(),
-            };
-            if numbered < SEQUENCE_BATCH {
-                break;
-            }
-        }
+        while move_queued(&self.db).await? >= SEQUENCE_BATCH {}
         let head = self.feed_head().await?;
         self.feed.head.send_if_modified(|h| {
             let newer = head > *h;
@@ -224,9 +302,7 @@ impl Store {
             .db
             .query_one_raw(Statement::from_string(
                 self.db.get_database_backend(),
-                "SELECT COALESCE(MAX(position),
-                    (SELECT MAX(f.position) FROM feed_state f WHERE f.name = 'pruned_through'), 0)
-                 AS head FROM events",
+                format!("SELECT ({HEAD_SQL}) AS head"),
             ))
             .await?;
         Ok(row
@@ -259,8 +335,8 @@ impl Store {
     ) -> Result<Vec<StoredEvent>> {
         let backend = self.db.get_database_backend();
         let mut sql = String::from(
-            "SELECT position, kind, referral_id, organization, mpn_location, party, actor, \
-             event_time, changed_fields, snapshot FROM events WHERE position > $1",
+            "SELECT position, kind, referral_id, organization, mpn_location, party, shared, \
+             actor, event_time, changed_fields, snapshot FROM events WHERE position > $1",
         );
         let mut values: Vec<Value> = vec![after.into()];
         match who {
@@ -302,8 +378,7 @@ impl Store {
             .db
             .query_one_raw(statement(
                 backend,
-                "SELECT MAX(position) AS upto FROM events WHERE event_time < $1 \
-                 AND position IS NOT NULL",
+                "SELECT MAX(position) AS upto FROM events WHERE event_time < $1",
                 vec![before.into()],
             ))
             .await?;
@@ -349,11 +424,13 @@ impl Store {
             .rows_affected()
             == 1;
         if fresh {
-            append(&txn, std::slice::from_ref(event)).await?;
+            for insert in queue_inserts(std::slice::from_ref(event)) {
+                txn.execute(&insert).await?;
+            }
         }
         txn.commit().await?;
         if fresh {
-            self.sequence().await?;
+            self.committed();
         }
         Ok(fresh)
     }
@@ -373,6 +450,7 @@ fn read_event(row: &sea_orm::QueryResult) -> Result<StoredEvent> {
         organization: Uuid::parse_str(&organization).map_err(|_| corrupt(&organization))?,
         mpn_location: row.try_get("", "mpn_location")?,
         party: Party::parse(&party).ok_or_else(|| corrupt(&party))?,
+        shared: row.try_get("", "shared")?,
         actor: row.try_get("", "actor")?,
         time: row.try_get("", "event_time")?,
         changed_fields: fields

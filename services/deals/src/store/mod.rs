@@ -2,17 +2,20 @@
 //! engagement id; the partner's carries the idempotency key of its create), favorites, and the
 //! solutions catalog.
 //!
-//! Referrals are written by three methods, each in one transaction: [`Store::insert`] (a new
-//! engagement), [`Store::insert_migrated_batch`] and [`Store::insert_migrated`] (deals from
-//! PSC), and [`Store::save`] (a [`Change`] to existing ones). Those changes are conditional on
+//! Referrals are written by four methods, each all or nothing (one transaction, or for a new
+//! engagement on PostgreSQL one statement: `write`) and each with the change feed's events and
+//! the insights' counters: [`Store::insert`] (a new engagement), [`Store::insert_migrated_batch`]
+//! and [`Store::insert_migrated`] (deals from PSC), and [`Store::save`] (a [`Change`] to existing
+//! ones). Those changes are conditional on
 //! the version read (optimistic concurrency): a write that lost a race changes nothing and
 //! says so, and the caller decides to retry or to answer `ABORTED` (rule D9).
 //!
 //! - `catalog`: solutions and the picker's search through the word index.
 //! - [`cutover`]: each partner organization's cut-over switch (SPEC 5.5).
 //! - `registrations`: the review queue of deal registrations (SPEC 3.8).
-//! - [`insights`]: the aggregate behind GetInsights (SPEC 3.7).
-//! - [`feed`]: the change feed's events, appended with each write and numbered after it.
+//! - [`insights`]: the counters behind GetInsights (SPEC 3.7), kept with each write.
+//! - [`feed`]: the change feed's events, queued with each write and numbered after it.
+//! - `write`: several inserts committed together in one round trip.
 //! - [`notifications`]: each user's notifications.
 //! - [`entities`]: the tables as sea-orm entities, and their conversion to and from the domain.
 //! - [`migration`]: the schema migrations, run at start.
@@ -25,6 +28,7 @@ pub mod insights;
 pub mod migration;
 pub mod notifications;
 mod registrations;
+mod write;
 
 pub use catalog::list_solutions_query;
 
@@ -171,22 +175,16 @@ impl Store {
             row.request_key = Set(if i == 0 { request_key.clone() } else { None });
             row
         });
-        let txn = cosell_platform::db::begin(&self.db).await?;
-        let written = match referral::Entity::insert_many(rows)
-            .exec_without_returning(&txn)
-            .await
-        {
-            Ok(_) => feed::append(&txn, events).await,
-            Err(e) => Err(e.into()),
-        };
-        match written {
+        let added: Vec<&Referral> = referrals.iter().collect();
+        let backend = self.db.get_database_backend();
+        let mut statements = vec![referral::Entity::insert_many(rows).build(backend)];
+        statements.extend(Self::effects(&added, &[], events).map(|s| backend.build(&s)));
+        match write::all_or_nothing(&self.db, statements).await {
             Ok(()) => {
-                txn.commit().await?;
-                self.sequence().await?;
+                self.committed();
                 Ok(Inserted::Created)
             }
             Err(e) => {
-                txn.rollback().await?;
                 if let (true, Some((principal, request_id))) = (is_unique_violation(&e), key)
                     && let Some(id) = self.replayed(principal, request_id).await?
                 {
@@ -233,12 +231,12 @@ impl Store {
                 return Err(e.into());
             }
         }
-        if let Err(e) = feed::append(&txn, events).await {
+        if let Err(e) = Self::append_effects(&txn, &rows, &[], events).await {
             txn.rollback().await?;
             return Err(e);
         }
         txn.commit().await?;
-        self.sequence().await?;
+        self.committed();
         Ok(())
     }
 
@@ -258,18 +256,19 @@ impl Store {
             row.request_key = Set(None);
             row
         });
+        let added: Vec<&Referral> = referrals.iter().collect();
         let txn = cosell_platform::db::begin(&self.db).await?;
         let written = match referral::Entity::insert_many(rows)
             .exec_without_returning(&txn)
             .await
         {
-            Ok(_) => feed::append(&txn, events).await,
+            Ok(_) => Self::append_effects(&txn, &added, &[], events).await,
             Err(e) => Err(e.into()),
         };
         match written {
             Ok(()) => {
                 txn.commit().await?;
-                self.sequence().await?;
+                self.committed();
                 Ok(None)
             }
             Err(e) => {
@@ -375,10 +374,35 @@ impl Store {
                 return Ok(false);
             }
         }
-        feed::append(&txn, events).await?;
+        Self::append_effects(&txn, &[], changes, events).await?;
         txn.commit().await?;
-        self.sequence().await?;
+        self.committed();
         Ok(true)
+    }
+
+    /// What every write appends with its referrals: the events of the change feed and the
+    /// insights' counters.
+    fn effects(
+        added: &[&Referral],
+        changed: &[Change],
+        events: &[NewEvent],
+    ) -> impl Iterator<Item = sea_orm::sea_query::InsertStatement> {
+        feed::queue_inserts(events)
+            .into_iter()
+            .chain(insights::delta_inserts(added, changed))
+    }
+
+    /// [`Store::effects`], in the caller's transaction.
+    async fn append_effects(
+        txn: &impl sea_orm::ConnectionTrait,
+        added: &[&Referral],
+        changed: &[Change],
+        events: &[NewEvent],
+    ) -> Result<()> {
+        for insert in Self::effects(added, changed, events) {
+            txn.execute(&insert).await?;
+        }
+        Ok(())
     }
 
     /// Waiting (NEW/RECEIVED) referrals whose expiry time is in `(from, until]`, soonest first,

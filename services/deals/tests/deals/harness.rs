@@ -57,6 +57,13 @@ impl Harness {
 
     /// Deals reading "now" from `clock` (a `ManualClock` moves time for the expiry).
     pub async fn start_with(deals_db: TestDb, clock: cosell_platform::clock::SharedClock) -> Self {
+        let mut config = cosell_deals::Config::new(deals_db.url.clone());
+        config.clock = clock;
+        Self::start_configured(deals_db, config).await
+    }
+
+    /// Deals with `config` (its database URL is `deals_db`'s).
+    pub async fn start_configured(deals_db: TestDb, config: cosell_deals::Config) -> Self {
         let identity_db = TestDb::new().await.unwrap();
         let directory_db = TestDb::new().await.unwrap();
         let mut identity = cosell_identity::Config::new(identity_db.url.clone());
@@ -84,8 +91,6 @@ impl Harness {
         )
         .await
         .unwrap();
-        let mut config = cosell_deals::Config::new(deals_db.url.clone());
-        config.clock = clock;
         let deals = cosell_deals::start(
             &config,
             cosell_deals::Links {

@@ -319,6 +319,14 @@ async fn figures_match_the_referrals_made() {
     check(&got, &expected(&all, now), "Contoso");
     assert_eq!(got.expiring_within_7_days, 1);
     assert!((got.average_seconds_to_accept - 3.5 * 3600.0).abs() < 1.0);
+    // The same once the changes' counters are folded into the totals, and folding twice
+    // counts nothing twice.
+    for _ in 0..2 {
+        h.deals.store.fold_insight_deltas().await.unwrap();
+        let folded = insights(&h, RITA, &h.contoso, "").await.unwrap();
+        check(&folded, &expected(&all, now), "Contoso, folded");
+        assert_eq!(folded.expiring_within_7_days, 1);
+    }
 
     // One location: asked for by an org-wide user, or all a location-scoped user sees.
     let location: Vec<pb::Referral> = all

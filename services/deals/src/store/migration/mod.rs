@@ -1,4 +1,12 @@
-//! Schema migrations of the deals database, run at start.
+//! Schema migrations of the deals database, run at start: part 1's tables here (referrals,
+//! favorites, solutions, cut-overs, registration, m0001-m0005), the lifecycle's (the change
+//! feed, notifications, the insights' counters, the inbound referrals' senders, m0006-m0010) in [`lifecycle`].
+
+mod lifecycle;
+
+use lifecycle::{
+    M0006Events, M0007Notifications, M0008InsightCounters, M0009EventQueue, M0010InboundSenders,
+};
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
@@ -16,6 +24,9 @@ impl MigratorTrait for Migrator {
             Box::new(M0005Insights),
             Box::new(M0006Events),
             Box::new(M0007Notifications),
+            Box::new(M0008InsightCounters),
+            Box::new(M0009EventQueue),
+            Box::new(M0010InboundSenders),
         ]
     }
 }
@@ -361,10 +372,8 @@ impl MigrationTrait for M0004Registration {
     }
 }
 
-/// GetInsights (SPEC 3.7) groups an organization's partner referrals (optionally of some MPN
-/// locations) by stage, deal type, direction and currency: this index holds every column that
-/// aggregate reads, so it never touches the table's rows (wide with their JSON). PostgreSQL
-/// keeps the summed columns as INCLUDE payload; SQLite, which has none, as trailing keys.
+/// GetInsights (SPEC 3.7) grouped an organization's partner referrals when asked, on this
+/// covering index; m0008 replaced both by counters kept with each change and drops it.
 struct M0005Insights;
 
 impl MigrationName for M0005Insights {
@@ -386,157 +395,6 @@ impl MigrationTrait for M0005Insights {
             _ => format!("CREATE INDEX referrals_insights ON referrals ({keys}, {payload})"),
         };
         m.get_connection().execute_unprepared(&sql).await?;
-        Ok(())
-    }
-}
-
-/// The change feed (SPEC 3.6): `events`, appended in the transaction of each change with no
-/// position, numbered once committed by one sequencer at a time (`store::feed`), so that a
-/// reader never sees a position before a smaller one commits; `feed_state` (how far the
-/// feed was pruned); `expiry_notices` (the referrals announced as expiring soon, once each).
-struct M0006Events;
-
-impl MigrationName for M0006Events {
-    fn name(&self) -> &str {
-        "m0006_events"
-    }
-}
-
-#[sea_orm_migration::async_trait::async_trait]
-impl MigrationTrait for M0006Events {
-    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.create_table(
-            Table::create()
-                .table(id("events"))
-                .col(ColumnDef::new(id("id")).string().not_null().primary_key())
-                .col(ColumnDef::new(id("position")).big_integer().null())
-                .col(text("kind"))
-                .col(text("referral_id"))
-                .col(text("organization"))
-                .col(optional_text("mpn_location"))
-                .col(text("party"))
-                // Whether platform users may read it (not PRIVATE), as GetReferral decides.
-                .col(ColumnDef::new(id("shared")).boolean().not_null())
-                .col(text("actor"))
-                .col(time("event_time"))
-                .col(text("changed_fields"))
-                // The referral after the change: an encoded cosell.deals.v1.Referral.
-                .col(ColumnDef::new(id("snapshot")).blob().not_null())
-                .to_owned(),
-        )
-        .await?;
-        m.create_index(
-            Index::create()
-                .name("events_by_position")
-                .table(id("events"))
-                .col(id("position"))
-                .unique()
-                .to_owned(),
-        )
-        .await?;
-        // An organization's feed, read by position.
-        m.create_index(
-            Index::create()
-                .name("events_by_organization")
-                .table(id("events"))
-                .col(id("organization"))
-                .col(id("position"))
-                .to_owned(),
-        )
-        .await?;
-        // What the sequencer numbers next: only the few committed rows still without one.
-        m.get_connection()
-            .execute_unprepared(
-                "CREATE INDEX events_unsequenced ON events (id) WHERE position IS NULL",
-            )
-            .await?;
-        m.create_table(
-            Table::create()
-                .table(id("feed_state"))
-                .col(ColumnDef::new(id("name")).string().not_null().primary_key())
-                .col(ColumnDef::new(id("position")).big_integer().not_null())
-                .to_owned(),
-        )
-        .await?;
-        m.create_table(
-            Table::create()
-                .table(id("expiry_notices"))
-                .col(
-                    ColumnDef::new(id("referral_id"))
-                        .string()
-                        .not_null()
-                        .primary_key(),
-                )
-                .col(time("notice_time"))
-                .to_owned(),
-        )
-        .await?;
-        // The sweeper's queue: waiting referrals by expiry time.
-        m.create_index(
-            Index::create()
-                .name("referrals_by_expiry")
-                .table(id("referrals"))
-                .col(id("expire_time"))
-                .to_owned(),
-        )
-        .await?;
-        Ok(())
-    }
-}
-
-/// Each user's notifications, derived from the feed by one deriver at a time (its position in
-/// `feed_state`, `notified_through`, moves in the transaction that writes them).
-struct M0007Notifications;
-
-impl MigrationName for M0007Notifications {
-    fn name(&self) -> &str {
-        "m0007_notifications"
-    }
-}
-
-#[sea_orm_migration::async_trait::async_trait]
-impl MigrationTrait for M0007Notifications {
-    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.create_table(
-            Table::create()
-                .table(id("notifications"))
-                // Time-ordered (UUID v7): the list's order and its page key.
-                .col(ColumnDef::new(id("id")).string().not_null().primary_key())
-                // The user's principal, `organizations/{org}/users/{user}`.
-                .col(text("recipient"))
-                .col(text("kind"))
-                .col(text("subject"))
-                .col(text("summary"))
-                .col(
-                    ColumnDef::new(id("event_position"))
-                        .big_integer()
-                        .not_null(),
-                )
-                .col(time("create_time"))
-                .col(optional_time("read_time"))
-                .to_owned(),
-        )
-        .await?;
-        m.create_index(
-            Index::create()
-                .name("notifications_by_recipient")
-                .table(id("notifications"))
-                .col(id("recipient"))
-                .col(id("id"))
-                .to_owned(),
-        )
-        .await?;
-        // One per user and event, whatever happens to the deriver.
-        m.create_index(
-            Index::create()
-                .name("notifications_once")
-                .table(id("notifications"))
-                .col(id("recipient"))
-                .col(id("event_position"))
-                .unique()
-                .to_owned(),
-        )
-        .await?;
         Ok(())
     }
 }
