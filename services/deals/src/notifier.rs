@@ -15,15 +15,20 @@ use prost::Message;
 
 use crate::api::Deals;
 use crate::domain::Party;
-use crate::domain::notify::{Holder, Subject, recipients};
+use crate::domain::event::EventKind;
+use crate::domain::notify::{Holder, Subject, recipients, told_sender, why};
 use crate::store::feed::Visibility;
 use crate::store::notifications::NewNotification;
+use crate::sweeper::SYSTEM_ACTOR;
 use crate::upstream::RoleHolder;
 
 /// Events read per batch.
 const BATCH: u64 = 200;
 /// How often an idle deriver looks for other replicas' events.
 const POLL: Duration = Duration::from_secs(1);
+/// The least time between two batches that were not full: under a stream of changes the
+/// deriver takes many events per batch (one identity call, one write) instead of one or two.
+const PAUSE: Duration = Duration::from_millis(250);
 
 impl Deals {
     /// Derives the notifications of the next batch of events; how many events it consumed (0:
@@ -39,19 +44,36 @@ impl Deals {
         };
         let mut roles: HashMap<uuid::Uuid, Vec<RoleHolder>> = HashMap::new();
         let mut rows = Vec::new();
+        // Inbound referrals created in this batch, with their senders; and what senders are
+        // told (the referral, why, its name and display name, the event).
+        let mut senders: Vec<(uuid::Uuid, String)> = Vec::new();
+        let mut for_senders = Vec::new();
         for e in &events {
-            // Partners' referrals tell partners' users; the platform's side tells nobody yet.
+            // Partners' referrals tell partners' users (and an Inbound referral's sender); the
+            // platform's side tells nobody of its own.
             if e.party != Party::Partner {
                 continue;
             }
             let r = pb::Referral::decode(e.snapshot.as_slice())
                 .map_err(|err| ApiError::internal(format!("event {}: {err}", e.position)))?;
+            let inbound = r.direction() == pb::Direction::Inbound;
+            if inbound && e.kind == EventKind::Created && e.actor != SYSTEM_ACTOR {
+                senders.push((e.referral, e.actor.clone()));
+            }
+            let declined =
+                r.status() == pb::Status::Closed && r.substatus() == pb::Substatus::Declined;
+            if let Some(kind) = told_sender(e.kind, declined).filter(|_| inbound) {
+                for_senders.push((e.referral, kind, r.name.clone(), r.display_name.clone(), e));
+            }
             let subject = Subject {
                 mpn_location: e.mpn_location.as_deref(),
                 team: r.team.iter().map(|c| c.email.to_lowercase()).collect(),
-                inbound_waiting: r.direction() == pb::Direction::Inbound
-                    && r.substatus() == pb::Substatus::Received,
+                inbound_waiting: inbound && r.substatus() == pb::Substatus::Received,
             };
+            // Most events tell nobody: no need to ask identity who holds the roles.
+            if why(e.kind, &subject).is_none() {
+                continue;
+            }
             if let std::collections::hash_map::Entry::Vacant(slot) = roles.entry(e.organization) {
                 slot.insert(self.upstream.referral_roles(e.organization).await?);
             }
@@ -75,7 +97,28 @@ impl Deals {
                 });
             }
         }
-        if self.store.write_notifications(&rows, from, last).await? {
+        if !for_senders.is_empty() {
+            let ids: Vec<uuid::Uuid> = for_senders.iter().map(|t| t.0).collect();
+            let mut known = self.store.inbound_senders(&ids).await?;
+            known.extend(senders.iter().cloned());
+            for (referral, kind, name, display_name, e) in for_senders {
+                if let Some(sender) = known.get(&referral) {
+                    rows.push(NewNotification {
+                        recipient: sender.clone(),
+                        kind,
+                        subject: name,
+                        summary: format!("{display_name}: {}", kind.says()),
+                        event_position: e.position,
+                        time: e.time,
+                    });
+                }
+            }
+        }
+        if self
+            .store
+            .write_notifications(&rows, &senders, from, last)
+            .await?
+        {
             Ok(events.len())
         } else {
             Ok(0)
@@ -91,9 +134,13 @@ pub fn spawn(deals: Arc<Deals>) -> tokio::task::JoinHandle<()> {
         let mut head = deals.store.feed().head.subscribe();
         loop {
             match deals.notify_once().await {
-                Ok(n) if n > 0 => continue,
+                Ok(n) if n as u64 == BATCH => continue,
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = ?e, "deriving notifications failed; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(PAUSE) => {}
+                _ = ending.wait_for(|end| *end) => return,
             }
             tokio::select! {
                 _ = head.changed() => {}

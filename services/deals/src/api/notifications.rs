@@ -27,6 +27,7 @@ fn kind_pb(k: NotificationKind) -> pb::NotificationKind {
         NotificationKind::ExpiringSoon => pb::NotificationKind::ExpiringSoon,
         NotificationKind::Expired => pb::NotificationKind::Expired,
         NotificationKind::RegistrationChanged => pb::NotificationKind::RegistrationChanged,
+        NotificationKind::ReferralDeclined => pb::NotificationKind::ReferralDeclined,
     }
 }
 

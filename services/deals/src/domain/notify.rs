@@ -15,16 +15,18 @@ pub enum NotificationKind {
     ExpiringSoon,
     Expired,
     RegistrationChanged,
+    ReferralDeclined,
 }
 
 impl NotificationKind {
-    const ALL: [NotificationKind; 6] = [
+    const ALL: [NotificationKind; 7] = [
         NotificationKind::NewInboundReferral,
         NotificationKind::InvitationAccepted,
         NotificationKind::InvitationDeclined,
         NotificationKind::ExpiringSoon,
         NotificationKind::Expired,
         NotificationKind::RegistrationChanged,
+        NotificationKind::ReferralDeclined,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +37,7 @@ impl NotificationKind {
             NotificationKind::ExpiringSoon => "EXPIRING_SOON",
             NotificationKind::Expired => "EXPIRED",
             NotificationKind::RegistrationChanged => "REGISTRATION_CHANGED",
+            NotificationKind::ReferralDeclined => "REFERRAL_DECLINED",
         }
     }
 
@@ -55,6 +58,7 @@ impl NotificationKind {
             NotificationKind::ExpiringSoon => "expires soon",
             NotificationKind::Expired => "expired: nobody answered in time",
             NotificationKind::RegistrationChanged => "its deal registration changed",
+            NotificationKind::ReferralDeclined => "the partner declined the referral you sent",
         }
     }
 }
@@ -80,20 +84,27 @@ pub struct Subject<'a> {
     pub inbound_waiting: bool,
 }
 
-/// The users told of `kind` on `subject`, each once, with why.
-pub fn recipients<'a>(
-    kind: EventKind,
-    subject: &Subject<'_>,
-    holders: &[Holder<'a>],
-) -> Vec<(NotificationKind, &'a str)> {
-    let why = match kind {
+/// Why the organization's users are told of `kind` on `subject`; `None`: they are not.
+pub fn why(kind: EventKind, subject: &Subject<'_>) -> Option<NotificationKind> {
+    Some(match kind {
         EventKind::Created if subject.inbound_waiting => NotificationKind::NewInboundReferral,
         EventKind::InvitationAccepted => NotificationKind::InvitationAccepted,
         EventKind::InvitationDeclined => NotificationKind::InvitationDeclined,
         EventKind::ExpiringSoon => NotificationKind::ExpiringSoon,
         EventKind::Expired => NotificationKind::Expired,
         EventKind::RegistrationChanged => NotificationKind::RegistrationChanged,
-        _ => return Vec::new(),
+        _ => return None,
+    })
+}
+
+/// The users told of `kind` on `subject`, each once, with why.
+pub fn recipients<'a>(
+    kind: EventKind,
+    subject: &Subject<'_>,
+    holders: &[Holder<'a>],
+) -> Vec<(NotificationKind, &'a str)> {
+    let Some(why) = why(kind, subject) else {
+        return Vec::new();
     };
     let readers = holders
         .iter()
@@ -111,6 +122,17 @@ pub fn recipients<'a>(
         }
     }
     out
+}
+
+/// What the sender of an Inbound referral (the platform seller who sent it, D5) is told of
+/// `kind` on the partner's referral: that the partner declined it, or that nobody answered in
+/// time (D2). `declined`: the referral is CLOSED/DECLINED after the event.
+pub fn told_sender(kind: EventKind, declined: bool) -> Option<NotificationKind> {
+    match kind {
+        EventKind::StatusChanged if declined => Some(NotificationKind::ReferralDeclined),
+        EventKind::Expired => Some(NotificationKind::Expired),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -173,6 +195,20 @@ mod tests {
             ..s
         };
         assert!(recipients(EventKind::Created, &outbound, &holders()).is_empty());
+    }
+
+    #[test]
+    fn the_sender_is_told_of_a_decline_or_an_expiry_only() {
+        assert_eq!(
+            told_sender(EventKind::StatusChanged, true),
+            Some(NotificationKind::ReferralDeclined)
+        );
+        assert_eq!(
+            told_sender(EventKind::Expired, false),
+            Some(NotificationKind::Expired)
+        );
+        assert_eq!(told_sender(EventKind::StatusChanged, false), None);
+        assert_eq!(told_sender(EventKind::Updated, true), None);
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! Each user's notifications: written by the deriver with its position in the feed
 //! ([`Store::write_notifications`]), listed newest first ([`Store::notifications`]), marked
-//! read ([`Store::mark_read`]).
+//! read ([`Store::mark_read`]); and who sent each Inbound referral (`inbound_senders`, recorded
+//! by the deriver from the referral's creation), to tell the sender of its decline or expiry.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, Value};
 use uuid::Uuid;
 
+use super::feed::statement;
 use super::{Result, Store, StoreError};
 use crate::domain::notify::NotificationKind;
 
@@ -29,14 +33,6 @@ pub struct Notification {
     pub summary: String,
     pub create_time: DateTime<Utc>,
     pub read_time: Option<DateTime<Utc>>,
-}
-
-fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
-    let sql = match backend {
-        DbBackend::Postgres => sql.to_owned(),
-        _ => sql.replace('$', "?"),
-    };
-    Statement::from_sql_and_values(backend, sql, values)
 }
 
 /// The deriver's position.
@@ -74,6 +70,7 @@ impl Store {
     pub async fn write_notifications(
         &self,
         rows: &[NewNotification],
+        senders: &[(Uuid, String)],
         from: i64,
         through: i64,
     ) -> Result<bool> {
@@ -125,8 +122,50 @@ impl Store {
             }
             txn.execute(&insert).await?;
         }
+        for chunk in senders.chunks(500) {
+            let mut insert = Query::insert();
+            insert
+                .into_table(Alias::new("inbound_senders"))
+                .columns([Alias::new("referral_id"), Alias::new("sender")])
+                .on_conflict(
+                    OnConflict::column(Alias::new("referral_id"))
+                        .do_nothing()
+                        .to_owned(),
+                );
+            for (referral, sender) in chunk {
+                insert.values_panic([referral.to_string().into(), sender.clone().into()]);
+            }
+            txn.execute(&insert).await?;
+        }
         txn.commit().await?;
         Ok(true)
+    }
+
+    /// Who sent each of these Inbound referrals (as the deriver recorded from their creation).
+    pub async fn inbound_senders(&self, referrals: &[Uuid]) -> Result<HashMap<Uuid, String>> {
+        if referrals.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let marks: Vec<String> = (1..=referrals.len()).map(|i| format!("${i}")).collect();
+        let rows = self
+            .db
+            .query_all_raw(statement(
+                self.db.get_database_backend(),
+                &format!(
+                    "SELECT referral_id, sender FROM inbound_senders WHERE referral_id IN ({})",
+                    marks.join(", ")
+                ),
+                referrals.iter().map(|r| r.to_string().into()).collect(),
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("", "referral_id")?;
+                let id = Uuid::parse_str(&id)
+                    .map_err(|_| StoreError::Corrupt("inbound_senders".into(), id.clone()))?;
+                Ok((id, row.try_get("", "sender")?))
+            })
+            .collect()
     }
 
     /// A page of `recipient`'s notifications before `before` (an id), newest first, and how

@@ -9,6 +9,8 @@ use cosell_testkit::{TestDb, authed};
 use crate::harness::*;
 
 async fn caught_up(h: &Harness) {
+    // Writers do not wait for their events' numbers; the deriver reads numbered events only.
+    h.deals.store.sequence().await.unwrap();
     while h.deals.notify_once().await.unwrap() > 0 {}
 }
 
@@ -87,9 +89,50 @@ async fn only_the_users_who_can_read_a_referral_are_told_of_it() {
             .contains("Migration to the cloud")
     );
     assert!(notifications(&h, UMA, false).await.notifications.is_empty());
+    // The seller who sent it is told it expired (D2), and of nothing before.
+    assert_eq!(
+        about(&notifications(&h, SAM, false).await, &sent.name),
+        [K::Expired]
+    );
     // Derived once, however often the deriver runs.
     caught_up(&h).await;
     assert_eq!(notifications(&h, RITA, false).await.notifications.len(), 3);
+    assert_eq!(notifications(&h, SAM, false).await.notifications.len(), 1);
+}
+
+#[tokio::test]
+async fn the_seller_is_told_when_the_partner_declines_the_referral_sent() {
+    let h = Harness::start().await;
+    let declined = h.send_inbound("").await;
+    let waiting = h.send_inbound("").await;
+    // The senders are recorded by the deriver from the creations, before any answer.
+    caught_up(&h).await;
+    let rita = h.token(RITA).await;
+    h.referrals()
+        .decline_referral(authed(
+            &rita,
+            pb::DeclineReferralRequest {
+                name: declined.name.clone(),
+                reason: "no capacity".into(),
+                etag: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    caught_up(&h).await;
+    let sam = notifications(&h, SAM, false).await;
+    assert_eq!(
+        about(&sam, &declined.name),
+        [pb::NotificationKind::ReferralDeclined]
+    );
+    assert!(sam.notifications[0].summary.contains("declined"));
+    // A referral still waiting tells its sender nothing.
+    assert!(about(&sam, &waiting.name).is_empty());
+    // The partner's users are not told of their own decline.
+    assert!(
+        !about(&notifications(&h, RITA, false).await, &declined.name)
+            .contains(&pb::NotificationKind::ReferralDeclined)
+    );
 }
 
 #[tokio::test]
