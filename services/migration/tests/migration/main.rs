@@ -8,6 +8,7 @@ mod limits;
 mod locks;
 mod sellers;
 mod uploads;
+mod wizard;
 
 /// The number `sql` (a `SELECT COUNT(*) AS n ...`) counts on `db`.
 async fn count(db: &impl sea_orm::ConnectionTrait, sql: &str) -> i64 {
