@@ -227,6 +227,26 @@ impl Harness {
         .unwrap()
     }
 
+    /// `email` declines Inbound referral `name` with `reason` (D3); the referral after it.
+    #[allow(dead_code)]
+    pub async fn decline(&self, email: &str, name: &str, reason: &str) -> pb::Referral {
+        let token = self.token(email).await;
+        self.referrals()
+            .decline_referral(authed(
+                &token,
+                pb::DeclineReferralRequest {
+                    name: name.to_owned(),
+                    reason: reason.to_owned(),
+                    etag: String::new(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .referral
+            .unwrap()
+    }
+
     /// A seller's Inbound referral for Contoso (of `mpn_location`, or org-wide when empty).
     #[allow(dead_code)]
     pub async fn send_inbound(&self, mpn_location: &str) -> pb::Referral {

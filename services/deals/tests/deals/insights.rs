@@ -289,18 +289,7 @@ async fn figures_match_the_referrals_made() {
         ))
         .await
         .unwrap();
-    referrals
-        .clone()
-        .decline_referral(authed(
-            &rita,
-            pb::DeclineReferralRequest {
-                name: declined.name.clone(),
-                reason: "no capacity".into(),
-                etag: String::new(),
-            },
-        ))
-        .await
-        .unwrap();
+    h.decline(RITA, &declined.name, "no capacity").await;
 
     // Fabrikam's referrals count for Fabrikam only.
     h.create(

@@ -107,18 +107,7 @@ async fn the_seller_is_told_when_the_partner_declines_the_referral_sent() {
     let waiting = h.send_inbound("").await;
     // The senders are recorded by the deriver from the creations, before any answer.
     caught_up(&h).await;
-    let rita = h.token(RITA).await;
-    h.referrals()
-        .decline_referral(authed(
-            &rita,
-            pb::DeclineReferralRequest {
-                name: declined.name.clone(),
-                reason: "no capacity".into(),
-                etag: String::new(),
-            },
-        ))
-        .await
-        .unwrap();
+    h.decline(RITA, &declined.name, "no capacity").await;
     caught_up(&h).await;
     let sam = notifications(&h, SAM, false).await;
     assert_eq!(

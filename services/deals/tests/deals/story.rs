@@ -375,20 +375,8 @@ async fn inbound_referrals_are_accepted_or_declined_by_the_partner() {
     // A second one is declined, with a reason the seller sees.
     let second = send_inbound(&h, "4000002").await;
     let declined = h
-        .referrals()
-        .decline_referral(authed(
-            &rita,
-            pb::DeclineReferralRequest {
-                name: second.name.clone(),
-                reason: "no capacity this quarter".into(),
-                etag: String::new(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .referral
-        .unwrap();
+        .decline(RITA, &second.name, "no capacity this quarter")
+        .await;
     assert_eq!(declined.substatus(), pb::Substatus::Declined);
     let sellers_side = h
         .list(
