@@ -127,13 +127,28 @@ async fn status(args: Common) -> anyhow::Result<()> {
             "{}",
             serde_json::json!({
                 "state": state, "total": s.total, "eligible": s.eligible, "ineligible": ineligible,
+                "migrated": s.migrated, "start_enabled": s.start_enabled,
+                "percent_done": s.percent_done,
             })
         );
         return Ok(());
     }
-    println!("state      {state}");
+    if s.run.is_some() {
+        println!("state      {state} (latest run {}% done)", s.percent_done);
+    } else {
+        println!("state      {state}");
+    }
     println!("deals      {}", s.total);
     println!("eligible   {}", s.eligible);
+    println!("migrated   {}", s.migrated);
+    println!(
+        "start      {}",
+        if s.start_enabled {
+            "enabled"
+        } else {
+            "disabled"
+        }
+    );
     for (reason, n) in reasons {
         println!("ineligible {n:>6}  {reason}");
     }

@@ -139,17 +139,23 @@ impl Migration {
             }
         }
         let in_progress = run.as_ref().is_some_and(|r| r.finish_time.is_none());
-        // After a run the banner shows it completed (with its report), and start stays
-        // possible while eligible deals remain (failed ones, or new ones of a later export).
+        // The seed's banner: after a run, "completed" with its report while eligible deals
+        // remain (failed ones, or new ones of a later export), "No deals to migrate" once every
+        // one migrated; the run stays in `run` either way.
         let state = if in_progress {
             pb::DealMigrationState::InProgress
+        } else if eligible == 0 {
+            pb::DealMigrationState::NothingToMigrate
         } else if run.is_some() {
             pb::DealMigrationState::Completed
-        } else if eligible > 0 {
-            pb::DealMigrationState::NotStarted
         } else {
-            pb::DealMigrationState::NothingToMigrate
+            pb::DealMigrationState::NotStarted
         };
+        let percent_done = run.as_ref().map_or(0, |r| match r.finish_time {
+            Some(_) => 100,
+            None if r.total <= 0 => 0,
+            None => ((r.migrated + r.failed) * 100 / r.total).clamp(0, 99) as i32,
+        });
         Ok(pb::GetDealMigrationStatusResponse {
             state: state as i32,
             total,
@@ -157,6 +163,8 @@ impl Migration {
             migrated,
             run,
             cutover,
+            start_enabled: !in_progress && eligible > 0,
+            percent_done,
             ineligible: counts
                 .into_iter()
                 .map(|(reason, deals)| pb::IneligibleCount {

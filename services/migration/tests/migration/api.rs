@@ -498,6 +498,8 @@ async fn deal_eligibility_by_reason_and_readiness() {
         .unwrap()
         .into_inner();
     assert_eq!(status.state(), pb::DealMigrationState::NotStarted);
+    assert!(status.start_enabled);
+    assert_eq!(status.percent_done, 0);
     assert_eq!((status.total, status.eligible), (10, 2));
     let by_reason: Vec<(pb::IneligibleReason, i64)> = status
         .ineligible
@@ -565,6 +567,7 @@ async fn deal_eligibility_by_reason_and_readiness() {
         .unwrap()
         .into_inner();
     assert_eq!(empty.state(), pb::DealMigrationState::NothingToMigrate);
+    assert!(!empty.start_enabled);
 }
 
 #[tokio::test]
@@ -854,7 +857,10 @@ async fn deal_migration_runs_migrate_each_eligible_deal_once() {
     let run = start("rita.referrals@contoso.com").await.unwrap();
     assert_eq!(run.total, 3, "E1, E2, E3; X1 is too old");
     let done = wait().await;
+    // One deal failed: completed, with start enabled again for it.
     assert_eq!(done.state(), pb::DealMigrationState::Completed);
+    assert!(done.start_enabled);
+    assert_eq!((done.eligible, done.percent_done), (1, 100));
     let run = done.run.unwrap();
     assert_eq!((run.migrated, run.failed, run.pending), (2, 1, 0));
     assert!(run.finish_time.is_some());

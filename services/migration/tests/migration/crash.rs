@@ -358,7 +358,13 @@ async fn a_run_survives_its_replica_being_killed_again_and_again() {
     );
     let done = updates.last().unwrap().clone();
     let mut before = 0;
+    let mut percent = 0;
     for s in &updates {
+        // The banner's percentage only grows, and says 100 only once the run finished.
+        assert!(percent <= s.percent_done, "{s:?}");
+        let finished = s.run.as_ref().is_some_and(|r| r.finish_time.is_some());
+        assert_eq!(s.percent_done == 100, finished, "{s:?}");
+        percent = s.percent_done;
         // Counted from one snapshot and followed from the run's counts, never ahead of what
         // the end shows, never going back.
         assert!(before <= s.migrated && s.migrated <= done.migrated, "{s:?}");
@@ -366,7 +372,10 @@ async fn a_run_survives_its_replica_being_killed_again_and_again() {
         assert_eq!(s.eligible + s.migrated, eligible.len() as i64, "{s:?}");
         before = s.migrated;
     }
-    assert_eq!(done.state(), pb::DealMigrationState::Completed);
+    // Every eligible deal migrated: "No deals to migrate", start disabled, the run still shown.
+    assert_eq!(done.state(), pb::DealMigrationState::NothingToMigrate);
+    assert!(!done.start_enabled);
+    assert_eq!(done.percent_done, 100);
     let r = done.run.as_ref().unwrap();
     assert_eq!(r.name, run.name);
     assert_eq!(
