@@ -245,7 +245,13 @@ impl Deals {
         tokio::spawn(async move {
             let _slot = slot;
             let end = self.follow(&who, after, &tx, ending).await;
-            let _ = tx.try_send(Err(status(end)));
+            // The client's last message says why; a client that stopped reading is not waited
+            // for long (nor at all at shutdown, when the server's drain time counts).
+            let wait = match end.code {
+                tonic::Code::Unavailable => Duration::ZERO,
+                _ => Duration::from_secs(1),
+            };
+            let _ = tokio::time::timeout(wait, tx.send(Err(status(end)))).await;
         });
         Ok(tokio_stream::wrappers::ReceiverStream::new(rx))
     }

@@ -5,7 +5,7 @@
 //!
 //! A writer does not wait for its events' numbers: it wakes this process's sequencer task
 //! ([`Store::run_sequencer`]) and answers. Readers that must see what was committed before
-//! them (ListEvents, the start of a watch, the notifications' deriver) ask for a run first;
+//! them (ListEvents, the start of a watch, the sweeper before it prunes) ask for a run first;
 //! one run serves every writer and reader waiting then, so numbering costs a few statements
 //! per batch of commits, not per commit.
 //!
