@@ -14,7 +14,7 @@ use cosell_proto::migration as pb;
 use cosell_testkit::{DATABASE_URL_VAR, TestDb, authed};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::api::{Harness, MigrationIn, SERVICE_SECRET};
+use crate::harness::{Harness, MigrationIn, SERVICE_SECRET};
 
 const DEALS: usize = 20_000;
 /// Short leases, so that a killed replica's batches are taken over within seconds.

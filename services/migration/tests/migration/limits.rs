@@ -7,7 +7,7 @@ use cosell_testkit::authed;
 use tonic::Status;
 use tonic_types::StatusExt;
 
-use crate::api::{Harness, MigrationIn};
+use crate::harness::{Harness, MigrationIn};
 
 /// The field violations of `status`, as (field, description).
 fn violations(status: &Status) -> Vec<(String, String)> {

@@ -3,10 +3,13 @@
 
 mod api;
 mod crash;
+mod harness;
 mod import;
 mod limits;
 mod locks;
+mod runs;
 mod sellers;
+mod story;
 mod uploads;
 mod wizard;
 

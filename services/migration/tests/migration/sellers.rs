@@ -6,7 +6,7 @@ use cosell_proto::deals as dpb;
 use cosell_proto::identity as ipb;
 use cosell_testkit::authed;
 
-use crate::api::{Harness, MigrationIn};
+use crate::harness::{Harness, MigrationIn};
 
 const ACCOUNTS: &str = "PartnerAccountId,PartnerAccountName,MpnId\nA1,Seattle,4000002\n";
 

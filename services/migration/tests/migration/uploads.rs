@@ -11,7 +11,7 @@ use cosell_testkit::upload::OpenUpload;
 use tonic::Status;
 use tonic_types::StatusExt;
 
-use crate::api::{Harness, MigrationIn};
+use crate::harness::{Harness, MigrationIn};
 
 const ACCOUNTS: &str = "PartnerAccountId,PartnerAccountName,MpnId\nA1,Seattle,4000002\n";
 const DEALS: &str = "DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSell,Source\n\

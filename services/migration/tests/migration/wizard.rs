@@ -3,7 +3,8 @@
 use cosell_proto::migration as pb;
 use cosell_testkit::authed;
 
-use crate::api::{Harness, MigrationIn};
+use crate::api::DEALS as ONE_DEAL;
+use crate::harness::{Harness, MigrationIn};
 
 const ACCOUNTS: &str = "PartnerAccountId,PartnerAccountName,MpnId\n\
     A1,Contoso Seattle,4000002\nA3,Contoso Portland,4000003\nA9,Contoso global,4000001\n";
@@ -62,4 +63,195 @@ async fn a_location_scoped_referrals_admin_views_the_rows_of_its_locations() {
     assert_eq!(uma.code(), tonic::Code::PermissionDenied);
     let fay = list("fay.admin@fabrikam.com").await.unwrap_err();
     assert_eq!(fay.code(), tonic::Code::NotFound);
+}
+
+#[tokio::test]
+async fn the_user_migration_wizard() {
+    let h = Harness::start().await;
+    let accounts = "PartnerAccountId,PartnerAccountName,MpnId\nA1,Contoso Seattle,4000002\nA2,Wrong org,5000001\nA3,Contoso global,4000001\n";
+    let users = "UserEmail,FirstName,LastName,PartnerAccountId,Role\n\
+        ada.admin@contoso.com,Ada,Admin,A1,Admin\n\
+        new.person@contoso.com,New,Person,A1,Seller\n\
+        new.person@contoso.com,New,Person,A3,Deal Manager\n\
+        rita.referrals@contoso.com,Rita,Referrals,A1,Admin\n\
+        bob@gmail.com,Bob,Personal,A1,Seller\n\
+        pat@agency.example,Pat,Agency,A1,Seller\n\
+        wes@contoso.com,Wes,Wrong,A2,Seller\n\
+        john doe@contoso.com,John,Doe,A1,Seller\n";
+    h.import(
+        "ada.admin@contoso.com",
+        &h.contoso,
+        &[
+            ("accounts.csv", accounts.as_bytes().to_vec()),
+            ("users.csv", users.as_bytes().to_vec()),
+            ("deals.csv", ONE_DEAL.as_bytes().to_vec()),
+        ],
+    )
+    .await
+    .unwrap();
+    let client =
+        || pb::migration_service_client::MigrationServiceClient::new(h.server.channel.clone());
+    let run = |email: &'static str| {
+        let parent = h.contoso.clone();
+        let h = &h;
+        async move {
+            let token = h.token(email).await;
+            client()
+                .run_user_migration(authed(&token, pb::RunUserMigrationRequest { parent }))
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    // Only account admins run it; referrals admins may look.
+    let refused = run("rita.referrals@contoso.com").await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    let rita = h.token("rita.referrals@contoso.com").await;
+    let listed = client()
+        .list_user_migration(authed(
+            &rita,
+            pb::ListUserMigrationRequest {
+                parent: h.contoso.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    assert_eq!(listed.len(), 8);
+    assert!(
+        listed
+            .iter()
+            .all(|r| r.status() == pb::UserMigrationStatus::NotMigrated)
+    );
+
+    let first = run("ada.admin@contoso.com").await.unwrap();
+    let outcome = |rows: &[pb::UserMigrationRow], email: &str, account: &str| {
+        rows.iter()
+            .find(|r| r.email == email && r.psc_account_id == account)
+            .map(|r| {
+                (
+                    r.status(),
+                    r.error(),
+                    r.pc_role.clone(),
+                    r.pc_mpn_location.clone(),
+                )
+            })
+            .unwrap()
+    };
+    use pb::UserMigrationError as E;
+    use pb::UserMigrationStatus as S;
+    let rows = &first.rows;
+    assert_eq!(
+        outcome(rows, "ada.admin@contoso.com", "A1"),
+        (
+            S::Migrated,
+            E::Unspecified,
+            "ROLE_REFERRALS_ADMIN".into(),
+            "4000002".into()
+        )
+    );
+    assert_eq!(
+        outcome(rows, "new.person@contoso.com", "A1"),
+        (
+            S::Migrated,
+            E::Unspecified,
+            "ROLE_REFERRALS_USER".into(),
+            "4000002".into()
+        )
+    );
+    assert_eq!(
+        outcome(rows, "new.person@contoso.com", "A3"),
+        (
+            S::Migrated,
+            E::Unspecified,
+            "ROLE_REFERRALS_ADMIN".into(),
+            "Entire organization".into()
+        ),
+        "the same person in a second account gets that account's role too"
+    );
+    assert_eq!(
+        outcome(rows, "rita.referrals@contoso.com", "A1").1,
+        E::AlreadyHasRole
+    );
+    assert_eq!(outcome(rows, "bob@gmail.com", "A1").1, E::ConsumerAccount);
+    assert_eq!(
+        outcome(rows, "pat@agency.example", "A1").1,
+        E::NotInOrganization
+    );
+    assert_eq!(
+        outcome(rows, "wes@contoso.com", "A2").1,
+        E::InvalidMpnAssociation
+    );
+    assert_eq!(
+        outcome(rows, "john doe@contoso.com", "A1").1,
+        E::Refused,
+        "a user identity refuses is an error of its row; the run goes on"
+    );
+    assert_eq!((first.migrated, first.errors), (3, 5));
+    let pat = rows
+        .iter()
+        .find(|r| r.email == "pat@agency.example")
+        .unwrap();
+    assert!(
+        pat.error_message.contains("invite"),
+        "{}",
+        pat.error_message
+    );
+
+    // Identity has the new member with the mapped roles.
+    let ada = h.token("ada.admin@contoso.com").await;
+    let new_person = rows
+        .iter()
+        .find(|r| r.email == "new.person@contoso.com")
+        .unwrap()
+        .user
+        .clone();
+    let grants = cosell_proto::identity::role_service_client::RoleServiceClient::new(
+        h.server.channel.clone(),
+    )
+    .list_role_assignments(authed(
+        &ada,
+        cosell_proto::identity::ListRoleAssignmentsRequest {
+            parent: h.contoso.clone(),
+            user: new_person,
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap()
+    .into_inner()
+    .role_assignments;
+    assert_eq!(grants.len(), 2);
+
+    // A global admin invites Pat as a guest; the next run migrates Pat and leaves the others.
+    cosell_proto::identity::user_service_client::UserServiceClient::new(h.server.channel.clone())
+        .invite_guest_user(authed(
+            &ada,
+            cosell_proto::identity::InviteGuestUserRequest {
+                parent: h.contoso.clone(),
+                email: "pat@agency.example".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let second = run("ada.admin@contoso.com").await.unwrap();
+    assert_eq!((second.migrated, second.errors), (1, 4));
+    assert_eq!(
+        outcome(&second.rows, "pat@agency.example", "A1").0,
+        S::Migrated
+    );
+    assert_eq!(
+        second
+            .rows
+            .iter()
+            .find(|r| r.email == "ada.admin@contoso.com")
+            .unwrap()
+            .user,
+        rows.iter()
+            .find(|r| r.email == "ada.admin@contoso.com")
+            .unwrap()
+            .user,
+        "migrated rows are not touched"
+    );
 }

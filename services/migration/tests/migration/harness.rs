@@ -1,0 +1,264 @@
+//! The migration tests' server: identity, the directory, deals and migration on one server (or
+//! migration in a process of its own), over fresh databases, with Contoso and Fabrikam, the
+//! test's directory entries and a seeded catalog; sign-in and PSC imports as the tests' users.
+
+use std::sync::Arc;
+
+use cosell_platform::auth::{RemoteKeys, ServiceToken, TokenVerifier};
+use cosell_proto::identity as ipb;
+use cosell_proto::migration as pb;
+use cosell_testkit::{TestDb, TestServer, authed};
+use tonic::transport::{Channel, Endpoint};
+
+const MIGRATION_SECRET: &str = "migration-secret-for-tests-0001";
+const DEALS_SECRET: &str = "deals-secret-for-tests-00000001";
+const DIRECTORY_SECRET: &str = "directory-secret-for-tests-0001";
+
+/// Directory entries of the tests: one Northwind in Oslo, and Tailspin twice in Bergen (so
+/// that no match is confident).
+const CUSTOMERS: &str = "LEI,Entity.LegalName,Entity.LegalAddress.City,Entity.LegalAddress.Country\n\
+    5493001KJTIIGC8Y1R12,NORTHWIND TRADERS AS,Oslo,NO\n\
+    5493001KJTIIGC8Y1R13,TAILSPIN TOYS AS,Bergen,NO\n\
+    5493001KJTIIGC8Y1R14,TAILSPIN TOYS AS,Bergen,NO\n";
+
+pub(crate) struct Harness {
+    pub(crate) server: TestServer,
+    pub(crate) contoso: String,
+    /// The deals service, to count what reached it.
+    pub(crate) deals: Arc<cosell_deals::Deals>,
+    /// The migration service, when it runs on the server (to shut it down).
+    pub(crate) migration: Option<Arc<cosell_migration::Migration>>,
+    _dbs: (TestDb, TestDb, TestDb, TestDb),
+}
+
+/// Where the migration service of a [`Harness`] runs.
+pub(crate) enum MigrationIn {
+    /// On the harness's server, beside the others.
+    TheServer,
+    /// Elsewhere (a process of its own, which the test starts): the server has the others.
+    AnotherProcess,
+}
+
+/// The migration service's secret at identity.
+pub(crate) const SERVICE_SECRET: &str = MIGRATION_SECRET;
+
+impl Harness {
+    pub(crate) async fn start() -> Self {
+        Self::start_with(MigrationIn::TheServer).await
+    }
+
+    pub(crate) async fn start_with(migration_in: MigrationIn) -> Self {
+        Self::start_configured(migration_in, cosell_migration::Options::default()).await
+    }
+
+    pub(crate) async fn start_configured(
+        migration_in: MigrationIn,
+        options: cosell_migration::Options,
+    ) -> Self {
+        let identity_db = TestDb::new().await.unwrap();
+        let migration_db = TestDb::new().await.unwrap();
+        let deals_db = TestDb::new().await.unwrap();
+        let directory_db = TestDb::new().await.unwrap();
+        let mut identity = cosell_identity::Config::new(identity_db.url.clone());
+        identity.dev_auth = true;
+        identity.demo = true;
+        identity.service_principals = vec![
+            ("migration".into(), MIGRATION_SECRET.into()),
+            ("deals".into(), DEALS_SECRET.into()),
+            ("directory".into(), DIRECTORY_SECRET.into()),
+        ];
+        let identity = cosell_identity::start(&identity).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let loopback = || -> Channel {
+            Endpoint::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect_lazy()
+        };
+        // Started only when it runs here: its worker would otherwise compete with the process.
+        let migration = match migration_in {
+            MigrationIn::TheServer => Some(
+                cosell_migration::start_with(
+                    &cosell_migration::Config::new(migration_db.url.clone()),
+                    &options,
+                    cosell_migration::Links {
+                        identity: loopback(),
+                        deals: loopback(),
+                        directory: loopback(),
+                        token: Arc::new(ServiceToken::new(
+                            loopback(),
+                            "migration",
+                            MIGRATION_SECRET,
+                        )),
+                    },
+                )
+                .await
+                .unwrap(),
+            ),
+            MigrationIn::AnotherProcess => None,
+        };
+        let (migration, migration_handle) = migration.unzip();
+        // The deals service, for its catalog (product -> solution mapping).
+        let deals = cosell_deals::start(
+            &cosell_deals::Config::new(deals_db.url.clone()),
+            cosell_deals::Links {
+                identity: loopback(),
+                directory: loopback(),
+                token: Arc::new(ServiceToken::new(loopback(), "deals", DEALS_SECRET)),
+            },
+        )
+        .await
+        .unwrap();
+        // The directory, for customers.
+        let directory = cosell_directory::start(
+            &cosell_directory::Config::new(directory_db.url.clone()),
+            Some(Arc::new(cosell_platform::auth::AccessClient::new(
+                loopback(),
+                Arc::new(ServiceToken::new(loopback(), "directory", DIRECTORY_SECRET)),
+            ))),
+        )
+        .await
+        .unwrap();
+        let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(loopback()))));
+        let mut services = identity
+            .services
+            .merge(deals.services)
+            .merge(directory.services);
+        if let Some(migration) = migration {
+            services = services.merge(migration);
+        }
+        let server = TestServer::start_on(listener, services, verifier, Default::default())
+            .await
+            .unwrap();
+        let mut h = Self {
+            server,
+            contoso: String::new(),
+            deals: deals.deals,
+            migration: migration_handle,
+            _dbs: (identity_db, migration_db, deals_db, directory_db),
+        };
+        let oli = h.token("oli.operator@platform.example").await;
+        let mut load =
+            cosell_proto::directory::directory_service_client::DirectoryServiceClient::new(
+                h.server.channel.clone(),
+            )
+            .load_entities(authed(
+                &oli,
+                tokio_stream::iter(vec![cosell_proto::directory::LoadEntitiesRequest {
+                    chunk: CUSTOMERS.as_bytes().to_vec(),
+                    file_name: "customers.csv".into(),
+                }]),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        while load.message().await.unwrap().is_some() {}
+        let ada = h.token("ada.admin@contoso.com").await;
+        h.contoso = ipb::access_service_client::AccessServiceClient::new(h.server.channel.clone())
+            .get_caller(authed(&ada, ipb::GetCallerRequest {}))
+            .await
+            .unwrap()
+            .into_inner()
+            .organization;
+        h
+    }
+
+    /// A token of `email`. Sign-in is rate limited per principal: a test that signs in on
+    /// every call of a loop waits as told, as any client does.
+    pub(crate) async fn token(&self, email: &str) -> String {
+        let mut tokens =
+            ipb::token_service_client::TokenServiceClient::new(self.server.channel.clone());
+        for _ in 0..100 {
+            let signed = tokens
+                .sign_in_with_email(ipb::SignInWithEmailRequest {
+                    email: email.into(),
+                    organization: String::new(),
+                })
+                .await;
+            match signed {
+                Ok(r) => return r.into_inner().access_token,
+                Err(e) if e.code() == tonic::Code::ResourceExhausted => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("sign-in of {email}: {e:?}"),
+            }
+        }
+        panic!("sign-in of {email} stayed rate limited for 5 s")
+    }
+
+    /// Starts a deal migration of Contoso as Rita, waits for it to finish, and returns its
+    /// report.
+    pub(crate) async fn migrate_deals(&self) -> Vec<pb::DealMigrationResult> {
+        let rita = self.token("rita.referrals@contoso.com").await;
+        let mut client =
+            pb::migration_service_client::MigrationServiceClient::new(self.server.channel.clone());
+        let parent = self.contoso.clone();
+        client
+            .start_deal_migration(authed(
+                &rita,
+                pb::StartDealMigrationRequest {
+                    parent: parent.clone(),
+                },
+            ))
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let status = client
+                .get_deal_migration_status(authed(
+                    &rita,
+                    pb::GetDealMigrationStatusRequest {
+                        parent: parent.clone(),
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            if status.state() != pb::DealMigrationState::InProgress {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the run did not finish"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        self.report().await
+    }
+
+    /// Contoso's deal migration report (its first page), as Rita reads it.
+    pub(crate) async fn report(&self) -> Vec<pb::DealMigrationResult> {
+        let rita = self.token("rita.referrals@contoso.com").await;
+        pb::migration_service_client::MigrationServiceClient::new(self.server.channel.clone())
+            .list_deal_migration_report(authed(
+                &rita,
+                pb::ListDealMigrationReportRequest {
+                    parent: self.contoso.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .results
+    }
+
+    /// Uploads `files` (name, bytes) in small chunks as `email`.
+    pub(crate) async fn import(
+        &self,
+        email: &str,
+        organization: &str,
+        files: &[(&str, Vec<u8>)],
+    ) -> Result<pb::PscImport, tonic::Status> {
+        let token = self.token(email).await;
+        let messages = cosell_testkit::upload::messages(organization, files, 7);
+        Ok(
+            pb::migration_service_client::MigrationServiceClient::new(self.server.channel.clone())
+                .import_psc_export(authed(&token, tokio_stream::iter(messages)))
+                .await?
+                .into_inner()
+                .import
+                .unwrap(),
+        )
+    }
+}
