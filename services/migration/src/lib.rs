@@ -125,8 +125,12 @@ pub async fn start_with(
             links.deals.clone(),
         ),
         cutovers: cosell_proto::deals::cutover_service_client::CutoverServiceClient::new(
-            links.deals,
+            links.deals.clone(),
         ),
+        notifications:
+            cosell_proto::deals::notification_service_client::NotificationServiceClient::new(
+                links.deals,
+            ),
         directory: cosell_proto::directory::directory_service_client::DirectoryServiceClient::new(
             links.directory,
         ),

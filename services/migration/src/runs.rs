@@ -15,7 +15,7 @@ use cosell_proto::directory as dirpb;
 use cosell_proto::migration as pb;
 use uuid::Uuid;
 
-use crate::api::{Migration, upstream};
+use crate::api::{Migration, run_name, timestamp, upstream};
 use crate::mapping::{Mapped, map_deal};
 use crate::sellers::email_key;
 use crate::store::SnapshotDeal;
@@ -34,6 +34,10 @@ const MATCH_CONCURRENCY: usize = 8;
 const WORKERS: usize = 8;
 /// Pause when there is no work.
 const IDLE: Duration = Duration::from_millis(300);
+/// Pause between looks for finished runs whose starter is still to tell.
+const TELL_EVERY: Duration = Duration::from_secs(1);
+/// Runs told per look.
+const TELL_BATCH: u64 = 20;
 
 /// A customer as looked up in the directory: name, country, city.
 type CustomerKey = (String, String, String);
@@ -336,9 +340,58 @@ impl Migration {
     }
 }
 
+impl Migration {
+    /// Tells the starter of each finished run that it finished (MIGRATION_FINISHED, through the
+    /// deals service, which keeps one notification per run and starter), then records it: a run
+    /// told twice, by two replicas or after a lost answer, is still one notification. While
+    /// the deals service does not answer, the runs wait for the next look; one it refuses as
+    /// malformed is logged and not told again.
+    pub async fn tell_finished(&self) -> Result<(), ApiError> {
+        for run in self.store.untold_runs(TELL_BATCH).await? {
+            let Some(recipient) = run.started_by.clone() else {
+                continue;
+            };
+            let req = self
+                .token
+                .request(dpb::NotifyDealMigrationFinishedRequest {
+                    run: run_name(&run.organization, &run.id),
+                    recipient,
+                    total: run.total,
+                    migrated: run.migrated,
+                    failed: run.failed,
+                    finish_time: run.finish_time.map(timestamp),
+                })
+                .await?;
+            match self
+                .notifications
+                .clone()
+                .notify_deal_migration_finished(req)
+                .await
+            {
+                Ok(_) => {}
+                Err(s) if s.code() == tonic::Code::InvalidArgument => {
+                    tracing::error!(run = %run.id, error = %s.message(), "the deals service refused a finished run's notification; not telling it again");
+                }
+                Err(s) => return Err(upstream("deals", &s)),
+            }
+            self.store.mark_told(&run.id).await?;
+        }
+        Ok(())
+    }
+}
+
 /// Works until [`Migration::release`]: every replica runs one, and a restarted one resumes
 /// whatever runs are unfinished.
 pub fn spawn_worker(migration: Arc<Migration>) {
+    let teller = migration.clone();
+    tokio::spawn(async move {
+        while !teller.stopping.load(Ordering::SeqCst) {
+            if let Err(e) = teller.tell_finished().await {
+                tracing::warn!(error = %e, "telling finished deal migration runs: will retry");
+            }
+            tokio::time::sleep(TELL_EVERY).await;
+        }
+    });
     for _ in 0..WORKERS {
         let migration = migration.clone();
         tokio::spawn(async move {

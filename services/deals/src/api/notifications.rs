@@ -1,5 +1,6 @@
 //! `cosell.deals.v1.NotificationService`: the caller's own notifications (written by
-//! [`crate::notifier`]), newest first, and marking them read.
+//! [`crate::notifier`]), newest first, and marking them read; and the one notification not
+//! derived from the feed, a finished deal migration run, which the migration service tells.
 
 use std::sync::Arc;
 
@@ -11,7 +12,10 @@ use uuid::Uuid;
 
 use super::{Actor, Deals, ok};
 use crate::domain::notify::NotificationKind;
-use crate::store::notifications::Notification;
+use crate::store::notifications::{NewNotification, Notification};
+
+/// Longest run and recipient names taken.
+const MAX_NAME: usize = 200;
 
 /// Default and largest page.
 const DEFAULT_PAGE: u64 = 50;
@@ -28,6 +32,7 @@ fn kind_pb(k: NotificationKind) -> pb::NotificationKind {
         NotificationKind::Expired => pb::NotificationKind::Expired,
         NotificationKind::RegistrationChanged => pb::NotificationKind::RegistrationChanged,
         NotificationKind::ReferralDeclined => pb::NotificationKind::ReferralDeclined,
+        NotificationKind::MigrationFinished => pb::NotificationKind::MigrationFinished,
     }
 }
 
@@ -156,6 +161,92 @@ impl Deals {
             marked: marked.try_into().unwrap_or(i32::MAX),
         })
     }
+
+    pub async fn notify_deal_migration_finished(
+        &self,
+        req: Request<pb::NotifyDealMigrationFinishedRequest>,
+    ) -> Result<pb::NotifyDealMigrationFinishedResponse, ApiError> {
+        if !matches!(self.actor(&req).await?, Actor::Service(s) if s == "migration") {
+            return Err(ApiError::permission_denied(
+                "MIGRATION_ONLY",
+                "only the migration service tells of deal migration runs",
+            ));
+        }
+        let r = req.get_ref();
+        let mut v = Violations::new();
+        let bounded = |v: &mut Violations, field: &str, value: &str| {
+            if value.len() > MAX_NAME {
+                v.add(
+                    field,
+                    format!("is {} characters; at most {MAX_NAME}", value.len()),
+                );
+                false
+            } else {
+                true
+            }
+        };
+        let run_org = if bounded(&mut v, "run", &r.run) {
+            v.take(
+                "run",
+                cosell_platform::names::parse_two(&r.run, "organizations", "dealMigrationRuns"),
+            )
+            .map(|(org, _)| org)
+        } else {
+            None
+        };
+        let recipient_org = if bounded(&mut v, "recipient", &r.recipient) {
+            v.take(
+                "recipient",
+                cosell_platform::names::parse_two(&r.recipient, "organizations", "users"),
+            )
+            .map(|(org, _)| org)
+        } else {
+            None
+        };
+        if let (Some(run), Some(user)) = (run_org, recipient_org)
+            && run != user
+        {
+            v.add("recipient", "is not a user of the run's organization");
+        }
+        for (field, n) in [
+            ("total", r.total),
+            ("migrated", r.migrated),
+            ("failed", r.failed),
+        ] {
+            if n < 0 {
+                v.add(field, format!("must not be negative (got {n})"));
+            }
+        }
+        let finished = r
+            .finish_time
+            .as_ref()
+            .and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32));
+        if finished.is_none() {
+            v.add("finish_time", "is required (a valid time)");
+        }
+        v.finish()?;
+        let created = self
+            .store
+            .write_notification_once(&NewNotification {
+                recipient: r.recipient.clone(),
+                kind: NotificationKind::MigrationFinished,
+                subject: r.run.clone(),
+                summary: migration_summary(r.total, r.migrated, r.failed),
+                event_position: 0,
+                time: finished.expect("checked"),
+            })
+            .await?;
+        Ok(pb::NotifyDealMigrationFinishedResponse { created })
+    }
+}
+
+/// "your deal migration run finished: 950 of 1000 deals migrated, 50 failed".
+fn migration_summary(total: i64, migrated: i64, failed: i64) -> String {
+    let deals = if total == 1 { "deal" } else { "deals" };
+    format!(
+        "{}: {migrated} of {total} {deals} migrated, {failed} failed",
+        NotificationKind::MigrationFinished.says()
+    )
 }
 
 #[tonic::async_trait]
@@ -172,5 +263,12 @@ impl NotificationService for NotificationApi {
         req: Request<pb::MarkNotificationsReadRequest>,
     ) -> Result<Response<pb::MarkNotificationsReadResponse>, Status> {
         ok(self.0.mark_notifications_read(req).await)
+    }
+
+    async fn notify_deal_migration_finished(
+        &self,
+        req: Request<pb::NotifyDealMigrationFinishedRequest>,
+    ) -> Result<Response<pb::NotifyDealMigrationFinishedResponse>, Status> {
+        ok(self.0.notify_deal_migration_finished(req).await)
     }
 }

@@ -16,10 +16,12 @@ pub enum NotificationKind {
     Expired,
     RegistrationChanged,
     ReferralDeclined,
+    /// Not from the feed: the migration service tells it.
+    MigrationFinished,
 }
 
 impl NotificationKind {
-    const ALL: [NotificationKind; 7] = [
+    const ALL: [NotificationKind; 8] = [
         NotificationKind::NewInboundReferral,
         NotificationKind::InvitationAccepted,
         NotificationKind::InvitationDeclined,
@@ -27,6 +29,7 @@ impl NotificationKind {
         NotificationKind::Expired,
         NotificationKind::RegistrationChanged,
         NotificationKind::ReferralDeclined,
+        NotificationKind::MigrationFinished,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -38,6 +41,7 @@ impl NotificationKind {
             NotificationKind::Expired => "EXPIRED",
             NotificationKind::RegistrationChanged => "REGISTRATION_CHANGED",
             NotificationKind::ReferralDeclined => "REFERRAL_DECLINED",
+            NotificationKind::MigrationFinished => "MIGRATION_FINISHED",
         }
     }
 
@@ -59,6 +63,7 @@ impl NotificationKind {
             NotificationKind::Expired => "expired: nobody answered in time",
             NotificationKind::RegistrationChanged => "its deal registration changed",
             NotificationKind::ReferralDeclined => "the partner declined the referral you sent",
+            NotificationKind::MigrationFinished => "your deal migration run finished",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Each user's notifications: written by the deriver with its position in the feed
-//! ([`Store::write_notifications`]), listed newest first ([`Store::notifications`]), marked
+//! ([`Store::write_notifications`]) or, for a finished deal migration run, once per subject
+//! ([`Store::write_notification_once`]); listed newest first ([`Store::notifications`]), marked
 //! read ([`Store::mark_read`]); and who sent each Inbound referral (`inbound_senders`, recorded
 //! by the deriver from the referral's creation), to tell the sender of its decline or expiry.
 
@@ -24,6 +25,20 @@ pub struct NewNotification {
     pub time: DateTime<Utc>,
 }
 
+impl NewNotification {
+    fn values(&self) -> [sea_orm::sea_query::SimpleExpr; 7] {
+        [
+            Uuid::now_v7().to_string().into(),
+            self.recipient.clone().into(),
+            self.kind.as_str().into(),
+            self.subject.clone().into(),
+            self.summary.clone().into(),
+            self.event_position.into(),
+            self.time.into(),
+        ]
+    }
+}
+
 /// A stored notification.
 #[derive(Debug, Clone)]
 pub struct Notification {
@@ -37,6 +52,20 @@ pub struct Notification {
 
 /// The deriver's position.
 const NOTIFIED: &str = "notified_through";
+
+/// What tells one notification from every other (the unique index `notifications_once`).
+const NOTIFIED_ONCE: [&str; 3] = ["recipient", "subject", "event_position"];
+
+/// The columns of a notification written.
+const COLUMNS: [&str; 7] = [
+    "id",
+    "recipient",
+    "kind",
+    "subject",
+    "summary",
+    "event_position",
+    "create_time",
+];
 
 impl Store {
     /// The deriver's position in the feed.
@@ -92,33 +121,14 @@ impl Store {
             let mut insert = Query::insert();
             insert
                 .into_table(Alias::new("notifications"))
-                .columns(
-                    [
-                        "id",
-                        "recipient",
-                        "kind",
-                        "subject",
-                        "summary",
-                        "event_position",
-                        "create_time",
-                    ]
-                    .map(Alias::new),
-                )
+                .columns(COLUMNS.map(Alias::new))
                 .on_conflict(
-                    OnConflict::columns([Alias::new("recipient"), Alias::new("event_position")])
+                    OnConflict::columns(NOTIFIED_ONCE.map(Alias::new))
                         .do_nothing()
                         .to_owned(),
                 );
             for n in chunk {
-                insert.values_panic([
-                    Uuid::now_v7().to_string().into(),
-                    n.recipient.clone().into(),
-                    n.kind.as_str().into(),
-                    n.subject.clone().into(),
-                    n.summary.clone().into(),
-                    n.event_position.into(),
-                    n.time.into(),
-                ]);
+                insert.values_panic(n.values());
             }
             txn.execute(&insert).await?;
         }
@@ -139,6 +149,29 @@ impl Store {
         }
         txn.commit().await?;
         Ok(true)
+    }
+
+    /// Writes one notification that is not derived from the feed (its `event_position` 0),
+    /// unless its recipient already has one of its subject: whether it was written.
+    pub async fn write_notification_once(&self, n: &NewNotification) -> Result<bool> {
+        use sea_orm::sea_query::{Alias, OnConflict, Query};
+        let mut insert = Query::insert();
+        insert
+            .into_table(Alias::new("notifications"))
+            .columns(COLUMNS.map(Alias::new))
+            .on_conflict(
+                OnConflict::columns(NOTIFIED_ONCE.map(Alias::new))
+                    .do_nothing()
+                    .to_owned(),
+            );
+        insert.values_panic(
+            NewNotification {
+                event_position: 0,
+                ..n.clone()
+            }
+            .values(),
+        );
+        Ok(self.db.execute(&insert).await?.rows_affected() == 1)
     }
 
     /// Who sent each of these Inbound referrals (as the deriver recorded from their creation).

@@ -190,3 +190,92 @@ async fn notifications_are_marked_read_by_name_or_up_to_a_time() {
     assert_eq!(marked, 2);
     assert_eq!(notifications(&h, RITA, false).await.unread_count, 0);
 }
+
+#[tokio::test]
+async fn a_finished_migration_run_is_told_to_its_starter_once() {
+    let h = Harness::start().await;
+    let rita = h.token(RITA).await;
+    let caller = cosell_proto::identity::access_service_client::AccessServiceClient::new(
+        h.server.channel.clone(),
+    )
+    .get_caller(authed(&rita, cosell_proto::identity::GetCallerRequest {}))
+    .await
+    .unwrap()
+    .into_inner();
+    let run = format!("{}/dealMigrationRuns/{}", h.contoso, uuid::Uuid::now_v7());
+    let request = |recipient: &str, failed: i64| pb::NotifyDealMigrationFinishedRequest {
+        run: run.clone(),
+        recipient: recipient.to_owned(),
+        total: 1000,
+        migrated: 1000 - failed,
+        failed,
+        finish_time: Some(prost_types::Timestamp {
+            seconds: 1_800_000_000,
+            nanos: 0,
+        }),
+    };
+    let client = || {
+        pb::notification_service_client::NotificationServiceClient::new(h.server.channel.clone())
+    };
+    let migration = h.migration_token().await;
+    let tell = |token: String, req: pb::NotifyDealMigrationFinishedRequest| {
+        let mut c = client();
+        async move {
+            c.notify_deal_migration_finished(authed(&token, req))
+                .await
+                .map(|r| r.into_inner().created)
+        }
+    };
+
+    // Only the migration service tells it.
+    let err = tell(rita.clone(), request(&caller.principal, 50))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    assert_eq!(details(&err).0, "MIGRATION_ONLY");
+    // A recipient of another organization, or a negative count, names its field.
+    let other = format!(
+        "organizations/{}/users/{}",
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7()
+    );
+    let err = tell(migration.clone(), request(&other, 50))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert_eq!(details(&err).1, ["recipient"]);
+    let err = tell(migration.clone(), request(&caller.principal, -1))
+        .await
+        .unwrap_err();
+    assert_eq!(details(&err).1, ["failed"]);
+
+    // Told once, however often the migration service tells it.
+    assert!(
+        tell(migration.clone(), request(&caller.principal, 50))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tell(migration.clone(), request(&caller.principal, 50))
+            .await
+            .unwrap()
+    );
+    let list = notifications(&h, RITA, true).await;
+    let told: Vec<_> = list
+        .notifications
+        .iter()
+        .filter(|n| n.subject == run)
+        .collect();
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].kind(), pb::NotificationKind::MigrationFinished);
+    assert!(
+        told[0]
+            .summary
+            .contains("950 of 1000 deals migrated, 50 failed"),
+        "{}",
+        told[0].summary
+    );
+    assert_eq!(told[0].create_time.unwrap().seconds, 1_800_000_000);
+    // Nobody else.
+    assert!(about(&notifications(&h, LEO, false).await, &run).is_empty());
+}

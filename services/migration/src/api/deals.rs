@@ -10,7 +10,7 @@ use cosell_proto::migration as pb;
 use tonic::{Request, Status};
 use uuid::Uuid;
 
-use super::{Migration, status, timestamp, upstream};
+use super::{Migration, run_name, status, timestamp, upstream};
 use crate::eligibility::{Facts, Ineligible, eligibility, missing_fields};
 use crate::store::StartRefused;
 
@@ -73,7 +73,7 @@ impl Migration {
         let (total, migrated, failed) = (run.total, run.migrated, run.failed);
         let pending = total - migrated - failed;
         Ok(pb::DealMigrationRun {
-            name: format!("organizations/{org}/dealMigrationRuns/{}", run.id),
+            name: run_name(org, &run.id),
             create_time: Some(timestamp(run.create_time)),
             finish_time: run.finish_time.map(timestamp),
             total,
@@ -271,10 +271,11 @@ impl Migration {
         if self.store.active_run(org).await?.is_some() {
             return Err(in_progress());
         }
+        let started_by = cosell_platform::auth::caller(&req)?.principal.to_string();
         let associations = self.associations(org).await?;
         let started = self
             .store
-            .start_run(org, |d| {
+            .start_run(org, &started_by, |d| {
                 let holds = associations.get(&d.account_id).copied().unwrap_or(false);
                 eligibility(&d.facts, holds).is_ok()
             })

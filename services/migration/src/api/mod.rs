@@ -53,6 +53,9 @@ pub struct Migration {
     /// The deals service's cut-over switches (SPEC 5.5), called with `token`: the deals
     /// service routes by them, so it holds them.
     pub cutovers: dpb::cutover_service_client::CutoverServiceClient<Channel>,
+    /// The deals service's notifications (a finished run, told to whoever started it), called
+    /// with `token`.
+    pub notifications: dpb::notification_service_client::NotificationServiceClient<Channel>,
     /// The PSC timeline (read-only from, access ends), from configuration.
     pub timeline: (chrono::NaiveDate, chrono::NaiveDate),
     /// This replica's deal migration worker: its lease owner id, and whether it is stopping.
@@ -109,7 +112,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
-fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+/// A deal migration run's resource name.
+pub(crate) fn run_name(organization: impl std::fmt::Display, run: &str) -> String {
+    format!("organizations/{organization}/dealMigrationRuns/{run}")
+}
+
+pub(crate) fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: t.timestamp(),
         nanos: t.timestamp_subsec_nanos() as i32,

@@ -161,6 +161,12 @@ pub mod deal_run {
         pub total: i64,
         pub migrated: i64,
         pub failed: i64,
+        /// The user who started it (`organizations/{org}/users/{id}`); `None` for runs before
+        /// m0005, whose starter is not known.
+        pub started_by: Option<String>,
+        /// When the deals service took the starter's MIGRATION_FINISHED notification; `None`
+        /// until then (a finished run still to tell).
+        pub told_time: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0002StreamedSnapshot),
             Box::new(M0003RunCounts),
             Box::new(M0004ImportLocks),
+            Box::new(M0005RunStarters),
         ]
     }
 }
@@ -360,6 +361,38 @@ impl MigrationTrait for M0004ImportLocks {
                 .to_owned(),
         )
         .await
+    }
+}
+
+/// Who started each run, and when the deals service took the notification that it finished:
+/// a finished run with a starter and no `told_time` is still to tell (`store::runs`).
+struct M0005RunStarters;
+
+impl MigrationName for M0005RunStarters {
+    fn name(&self) -> &str {
+        "m0005_run_starters"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0005RunStarters {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for column in [
+            ColumnDef::new(id("started_by")).string().null().to_owned(),
+            ColumnDef::new(id("told_time"))
+                .timestamp_with_time_zone()
+                .null()
+                .to_owned(),
+        ] {
+            m.alter_table(
+                Table::alter()
+                    .table(id("deal_runs"))
+                    .add_column(column)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        Ok(())
     }
 }
 

@@ -49,6 +49,7 @@ impl Store {
     pub async fn start_run(
         &self,
         organization: Uuid,
+        started_by: &str,
         eligible: impl Fn(&FactCount) -> bool,
     ) -> Result<std::result::Result<deal_run::Model, StartRefused>> {
         let org = organization.to_string();
@@ -61,6 +62,8 @@ impl Store {
             total: 0,
             migrated: 0,
             failed: 0,
+            started_by: Some(started_by.to_owned()),
+            told_time: None,
         };
         let txn = cosell_platform::db::begin(&self.db).await?;
         if let Err(e) = deal_run::Entity::insert(run.clone().into_active_model())
@@ -299,6 +302,28 @@ impl Store {
                     .await?;
             }
         }
+        Ok(())
+    }
+
+    /// Finished runs whose starter is still to be told (at most `limit`, oldest first).
+    pub async fn untold_runs(&self, limit: u64) -> Result<Vec<deal_run::Model>> {
+        Ok(deal_run::Entity::find()
+            .filter(deal_run::Column::FinishTime.is_not_null())
+            .filter(deal_run::Column::StartedBy.is_not_null())
+            .filter(deal_run::Column::ToldTime.is_null())
+            .order_by_asc(deal_run::Column::FinishTime)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Records that the run's starter was told.
+    pub async fn mark_told(&self, run: &str) -> Result<()> {
+        deal_run::Entity::update_many()
+            .col_expr(deal_run::Column::ToldTime, Expr::value(Utc::now()))
+            .filter(deal_run::Column::Id.eq(run))
+            .exec(&self.db)
+            .await?;
         Ok(())
     }
 

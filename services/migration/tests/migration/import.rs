@@ -9,6 +9,9 @@ use uuid::Uuid;
 const ACCOUNTS: &str =
     "PartnerAccountId,PartnerAccountName,MpnId\nA1,Contoso US,4000002\nA2,Contoso DE,4000003\n";
 const USERS: &str = "UserEmail,PartnerAccountId,Role,FirstName\nada@contoso.com,A1,Admin,Ada\nsam@contoso.com,A2,Seller,Sam\n";
+/// Who starts the store-level runs.
+const STARTER: &str =
+    "organizations/00000000-0000-0000-0000-000000000001/users/00000000-0000-0000-0000-000000000002";
 
 fn deals(rows: &[&str]) -> String {
     let mut text = String::from(
@@ -195,12 +198,24 @@ async fn leases_are_exclusive_and_released_work_goes_to_another_worker() {
     let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
     import(&store, org, &deals(&rows), "DealId,ProductId\n").await;
     assert_eq!(
-        store.start_run(org, |_| false).await.unwrap().unwrap_err(),
+        store
+            .start_run(org, STARTER, |_| false)
+            .await
+            .unwrap()
+            .unwrap_err(),
         StartRefused::NothingToMigrate
     );
-    store.start_run(org, |_| true).await.unwrap().unwrap();
+    store
+        .start_run(org, STARTER, |_| true)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        store.start_run(org, |_| true).await.unwrap().unwrap_err(),
+        store
+            .start_run(org, STARTER, |_| true)
+            .await
+            .unwrap()
+            .unwrap_err(),
         StartRefused::RunInProgress,
         "one unfinished run per organization"
     );
@@ -311,7 +326,11 @@ async fn a_run_counts_each_outcome_once_and_not_those_of_a_worker_that_lost_its_
         .collect();
     let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
     import(&store, org, &deals(&rows), "DealId,ProductId\n").await;
-    let run = store.start_run(org, |_| true).await.unwrap().unwrap();
+    let run = store
+        .start_run(org, STARTER, |_| true)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((run.total, run.migrated, run.failed), (5, 0, 0));
 
     // w1's lease runs out before it records; w2 takes the same deals over.

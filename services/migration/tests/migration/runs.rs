@@ -1,4 +1,5 @@
-//! Deal migration runs (SPEC 5.4): each eligible deal migrated once, its report.
+//! Deal migration runs (SPEC 5.4): each eligible deal migrated once, its report, and the
+//! starter told when it finished.
 
 use cosell_proto::migration as pb;
 use cosell_testkit::authed;
@@ -245,4 +246,79 @@ async fn deal_migration_runs_migrate_each_eligible_deal_once() {
         .into_inner()
         .referrals;
     assert_eq!(listed.len(), 3, "E1, E2, E4: each once");
+}
+
+/// The admin who started a run is told when it finished, once, in the deals service's
+/// notifications; nobody else is.
+#[tokio::test]
+async fn the_starter_is_told_once_the_run_finished() {
+    use cosell_proto::deals as dpb;
+    let h = Harness::start().await;
+    let accounts = "PartnerAccountId,PartnerAccountName,MpnId\nA1,Contoso Seattle,4000002\n";
+    let deals = "DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSell,Source,AssignedSellerEmail,CustomerName,CustomerCity,CustomerCountry,ContactEmail,DealValue,Currency,PartnerNotes,CustomerOutcome,DealRole\n\
+        E2,From a seller,A1,Open,2021-02-01T10:00:00Z,no,Microsoft,,Tailspin Toys AS,Bergen,NO,,,,,,\n";
+    h.import(
+        "ada.admin@contoso.com",
+        &h.contoso,
+        &[
+            ("accounts.csv", accounts.as_bytes().to_vec()),
+            ("deals.csv", deals.as_bytes().to_vec()),
+        ],
+    )
+    .await
+    .unwrap();
+    let rita = h.token("rita.referrals@contoso.com").await;
+    let run = pb::migration_service_client::MigrationServiceClient::new(h.server.channel.clone())
+        .start_deal_migration(authed(
+            &rita,
+            pb::StartDealMigrationRequest {
+                parent: h.contoso.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .run
+        .unwrap();
+    let told = |email: &'static str| {
+        let h = &h;
+        let run = run.name.clone();
+        async move {
+            let token = h.token(email).await;
+            dpb::notification_service_client::NotificationServiceClient::new(
+                h.server.channel.clone(),
+            )
+            .list_notifications(authed(&token, dpb::ListNotificationsRequest::default()))
+            .await
+            .unwrap()
+            .into_inner()
+            .notifications
+            .into_iter()
+            .filter(|n| n.subject == run)
+            .collect::<Vec<_>>()
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let first = loop {
+        let list = told("rita.referrals@contoso.com").await;
+        if !list.is_empty() {
+            break list;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Rita was not told that her run finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].kind(), dpb::NotificationKind::MigrationFinished);
+    assert!(
+        first[0].summary.ends_with("1 of 1 deal migrated, 0 failed"),
+        "{}",
+        first[0].summary
+    );
+    // The teller looks again every second: still once.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(told("rita.referrals@contoso.com").await.len(), 1);
+    assert!(told("ada.admin@contoso.com").await.is_empty());
 }

@@ -361,3 +361,39 @@ impl MigrationTrait for M0010InboundSenders {
         .await
     }
 }
+
+/// Notifications not derived from the feed (a finished deal migration run, told by the
+/// migration service) have no event: their `event_position` is 0, and what makes each one once
+/// is its subject. `notifications_once` becomes (recipient, subject, event_position), which
+/// admits no row the old index refused from the deriver (one subject per event).
+pub(super) struct M0011NotificationSubjects;
+
+impl MigrationName for M0011NotificationSubjects {
+    fn name(&self) -> &str {
+        "m0011_notification_subjects"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0011NotificationSubjects {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_index(
+            Index::drop()
+                .name("notifications_once")
+                .table(id("notifications"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("notifications_once")
+                .table(id("notifications"))
+                .col(id("recipient"))
+                .col(id("subject"))
+                .col(id("event_position"))
+                .unique()
+                .to_owned(),
+        )
+        .await
+    }
+}

@@ -1,11 +1,13 @@
 //! Schema migrations of the deals database, run at start: part 1's tables here (referrals,
 //! favorites, solutions, cut-overs, registration, m0001-m0005), the lifecycle's (the change
-//! feed, notifications, the insights' counters, the inbound referrals' senders, m0006-m0010) in [`lifecycle`].
+//! feed, notifications, the insights' counters, the inbound referrals' senders, notifications'
+//! subjects, m0006-m0011) in [`lifecycle`].
 
 mod lifecycle;
 
 use lifecycle::{
     M0006Events, M0007Notifications, M0008InsightCounters, M0009EventQueue, M0010InboundSenders,
+    M0011NotificationSubjects,
 };
 
 use sea_orm_migration::prelude::*;
@@ -27,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0008InsightCounters),
             Box::new(M0009EventQueue),
             Box::new(M0010InboundSenders),
+            Box::new(M0011NotificationSubjects),
         ]
     }
 }
