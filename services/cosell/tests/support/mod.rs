@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use cosell_testkit::TestDb;
 
+pub mod tools;
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")

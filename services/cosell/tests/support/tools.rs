@@ -1,0 +1,57 @@
+//! Tools and client libraries from PyPI, installed once into ignored folders under `.ci/tools/`
+//! with the machine's own `python3 -m pip`, and other programs run with a time limit.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::workspace_root;
+
+/// `requirement` installed by `python3 -m pip install --target .ci/tools/FOLDER`, unless
+/// `installed` (a path inside that folder) is there already; the folder.
+pub fn pip_install(folder: &str, requirement: &str, installed: &str) -> PathBuf {
+    let target = workspace_root().join(".ci/tools").join(folder);
+    if !target.join(installed).exists() {
+        let status = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--target"])
+            .arg(&target)
+            .arg(requirement)
+            .status()
+            .unwrap_or_else(|e| panic!("python3 -m pip runs (to install {requirement}): {e}"));
+        assert!(
+            status.success(),
+            "installing {requirement} from PyPI failed"
+        );
+    }
+    assert!(
+        target.join(installed).exists(),
+        "{installed} not found in {} after installing {requirement}",
+        target.display()
+    );
+    target
+}
+
+/// Runs `cmd` to its end, its output captured; fails the test when it runs longer than
+/// `within` (and kills it).
+pub fn output_within(cmd: &mut Command, within: Duration) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?} starts: {e}"));
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(within) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("{cmd:?} did not finish within {within:?}");
+        }
+    }
+}
