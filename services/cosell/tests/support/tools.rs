@@ -1,5 +1,6 @@
-//! Tools and client libraries from PyPI, installed once into ignored folders under `.ci/tools/`
-//! with the machine's own `python3 -m pip`, and other programs run with a time limit.
+//! Tools and client libraries from package registries (PyPI, npm), installed once into ignored
+//! folders under `.ci/tools/` with the machine's own `python3 -m pip` and `npm`, and other
+//! programs run with a time limit.
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -30,6 +31,37 @@ pub fn pip_install(folder: &str, requirement: &str, installed: &str) -> PathBuf 
         target.display()
     );
     target
+}
+
+/// `packages` installed by `npm install --prefix .ci/tools/FOLDER`, unless `installed` (a path
+/// inside its `node_modules`) is there already; that `node_modules`, for NODE_PATH.
+pub fn npm_install(folder: &str, packages: &[&str], installed: &str) -> PathBuf {
+    let prefix = workspace_root().join(".ci/tools").join(folder);
+    let modules = prefix.join("node_modules");
+    if !modules.join(installed).exists() {
+        let status = Command::new("npm")
+            .args(["install", "--prefix"])
+            .arg(&prefix)
+            .args([
+                "--no-save",
+                "--no-package-lock",
+                "--no-audit",
+                "--no-fund",
+                "--silent",
+            ])
+            .args(packages)
+            .status()
+            .unwrap_or_else(|e| {
+                panic!("npm runs (to install {packages:?}; apt-get install -y nodejs npm): {e}")
+            });
+        assert!(status.success(), "installing {packages:?} from npm failed");
+    }
+    assert!(
+        modules.join(installed).exists(),
+        "{installed} not found in {} after installing {packages:?}",
+        modules.display()
+    );
+    modules
 }
 
 /// Runs `cmd` to its end, its output captured; fails the test when it runs longer than
