@@ -382,7 +382,6 @@ fn retryable(e: &tonic::Status) -> bool {
 }
 
 async fn report(args: ReportArgs) -> anyhow::Result<()> {
-    use anyhow::Context;
     let c = &args.common;
     let channel = c.connection.channel().await?;
     let parent = match c.organization.clone() {
@@ -390,24 +389,10 @@ async fn report(args: ReportArgs) -> anyhow::Result<()> {
         None => own_organization(&c.connection, &channel).await?,
     };
     let client = pb::migration_service_client::MigrationServiceClient::new(channel);
-    let mut csv = match &args.csv {
-        Some(path) => {
-            let mut w = csv::Writer::from_path(path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            w.write_record([
-                "psc_deal_id",
-                "deal_name",
-                "engagement_id",
-                "referral_id",
-                "deal_type",
-                "direction",
-                "error",
-            ])?;
-            Some(w)
-        }
-        None => None,
-    };
-    if csv.is_none() && !c.json {
+    if let Some(path) = &args.csv {
+        return download_report(c, client, parent, path).await;
+    }
+    if !c.json {
         println!(
             "{:<16} {:<30} {:<9} {:<12} {:<9} {:<46} error",
             "psc deal", "name", "state", "type", "direction", "referral"
@@ -428,17 +413,7 @@ async fn report(args: ReportArgs) -> anyhow::Result<()> {
             .map_err(call_error)?
             .into_inner();
         for r in &page.results {
-            if let Some(w) = csv.as_mut() {
-                w.write_record([
-                    &r.psc_deal_id,
-                    &r.deal_name,
-                    r.engagement.trim_start_matches("engagements/"),
-                    r.referral.trim_start_matches("referrals/"),
-                    &r.deal_type,
-                    &r.direction,
-                    &r.error,
-                ])?;
-            } else if c.json {
+            if c.json {
                 println!(
                     "{}",
                     serde_json::json!({
@@ -462,13 +437,88 @@ async fn report(args: ReportArgs) -> anyhow::Result<()> {
             }
         }
         if page.next_page_token.is_empty() {
-            break;
+            return Ok(());
         }
         page_token = page.next_page_token;
     }
-    if let (Some(mut w), Some(path)) = (csv, &args.csv) {
-        w.flush()?;
-        eprintln!("report written to {}", path.display());
+}
+
+/// How many times `report --csv` starts the download over after the connection dropped (or the
+/// server shut down) midway.
+const DOWNLOAD_RETRIES: u32 = 10;
+
+/// `report --csv FILE`: the server's CSV (DownloadDealMigrationReport), written to FILE chunk by
+/// chunk as it arrives. FILE is created once the server takes the call (a refused one leaves
+/// it as it was). A download cut short starts over, FILE emptied first; one that fails for good
+/// removes what it wrote, so that no partial report is taken for a whole one.
+async fn download_report(
+    c: &Common,
+    client: pb::migration_service_client::MigrationServiceClient<tonic::transport::Channel>,
+    parent: String,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::{Seek, Write};
+    let cannot_write = || format!("cannot write {}", path.display());
+    let mut file: Option<std::fs::File> = None;
+    let give_up = |written: bool, e: anyhow::Error| {
+        // Only a file of our own making: never a device, a pipe or what a link points to.
+        if written && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+            let _ = std::fs::remove_file(path);
+        }
+        e
+    };
+    let mut failures = 0;
+    'download: loop {
+        let request = c
+            .connection
+            .request(pb::DownloadDealMigrationReportRequest {
+                parent: parent.clone(),
+            })
+            .map_err(|e| give_up(file.is_some(), e))?;
+        let cut_short = match client.clone().download_deal_migration_report(request).await {
+            Ok(stream) => {
+                let out = match file.as_mut() {
+                    Some(f) => f,
+                    None => file.insert(std::fs::File::create(path).with_context(cannot_write)?),
+                };
+                let mut stream = stream.into_inner();
+                loop {
+                    match stream.message().await {
+                        Ok(Some(m)) => {
+                            if let Err(e) = out.write_all(&m.chunk) {
+                                return Err(give_up(
+                                    true,
+                                    anyhow::Error::new(e).context(cannot_write()),
+                                ));
+                            }
+                        }
+                        Ok(None) => break 'download,
+                        Err(e) => break e,
+                    }
+                }
+            }
+            Err(e) => e,
+        };
+        if !retryable(&cut_short) || failures == DOWNLOAD_RETRIES {
+            return Err(give_up(file.is_some(), call_error(cut_short)));
+        }
+        failures += 1;
+        if let Some(f) = file.as_mut()
+            && let Err(e) = f.set_len(0).and_then(|()| f.rewind())
+        {
+            let context = format!(
+                "the download was cut short ({}) and {} cannot be emptied to start over",
+                cut_short.message(),
+                path.display()
+            );
+            return Err(give_up(true, anyhow::Error::new(e).context(context)));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
+    if let Some(Err(e)) = file.as_mut().map(|f| f.flush()) {
+        return Err(give_up(true, anyhow::Error::new(e).context(cannot_write())));
+    }
+    eprintln!("report written to {}", path.display());
     Ok(())
 }

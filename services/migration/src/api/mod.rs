@@ -5,6 +5,7 @@
 //! - [`accounts`]: the MPN check (`GetMpnCheck`, `CorrectMpnAssociation`).
 //! - [`wizard`]: the user migration wizard (`ListUserMigration`, `RunUserMigration`).
 //! - [`deals`]: the deal migration (status, readiness, start, watch, report).
+//! - [`report`]: the report as one CSV file, streamed (`DownloadDealMigrationReport`).
 //! - [`cutover`]: `GetCutover`, `UpdateCutover`.
 //!
 //! Each RPC is a method of [`Migration`] that answers with an [`ApiError`]; the trait
@@ -14,6 +15,7 @@ mod accounts;
 mod cutover;
 mod deals;
 mod imports;
+mod report;
 mod wizard;
 
 use std::sync::Arc;
@@ -65,8 +67,8 @@ pub struct Migration {
     /// An upload that sends nothing for this long is cancelled.
     pub upload_idle: std::time::Duration,
     pub stopping: std::sync::atomic::AtomicBool,
-    /// Turns true when the server shuts down: open watches end then (a graceful shutdown
-    /// waits for every open stream, and a watch lasts as long as its run).
+    /// Turns true when the server shuts down: open watches and report downloads end then (a
+    /// graceful shutdown waits for every open stream, and a watch lasts as long as its run).
     pub streams_end: tokio::sync::watch::Sender<bool>,
     /// The directory (customer matching), called with `token`.
     pub directory:
@@ -285,6 +287,18 @@ impl MigrationService for Api {
         req: Request<pb::WatchDealMigrationRequest>,
     ) -> Result<Response<Self::WatchDealMigrationStream>, Status> {
         answer(req, |r| Migration::watch_deal_migration(self.0.clone(), r)).await
+    }
+
+    type DownloadDealMigrationReportStream = report::ReportStream;
+
+    async fn download_deal_migration_report(
+        &self,
+        req: Request<pb::DownloadDealMigrationReportRequest>,
+    ) -> Result<Response<Self::DownloadDealMigrationReportStream>, Status> {
+        answer(req, |r| {
+            Migration::download_deal_migration_report(self.0.clone(), r)
+        })
+        .await
     }
 
     async fn get_cutover(

@@ -99,6 +99,13 @@ async fn every_rpc_refuses_a_value_over_its_maximum() {
         parent_too_long
     );
     assert_eq!(
+        refused!(
+            download_deal_migration_report,
+            pb::DownloadDealMigrationReportRequest { parent: parent() }
+        ),
+        parent_too_long
+    );
+    assert_eq!(
         refused!(get_cutover, pb::GetCutoverRequest { parent: parent() }),
         parent_too_long
     );

@@ -7,6 +7,7 @@ mod harness;
 mod import;
 mod limits;
 mod locks;
+mod report;
 mod runs;
 mod sellers;
 mod story;
