@@ -83,25 +83,21 @@ pub fn missing_fields(d: &SnapshotDeal, mapped_solutions: usize) -> Vec<&'static
     if !given(&deal.customer_city) || !given(&deal.customer_country) {
         missing.push("customer.address");
     }
-    let contact = [
-        &deal.contact_first_name,
-        &deal.contact_last_name,
-        &deal.contact_email,
-    ]
-    .iter()
-    .any(|s| given(s));
-    if deal.co_sell && !contact {
+    // Contacts and team members count as the mapping carries them over: one without a usable
+    // email is left out, an unusable phone is emptied.
+    let mut dropped = Vec::new();
+    if deal.co_sell && crate::mapping::customer_contact(deal, &mut dropped).is_none() {
         missing.push("customer.contacts");
     }
     if mapped_solutions == 0 {
         missing.push("solutions");
     }
-    let complete = |t: &crate::psc::files::TeamMember| {
+    let complete = |t: &cosell_proto::deals::Contact| {
         [&t.first_name, &t.last_name, &t.email, &t.phone]
             .iter()
             .all(|s| given(s))
     };
-    if !d.team.iter().any(complete) {
+    if !crate::mapping::team(d, &mut dropped).iter().any(complete) {
         missing.push("team");
     }
     if deal.value.is_none() {
@@ -235,5 +231,26 @@ pub(crate) mod tests {
         // A partner-led deal needs no customer contact.
         d.deal.co_sell = false;
         assert!(!missing_fields(&d, 1).contains(&"customer.contacts"));
+    }
+
+    /// What the migration will drop counts as missing: a contact or team member without a
+    /// usable email, a team member whose phone the deals service would refuse.
+    #[test]
+    fn readiness_counts_what_the_migration_carries_over() {
+        let mut d = deal("2021-01-01T00:00:00Z");
+        d.deal.contact_email = "not an email".into();
+        assert_eq!(missing_fields(&d, 1), ["customer.contacts"]);
+        let mut d = deal("2021-01-01T00:00:00Z");
+        d.team[0].phone = "call me".into();
+        assert_eq!(missing_fields(&d, 1), ["team"]);
+        d.team[0].phone = "+47 (0) 22-33".into();
+        assert_eq!(missing_fields(&d, 1), Vec::<&str>::new());
+        d.team[0].email = "rita at contoso".into();
+        assert_eq!(missing_fields(&d, 1), ["team"]);
+        // One complete member is enough, whatever the others lack.
+        let mut other = d.team[0].clone();
+        other.email = "rita@contoso.com".into();
+        d.team.push(other);
+        assert_eq!(missing_fields(&d, 1), Vec::<&str>::new());
     }
 }

@@ -32,6 +32,69 @@ fn usable_phone(phone: &str) -> bool {
             && phone.chars().any(|c| c.is_ascii_digit()))
 }
 
+/// A PSC contact as it carries over. A referral's contacts need an email; PSC's may lack one or
+/// carry odd phones: what cannot carry over is left out and said in `notes` (for the report),
+/// rather than failing the deal. `None` when nothing of it is given or its email is not usable.
+fn contact(
+    who: String,
+    [first, last, email, phone]: [&str; 4],
+    notes: &mut Vec<String>,
+) -> Option<dpb::Contact> {
+    let given = [first, last, email, phone]
+        .iter()
+        .any(|s| !s.trim().is_empty());
+    if !given {
+        return None;
+    }
+    if !cosell_platform::email::is_address(email.trim()) {
+        notes.push(format!("{who} left out: no usable email"));
+        return None;
+    }
+    let phone = if usable_phone(phone) {
+        phone.trim().to_owned()
+    } else {
+        notes.push(format!("{who}: phone `{phone}` left out"));
+        String::new()
+    };
+    Some(dpb::Contact {
+        first_name: first.trim().to_owned(),
+        last_name: last.trim().to_owned(),
+        email: email.trim().to_owned(),
+        phone,
+    })
+}
+
+/// The deal's customer contact as it carries over (see [`contact`]).
+pub(crate) fn customer_contact(
+    deal: &crate::psc::files::Deal,
+    notes: &mut Vec<String>,
+) -> Option<dpb::Contact> {
+    contact(
+        "customer contact".into(),
+        [
+            &deal.contact_first_name,
+            &deal.contact_last_name,
+            &deal.contact_email,
+            &deal.contact_phone,
+        ],
+        notes,
+    )
+}
+
+/// The deal's team as it carries over (see [`contact`]).
+pub(crate) fn team(d: &SnapshotDeal, notes: &mut Vec<String>) -> Vec<dpb::Contact> {
+    d.team
+        .iter()
+        .filter_map(|t| {
+            contact(
+                format!("team member {} {}", t.first_name, t.last_name),
+                [&t.first_name, &t.last_name, &t.email, &t.phone],
+                notes,
+            )
+        })
+        .collect()
+}
+
 /// The contact of the deal's assigned seller, passed on only when `seller` (what identity says
 /// of the email) is an enabled platform seller: the deals service accepts the platform's
 /// referral of an Outbound co-sell deal in that seller's name. Otherwise the platform's
@@ -111,52 +174,8 @@ pub(crate) fn map_deal(
         deal_notes.push_str("Customer outcome (from PSC): ");
         deal_notes.push_str(&deal.customer_outcome);
     }
-    // A referral's contacts need an email; PSC's may lack one or carry odd phones. What
-    // cannot carry over is left out and said in the report, rather than failing the deal.
-    let mut contact = |who: String, first: &str, last: &str, email: &str, phone: &str| {
-        let given = [first, last, email, phone]
-            .iter()
-            .any(|s| !s.trim().is_empty());
-        if !given {
-            return None;
-        }
-        if !cosell_platform::email::is_address(email.trim()) {
-            notes.push(format!("{who} left out: no usable email"));
-            return None;
-        }
-        let phone = if usable_phone(phone) {
-            phone.trim().to_owned()
-        } else {
-            notes.push(format!("{who}: phone `{phone}` left out"));
-            String::new()
-        };
-        Some(dpb::Contact {
-            first_name: first.trim().to_owned(),
-            last_name: last.trim().to_owned(),
-            email: email.trim().to_owned(),
-            phone,
-        })
-    };
-    let customer_contact = contact(
-        "customer contact".into(),
-        &deal.contact_first_name,
-        &deal.contact_last_name,
-        &deal.contact_email,
-        &deal.contact_phone,
-    );
-    let team: Vec<dpb::Contact> = d
-        .team
-        .iter()
-        .filter_map(|t| {
-            contact(
-                format!("team member {} {}", t.first_name, t.last_name),
-                &t.first_name,
-                &t.last_name,
-                &t.email,
-                &t.phone,
-            )
-        })
-        .collect();
+    let customer_contact = customer_contact(deal, &mut notes);
+    let team = team(d, &mut notes);
     let seller_contact = seller_contact(deal, seller, &mut notes);
     if deal_notes.chars().count() > MAX_NOTES_CHARS {
         deal_notes = deal_notes.chars().take(MAX_NOTES_CHARS).collect();
