@@ -8,9 +8,11 @@ the script with an AssertionError (exit status 1).
 The story, in the README's names: Uma signs in and meets "No access"; Rita finds the customer in
 the directory and asks the platform's sellers for help (a CO_SELL referral); Sam accepts the
 co-sell invitation; Ada imports a PSC export of Contoso (built here) and migrates its users; Rita
-migrates the deals, watches the run to its end and reads the report.
+migrates the deals, watches the run to its end, reads the report and downloads it as CSV.
 """
 
+import csv
+import io
 import sys
 import uuid
 
@@ -316,6 +318,29 @@ def report_rows(api, rita, organization):
             return rows
 
 
+def download_report(api, rita, organization):
+    """MigrationService/DownloadDealMigrationReport: the CSV file, a server stream of chunks
+    appended one to the next; its records."""
+    pieces = api.migration.DownloadDealMigrationReport(
+        migration.DownloadDealMigrationReportRequest(parent=organization), metadata=rita
+    )
+    data = b"".join(piece.chunk for piece in pieces)
+    expect(data.endswith(b"\n"), True, "the file ends with its last record")
+    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+
+
+def check_download(api, rita, organization, rows):
+    """The downloaded CSV holds the header and the listed rows, ids without collections."""
+    records = download_report(api, rita, organization)
+    expect(records[0], ["psc_deal_id", "deal_name", "engagement_id", "referral_id", "deal_type",
+                        "direction", "error"], "the CSV header")
+    listed = [[r.psc_deal_id, r.deal_name, r.engagement.removeprefix("engagements/"),
+               r.referral.removeprefix("referrals/"), r.deal_type, r.direction, r.error]
+              for r in rows]
+    expect(records[1:], listed, "the CSV rows, as listed")
+    print(f"downloaded: header and {len(records) - 1} rows, as listed")
+
+
 def check_report(api, rita, organization, run, customer):
     """The report: one row per deal of the run, all migrated; the co-sell deal arrived with
     Sam accepted, the customer from the directory and the catalog's solution."""
@@ -330,6 +355,7 @@ def check_report(api, rita, organization, run, customer):
            ("Analytics, from Python", "CO_SELL", "OUTBOUND", ""), "PY-1's row")
     expect((py2.deal_type, py2.direction), ("PARTNER_LED", "OUTBOUND"), "PY-2's row")
     expect(all(r.referral and r.engagement for r in rows), True, "referral and engagement")
+    check_download(api, rita, organization, rows)
 
     got = api.referrals.GetReferral(
         referrals.GetReferralRequest(name=py1.referral), metadata=rita
