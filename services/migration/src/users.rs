@@ -15,6 +15,14 @@ use crate::store::entities::user_migration;
 /// The referrals roles: holding one before the migration is reported, not changed.
 const REFERRAL_ROLES: &[Role] = &[Role::ReferralsAdmin, Role::ReferralsUser];
 
+/// A row whose run gives the role next (recorded before identity is asked); shown as
+/// NOT_MIGRATED.
+const ASSIGNING: &str = "ASSIGNING";
+/// A row whose user held the mapped role before the migration.
+const ALREADY_HAS_ROLE: &str = "ALREADY_HAS_ROLE";
+/// Rows a run leaves as they are.
+const DONE: [&str; 2] = ["MIGRATED", ALREADY_HAS_ROLE];
+
 /// PSC role -> platform role: PC has a single co-sell management role.
 pub fn mapped_role(role: PscRole) -> Role {
     match role {
@@ -102,7 +110,8 @@ impl Migration {
             .ok_or_else(|| ApiError::internal("identity returned no organization"))
     }
 
-    /// The wizard's rows, with their recorded outcomes; `run` tries every row not MIGRATED.
+    /// The wizard's rows, with their recorded outcomes; `run` tries every row not done
+    /// (MIGRATED or ALREADY_HAS_ROLE).
     pub async fn user_rows(
         &self,
         org: Uuid,
@@ -128,7 +137,7 @@ impl Migration {
                 pc_user: String::new(),
                 pc_assignment: String::new(),
             });
-            if run && outcome.status != "MIGRATED" {
+            if run && !DONE.contains(&outcome.status.as_str()) {
                 outcome = self
                     .migrate_user(org, &organization, &u, &scope, outcome)
                     .await?;
@@ -148,13 +157,15 @@ impl Migration {
         scope: &Scope,
         mut outcome: user_migration::Model,
     ) -> Result<user_migration::Model, ApiError> {
-        let mut fail = |error: pb::UserMigrationError,
-                        message: String|
+        let tried = outcome.clone();
+        let fail = |error: pb::UserMigrationError,
+                    message: String|
          -> Result<user_migration::Model, ApiError> {
-            outcome.status = "ERROR".into();
-            outcome.error = error.as_str_name().into();
-            outcome.error_message = message;
-            Ok(outcome.clone())
+            let mut failed = tried.clone();
+            failed.status = "ERROR".into();
+            failed.error = error.as_str_name().into();
+            failed.error_message = message;
+            Ok(failed)
         };
         let mpn = match scope {
             Scope::Invalid(reason) => {
@@ -253,13 +264,19 @@ impl Migration {
             Err(why) => return fail(pb::UserMigrationError::Refused, why),
         };
         let role = mapped_role(u.role);
-        // The mapped role at the mapped scope already there: a run that stopped between
-        // assigning it and recording it; this row is done.
+        // The mapped role at the mapped scope already there, not given by another row: this
+        // row's own run that stopped between assigning it and recording it (the row says
+        // ASSIGNING), or the user held it before the migration.
         if let Some(a) = held
             .iter()
             .find(|a| a.role == role as i32 && a.mpn_id == mpn && !ours.contains(&a.name))
         {
-            outcome.status = "MIGRATED".into();
+            outcome.status = if outcome.status == ASSIGNING {
+                "MIGRATED"
+            } else {
+                ALREADY_HAS_ROLE
+            }
+            .into();
             outcome.error = String::new();
             outcome.error_message = String::new();
             outcome.pc_user = user.name.clone();
@@ -285,6 +302,10 @@ impl Migration {
                 ),
             );
         }
+        // Recorded before the role is given, so that a later run tells a role it gave apart from
+        // one the user held before.
+        outcome.status = ASSIGNING.into();
+        self.store.save_user_outcome(outcome.clone()).await?;
         let assigned = self
             .identity_roles()
             .assign_role(
@@ -320,6 +341,7 @@ fn row(
     let status = match o.status.as_str() {
         "MIGRATED" => pb::UserMigrationStatus::Migrated,
         "ERROR" => pb::UserMigrationStatus::Error,
+        ALREADY_HAS_ROLE => pb::UserMigrationStatus::AlreadyHasRole,
         _ => pb::UserMigrationStatus::NotMigrated,
     };
     pb::UserMigrationRow {

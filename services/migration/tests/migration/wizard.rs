@@ -1,4 +1,5 @@
-//! Who sees the user migration wizard (SPEC 5.3: any referrals admin may view it).
+//! The user migration wizard (SPEC 5.3): who sees it (any referrals admin may view it), a run's
+//! outcomes, and a run that stopped between giving a role and recording it.
 
 use cosell_proto::migration as pb;
 use cosell_testkit::authed;
@@ -74,6 +75,7 @@ async fn the_user_migration_wizard() {
         new.person@contoso.com,New,Person,A1,Seller\n\
         new.person@contoso.com,New,Person,A3,Deal Manager\n\
         rita.referrals@contoso.com,Rita,Referrals,A1,Admin\n\
+        rita.referrals@contoso.com,Rita,Referrals,A3,Admin\n\
         bob@gmail.com,Bob,Personal,A1,Seller\n\
         pat@agency.example,Pat,Agency,A1,Seller\n\
         wes@contoso.com,Wes,Wrong,A2,Seller\n\
@@ -117,7 +119,7 @@ async fn the_user_migration_wizard() {
         .unwrap()
         .into_inner()
         .rows;
-    assert_eq!(listed.len(), 8);
+    assert_eq!(listed.len(), 9);
     assert!(
         listed
             .iter()
@@ -171,7 +173,18 @@ async fn the_user_migration_wizard() {
     );
     assert_eq!(
         outcome(rows, "rita.referrals@contoso.com", "A1").1,
-        E::AlreadyHasRole
+        E::AlreadyHasRole,
+        "another referrals role than the mapped one: reported, not changed"
+    );
+    assert_eq!(
+        outcome(rows, "rita.referrals@contoso.com", "A3"),
+        (
+            S::AlreadyHasRole,
+            E::Unspecified,
+            "ROLE_REFERRALS_ADMIN".into(),
+            "Entire organization".into()
+        ),
+        "the mapped role, held before: an outcome of its own, neither migrated nor an error"
     );
     assert_eq!(outcome(rows, "bob@gmail.com", "A1").1, E::ConsumerAccount);
     assert_eq!(
@@ -242,6 +255,10 @@ async fn the_user_migration_wizard() {
         S::Migrated
     );
     assert_eq!(
+        outcome(&second.rows, "rita.referrals@contoso.com", "A3").0,
+        S::AlreadyHasRole
+    );
+    assert_eq!(
         second
             .rows
             .iter()
@@ -254,4 +271,92 @@ async fn the_user_migration_wizard() {
             .user,
         "migrated rows are not touched"
     );
+}
+
+/// A run that stopped after identity gave the role and before the row recorded it: the next run
+/// records the row MIGRATED with that assignment (the row said ASSIGNING), never twice, and
+/// never as a role the user held before.
+#[tokio::test]
+async fn a_run_that_stopped_after_giving_the_role_is_recorded_migrated() {
+    let h = Harness::start().await;
+    let users = "UserEmail,FirstName,LastName,PartnerAccountId,Role\n\
+        seattle.seller@contoso.com,Sea,Seller,A1,Seller\n";
+    h.import(
+        "ada.admin@contoso.com",
+        &h.contoso,
+        &[
+            ("accounts.csv", ACCOUNTS.as_bytes().to_vec()),
+            ("users.csv", users.as_bytes().to_vec()),
+            ("deals.csv", DEALS.as_bytes().to_vec()),
+        ],
+    )
+    .await
+    .unwrap();
+    let ada = h.token("ada.admin@contoso.com").await;
+    let run = || async {
+        pb::migration_service_client::MigrationServiceClient::new(h.server.channel.clone())
+            .run_user_migration(authed(
+                &ada,
+                pb::RunUserMigrationRequest {
+                    parent: h.contoso.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let first = run().await;
+    assert_eq!(first.rows[0].status(), pb::UserMigrationStatus::Migrated);
+    let store = &h.migration.as_ref().unwrap().store;
+    let org: uuid::Uuid = h
+        .contoso
+        .trim_start_matches("organizations/")
+        .parse()
+        .unwrap();
+    let recorded = store.user_outcomes(org).await.unwrap();
+    let row = recorded.values().next().unwrap().clone();
+    let assignment = row.pc_assignment.clone();
+    let rewind = |status: &str| {
+        let row = cosell_migration::store::entities::user_migration::Model {
+            status: status.into(),
+            pc_assignment: String::new(),
+            ..row.clone()
+        };
+        async move { store.save_user_outcome(row).await.unwrap() }
+    };
+
+    // As the store looks when the process died right after identity answered.
+    rewind("ASSIGNING").await;
+    let listed = run().await;
+    assert_eq!(listed.rows[0].status(), pb::UserMigrationStatus::Migrated);
+    assert_eq!(listed.migrated, 1);
+    let again = store.user_outcomes(org).await.unwrap();
+    assert_eq!(again.values().next().unwrap().pc_assignment, assignment);
+
+    // Without the ASSIGNING mark, the same role is one the user held before.
+    rewind("NOT_MIGRATED").await;
+    let held = run().await;
+    assert_eq!(
+        held.rows[0].status(),
+        pb::UserMigrationStatus::AlreadyHasRole
+    );
+    assert_eq!((held.migrated, held.errors), (0, 0));
+
+    // Identity holds one assignment of the role, not two.
+    let grants = cosell_proto::identity::role_service_client::RoleServiceClient::new(
+        h.server.channel.clone(),
+    )
+    .list_role_assignments(authed(
+        &ada,
+        cosell_proto::identity::ListRoleAssignmentsRequest {
+            parent: h.contoso.clone(),
+            user: held.rows[0].user.clone(),
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap()
+    .into_inner()
+    .role_assignments;
+    assert_eq!(grants.len(), 1);
 }
