@@ -6,18 +6,21 @@
 //!   users|deals|mpn-check|mpn-correct|cutover`: operator
 //!   subcommands that call a running server (`--server`,
 //!   `--token` / `COSELL_TOKEN`).
+//! - `cosell health`: whether a server is SERVING (exit 0) or not (exit 1), for container
+//!   health checks.
 //!
 //! Modules: [`serve`] (the embedded suite), [`demo`] (the demo deals), [`client`] (connection
 //! and token options, identity subcommands), [`directory`] (directory subcommands), [`referrals`]
 //! (the referral tabs), [`insights`] (an organization's figures), [`psc`] (the PSC export
 //! import), [`migration`] (the migration's status views), [`accounts`] (the MPN check and the
-//! cut-over).
+//! cut-over), [`health`] (the health check).
 
 mod accounts;
 mod client;
 mod demo;
 mod directory;
 mod events;
+mod health;
 mod insights;
 mod migration;
 mod notifications;
@@ -69,6 +72,9 @@ enum Command {
     /// readiness.
     #[command(subcommand)]
     Migration(migration::MigrationCommand),
+    /// Ask a server's standard health service whether it is SERVING: exit 0 when it is, 1
+    /// (with one line saying why) when it is not or cannot be reached. No token needed.
+    Health(health::HealthArgs),
 }
 
 /// Exit codes: 0 done, 1 the command failed (the error on one line, then one line per field
@@ -111,5 +117,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Notifications(args) => notifications::run(args).await,
         Command::Psc(command) => psc::run(command).await,
         Command::Migration(command) => migration::run(command).await,
+        Command::Health(args) => health::run(args).await,
     }
 }

@@ -37,7 +37,8 @@ impl Server {
         Self::start_with(&["--demo"]).await
     }
 
-    /// `cosell serve` with `args` (and a fresh data folder, port 0, no drain time).
+    /// `cosell serve` with `args` (and a fresh data folder, port 0, no drain time unless `args`
+    /// give one).
     pub async fn start_with(args: &[&str]) -> Server {
         let db = TestDb::new().await.unwrap();
         let directory_db = TestDb::new().await.unwrap();
@@ -45,20 +46,17 @@ impl Server {
         let migration_db = TestDb::new().await.unwrap();
         let data = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosell"));
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--shutdown-drain-ms",
-            "0",
-        ])
-        .args(args)
-        .arg("--data-dir")
-        .arg(data.path())
-        .env_remove("COSELL_TOKEN")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+        if !args.contains(&"--shutdown-drain-ms") {
+            cmd.args(["--shutdown-drain-ms", "0"]);
+        }
+        cmd.args(args)
+            .arg("--data-dir")
+            .arg(data.path())
+            .env_remove("COSELL_TOKEN")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         if db.is_postgres() {
             cmd.arg("--database-url-identity").arg(&db.url);
             cmd.arg("--database-url-directory").arg(&directory_db.url);
