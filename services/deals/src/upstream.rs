@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use cosell_platform::ApiError;
 use cosell_platform::auth::ServiceToken;
+use cosell_platform::telemetry::TracedChannel;
 use cosell_proto::directory as dpb;
 use cosell_proto::identity as ipb;
 use tonic::Code;
@@ -15,9 +16,9 @@ use uuid::Uuid;
 use crate::domain::{Address, Customer};
 
 pub struct Upstream {
-    directory: dpb::directory_service_client::DirectoryServiceClient<Channel>,
-    organizations: ipb::organization_service_client::OrganizationServiceClient<Channel>,
-    roles: ipb::role_service_client::RoleServiceClient<Channel>,
+    directory: dpb::directory_service_client::DirectoryServiceClient<TracedChannel>,
+    organizations: ipb::organization_service_client::OrganizationServiceClient<TracedChannel>,
+    roles: ipb::role_service_client::RoleServiceClient<TracedChannel>,
     token: Arc<ServiceToken>,
 }
 
@@ -50,11 +51,11 @@ fn unavailable(service: &str, s: &tonic::Status) -> ApiError {
 impl Upstream {
     pub fn new(identity: Channel, directory: Channel, token: Arc<ServiceToken>) -> Self {
         Self {
-            directory: dpb::directory_service_client::DirectoryServiceClient::new(directory),
+            directory: dpb::directory_service_client::DirectoryServiceClient::new(directory.into()),
             organizations: ipb::organization_service_client::OrganizationServiceClient::new(
-                identity.clone(),
+                identity.clone().into(),
             ),
-            roles: ipb::role_service_client::RoleServiceClient::new(identity),
+            roles: ipb::role_service_client::RoleServiceClient::new(identity.into()),
             token,
         }
     }

@@ -116,25 +116,25 @@ pub async fn start_with(
         )),
         organizations:
             cosell_proto::identity::organization_service_client::OrganizationServiceClient::new(
-                links.identity.clone(),
+                links.identity.clone().into(),
             ),
         catalog: cosell_proto::deals::catalog_service_client::CatalogServiceClient::new(
-            links.deals.clone(),
+            links.deals.clone().into(),
         ),
         referrals: cosell_proto::deals::referral_service_client::ReferralServiceClient::new(
-            links.deals.clone(),
+            links.deals.clone().into(),
         ),
         cutovers: cosell_proto::deals::cutover_service_client::CutoverServiceClient::new(
-            links.deals.clone(),
+            links.deals.clone().into(),
         ),
         notifications:
             cosell_proto::deals::notification_service_client::NotificationServiceClient::new(
-                links.deals,
+                links.deals.into(),
             ),
         directory: cosell_proto::directory::directory_service_client::DirectoryServiceClient::new(
-            links.directory,
+            links.directory.into(),
         ),
-        identity: links.identity.clone(),
+        identity: links.identity.clone().into(),
         platform: tokio::sync::OnceCell::new(),
         token: links.token,
         worker_id: uuid::Uuid::now_v7().to_string(),

@@ -1,6 +1,15 @@
-//! Tracing and logs: structured logs to stderr (text or JSON), spans exported by OTLP when an
-//! endpoint is configured, and W3C trace context carried in gRPC metadata so that one trace
-//! follows a call across services.
+//! Tracing and logs: structured logs to stderr (text or JSON); spans exported by OTLP when an
+//! endpoint is configured; W3C trace context carried in gRPC metadata so that one trace
+//! follows a call across services: the server span of every call ([`server_span`]) continues
+//! the caller's trace, and every outgoing call through a [`TracedChannel`] has a client span
+//! whose context it carries.
+//!
+//! The exporter batches: spans every `OTEL_BSP_SCHEDULE_DELAY` ms (5000 unless set), and
+//! whatever is left when the [`TelemetryGuard`] drops.
+
+mod client;
+
+pub use client::TracedChannel;
 
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::TracerProvider as _;
@@ -40,29 +49,16 @@ pub fn init(service_name: &str, args: &TelemetryArgs) -> TelemetryGuard {
             .with_writer(std::io::stderr)
             .boxed()
     };
-    let provider = args.otlp_endpoint.as_deref().and_then(|endpoint| {
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint)
-            .build();
-        match exporter {
-            Ok(exporter) => Some(
-                SdkTracerProvider::builder()
-                    .with_batch_exporter(exporter)
-                    .with_resource(
-                        opentelemetry_sdk::Resource::builder()
-                            .with_service_name(service_name.to_owned())
-                            .build(),
-                    )
-                    .build(),
-            ),
+    let providers = args.otlp_endpoint.as_deref().and_then(|endpoint| {
+        match exporters(service_name, endpoint) {
+            Ok(providers) => Some(providers),
             Err(e) => {
                 eprintln!("OTLP export disabled: {e}");
                 None
             }
         }
     });
-    let otel = provider
+    let otel = providers
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service_name.to_owned())));
     let _ = tracing_subscriber::registry()
@@ -70,7 +66,25 @@ pub fn init(service_name: &str, args: &TelemetryArgs) -> TelemetryGuard {
         .with(fmt)
         .with(otel)
         .try_init();
-    TelemetryGuard(provider)
+    TelemetryGuard(providers)
+}
+
+/// The span provider exporting to `endpoint`, as `service_name`.
+fn exporters(
+    service_name: &str,
+    endpoint: &str,
+) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .build();
+    let spans = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()?;
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(spans)
+        .with_resource(resource)
+        .build())
 }
 
 struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
@@ -84,6 +98,27 @@ impl Injector for MetadataInjector<'_> {
             self.0.insert(k, v);
         }
     }
+}
+
+struct HeaderInjector<'a>(&'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+/// The `grpc-status` of an answer's headers or trailers, when they say it.
+fn grpc_status(headers: &http::HeaderMap) -> Option<i64> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);

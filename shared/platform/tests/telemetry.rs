@@ -1,117 +1,104 @@
-//! OTLP export and trace context across a gRPC hop, against a stand-in collector that records
-//! what it receives. One test per binary: the tracing subscriber is global to the process.
+//! OTLP export, against the test kit's stand-in collector: a call through a
+//! [`TracedChannel`] has a client span whose child is the server's span of the call, in the
+//! caller's trace. One test per binary: the tracing subscriber is global to the process.
 
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
+use cosell_platform::auth::{KeySource, PublicKey, TokenVerifier};
 use cosell_platform::config::TelemetryArgs;
-use cosell_platform::telemetry;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use tokio_stream::wrappers::TcpListenerStream;
+use cosell_platform::server::{ServerOptions, ServiceSet};
+use cosell_platform::telemetry::{self, TracedChannel};
+use cosell_testkit::otlp::Collector;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-#[derive(Clone, Default)]
-struct Collector(Arc<Mutex<Vec<ExportTraceServiceRequest>>>);
+struct NoKeys;
 
-#[tonic::async_trait]
-impl TraceService for Collector {
-    async fn export(
-        &self,
-        req: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        self.0.lock().unwrap().push(req.into_inner());
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
+impl KeySource for NoKeys {
+    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Vec<PublicKey>, String>> + Send + '_>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn spans_are_exported_by_otlp_and_one_trace_spans_the_hop() {
-    let collector = Collector::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(collector.clone()))
-            .serve_with_incoming(TcpListenerStream::new(listener)),
-    );
-
+async fn calls_are_traced_across_the_hop() {
+    let collector = Collector::start().await.unwrap();
     let guard = telemetry::init(
         "telemetry-test",
         &TelemetryArgs {
             log_filter: "info".into(),
             log_json: false,
-            otlp_endpoint: Some(format!("http://{addr}")),
+            otlp_endpoint: Some(collector.endpoint.clone()),
         },
     );
-
-    // The caller's span; its context goes into the outgoing metadata...
-    let client_span = tracing::info_span!("client_call");
-    let mut metadata = tonic::metadata::MetadataMap::new();
-    client_span.in_scope(|| telemetry::inject_context(&mut metadata));
-    assert!(
-        metadata.get("traceparent").is_some(),
-        "traceparent is injected"
-    );
-    // ...and the server's span for that call continues the same trace.
-    let request = http::Request::builder()
-        .uri("/cosell.identity.v1.AccessService/GetCaller")
-        .header(
-            "traceparent",
-            metadata.get("traceparent").unwrap().to_str().unwrap(),
-        )
-        .body(())
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(cosell_platform::server::serve(
+        listener,
+        ServiceSet::default(),
+        Arc::new(TokenVerifier::new(Arc::new(NoKeys))),
+        ServerOptions::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
         .unwrap();
-    let server_span = telemetry::server_span(&request);
-    server_span.in_scope(|| tracing::info!("handled"));
-    drop(server_span);
-    drop(client_span);
-    drop(guard); // flushes the batch exporter
+    let mut health = HealthClient::new(TracedChannel::new(channel));
 
-    let mut spans = Vec::new();
-    for _ in 0..50 {
-        spans = collector
-            .0
-            .lock()
-            .unwrap()
+    // The caller's span; the calls made in it are its children.
+    let caller = tracing::info_span!("client_call");
+    let (served, unknown) = tracing::Instrument::instrument(
+        async {
+            let served = health
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await;
+            let unknown = health
+                .check(HealthCheckRequest {
+                    service: "no.such.Service".into(),
+                })
+                .await;
+            (served, unknown)
+        },
+        caller.clone(),
+    )
+    .await;
+    served.expect("health answers");
+    assert_eq!(unknown.unwrap_err().code(), tonic::Code::NotFound);
+    drop(caller);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    drop(guard); // flushes the exporters
+
+    let spans = collector
+        .wait_for(Duration::from_secs(10), "5 spans", |c| {
+            let spans = c.spans();
+            (spans.len() >= 5).then_some(spans)
+        })
+        .await;
+    assert!(spans.iter().all(|s| s.service == "telemetry-test"));
+    let caller = spans.iter().find(|s| s.span.name == "client_call").unwrap();
+    let clients: Vec<_> = spans
+        .iter()
+        .filter(|s| s.span.name == "grpc.client")
+        .collect();
+    let servers: Vec<_> = spans.iter().filter(|s| s.span.name == "grpc").collect();
+    assert_eq!((clients.len(), servers.len()), (2, 2), "{spans:#?}");
+    for client in &clients {
+        assert_eq!(client.span.trace_id, caller.span.trace_id, "one trace");
+        assert_eq!(client.span.parent_span_id, caller.span.span_id);
+        let server = servers
             .iter()
-            .flat_map(|r| r.resource_spans.iter())
-            .flat_map(|rs| rs.scope_spans.iter())
-            .flat_map(|ss| ss.spans.iter().cloned())
-            .collect::<Vec<_>>();
-        if spans.len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+            .find(|s| s.span.parent_span_id == client.span.span_id)
+            .expect("the server span of each call is its client span's child");
+        assert_eq!(server.span.trace_id, caller.span.trace_id);
     }
-    let client = spans
-        .iter()
-        .find(|s| s.name == "client_call")
-        .expect("client span exported");
-    let server = spans
-        .iter()
-        .find(|s| s.name == "grpc")
-        .expect("server span exported");
-    assert_eq!(server.trace_id, client.trace_id, "one trace across the hop");
-    assert_eq!(
-        server.parent_span_id, client.span_id,
-        "the server span is the client span's child"
-    );
-    let resource = collector.0.lock().unwrap()[0].resource_spans[0]
-        .resource
-        .clone()
-        .unwrap();
-    let service = resource
-        .attributes
-        .iter()
-        .find(|a| a.key == "service.name")
-        .and_then(|a| a.value.as_ref())
-        .map(|v| format!("{v:?}"))
-        .unwrap_or_default();
-    assert!(service.contains("telemetry-test"), "{service}");
 }

@@ -7,6 +7,7 @@
 //! - [`authed`]: a request carrying a bearer token; [`refusal`]: what an error status says.
 //! - [`bench`]: concurrent latency and throughput measurement for the benchmarks.
 //! - [`oidc`]: an OpenID Connect issuer on 127.0.0.1 (discovery, JWKS, signed tokens).
+//! - [`otlp`]: a stand-in OpenTelemetry collector that keeps the spans and metrics it is sent.
 //! - [`proxy`]: a TCP proxy in front of a database, cut and restored by a test.
 //! - [`cut_short`]: a future dropped part-way, as a cancelled call drops its handler.
 //! - [`zip`]: zip archives made by hand (lying sizes, gigabytes of deflate in milliseconds).
@@ -14,6 +15,7 @@
 
 pub mod bench;
 pub mod oidc;
+pub mod otlp;
 pub mod proxy;
 pub mod upload;
 pub mod zip;

@@ -22,11 +22,11 @@ use std::sync::Arc;
 
 use cosell_platform::auth::{AccessClient, ServiceToken, caller};
 use cosell_platform::{ApiError, Violations};
+use cosell_platform::telemetry::TracedChannel;
 use cosell_proto::deals as dpb;
 use cosell_proto::identity as ipb;
 use cosell_proto::identity::Role;
 use cosell_proto::migration::{self as pb, migration_service_server::MigrationService};
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
@@ -42,22 +42,22 @@ pub struct Migration {
     pub store: Store,
     pub access: Arc<AccessClient>,
     /// Identity's organizations (MPN lookups), called with `token`.
-    pub organizations: ipb::organization_service_client::OrganizationServiceClient<Channel>,
+    pub organizations: ipb::organization_service_client::OrganizationServiceClient<TracedChannel>,
     /// Identity, for users and roles (the user migration, the assigned sellers), called with
     /// `token`.
-    pub identity: Channel,
+    pub identity: TracedChannel,
     /// The platform organization's name, once asked (see [`crate::sellers`]).
     pub platform: tokio::sync::OnceCell<String>,
     /// The deals service's catalog (product -> solution mapping), called with `token`.
-    pub catalog: dpb::catalog_service_client::CatalogServiceClient<Channel>,
+    pub catalog: dpb::catalog_service_client::CatalogServiceClient<TracedChannel>,
     /// The deals service's referrals (the import of migrated deals), called with `token`.
-    pub referrals: dpb::referral_service_client::ReferralServiceClient<Channel>,
+    pub referrals: dpb::referral_service_client::ReferralServiceClient<TracedChannel>,
     /// The deals service's cut-over switches (SPEC 5.5), called with `token`: the deals
     /// service routes by them, so it holds them.
-    pub cutovers: dpb::cutover_service_client::CutoverServiceClient<Channel>,
+    pub cutovers: dpb::cutover_service_client::CutoverServiceClient<TracedChannel>,
     /// The deals service's notifications (a finished run, told to whoever started it), called
     /// with `token`.
-    pub notifications: dpb::notification_service_client::NotificationServiceClient<Channel>,
+    pub notifications: dpb::notification_service_client::NotificationServiceClient<TracedChannel>,
     /// The PSC timeline (read-only from, access ends), from configuration.
     pub timeline: (chrono::NaiveDate, chrono::NaiveDate),
     /// This replica's deal migration worker: its lease owner id, and whether it is stopping.
@@ -72,7 +72,7 @@ pub struct Migration {
     pub streams_end: tokio::sync::watch::Sender<bool>,
     /// The directory (customer matching), called with `token`.
     pub directory:
-        cosell_proto::directory::directory_service_client::DirectoryServiceClient<Channel>,
+        cosell_proto::directory::directory_service_client::DirectoryServiceClient<TracedChannel>,
     pub token: Arc<ServiceToken>,
 }
 
@@ -188,11 +188,11 @@ impl Migration {
         .then(|| caller.email.clone().unwrap_or_default()))
     }
 
-    pub fn identity_users(&self) -> ipb::user_service_client::UserServiceClient<Channel> {
+    pub fn identity_users(&self) -> ipb::user_service_client::UserServiceClient<TracedChannel> {
         ipb::user_service_client::UserServiceClient::new(self.identity.clone())
     }
 
-    pub fn identity_roles(&self) -> ipb::role_service_client::RoleServiceClient<Channel> {
+    pub fn identity_roles(&self) -> ipb::role_service_client::RoleServiceClient<TracedChannel> {
         ipb::role_service_client::RoleServiceClient::new(self.identity.clone())
     }
 }

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::claims::{Caller, Principal};
 use crate::error::ApiError;
+use crate::telemetry::TracedChannel;
 
 /// Upper bound on how long grants are reused; with identity's own cache of the same length a
 /// role change is effective everywhere within 4 s (rule I5 asks for 5).
@@ -94,7 +95,7 @@ impl Grants {
 
 /// Gets and refreshes this service's own bearer token from identity (client credentials).
 pub struct ServiceToken {
-    client: pb::token_service_client::TokenServiceClient<Channel>,
+    client: pb::token_service_client::TokenServiceClient<TracedChannel>,
     service: String,
     secret: String,
     current: Mutex<Option<(String, i64)>>,
@@ -103,7 +104,7 @@ pub struct ServiceToken {
 impl ServiceToken {
     pub fn new(channel: Channel, service: impl Into<String>, secret: impl Into<String>) -> Self {
         Self {
-            client: pb::token_service_client::TokenServiceClient::new(channel),
+            client: pb::token_service_client::TokenServiceClient::new(channel.into()),
             service: service.into(),
             secret: secret.into(),
             current: Mutex::new(None),
@@ -138,7 +139,8 @@ impl ServiceToken {
         Ok(resp.access_token)
     }
 
-    /// Wraps a message into a request that carries this service's token.
+    /// Wraps a message into a request that carries this service's token (the trace context is
+    /// the [`TracedChannel`]'s to add, with the call's client span).
     pub async fn request<T>(&self, message: T) -> Result<tonic::Request<T>, ApiError> {
         let token = self.token().await?;
         let mut req = tonic::Request::new(message);
@@ -146,7 +148,6 @@ impl ServiceToken {
             .parse()
             .map_err(|_| ApiError::internal("service token is not a valid header value"))?;
         req.metadata_mut().insert("authorization", value);
-        crate::telemetry::inject_context(req.metadata_mut());
         Ok(req)
     }
 }
@@ -159,7 +160,7 @@ struct CachedGrants {
 
 /// Answers "may this caller do this here?" for services other than identity.
 pub struct AccessClient {
-    client: pb::access_service_client::AccessServiceClient<Channel>,
+    client: pb::access_service_client::AccessServiceClient<TracedChannel>,
     token: Arc<ServiceToken>,
     cache: RwLock<HashMap<Principal, CachedGrants>>,
 }
@@ -167,7 +168,7 @@ pub struct AccessClient {
 impl AccessClient {
     pub fn new(channel: Channel, token: Arc<ServiceToken>) -> Self {
         Self {
-            client: pb::access_service_client::AccessServiceClient::new(channel),
+            client: pb::access_service_client::AccessServiceClient::new(channel.into()),
             token,
             cache: RwLock::new(HashMap::new()),
         }

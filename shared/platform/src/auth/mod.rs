@@ -30,16 +30,17 @@ use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 use crate::error::ApiError;
+use crate::telemetry::TracedChannel;
 
 /// Fetches public keys from identity's `ListSigningKeys` (no token needed).
 pub struct RemoteKeys {
-    client: pb::token_service_client::TokenServiceClient<Channel>,
+    client: pb::token_service_client::TokenServiceClient<TracedChannel>,
 }
 
 impl RemoteKeys {
     pub fn new(channel: Channel) -> Self {
         Self {
-            client: pb::token_service_client::TokenServiceClient::new(channel),
+            client: pb::token_service_client::TokenServiceClient::new(channel.into()),
         }
     }
 }
@@ -72,7 +73,7 @@ impl KeySource for RemoteKeys {
 /// Hands tokens of the external issuer to identity's `ExchangeToken` and verifies the token it
 /// answers with, so that a service trusts nothing it has not checked with identity's keys.
 pub struct RemoteExchange {
-    client: pb::token_service_client::TokenServiceClient<Channel>,
+    client: pb::token_service_client::TokenServiceClient<TracedChannel>,
     /// Checks the exchanged token (identity's keys, as for any other call).
     verifier: Arc<TokenVerifier>,
 }
@@ -80,7 +81,7 @@ pub struct RemoteExchange {
 impl RemoteExchange {
     pub fn new(channel: Channel) -> Self {
         Self {
-            client: pb::token_service_client::TokenServiceClient::new(channel.clone()),
+            client: pb::token_service_client::TokenServiceClient::new(channel.clone().into()),
             verifier: Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(channel)))),
         }
     }
