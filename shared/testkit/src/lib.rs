@@ -9,6 +9,7 @@
 //! - [`oidc`]: an OpenID Connect issuer on 127.0.0.1 (discovery, JWKS, signed tokens).
 //! - [`otlp`]: a stand-in OpenTelemetry collector that keeps the spans and metrics it is sent.
 //! - [`proxy`]: a TCP proxy in front of a database, cut and restored by a test.
+//! - [`pg_cluster`]: a PostgreSQL cluster of the test's own, stopped and started under a service.
 //! - [`cut_short`]: a future dropped part-way, as a cancelled call drops its handler.
 //! - [`zip`]: zip archives made by hand (lying sizes, gigabytes of deflate in milliseconds).
 //! - [`upload`]: PSC uploads cut into messages, and uploads held open.
@@ -16,6 +17,7 @@
 pub mod bench;
 pub mod oidc;
 pub mod otlp;
+pub mod pg_cluster;
 pub mod proxy;
 pub mod upload;
 pub mod zip;

@@ -10,6 +10,7 @@ mod catalog_index;
 mod concurrency;
 mod cutover;
 mod expiry;
+mod faults;
 mod feed;
 mod import;
 mod insights;
