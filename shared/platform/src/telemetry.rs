@@ -1,19 +1,22 @@
-//! Tracing and logs: structured logs to stderr (text or JSON); spans exported by OTLP when an
-//! endpoint is configured; W3C trace context carried in gRPC metadata so that one trace
-//! follows a call across services: the server span of every call ([`server_span`]) continues
-//! the caller's trace, and every outgoing call through a [`TracedChannel`] has a client span
-//! whose context it carries.
+//! Tracing, metrics and logs: structured logs to stderr (text or JSON); spans and RPC metrics
+//! ([`metrics`]) exported by OTLP when an endpoint is configured; W3C trace context carried in
+//! gRPC metadata so that one trace follows a call across services: the server span of every
+//! call ([`server_span`]) continues the caller's trace, and every outgoing call through a
+//! [`TracedChannel`] has a client span whose context it carries.
 //!
-//! The exporter batches: spans every `OTEL_BSP_SCHEDULE_DELAY` ms (5000 unless set), and
-//! whatever is left when the [`TelemetryGuard`] drops.
+//! The exporters batch: spans every `OTEL_BSP_SCHEDULE_DELAY` ms (5000 unless set), metrics
+//! every `OTEL_METRIC_EXPORT_INTERVAL` ms (60000 unless set), and whatever is left when the
+//! [`TelemetryGuard`] drops.
 
 mod client;
+pub mod metrics;
 
 pub use client::TracedChannel;
 
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
@@ -22,13 +25,14 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::TelemetryArgs;
 
-/// Flushes exported spans when dropped; keep it alive for the life of the process.
-pub struct TelemetryGuard(Option<SdkTracerProvider>);
+/// Flushes exported spans and metrics when dropped; keep it alive for the life of the process.
+pub struct TelemetryGuard(Option<(SdkTracerProvider, SdkMeterProvider)>);
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
-        if let Some(provider) = self.0.take() {
-            let _ = provider.shutdown();
+        if let Some((traces, metrics)) = self.0.take() {
+            let _ = traces.shutdown();
+            let _ = metrics.shutdown();
         }
     }
 }
@@ -58,9 +62,10 @@ pub fn init(service_name: &str, args: &TelemetryArgs) -> TelemetryGuard {
             }
         }
     });
-    let otel = providers
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service_name.to_owned())));
+    let otel = providers.as_ref().map(|(traces, metrics)| {
+        opentelemetry::global::set_meter_provider(metrics.clone());
+        tracing_opentelemetry::layer().with_tracer(traces.tracer(service_name.to_owned()))
+    });
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(fmt)
@@ -69,11 +74,11 @@ pub fn init(service_name: &str, args: &TelemetryArgs) -> TelemetryGuard {
     TelemetryGuard(providers)
 }
 
-/// The span provider exporting to `endpoint`, as `service_name`.
+/// The span and metric providers exporting to `endpoint`, as `service_name`.
 fn exporters(
     service_name: &str,
     endpoint: &str,
-) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
+) -> Result<(SdkTracerProvider, SdkMeterProvider), opentelemetry_otlp::ExporterBuildError> {
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(service_name.to_owned())
         .build();
@@ -81,10 +86,20 @@ fn exporters(
         .with_tonic()
         .with_endpoint(endpoint)
         .build()?;
-    Ok(SdkTracerProvider::builder()
-        .with_batch_exporter(spans)
-        .with_resource(resource)
-        .build())
+    let metrics = opentelemetry_otlp::MetricExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()?;
+    Ok((
+        SdkTracerProvider::builder()
+            .with_batch_exporter(spans)
+            .with_resource(resource.clone())
+            .build(),
+        SdkMeterProvider::builder()
+            .with_periodic_exporter(metrics)
+            .with_resource(resource)
+            .build(),
+    ))
 }
 
 struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);

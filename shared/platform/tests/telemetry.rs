@@ -1,6 +1,7 @@
 //! OTLP export, against the test kit's stand-in collector: a call through a
 //! [`TracedChannel`] has a client span whose child is the server's span of the call, in the
-//! caller's trace. One test per binary: the tracing subscriber is global to the process.
+//! caller's trace, and the server counts and times every call by method and status. One test
+//! per binary: the tracing subscriber and the meter provider are global to the process.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,7 +12,8 @@ use cosell_platform::auth::{KeySource, PublicKey, TokenVerifier};
 use cosell_platform::config::TelemetryArgs;
 use cosell_platform::server::{ServerOptions, ServiceSet};
 use cosell_platform::telemetry::{self, TracedChannel};
-use cosell_testkit::otlp::Collector;
+use cosell_testkit::otlp::metrics::v1::metric::Data;
+use cosell_testkit::otlp::{Collector, attribute, common::v1::any_value::Value};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 struct NoKeys;
@@ -23,7 +25,7 @@ impl KeySource for NoKeys {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn calls_are_traced_across_the_hop() {
+async fn calls_are_traced_across_the_hop_and_counted_by_method_and_status() {
     let collector = Collector::start().await.unwrap();
     let guard = telemetry::init(
         "telemetry-test",
@@ -100,5 +102,54 @@ async fn calls_are_traced_across_the_hop() {
             .find(|s| s.span.parent_span_id == client.span.span_id)
             .expect("the server span of each call is its client span's child");
         assert_eq!(server.span.trace_id, caller.span.trace_id);
+    }
+
+    let calls = collector
+        .wait_for(Duration::from_secs(10), "the calls counter", |c| {
+            c.metrics()
+                .into_iter()
+                .find(|m| m.metric.name == telemetry::metrics::CALLS)
+        })
+        .await;
+    let Some(Data::Sum(sum)) = calls.metric.data else {
+        panic!("a counter: {calls:?}");
+    };
+    let mut counted: Vec<(String, i64)> = sum
+        .data_points
+        .iter()
+        .map(|p| {
+            let method = match attribute(&p.attributes, "rpc.method") {
+                Some(Value::StringValue(m)) => m.clone(),
+                other => panic!("rpc.method: {other:?}"),
+            };
+            let status = match attribute(&p.attributes, "rpc.grpc.status_code") {
+                Some(Value::IntValue(s)) => *s,
+                other => panic!("rpc.grpc.status_code: {other:?}"),
+            };
+            (format!("{method} {status}"), value(p))
+        })
+        .collect();
+    counted.sort();
+    assert_eq!(
+        counted,
+        [
+            ("grpc.health.v1.Health/Check 0".to_owned(), 1),
+            ("grpc.health.v1.Health/Check 5".to_owned(), 1),
+        ]
+    );
+    assert!(
+        collector
+            .metrics()
+            .iter()
+            .any(|m| m.metric.name == telemetry::metrics::DURATION),
+        "the latency histogram is exported too"
+    );
+}
+
+fn value(p: &cosell_testkit::otlp::metrics::v1::NumberDataPoint) -> i64 {
+    use cosell_testkit::otlp::metrics::v1::number_data_point::Value;
+    match p.value {
+        Some(Value::AsInt(v)) => v,
+        other => panic!("an integer count: {other:?}"),
     }
 }

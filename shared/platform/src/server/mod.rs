@@ -1,6 +1,6 @@
 //! The bootstrap every service serves through: one tonic server (TLS when configured) with the
 //! standard health service, reflection (v1 and v1alpha, for grpcurl and buf curl), and the
-//! layers in this order from the outside in: tracing, authentication, global concurrency limit,
+//! layers in this order from the outside in: tracing, RPC metrics, authentication, global concurrency limit,
 //! the request time limit ([`deadline`]; not for the long-running methods a service names).
 //! Authentication comes before the concurrency limit so that a call holds a slot only once it
 //! is known whose it is: a flood of bad tokens waits for nothing and holds nothing. Tonic
@@ -171,6 +171,7 @@ pub async fn serve_when_ready(
             tower_http::trace::TraceLayer::new_for_grpc()
                 .make_span_with(|req: &http::Request<_>| crate::telemetry::server_span(req)),
         )
+        .layer(crate::telemetry::metrics::RpcMetricsLayer::default())
         .layer(AuthLayer::new(verifier, public))
         .layer(GlobalConcurrencyLimitLayer::new(options.concurrency_limit))
         .layer(deadline::DeadlineLayer::new(
