@@ -6,6 +6,8 @@
 //!   users|deals|mpn-check|mpn-correct|cutover`: operator
 //!   subcommands that call a running server (`--server`,
 //!   `--token` / `COSELL_TOKEN`).
+//! - `cosell catalog create|list`: the solutions catalog (an operator seeds it after the
+//!   services are up).
 //! - `cosell health`: whether a server is SERVING (exit 0) or not (exit 1), for container
 //!   health checks.
 //!
@@ -13,9 +15,10 @@
 //! and token options, identity subcommands), [`directory`] (directory subcommands), [`referrals`]
 //! (the referral tabs), [`insights`] (an organization's figures), [`psc`] (the PSC export
 //! import), [`migration`] (the migration's status views), [`accounts`] (the MPN check and the
-//! cut-over), [`health`] (the health check).
+//! cut-over), [`catalog`] (the solutions catalog), [`health`] (the health check).
 
 mod accounts;
+mod catalog;
 mod client;
 mod demo;
 mod directory;
@@ -72,6 +75,9 @@ enum Command {
     /// readiness.
     #[command(subcommand)]
     Migration(migration::MigrationCommand),
+    /// The solutions catalog: add a solution (platform operators seed each partner's), list them.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
     /// Ask a server's standard health service whether it is SERVING: exit 0 when it is, 1
     /// (with one line saying why) when it is not or cannot be reached. No token needed.
     Health(health::HealthArgs),
@@ -117,6 +123,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Notifications(args) => notifications::run(args).await,
         Command::Psc(command) => psc::run(command).await,
         Command::Migration(command) => migration::run(command).await,
+        Command::Catalog(command) => catalog::run(command).await,
         Command::Health(args) => health::run(args).await,
     }
 }
