@@ -1,8 +1,10 @@
-//! PostgreSQL restarted under a load of creates, updates and lists (issue 19's faults): while it
+//! Faults (issue 19). PostgreSQL restarted under a load of creates, updates and lists: while it
 //! is down every call answers `UNAVAILABLE` (retryable; never `INTERNAL`, never a hang past
 //! the client's deadline), the service recovers without a restart of its own, and every create
 //! it acknowledged is there afterwards, once, retries by request id included. The deals
 //! database runs on a cluster of the test's own (`PgCluster`), stopped at once as in a crash.
+//! And identity or the directory unreachable (a proxy between deals and each, cut and
+//! restored): `UNAVAILABLE` at once, recovered by itself.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -195,4 +197,67 @@ async fn a_database_restart_under_load_is_unavailable_then_recovered_with_every_
         acknowledged.len().min(500),
         "the list holds exactly the acknowledged creates"
     );
+}
+
+/// A peer that does not answer: creating a referral with the directory down fails fast with
+/// `UNAVAILABLE` (`UPSTREAM_UNAVAILABLE`), and any call once identity is down and the caller's
+/// grants are no longer cached (at most 2 s) is `UNAVAILABLE` (`IDENTITY_UNAVAILABLE`); both
+/// recover by themselves when the peer is back.
+#[tokio::test]
+async fn a_peer_service_down_is_unavailable_fast_and_recovered() {
+    let h = Harness::start_behind_proxies().await;
+    let peers = h.peers.as_ref().unwrap();
+    let token = h.token(RITA).await;
+    let template = h.complete(pb::DealType::Private, &h.contoso_solution);
+    let create = || {
+        let mut referrals = h.referrals();
+        let req = call(
+            &token,
+            pb::CreateReferralRequest {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                referral: Some(template.clone()),
+            },
+        );
+        async move { referrals.create_referral(req).await }
+    };
+    create().await.expect("works with every peer up");
+
+    // The directory down.
+    peers.directory.cut();
+    let started = Instant::now();
+    let err = create().await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    assert_eq!(details(&err).0, "UPSTREAM_UNAVAILABLE");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?} to fail",
+        started.elapsed()
+    );
+    peers.directory.restore();
+    let until = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = create().await {
+        assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+        assert!(Instant::now() < until, "not recovered: {e:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Identity down: once the caller's grants are stale, calls cannot be authorized.
+    peers.identity.cut();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let started = Instant::now();
+    let err = create().await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    assert_eq!(details(&err).0, "IDENTITY_UNAVAILABLE");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?} to fail",
+        started.elapsed()
+    );
+    peers.identity.restore();
+    let until = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = create().await {
+        assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+        assert!(Instant::now() < until, "not recovered: {e:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

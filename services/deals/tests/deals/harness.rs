@@ -42,7 +42,16 @@ pub struct Harness {
     /// Tokens signed in so far, by email: one sign-in per user, as a client keeps its token
     /// (sign-in is rate-limited per email).
     tokens: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Between the deals service and its peers, when started [`Harness::start_behind_proxies`].
+    pub peers: Option<Peers>,
     _dbs: (TestDb, TestDb, TestDb),
+}
+
+/// TCP proxies between the deals service and identity and the directory: a test cuts one to
+/// see deals with a peer down, and restores it.
+pub struct Peers {
+    pub identity: cosell_testkit::proxy::TcpProxy,
+    pub directory: cosell_testkit::proxy::TcpProxy,
 }
 
 impl Harness {
@@ -64,6 +73,18 @@ impl Harness {
 
     /// Deals with `config` (its database URL is `deals_db`'s).
     pub async fn start_configured(deals_db: TestDb, config: cosell_deals::Config) -> Self {
+        Self::start_inner(deals_db, config, false).await
+    }
+
+    /// Deals reaching identity and the directory through [`Peers`].
+    #[allow(dead_code)]
+    pub async fn start_behind_proxies() -> Self {
+        let db = TestDb::new().await.unwrap();
+        let config = cosell_deals::Config::new(db.url.clone());
+        Self::start_inner(db, config, true).await
+    }
+
+    async fn start_inner(deals_db: TestDb, config: cosell_deals::Config, proxied: bool) -> Self {
         let identity_db = TestDb::new().await.unwrap();
         let directory_db = TestDb::new().await.unwrap();
         let mut identity = cosell_identity::Config::new(identity_db.url.clone());
@@ -91,12 +112,29 @@ impl Harness {
         )
         .await
         .unwrap();
+        let peers = if proxied {
+            Some(Peers {
+                identity: cosell_testkit::proxy::TcpProxy::start(addr).await.unwrap(),
+                directory: cosell_testkit::proxy::TcpProxy::start(addr).await.unwrap(),
+            })
+        } else {
+            None
+        };
+        let through = |proxy: Option<&cosell_testkit::proxy::TcpProxy>| -> Channel {
+            match proxy {
+                Some(p) => Endpoint::from_shared(format!("http://{}", p.addr))
+                    .unwrap()
+                    .connect_lazy(),
+                None => loopback(),
+            }
+        };
+        let identity_link = through(peers.as_ref().map(|p| &p.identity));
         let deals = cosell_deals::start(
             &config,
             cosell_deals::Links {
-                identity: loopback(),
-                directory: loopback(),
-                token: Arc::new(ServiceToken::new(loopback(), "deals", DEALS_SECRET)),
+                identity: identity_link.clone(),
+                directory: through(peers.as_ref().map(|p| &p.directory)),
+                token: Arc::new(ServiceToken::new(identity_link, "deals", DEALS_SECRET)),
             },
         )
         .await
@@ -119,6 +157,7 @@ impl Harness {
             sku: String::new(),
             fabrikam_solution: String::new(),
             tokens: Default::default(),
+            peers,
             _dbs: (identity_db, directory_db, deals_db),
         };
         h.contoso = h.organization_of("4000001").await;
