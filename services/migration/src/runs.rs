@@ -13,6 +13,7 @@ use cosell_platform::ApiError;
 use cosell_proto::deals as dpb;
 use cosell_proto::directory as dirpb;
 use cosell_proto::migration as pb;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::api::{Migration, run_name, timestamp, upstream};
@@ -136,25 +137,54 @@ impl Migration {
         let products = self.product_map().await?;
         for (org, results) in by_org {
             let org_id = Uuid::parse_str(&org).map_err(ApiError::internal)?;
-            let outcomes = self.migrate_batch(org_id, results, &products).await?;
-            let sent = outcomes.len() as u64;
-            let recorded = self.store.finish_deals(owner, outcomes).await?;
-            tracing::debug!(
-                deals = sent,
-                elapsed = ?started.elapsed(),
-                "deal migration batch recorded"
-            );
-            if recorded < sent {
-                // Another worker took these deals over; the import is idempotent, so its
-                // outcome is the same referrals.
-                tracing::warn!(
-                    lost = sent - recorded,
-                    "deal migration leases lost before recording"
+            let span = self.batch_span(&org, &results).await?;
+            async {
+                let outcomes = self.migrate_batch(org_id, results, &products).await?;
+                let sent = outcomes.len() as u64;
+                let recorded = self.store.finish_deals(owner, outcomes).await?;
+                tracing::debug!(
+                    deals = sent,
+                    elapsed = ?started.elapsed(),
+                    "deal migration batch recorded"
                 );
+                if recorded < sent {
+                    // Another worker took these deals over; the import is idempotent, so its
+                    // outcome is the same referrals.
+                    tracing::warn!(
+                        lost = sent - recorded,
+                        "deal migration leases lost before recording"
+                    );
+                }
+                Ok::<_, ApiError>(())
             }
+            .instrument(span)
+            .await?;
         }
         self.store.finish_runs().await?;
         Ok(true)
+    }
+
+    /// The span of one organization's batch: the root of a trace of its own (the worker is a
+    /// background task), linked to the trace of the StartDealMigration call of each run whose
+    /// deals it holds.
+    async fn batch_span(
+        &self,
+        org: &str,
+        results: &[deal_result::Model],
+    ) -> Result<tracing::Span, ApiError> {
+        let span = tracing::info_span!(
+            parent: None,
+            "deal_migration.batch",
+            organization = %org,
+            deals = results.len(),
+        );
+        let mut runs: Vec<&str> = results.iter().map(|r| r.run_id.as_str()).collect();
+        runs.sort_unstable();
+        runs.dedup();
+        for traceparent in self.store.start_traceparents(&runs).await? {
+            cosell_platform::telemetry::link_to(&span, &traceparent);
+        }
+        Ok(span)
     }
 
     /// Migrates one organization's leased deals; the outcome of each.

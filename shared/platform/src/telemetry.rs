@@ -156,6 +156,25 @@ pub fn inject_context(metadata: &mut tonic::metadata::MetadataMap) {
     });
 }
 
+/// The current span's W3C `traceparent`, for work that a background task does later on its
+/// behalf (see [`link_to`]); `None` when the span is not traced.
+pub fn current_traceparent() -> Option<String> {
+    let cx = tracing::Span::current().context();
+    let mut carrier = std::collections::HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut carrier));
+    carrier.remove("traceparent")
+}
+
+/// Links `span` to the span that `traceparent` names (from [`current_traceparent`]): a span
+/// of a trace of its own, done on behalf of that one. Nothing when it names no valid span.
+pub fn link_to(span: &tracing::Span, traceparent: &str) {
+    use opentelemetry::trace::TraceContextExt as _;
+    let carrier =
+        std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier));
+    span.add_link(cx.span().span_context().clone());
+}
+
 /// The span of one incoming call, a child of the caller's trace when the call carries one.
 pub fn server_span<B>(req: &http::Request<B>) -> tracing::Span {
     let span = tracing::info_span!(

@@ -272,10 +272,12 @@ impl Migration {
             return Err(in_progress());
         }
         let started_by = cosell_platform::auth::caller(&req)?.principal.to_string();
+        let traceparent = cosell_platform::telemetry::current_traceparent();
         let associations = self.associations(org).await?;
         let started = self
             .store
-            .start_run(org, &started_by, |d| {
+            // This call's trace context, so that the batches' spans link to it.
+            .start_run(org, &started_by, traceparent.as_deref(), |d| {
                 let holds = associations.get(&d.account_id).copied().unwrap_or(false);
                 eligibility(&d.facts, holds).is_ok()
             })

@@ -167,6 +167,10 @@ pub mod deal_run {
         /// When the deals service took the starter's MIGRATION_FINISHED notification; `None`
         /// until then (a finished run still to tell).
         pub told_time: Option<DateTimeUtc>,
+        /// The W3C `traceparent` of the StartDealMigration call that started it, so that the
+        /// spans of its batches (worked by background tasks, in traces of their own) link to
+        /// that call's trace; `None` when the call was not traced, and for runs before m0006.
+        pub start_traceparent: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0003RunCounts),
             Box::new(M0004ImportLocks),
             Box::new(M0005RunStarters),
+            Box::new(M0006RunTraces),
         ]
     }
 }
@@ -393,6 +394,29 @@ impl MigrationTrait for M0005RunStarters {
             .await?;
         }
         Ok(())
+    }
+}
+
+/// The trace context of the call that started each run (`deal_runs.start_traceparent`): the
+/// worker links each batch's span to it.
+struct M0006RunTraces;
+
+impl MigrationName for M0006RunTraces {
+    fn name(&self) -> &str {
+        "m0006_run_traces"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0006RunTraces {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table(id("deal_runs"))
+                .add_column(ColumnDef::new(id("start_traceparent")).string().null())
+                .to_owned(),
+        )
+        .await
     }
 }
 

@@ -50,6 +50,7 @@ impl Store {
         &self,
         organization: Uuid,
         started_by: &str,
+        traceparent: Option<&str>,
         eligible: impl Fn(&FactCount) -> bool,
     ) -> Result<std::result::Result<deal_run::Model, StartRefused>> {
         let org = organization.to_string();
@@ -64,6 +65,7 @@ impl Store {
             failed: 0,
             started_by: Some(started_by.to_owned()),
             told_time: None,
+            start_traceparent: traceparent.map(str::to_owned),
         };
         let txn = cosell_platform::db::begin(&self.db).await?;
         if let Err(e) = deal_run::Entity::insert(run.clone().into_active_model())
@@ -315,6 +317,18 @@ impl Store {
             .limit(limit)
             .all(&self.db)
             .await?)
+    }
+
+    /// The `traceparent` of the call that started each of `runs` that has one.
+    pub async fn start_traceparents(&self, runs: &[&str]) -> Result<Vec<String>> {
+        let found: Vec<Option<String>> = deal_run::Entity::find()
+            .select_only()
+            .column(deal_run::Column::StartTraceparent)
+            .filter(deal_run::Column::Id.is_in(runs.iter().copied()))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     /// Records that the run's starter was told.

@@ -199,20 +199,20 @@ async fn leases_are_exclusive_and_released_work_goes_to_another_worker() {
     import(&store, org, &deals(&rows), "DealId,ProductId\n").await;
     assert_eq!(
         store
-            .start_run(org, STARTER, |_| false)
+            .start_run(org, STARTER, None, |_| false)
             .await
             .unwrap()
             .unwrap_err(),
         StartRefused::NothingToMigrate
     );
     store
-        .start_run(org, STARTER, |_| true)
+        .start_run(org, STARTER, None, |_| true)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(
         store
-            .start_run(org, STARTER, |_| true)
+            .start_run(org, STARTER, None, |_| true)
             .await
             .unwrap()
             .unwrap_err(),
@@ -327,7 +327,7 @@ async fn a_run_counts_each_outcome_once_and_not_those_of_a_worker_that_lost_its_
     let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
     import(&store, org, &deals(&rows), "DealId,ProductId\n").await;
     let run = store
-        .start_run(org, STARTER, |_| true)
+        .start_run(org, STARTER, None, |_| true)
         .await
         .unwrap()
         .unwrap();
