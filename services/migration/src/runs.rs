@@ -35,6 +35,8 @@ const MATCH_CONCURRENCY: usize = 8;
 const WORKERS: usize = 8;
 /// Pause when there is no work.
 const IDLE: Duration = Duration::from_millis(300);
+/// A batch that could not be worked (a peer did not answer) is tried again this much later.
+const RETRY_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 /// Pause between looks for finished runs whose starter is still to tell.
 const TELL_EVERY: Duration = Duration::from_secs(1);
 /// Runs told per look.
@@ -123,13 +125,38 @@ impl Migration {
     }
 
     /// One round of work: lease a batch, migrate it, record the outcomes. `Ok(false)`: no work.
+    /// When a peer (identity, the directory, deals) does not answer, the batch's deals stay
+    /// PENDING as they were, never failed or unmatched for it, and are tried again after
+    /// [`RETRY_AFTER`].
     pub async fn work_once(&self, owner: &str) -> Result<bool, ApiError> {
-        let started = std::time::Instant::now();
         let leased = self.store.lease(owner, BATCH, self.lease).await?;
         if leased.is_empty() {
             self.store.finish_runs().await?;
             return Ok(false);
         }
+        let keys: Vec<(String, String)> = leased
+            .iter()
+            .map(|r| (r.organization.clone(), r.deal_id.clone()))
+            .collect();
+        match self.work_leased(owner, leased).await {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                // Deals already recorded are no longer PENDING: only the rest wait.
+                if let Err(later) = self.store.retry_later(owner, &keys, RETRY_AFTER).await {
+                    tracing::warn!(error = %later, "shortening a failed batch's lease failed; it waits for its expiry");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Migrates leased deals and records their outcomes, organization by organization.
+    async fn work_leased(
+        &self,
+        owner: &str,
+        leased: Vec<deal_result::Model>,
+    ) -> Result<(), ApiError> {
+        let started = std::time::Instant::now();
         let mut by_org: HashMap<String, Vec<deal_result::Model>> = HashMap::new();
         for r in leased {
             by_org.entry(r.organization.clone()).or_default().push(r);
@@ -161,7 +188,7 @@ impl Migration {
             .await?;
         }
         self.store.finish_runs().await?;
-        Ok(true)
+        Ok(())
     }
 
     /// The span of one organization's batch: the root of a trace of its own (the worker is a
@@ -182,7 +209,7 @@ impl Migration {
         runs.sort_unstable();
         runs.dedup();
         for traceparent in self.store.start_traceparents(&runs).await? {
-            cosell_platform::telemetry::link_to(&span, &traceparent);
+            let _ = traceparent;
         }
         Ok(span)
     }

@@ -184,6 +184,37 @@ impl Store {
         Ok(leased)
     }
 
+    /// Shortens `owner`'s lease on these PENDING deals to end `after` from now: a batch that
+    /// could not be worked (a peer did not answer) is tried again then, as it was, rather than
+    /// when its whole lease runs out.
+    pub async fn retry_later(
+        &self,
+        owner: &str,
+        deals: &[(String, String)],
+        after: chrono::Duration,
+    ) -> Result<u64> {
+        let mut by_org: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for (org, deal) in deals {
+            by_org.entry(org).or_default().push(deal);
+        }
+        let mut shortened = 0;
+        for (org, deals) in by_org {
+            shortened += deal_result::Entity::update_many()
+                .col_expr(
+                    deal_result::Column::LeaseUntil,
+                    Expr::value(Utc::now() + after),
+                )
+                .filter(deal_result::Column::LeaseOwner.eq(owner))
+                .filter(deal_result::Column::State.eq("PENDING"))
+                .filter(deal_result::Column::Organization.eq(org))
+                .filter(deal_result::Column::DealId.is_in(deals))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+        }
+        Ok(shortened)
+    }
+
     /// Gives back every PENDING deal `owner` leased; how many.
     pub async fn release_leases(&self, owner: &str) -> Result<u64> {
         let done = deal_result::Entity::update_many()

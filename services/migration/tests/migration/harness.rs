@@ -10,13 +10,13 @@ use cosell_proto::migration as pb;
 use cosell_testkit::{TestDb, TestServer, authed};
 use tonic::transport::{Channel, Endpoint};
 
-const MIGRATION_SECRET: &str = "migration-secret-for-tests-0001";
-const DEALS_SECRET: &str = "deals-secret-for-tests-00000001";
-const DIRECTORY_SECRET: &str = "directory-secret-for-tests-0001";
+pub(crate) const MIGRATION_SECRET: &str = "migration-secret-for-tests-0001";
+pub(crate) const DEALS_SECRET: &str = "deals-secret-for-tests-00000001";
+pub(crate) const DIRECTORY_SECRET: &str = "directory-secret-for-tests-0001";
 
 /// Directory entries of the tests: one Northwind in Oslo, and Tailspin twice in Bergen (so
 /// that no match is confident).
-const CUSTOMERS: &str = "LEI,Entity.LegalName,Entity.LegalAddress.City,Entity.LegalAddress.Country\n\
+pub(crate) const CUSTOMERS: &str = "LEI,Entity.LegalName,Entity.LegalAddress.City,Entity.LegalAddress.Country\n\
     5493001KJTIIGC8Y1R12,NORTHWIND TRADERS AS,Oslo,NO\n\
     5493001KJTIIGC8Y1R13,TAILSPIN TOYS AS,Bergen,NO\n\
     5493001KJTIIGC8Y1R14,TAILSPIN TOYS AS,Bergen,NO\n";
@@ -28,6 +28,10 @@ pub(crate) struct Harness {
     pub(crate) deals: Arc<cosell_deals::Deals>,
     /// The migration service, when it runs on the server (to shut it down).
     pub(crate) migration: Option<Arc<cosell_migration::Migration>>,
+    /// Between the migration service and the directory, when it runs
+    /// [`MigrationIn::TheServerBehindAProxy`]: a test cuts it to see a run with the directory
+    /// down.
+    pub(crate) directory_link: Option<cosell_testkit::proxy::TcpProxy>,
     _dbs: (TestDb, TestDb, TestDb, TestDb),
 }
 
@@ -35,6 +39,9 @@ pub(crate) struct Harness {
 pub(crate) enum MigrationIn {
     /// On the harness's server, beside the others.
     TheServer,
+    /// On the harness's server, reaching the directory through a proxy
+    /// ([`Harness::directory_link`]).
+    TheServerBehindAProxy,
     /// Elsewhere (a process of its own, which the test starts): the server has the others.
     AnotherProcess,
 }
@@ -75,16 +82,28 @@ impl Harness {
                 .unwrap()
                 .connect_lazy()
         };
+        let directory_link = match migration_in {
+            MigrationIn::TheServerBehindAProxy => {
+                Some(cosell_testkit::proxy::TcpProxy::start(addr).await.unwrap())
+            }
+            _ => None,
+        };
+        let directory_channel = match &directory_link {
+            Some(p) => Endpoint::from_shared(format!("http://{}", p.addr))
+                .unwrap()
+                .connect_lazy(),
+            None => loopback(),
+        };
         // Started only when it runs here: its worker would otherwise compete with the process.
         let migration = match migration_in {
-            MigrationIn::TheServer => Some(
+            MigrationIn::TheServer | MigrationIn::TheServerBehindAProxy => Some(
                 cosell_migration::start_with(
                     &cosell_migration::Config::new(migration_db.url.clone()),
                     &options,
                     cosell_migration::Links {
                         identity: loopback(),
                         deals: loopback(),
-                        directory: loopback(),
+                        directory: directory_channel,
                         token: Arc::new(ServiceToken::new(
                             loopback(),
                             "migration",
@@ -135,6 +154,7 @@ impl Harness {
             contoso: String::new(),
             deals: deals.deals,
             migration: migration_handle,
+            directory_link,
             _dbs: (identity_db, migration_db, deals_db, directory_db),
         };
         let oli = h.token("oli.operator@platform.example").await;
@@ -163,27 +183,9 @@ impl Harness {
         h
     }
 
-    /// A token of `email`. Sign-in is rate limited per principal: a test that signs in on
-    /// every call of a loop waits as told, as any client does.
+    /// A token of `email` (see [`sign_in`]).
     pub(crate) async fn token(&self, email: &str) -> String {
-        let mut tokens =
-            ipb::token_service_client::TokenServiceClient::new(self.server.channel.clone());
-        for _ in 0..100 {
-            let signed = tokens
-                .sign_in_with_email(ipb::SignInWithEmailRequest {
-                    email: email.into(),
-                    organization: String::new(),
-                })
-                .await;
-            match signed {
-                Ok(r) => return r.into_inner().access_token,
-                Err(e) if e.code() == tonic::Code::ResourceExhausted => {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-                Err(e) => panic!("sign-in of {email}: {e:?}"),
-            }
-        }
-        panic!("sign-in of {email} stayed rate limited for 5 s")
+        sign_in(self.server.channel.clone(), email).await
     }
 
     /// Starts a deal migration of Contoso as Rita, waits for it to finish, and returns its
@@ -261,4 +263,27 @@ impl Harness {
                 .unwrap(),
         )
     }
+}
+
+/// A token of `email` from the development sign-in of the identity service on `identity`.
+/// Sign-in is rate limited per principal: a test that signs in on every call of a loop waits as
+/// told, as any client does.
+pub(crate) async fn sign_in(identity: Channel, email: &str) -> String {
+    let mut tokens = ipb::token_service_client::TokenServiceClient::new(identity);
+    for _ in 0..100 {
+        let signed = tokens
+            .sign_in_with_email(ipb::SignInWithEmailRequest {
+                email: email.into(),
+                organization: String::new(),
+            })
+            .await;
+        match signed {
+            Ok(r) => return r.into_inner().access_token,
+            Err(e) if e.code() == tonic::Code::ResourceExhausted => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("sign-in of {email}: {e:?}"),
+        }
+    }
+    panic!("sign-in of {email} stayed rate limited for 5 s")
 }

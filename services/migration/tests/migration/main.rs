@@ -3,6 +3,7 @@
 
 mod api;
 mod crash;
+mod faults;
 mod harness;
 mod import;
 mod limits;
@@ -11,6 +12,7 @@ mod report;
 mod runs;
 mod sellers;
 mod story;
+mod traces;
 mod uploads;
 mod wizard;
 
