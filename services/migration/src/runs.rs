@@ -209,7 +209,7 @@ impl Migration {
         runs.sort_unstable();
         runs.dedup();
         for traceparent in self.store.start_traceparents(&runs).await? {
-            let _ = traceparent;
+            cosell_platform::telemetry::link_to(&span, &traceparent);
         }
         Ok(span)
     }
