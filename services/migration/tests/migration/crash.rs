@@ -41,56 +41,76 @@ enum Stop {
 /// The longest the test waits for anything.
 const PATIENCE: Duration = Duration::from_secs(300);
 
-/// The migration service as a process: started, killed and started again on one port and
-/// database.
-struct Replica {
+/// A service as a process of its own: started, killed and started again on one port and
+/// database. Here the migration service; the four-process trace test (`traces`) runs each
+/// service's binary so.
+pub(crate) struct Replica {
+    binary: PathBuf,
     command: Vec<String>,
+    env: Vec<(String, String)>,
     log: PathBuf,
-    url: String,
+    pub(crate) url: String,
     child: Option<Child>,
 }
 
 impl Replica {
     fn new(harness_url: &str, database_url: &str, log: PathBuf) -> Self {
+        Self::service(
+            Path::new(env!("CARGO_BIN_EXE_cosell-migration")),
+            &[
+                "--identity-url",
+                harness_url,
+                "--deals-url",
+                harness_url,
+                "--directory-url",
+                harness_url,
+                "--service-secret",
+                SERVICE_SECRET,
+                "--database-url",
+                database_url,
+                "--lease-secs",
+                LEASE_SECS,
+            ],
+            log,
+        )
+    }
+
+    /// `binary` (a service's) with `args`, listening on a free port of 127.0.0.1, logging to
+    /// `log`; not started yet.
+    pub(crate) fn service(binary: &Path, args: &[&str], log: PathBuf) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .unwrap();
-        let command = [
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--identity-url",
-            harness_url,
-            "--deals-url",
-            harness_url,
-            "--directory-url",
-            harness_url,
-            "--service-secret",
-            SERVICE_SECRET,
-            "--database-url",
-            database_url,
-            "--lease-secs",
-            LEASE_SECS,
-        ]
-        .map(String::from)
-        .to_vec();
+        let listen = format!("127.0.0.1:{port}");
+        let mut command = vec!["--listen".to_owned(), listen];
+        command.extend(args.iter().map(|a| a.to_string()));
         Self {
+            binary: binary.to_owned(),
             command,
+            env: vec![("RUST_LOG".into(), "info".into())],
             log,
             url: format!("http://127.0.0.1:{port}"),
             child: None,
         }
     }
 
-    async fn start(&mut self) {
+    /// Sets an environment variable of the process (from its next start).
+    pub(crate) fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Starts the process and waits until its health check answers.
+    pub(crate) async fn start(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_cosell-migration"))
+        let child = Command::new(&self.binary)
             .args(&self.command)
-            .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .stdin(Stdio::null())
@@ -120,7 +140,7 @@ impl Replica {
     }
 
     /// SIGTERM, and the time the process took to exit, which it must do by itself.
-    async fn terminate(&mut self) -> Duration {
+    pub(crate) async fn terminate(&mut self) -> Duration {
         let mut child = self.child.take().unwrap();
         let started = Instant::now();
         let sent = Command::new("kill")
@@ -183,7 +203,7 @@ impl Replica {
             .into_inner()
     }
 
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
