@@ -21,8 +21,8 @@ mod wizard;
 use std::sync::Arc;
 
 use cosell_platform::auth::{AccessClient, ServiceToken, caller};
-use cosell_platform::{ApiError, Violations};
 use cosell_platform::telemetry::TracedChannel;
+use cosell_platform::{ApiError, Violations};
 use cosell_proto::deals as dpb;
 use cosell_proto::identity as ipb;
 use cosell_proto::identity::Role;
