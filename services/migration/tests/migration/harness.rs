@@ -16,7 +16,7 @@ pub(crate) const DIRECTORY_SECRET: &str = "directory-secret-for-tests-0001";
 
 /// Directory entries of the tests: one Northwind in Oslo, and Tailspin twice in Bergen (so
 /// that no match is confident).
-pub(crate) const CUSTOMERS: &str = "LEI,Entity.LegalName,Entity.LegalAddress.City,Entity.LegalAddress.Country\n\
+const CUSTOMERS: &str = "LEI,Entity.LegalName,Entity.LegalAddress.City,Entity.LegalAddress.Country\n\
     5493001KJTIIGC8Y1R12,NORTHWIND TRADERS AS,Oslo,NO\n\
     5493001KJTIIGC8Y1R13,TAILSPIN TOYS AS,Bergen,NO\n\
     5493001KJTIIGC8Y1R14,TAILSPIN TOYS AS,Bergen,NO\n";
@@ -158,21 +158,7 @@ impl Harness {
             _dbs: (identity_db, migration_db, deals_db, directory_db),
         };
         let oli = h.token("oli.operator@platform.example").await;
-        let mut load =
-            cosell_proto::directory::directory_service_client::DirectoryServiceClient::new(
-                h.server.channel.clone(),
-            )
-            .load_entities(authed(
-                &oli,
-                tokio_stream::iter(vec![cosell_proto::directory::LoadEntitiesRequest {
-                    chunk: CUSTOMERS.as_bytes().to_vec(),
-                    file_name: "customers.csv".into(),
-                }]),
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        while load.message().await.unwrap().is_some() {}
+        load_customers(h.server.channel.clone(), &oli).await;
         let ada = h.token("ada.admin@contoso.com").await;
         h.contoso = ipb::access_service_client::AccessServiceClient::new(h.server.channel.clone())
             .get_caller(authed(&ada, ipb::GetCallerRequest {}))
@@ -286,4 +272,51 @@ pub(crate) async fn sign_in(identity: Channel, email: &str) -> String {
         }
     }
     panic!("sign-in of {email} stayed rate limited for 5 s")
+}
+
+/// Loads [`CUSTOMERS`] into the directory on `directory`, as the operator of `token`.
+pub(crate) async fn load_customers(directory: Channel, token: &str) {
+    let mut load =
+        cosell_proto::directory::directory_service_client::DirectoryServiceClient::new(directory)
+            .load_entities(authed(
+                token,
+                tokio_stream::iter(vec![cosell_proto::directory::LoadEntitiesRequest {
+                    chunk: CUSTOMERS.as_bytes().to_vec(),
+                    file_name: "customers.csv".into(),
+                }]),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+    while load.message().await.unwrap().is_some() {}
+}
+
+/// Creates Contoso's co-sell ready solution that replaces PSC product P-1, in the catalog of
+/// the deals service on `deals`, as the operator of `token`.
+pub(crate) async fn create_contoso_solution(
+    deals: Channel,
+    token: &str,
+    contoso: &str,
+) -> cosell_proto::deals::Solution {
+    use cosell_proto::deals as dpb;
+    dpb::catalog_service_client::CatalogServiceClient::new(deals)
+        .create_solution(authed(
+            token,
+            dpb::CreateSolutionRequest {
+                solution: Some(dpb::Solution {
+                    display_name: "Contoso Cloud Analytics".into(),
+                    kind: dpb::SolutionKind::PartnerSolution as i32,
+                    mpn_id: "4000001".into(),
+                    cosell_ready: true,
+                    legacy_product_ids: vec!["P-1".into()],
+                    ..Default::default()
+                }),
+                publisher: contoso.to_owned(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .solution
+        .unwrap()
 }

@@ -4,31 +4,13 @@
 use cosell_proto::migration as pb;
 use cosell_testkit::authed;
 
-use crate::harness::Harness;
+use crate::harness::{Harness, create_contoso_solution};
 
 #[tokio::test]
 async fn deal_migration_runs_migrate_each_eligible_deal_once() {
     let h = Harness::start().await;
     let oli = h.token("oli.operator@platform.example").await;
-    cosell_proto::deals::catalog_service_client::CatalogServiceClient::new(
-        h.server.channel.clone(),
-    )
-    .create_solution(authed(
-        &oli,
-        cosell_proto::deals::CreateSolutionRequest {
-            solution: Some(cosell_proto::deals::Solution {
-                display_name: "Contoso Cloud Analytics".into(),
-                kind: cosell_proto::deals::SolutionKind::PartnerSolution as i32,
-                mpn_id: "4000001".into(),
-                cosell_ready: true,
-                legacy_product_ids: vec!["P-1".into()],
-                ..Default::default()
-            }),
-            publisher: h.contoso.clone(),
-        },
-    ))
-    .await
-    .unwrap();
+    create_contoso_solution(h.server.channel.clone(), &oli, &h.contoso).await;
     let accounts = "PartnerAccountId,PartnerAccountName,MpnId\nA1,Contoso Seattle,4000002\n";
     let header = "DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSell,Source,AssignedSellerEmail,CustomerName,CustomerCity,CustomerCountry,ContactEmail,DealValue,Currency,PartnerNotes,CustomerOutcome,DealRole\n";
     let first = format!(

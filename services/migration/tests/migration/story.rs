@@ -4,7 +4,7 @@
 use cosell_proto::migration as pb;
 use cosell_testkit::authed;
 
-use crate::harness::Harness;
+use crate::harness::{Harness, create_contoso_solution};
 
 /// The whole story across the four services: a PSC export is imported, users and deals migrate,
 /// the referrals are in the right tabs with the right types, and a user completes a migrated
@@ -15,28 +15,7 @@ async fn the_migration_story_across_the_four_services() {
     let h = Harness::start().await;
     // The partner's catalog: a co-sell-ready solution replacing PSC product P-1.
     let oli = h.token("oli.operator@platform.example").await;
-    let solution = cosell_proto::deals::catalog_service_client::CatalogServiceClient::new(
-        h.server.channel.clone(),
-    )
-    .create_solution(authed(
-        &oli,
-        dpb::CreateSolutionRequest {
-            solution: Some(dpb::Solution {
-                display_name: "Contoso Cloud Analytics".into(),
-                kind: dpb::SolutionKind::PartnerSolution as i32,
-                mpn_id: "4000001".into(),
-                cosell_ready: true,
-                legacy_product_ids: vec!["P-1".into()],
-                ..Default::default()
-            }),
-            publisher: h.contoso.clone(),
-        },
-    ))
-    .await
-    .unwrap()
-    .into_inner()
-    .solution
-    .unwrap();
+    let solution = create_contoso_solution(h.server.channel.clone(), &oli, &h.contoso).await;
     let accounts = "PartnerAccountId,PartnerAccountName,MpnId\nSEA,Contoso Seattle,4000002\n";
     let users = "UserEmail,FirstName,LastName,PartnerAccountId,Role\nnia.new@contoso.com,Nia,New,SEA,Seller\n";
     let deals = "DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSell,Source,AssignedSellerEmail,CustomerName,CustomerCity,CustomerCountry,ContactEmail\n\

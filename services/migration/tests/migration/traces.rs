@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cosell_proto::deals as dpb;
-use cosell_proto::directory as rpb;
 use cosell_proto::identity as ipb;
 use cosell_proto::migration as pb;
 use cosell_testkit::otlp::common::v1::any_value::Value;
@@ -22,7 +21,10 @@ use cosell_testkit::{DATABASE_URL_VAR, TestDb, authed};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::crash::Replica;
-use crate::harness::{CUSTOMERS, DEALS_SECRET, DIRECTORY_SECRET, MIGRATION_SECRET, sign_in};
+use crate::harness::{
+    DEALS_SECRET, DIRECTORY_SECRET, MIGRATION_SECRET, create_contoso_solution, load_customers,
+    sign_in,
+};
 
 /// How long the test waits for the collector to receive what it looks for: the exporters
 /// send every 200 ms (spans) and 500 ms (metrics).
@@ -273,41 +275,10 @@ async fn one_trace_across_four_processes_batch_links_and_rpc_metrics() {
         .organization;
 
     // The customers, and Contoso's co-sell ready solution (its legacy PSC product P-1).
-    let mut load = rpb::directory_service_client::DirectoryServiceClient::new(
-        channel(&services.directory.url).await,
-    )
-    .load_entities(authed(
-        &oli,
-        tokio_stream::iter(vec![rpb::LoadEntitiesRequest {
-            chunk: CUSTOMERS.as_bytes().to_vec(),
-            file_name: "customers.csv".into(),
-        }]),
-    ))
-    .await
-    .unwrap()
-    .into_inner();
-    while load.message().await.unwrap().is_some() {}
+    load_customers(channel(&services.directory.url).await, &oli).await;
     let deals = channel(&services.deals.url).await;
-    let solution = dpb::catalog_service_client::CatalogServiceClient::new(deals.clone())
-        .create_solution(authed(
-            &oli,
-            dpb::CreateSolutionRequest {
-                solution: Some(dpb::Solution {
-                    display_name: "Contoso Cloud Analytics".into(),
-                    kind: dpb::SolutionKind::PartnerSolution as i32,
-                    mpn_id: "4000001".into(),
-                    cosell_ready: true,
-                    legacy_product_ids: vec!["P-1".into()],
-                    ..Default::default()
-                }),
-                publisher: contoso.clone(),
-            },
-        ))
+    let solution = create_contoso_solution(deals.clone(), &oli, &contoso)
         .await
-        .unwrap()
-        .into_inner()
-        .solution
-        .unwrap()
         .name;
 
     // Rita creates a co-sell referral through deals, which asks identity and the directory.
