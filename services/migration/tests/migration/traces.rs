@@ -65,80 +65,64 @@ impl Services {
     async fn start(collector: &Collector) -> Self {
         let logs = tempfile::tempdir().unwrap();
         let mut dbs = Vec::new();
-        let mut urls = Vec::new();
-        for name in ["identity", "directory", "deals", "migration"] {
-            match std::env::var(DATABASE_URL_VAR) {
-                Ok(admin_url) => {
-                    let db = TestDb::postgres(&admin_url).await.unwrap();
-                    urls.push(db.url.clone());
+        let admin_url = std::env::var(DATABASE_URL_VAR).ok();
+        // `cosell-NAME` on its own database, exporting to the collector, with `args`.
+        let mut process = async |name: &str, args: &[&str]| {
+            let url = match &admin_url {
+                Some(admin_url) => {
+                    let db = TestDb::postgres(admin_url).await.unwrap();
+                    let url = db.url.clone();
                     dbs.push(db);
+                    url
                 }
-                Err(_) => urls.push(format!(
+                None => format!(
                     "sqlite://{}?mode=rwc",
                     logs.path().join(format!("{name}.db")).display()
-                )),
-            }
-        }
-        let process = |name: &str, args: &[&str]| {
-            Replica::service(&binary(name), args, logs.path().join(format!("{name}.log")))
-                .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint)
-                .env("OTEL_BSP_SCHEDULE_DELAY", "200")
-                .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
+                ),
+            };
+            let mut all = vec!["--database-url", &url, "--shutdown-drain-ms", "0"];
+            all.extend_from_slice(args);
+            let binary = binary(&format!("cosell-{name}"));
+            let mut process =
+                Replica::service(&binary, &all, logs.path().join(format!("{name}.log")))
+                    .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint)
+                    .env("OTEL_BSP_SCHEDULE_DELAY", "200")
+                    .env("OTEL_METRIC_EXPORT_INTERVAL", "500");
+            process.start().await;
+            process
         };
         let principals = format!(
             "deals={DEALS_SECRET},directory={DIRECTORY_SECRET},migration={MIGRATION_SECRET}"
         );
-        let mut identity = process(
-            "cosell-identity",
-            &[
-                "--database-url",
-                &urls[0],
-                "--demo",
-                "--service-principal",
-                &principals,
-                "--shutdown-drain-ms",
-                "0",
-            ],
-        );
-        identity.start().await;
+        let identity = process("identity", &["--demo", "--service-principal", &principals]).await;
         let index = logs.path().join("directory-index");
-        let mut directory = process(
-            "cosell-directory",
+        let directory = process(
+            "directory",
             &[
-                "--database-url",
-                &urls[1],
                 "--index-dir",
                 index.to_str().unwrap(),
                 "--identity-url",
                 &identity.url,
                 "--service-secret",
                 DIRECTORY_SECRET,
-                "--shutdown-drain-ms",
-                "0",
             ],
-        );
-        directory.start().await;
-        let mut deals = process(
-            "cosell-deals",
+        )
+        .await;
+        let deals = process(
+            "deals",
             &[
-                "--database-url",
-                &urls[2],
                 "--identity-url",
                 &identity.url,
                 "--directory-url",
                 &directory.url,
                 "--service-secret",
                 DEALS_SECRET,
-                "--shutdown-drain-ms",
-                "0",
             ],
-        );
-        deals.start().await;
-        let mut migration = process(
-            "cosell-migration",
+        )
+        .await;
+        let migration = process(
+            "migration",
             &[
-                "--database-url",
-                &urls[3],
                 "--identity-url",
                 &identity.url,
                 "--deals-url",
@@ -147,11 +131,9 @@ impl Services {
                 &directory.url,
                 "--service-secret",
                 MIGRATION_SECRET,
-                "--shutdown-drain-ms",
-                "0",
             ],
-        );
-        migration.start().await;
+        )
+        .await;
         Self {
             identity,
             directory,
