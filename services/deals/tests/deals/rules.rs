@@ -415,4 +415,30 @@ async fn d10_a_retried_create_returns_the_first_referral() {
     let names: std::collections::HashSet<String> =
         results.into_iter().map(|r| r.unwrap().name).collect();
     assert_eq!(names.len(), 1);
+    // A retry the rules would refuse now (its solution is no longer co-sell ready, D7) is
+    // still answered with its first referral.
+    let oli = h.token(OLI).await;
+    h.catalog()
+        .update_solution(authed(
+            &oli,
+            pb::UpdateSolutionRequest {
+                solution: Some(pb::Solution {
+                    name: h.contoso_solution.clone(),
+                    cosell_ready: false,
+                    ..Default::default()
+                }),
+                update_mask: Some(FieldMask {
+                    paths: vec!["cosell_ready".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    let late = h.try_create(RITA, r.clone(), &id).await.unwrap();
+    assert!(names.contains(&late.name));
+    let refused = h
+        .try_create(RITA, r.clone(), &uuid::Uuid::new_v4().to_string())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
 }

@@ -124,8 +124,8 @@ impl Deals {
     }
 
     /// `CreateReferral`: parse, authorize (a partner's referrals user, in the location's
-    /// scope), answer a retry with the first result (D10), look up what the rule needs, apply
-    /// [`create::outbound`], store, respond.
+    /// scope), look up what the rule needs, apply [`create::outbound`], store, respond; a retry
+    /// is answered with the first result (D10).
     pub(super) async fn create_referral(
         &self,
         req: Request<pb::CreateReferralRequest>,
@@ -153,9 +153,32 @@ impl Deals {
         v.finish()?;
         let d = d.ok_or_else(|| ApiError::invalid_field("referral", "is required"))?;
         authorize_create(organization, grants, d.mpn_location.as_deref())?;
-        if let Some(earlier) = self.replay(&actor, request_id.as_deref()).await? {
-            return self.respond(&actor, &earlier).await;
+        // D10 without a lookup first: the insert finds a retry's first referral by its unique
+        // request key, and a retry that the rules or a peer would refuse now is answered with
+        // its first result too, so that a new referral costs no extra round trip.
+        let created = self
+            .create_outbound(&actor, organization, d, request_id.as_deref())
+            .await;
+        match created {
+            // New: nobody can have marked it a favorite yet.
+            Ok((created, true)) => Ok(referral_pb(&created, false)),
+            Ok((earlier, false)) => self.respond(&actor, &earlier).await,
+            Err(e) => match self.replay(&actor, request_id.as_deref()).await {
+                Ok(Some(earlier)) => self.respond(&actor, &earlier).await,
+                _ => Err(e),
+            },
         }
+    }
+
+    /// Looks up what the rule needs, applies [`create::outbound`] and stores the result: the
+    /// referral, and whether it is new (`false`: the first referral of this request id).
+    async fn create_outbound(
+        &self,
+        actor: &Actor,
+        organization: Uuid,
+        d: Draft,
+        request_id: Option<&str>,
+    ) -> Result<(Referral, bool), ApiError> {
         // D7 is answered with the catalog lookup, before the other services are asked anything.
         let (catalog, ready) = self
             .store
@@ -166,14 +189,9 @@ impl Deals {
         let referrals = create::outbound(organization, d, customer, &catalog, self.timing())
             .map_err(|e| rule_error(e, "referral."))?;
         let id = referrals[0].id;
-        let created = self
-            .insert(&actor, referrals, request_id.as_deref())
-            .await?;
-        if created.id == id {
-            // New: nobody can have marked it a favorite yet.
-            return Ok(referral_pb(&created, false));
-        }
-        self.respond(&actor, &created).await
+        let created = self.insert(actor, referrals, request_id).await?;
+        let new = created.id == id;
+        Ok((created, new))
     }
 }
 
