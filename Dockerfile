@@ -1,5 +1,6 @@
-# One image for every cosell binary: `cosell` (all services in one process) and the per-service
-# binaries (`cosell-identity`, ...), so that docker-compose runs one service per container.
+# One image for every cosell binary: `cosell` (all services in one process, and `cosell health`,
+# the containers' health check) and the per-service binaries (`cosell-identity`, ...), so that
+# docker-compose runs one service per container, all from this one image.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
