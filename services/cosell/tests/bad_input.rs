@@ -14,70 +14,14 @@ use std::time::Duration;
 
 use cosell_testkit::refusal;
 use prost::Message;
-use prost::bytes::{Buf, BufMut};
 use prost_reflect::{
-    DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor,
-    Value,
+    DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor, Value,
 };
-use support::Server;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::codegen::http::uri::PathAndQuery;
+use support::{Server, raw};
 use tonic::transport::Channel;
 
 /// Longer than any refusal should take.
 const DEADLINE: Duration = Duration::from_secs(10);
-/// How long a stream that was accepted may stay quiet (a watch waits for changes).
-const QUIET: Duration = Duration::from_secs(1);
-
-/// Messages as encoded bytes, both ways: the test speaks every RPC without generated types.
-#[derive(Clone, Copy, Default)]
-struct Raw;
-
-impl Codec for Raw {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = Raw;
-    type Decoder = Raw;
-    fn encoder(&mut self) -> Raw {
-        Raw
-    }
-    fn decoder(&mut self) -> Raw {
-        Raw
-    }
-}
-
-impl Encoder for Raw {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for Raw {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
-        let mut item = vec![0; src.remaining()];
-        src.copy_to_slice(&mut item);
-        Ok(Some(item))
-    }
-}
-
-/// Every service of the suite.
-fn pool() -> DescriptorPool {
-    let mut pool = DescriptorPool::new();
-    for set in [
-        cosell_proto::identity::FILE_DESCRIPTOR_SET,
-        cosell_proto::directory::FILE_DESCRIPTOR_SET,
-        cosell_proto::deals::FILE_DESCRIPTOR_SET,
-        cosell_proto::migration::FILE_DESCRIPTOR_SET,
-    ] {
-        pool.decode_file_descriptor_set(set).unwrap();
-    }
-    pool
-}
 
 fn with(desc: &MessageDescriptor, field: &FieldDescriptor, value: Value) -> DynamicMessage {
     let mut m = DynamicMessage::new(desc.clone());
@@ -195,47 +139,7 @@ async fn send(
     body: Vec<u8>,
 ) -> Result<(), String> {
     let large = body.len() > 65_535;
-    let mut grpc = tonic::client::Grpc::new(channel.clone());
-    grpc.ready().await.map_err(|e| format!("not ready: {e}"))?;
-    let path: PathAndQuery = format!("/{}/{}", method.parent_service().full_name(), method.name())
-        .parse()
-        .unwrap();
-    let headers = |req: &mut tonic::metadata::MetadataMap| {
-        if let Some(t) = token {
-            req.insert("authorization", format!("Bearer {t}").parse().unwrap());
-        }
-    };
-    let answer: Result<(), tonic::Status> =
-        match (method.is_client_streaming(), method.is_server_streaming()) {
-            (false, false) => {
-                let mut req = tonic::Request::new(body);
-                headers(req.metadata_mut());
-                req.set_timeout(DEADLINE);
-                grpc.unary(req, path, Raw).await.map(|_| ())
-            }
-            (false, true) => {
-                let mut req = tonic::Request::new(body);
-                headers(req.metadata_mut());
-                match tokio::time::timeout(DEADLINE, grpc.server_streaming(req, path, Raw)).await {
-                    Err(_) => return Err("no answer within the deadline".into()),
-                    Ok(Err(s)) => Err(s),
-                    // Accepted: its first message or its end, unless it waits quietly (a watch).
-                    Ok(Ok(stream)) => {
-                        match tokio::time::timeout(QUIET, stream.into_inner().message()).await {
-                            Err(_) => Ok(()),
-                            Ok(r) => r.map(|_| ()),
-                        }
-                    }
-                }
-            }
-            (true, _) => {
-                let mut req = tonic::Request::new(tokio_stream::iter(vec![body]));
-                headers(req.metadata_mut());
-                req.set_timeout(DEADLINE);
-                grpc.client_streaming(req, path, Raw).await.map(|_| ())
-            }
-        };
-    let Err(status) = answer else {
+    let Err(status) = raw::call(channel, method, token, body, DEADLINE).await else {
         return Ok(());
     };
     // An upload refused before its body was read (no token): the server answers and resets
@@ -283,7 +187,7 @@ async fn every_rpc_refuses_malformed_requests_cleanly() {
     }
     tokens.push(None);
 
-    let pool = pool();
+    let pool = raw::pool();
     let mut methods = 0;
     let mut calls = 0;
     let mut wrong = Vec::new();
