@@ -39,6 +39,24 @@ impl NewNotification {
     }
 }
 
+/// The INSERT of `rows`, each skipped when its recipient has it already.
+fn insert_once(rows: &[NewNotification]) -> sea_orm::sea_query::InsertStatement {
+    use sea_orm::sea_query::{Alias, OnConflict, Query};
+    let mut insert = Query::insert();
+    insert
+        .into_table(Alias::new("notifications"))
+        .columns(COLUMNS.map(Alias::new))
+        .on_conflict(
+            OnConflict::columns(NOTIFIED_ONCE.map(Alias::new))
+                .do_nothing()
+                .to_owned(),
+        );
+    for n in rows {
+        insert.values_panic(n.values());
+    }
+    insert
+}
+
 /// A stored notification.
 #[derive(Debug, Clone)]
 pub struct Notification {
@@ -118,19 +136,7 @@ impl Store {
             return Ok(false);
         }
         for chunk in rows.chunks(500) {
-            let mut insert = Query::insert();
-            insert
-                .into_table(Alias::new("notifications"))
-                .columns(COLUMNS.map(Alias::new))
-                .on_conflict(
-                    OnConflict::columns(NOTIFIED_ONCE.map(Alias::new))
-                        .do_nothing()
-                        .to_owned(),
-                );
-            for n in chunk {
-                insert.values_panic(n.values());
-            }
-            txn.execute(&insert).await?;
+            txn.execute(&insert_once(chunk)).await?;
         }
         for chunk in senders.chunks(500) {
             let mut insert = Query::insert();
@@ -154,24 +160,11 @@ impl Store {
     /// Writes one notification that is not derived from the feed (its `event_position` 0),
     /// unless its recipient already has one of its subject: whether it was written.
     pub async fn write_notification_once(&self, n: &NewNotification) -> Result<bool> {
-        use sea_orm::sea_query::{Alias, OnConflict, Query};
-        let mut insert = Query::insert();
-        insert
-            .into_table(Alias::new("notifications"))
-            .columns(COLUMNS.map(Alias::new))
-            .on_conflict(
-                OnConflict::columns(NOTIFIED_ONCE.map(Alias::new))
-                    .do_nothing()
-                    .to_owned(),
-            );
-        insert.values_panic(
-            NewNotification {
-                event_position: 0,
-                ..n.clone()
-            }
-            .values(),
-        );
-        Ok(self.db.execute(&insert).await?.rows_affected() == 1)
+        let n = NewNotification {
+            event_position: 0,
+            ..n.clone()
+        };
+        Ok(self.db.execute(&insert_once(&[n])).await?.rows_affected() == 1)
     }
 
     /// Who sent each of these Inbound referrals (as the deriver recorded from their creation).

@@ -25,11 +25,8 @@ fn update(
     }
 }
 
-#[tokio::test]
-async fn d7_creating_needs_a_cosell_ready_solution_of_the_organization() {
-    let h = Harness::start().await;
-    // Contoso's only solution is made not ready: Contoso can create no referral then, even
-    // with a platform SKU on it.
+/// Platform operators mark Contoso's solution not co-sell ready (D7).
+async fn make_contoso_solution_not_ready(h: &Harness) {
     let oli = h.token(OLI).await;
     h.catalog()
         .update_solution(authed(
@@ -47,6 +44,14 @@ async fn d7_creating_needs_a_cosell_ready_solution_of_the_organization() {
         ))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn d7_creating_needs_a_cosell_ready_solution_of_the_organization() {
+    let h = Harness::start().await;
+    // Contoso's only solution is made not ready: Contoso can create no referral then, even
+    // with a platform SKU on it.
+    make_contoso_solution_not_ready(&h).await;
     let err = h
         .try_create(RITA, h.complete(pb::DealType::Private, &h.sku), "")
         .await
@@ -417,23 +422,7 @@ async fn d10_a_retried_create_returns_the_first_referral() {
     assert_eq!(names.len(), 1);
     // A retry the rules would refuse now (its solution is no longer co-sell ready, D7) is
     // still answered with its first referral.
-    let oli = h.token(OLI).await;
-    h.catalog()
-        .update_solution(authed(
-            &oli,
-            pb::UpdateSolutionRequest {
-                solution: Some(pb::Solution {
-                    name: h.contoso_solution.clone(),
-                    cosell_ready: false,
-                    ..Default::default()
-                }),
-                update_mask: Some(FieldMask {
-                    paths: vec!["cosell_ready".into()],
-                }),
-            },
-        ))
-        .await
-        .unwrap();
+    make_contoso_solution_not_ready(&h).await;
     let late = h.try_create(RITA, r.clone(), &id).await.unwrap();
     assert!(names.contains(&late.name));
     let refused = h
