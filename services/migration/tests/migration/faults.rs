@@ -47,15 +47,7 @@ async fn a_run_waits_while_the_directory_is_down_and_resumes() {
 
     let link = h.directory_link.as_ref().unwrap();
     link.cut();
-    client()
-        .start_deal_migration(authed(
-            &rita,
-            pb::StartDealMigrationRequest {
-                parent: h.contoso.clone(),
-            },
-        ))
-        .await
-        .unwrap();
+    h.start_run().await;
     // Several rounds of the workers meet the directory down.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let waiting = status().await;

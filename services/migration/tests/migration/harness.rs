@@ -174,6 +174,23 @@ impl Harness {
         sign_in(self.server.channel.clone(), email).await
     }
 
+    /// Starts a deal migration of Contoso as Rita (an org-wide referrals admin).
+    pub(crate) async fn start_run(&self) -> pb::DealMigrationRun {
+        let rita = self.token("rita.referrals@contoso.com").await;
+        pb::migration_service_client::MigrationServiceClient::new(self.server.channel.clone())
+            .start_deal_migration(authed(
+                &rita,
+                pb::StartDealMigrationRequest {
+                    parent: self.contoso.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .run
+            .unwrap()
+    }
+
     /// Starts a deal migration of Contoso as Rita, waits for it to finish, and returns its
     /// report.
     pub(crate) async fn migrate_deals(&self) -> Vec<pb::DealMigrationResult> {
@@ -181,15 +198,7 @@ impl Harness {
         let mut client =
             pb::migration_service_client::MigrationServiceClient::new(self.server.channel.clone());
         let parent = self.contoso.clone();
-        client
-            .start_deal_migration(authed(
-                &rita,
-                pb::StartDealMigrationRequest {
-                    parent: parent.clone(),
-                },
-            ))
-            .await
-            .unwrap();
+        self.start_run().await;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let status = client

@@ -249,19 +249,7 @@ async fn the_starter_is_told_once_the_run_finished() {
     )
     .await
     .unwrap();
-    let rita = h.token("rita.referrals@contoso.com").await;
-    let run = pb::migration_service_client::MigrationServiceClient::new(h.server.channel.clone())
-        .start_deal_migration(authed(
-            &rita,
-            pb::StartDealMigrationRequest {
-                parent: h.contoso.clone(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .run
-        .unwrap();
+    let run = h.start_run().await;
     let told = |email: &'static str| {
         let h = &h;
         let run = run.name.clone();
