@@ -183,7 +183,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "migration",
         migration_secret,
     ));
-    let (migration, migration_handle) = cosell_migration::start_with(
+    let cosell_migration::Started {
+        services: migration,
+        migration: migration_handle,
+    } = cosell_migration::start_with(
         &cosell_migration::Config {
             database_url: args.database_url_migration.clone().unwrap_or_else(|| {
                 cosell_platform::db::sqlite_file_url(&args.data_dir, "migration")

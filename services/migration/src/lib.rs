@@ -88,11 +88,15 @@ pub struct Links {
     pub token: Arc<ServiceToken>,
 }
 
+/// What [`start`] gives: the services for a server, and the migration service itself (to
+/// end its watches and give its leases back at shutdown), as every service's `start` does.
+pub struct Started {
+    pub services: ServiceSet,
+    pub migration: Arc<Migration>,
+}
+
 /// Opens the database (running its migrations) and returns the services for a server.
-pub async fn start(
-    config: &Config,
-    links: Links,
-) -> Result<(ServiceSet, Arc<Migration>), sea_orm::DbErr> {
+pub async fn start(config: &Config, links: Links) -> Result<Started, sea_orm::DbErr> {
     start_with(config, &Options::default(), links).await
 }
 
@@ -101,7 +105,7 @@ pub async fn start_with(
     config: &Config,
     options: &Options,
     links: Links,
-) -> Result<(ServiceSet, Arc<Migration>), sea_orm::DbErr> {
+) -> Result<Started, sea_orm::DbErr> {
     // Bulk statements over tables that grow by a whole export at a time (see Planning).
     let db = cosell_platform::db::connect_and_migrate_with::<store::migration::Migrator>(
         &config.database_url,
@@ -157,5 +161,8 @@ pub async fn start_with(
     // An export of a million deals takes longer to upload and write than any other call.
     set.long_running_methods
         .push("/cosell.migration.v1.MigrationService/ImportPscExport");
-    Ok((set, migration))
+    Ok(Started {
+        services: set,
+        migration,
+    })
 }

@@ -61,7 +61,10 @@ async fn main() -> anyhow::Result<()> {
         )
     })?;
     let token = Arc::new(ServiceToken::new(identity.clone(), "migration", secret));
-    let (services, migration) = cosell_migration::start_with(
+    let cosell_migration::Started {
+        services,
+        migration,
+    } = cosell_migration::start_with(
         &cosell_migration::Config {
             database_url: args.database_url,
             psc_read_only_from: args.psc_read_only_from,

@@ -116,7 +116,7 @@ impl Harness {
             ),
             MigrationIn::AnotherProcess => None,
         };
-        let (migration, migration_handle) = migration.unzip();
+        let (migration, migration_handle) = migration.map(|m| (m.services, m.migration)).unzip();
         // The deals service, for its catalog (product -> solution mapping).
         let deals = cosell_deals::start(
             &cosell_deals::Config::new(deals_db.url.clone()),
