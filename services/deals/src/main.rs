@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use clap::Parser;
-use cosell_platform::auth::{ServiceToken, TokenVerifier};
+use cosell_platform::auth::TokenVerifier;
 use cosell_platform::config::{IdentityClientArgs, ServerArgs};
 
 #[derive(Debug, Parser)]
@@ -35,17 +35,14 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = cosell_platform::telemetry::init("cosell-deals", &args.server.telemetry);
-    let identity = args.identity.identity().map_err(anyhow::Error::msg)?;
+    let (identity, token) = args
+        .identity
+        .service_token("deals")
+        .map_err(anyhow::Error::msg)?;
     let directory = args
         .identity
         .connect(&args.directory_url)
         .map_err(anyhow::Error::msg)?;
-    let secret = args.identity.service_secret.clone().ok_or_else(|| {
-        anyhow::anyhow!(
-            "--service-secret (COSELL_SERVICE_SECRET) is required: the deals service's client secret at identity"
-        )
-    })?;
-    let token = Arc::new(ServiceToken::new(identity.clone(), "deals", secret));
     let mut config = cosell_deals::Config::new(args.database_url);
     args.deals.apply(&mut config);
     let started = cosell_deals::start(
@@ -58,15 +55,14 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let verifier = Arc::new(TokenVerifier::remote(identity));
-    let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
-    tracing::info!(addr = %listener.local_addr()?, "deals listening");
-    cosell_platform::server::serve(
-        listener,
+    cosell_platform::server::listen_and_serve(
+        "deals",
+        &args.server,
         started.services,
         verifier,
-        args.server.options().map_err(anyhow::Error::msg)?,
         started.deals.shutdown_signal(),
     )
-    .await?;
+    .await
+    .map_err(anyhow::Error::from_boxed)?;
     Ok(())
 }

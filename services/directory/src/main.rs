@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Parser;
-use cosell_platform::auth::{AccessClient, ServiceToken, TokenVerifier};
+use cosell_platform::auth::{AccessClient, TokenVerifier};
 use cosell_platform::config::{IdentityClientArgs, ServerArgs};
 
 #[derive(Debug, Parser)]
@@ -40,13 +40,10 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = cosell_platform::telemetry::init("cosell-directory", &args.server.telemetry);
-    let identity = args.identity.identity().map_err(anyhow::Error::msg)?;
-    let secret = args
+    let (identity, token) = args
         .identity
-        .service_secret
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("--service-secret (COSELL_SERVICE_SECRET) is required: the directory's client secret at identity"))?;
-    let token = Arc::new(ServiceToken::new(identity.clone(), "directory", secret));
+        .service_token("directory")
+        .map_err(anyhow::Error::msg)?;
     let access = Arc::new(AccessClient::new(identity.clone(), token));
     let config = cosell_directory::Config {
         database_url: args.database_url,
@@ -55,15 +52,14 @@ async fn main() -> anyhow::Result<()> {
     };
     let started = cosell_directory::start(&config, Some(access)).await?;
     let verifier = Arc::new(TokenVerifier::remote(identity));
-    let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
-    tracing::info!(addr = %listener.local_addr()?, "directory listening");
-    cosell_platform::server::serve(
-        listener,
+    cosell_platform::server::listen_and_serve(
+        "directory",
+        &args.server,
         started.services,
         verifier,
-        args.server.options().map_err(anyhow::Error::msg)?,
         cosell_platform::server::shutdown_signal(),
     )
-    .await?;
+    .await
+    .map_err(anyhow::Error::from_boxed)?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use clap::Parser;
-use cosell_platform::auth::{ServiceToken, TokenVerifier};
+use cosell_platform::auth::TokenVerifier;
 use cosell_platform::config::{IdentityClientArgs, ServerArgs};
 
 #[derive(Debug, Parser)]
@@ -54,13 +54,10 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = cosell_platform::telemetry::init("cosell-migration", &args.server.telemetry);
-    let identity = args.identity.identity().map_err(anyhow::Error::msg)?;
-    let secret = args.identity.service_secret.clone().ok_or_else(|| {
-        anyhow::anyhow!(
-            "--service-secret (COSELL_SERVICE_SECRET) is required: the migration service's client secret at identity"
-        )
-    })?;
-    let token = Arc::new(ServiceToken::new(identity.clone(), "migration", secret));
+    let (identity, token) = args
+        .identity
+        .service_token("migration")
+        .map_err(anyhow::Error::msg)?;
     let cosell_migration::Started {
         services,
         migration,
@@ -89,16 +86,15 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let verifier = Arc::new(TokenVerifier::remote(identity));
-    let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
-    tracing::info!(addr = %listener.local_addr()?, "migration listening");
-    cosell_platform::server::serve(
-        listener,
+    cosell_platform::server::listen_and_serve(
+        "migration",
+        &args.server,
         services,
         verifier,
-        args.server.options().map_err(anyhow::Error::msg)?,
         migration.shutdown_signal(),
     )
-    .await?;
+    .await
+    .map_err(anyhow::Error::from_boxed)?;
     // Graceful shutdown: leased deals go back for another replica.
     migration.release().await;
     Ok(())

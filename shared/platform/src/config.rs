@@ -98,6 +98,22 @@ impl IdentityClientArgs {
     pub fn identity(&self) -> Result<Channel, String> {
         self.connect(&self.identity_url)
     }
+
+    /// The channel to identity and `service`'s token there (from `--service-secret`, which a
+    /// service that calls others needs), as every service binary starts.
+    pub fn service_token(
+        &self,
+        service: &str,
+    ) -> Result<(Channel, std::sync::Arc<crate::auth::ServiceToken>), String> {
+        let identity = self.identity()?;
+        let secret = self.service_secret.clone().ok_or_else(|| {
+            format!(
+                "--service-secret (COSELL_SERVICE_SECRET) is required: the {service} service's client secret at identity"
+            )
+        })?;
+        let token = crate::auth::ServiceToken::new(identity.clone(), service, secret);
+        Ok((identity, std::sync::Arc::new(token)))
+    }
 }
 
 /// How identity signs people in, on `cosell serve` and `cosell-identity`.

@@ -103,6 +103,22 @@ pub async fn serve(
     serve_when_ready(listener, set, verifier, options, async {}, shutdown).await
 }
 
+/// How a service binary serves, after its start: binds `args.listen`, logs where (`{name}
+/// listening`), and serves `set` with `args`' options until `shutdown`.
+pub async fn listen_and_serve(
+    name: &str,
+    args: &crate::config::ServerArgs,
+    set: ServiceSet,
+    verifier: Arc<TokenVerifier>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let options = args.options()?;
+    let listener = TcpListener::bind(args.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "{name} listening");
+    serve(listener, set, verifier, options, shutdown).await?;
+    Ok(())
+}
+
 /// [`serve`], with health NOT_SERVING until `ready` resolves: for a server whose start needs
 /// calls to itself (`cosell serve --demo` seeds through its own services), so that nobody is
 /// told it serves before it can answer correctly.
