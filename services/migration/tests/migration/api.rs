@@ -228,18 +228,13 @@ async fn deal_eligibility_by_reason_and_readiness() {
         X8,OEM,A1,Open,2021-01-01T00:00:00Z,no,Partner,OemLicensing,,,,,,,,,\n";
     let products = "DealId,ProductId\nE1,P-1\nE2,P-404\n";
     let team = "DealId,FirstName,LastName,Email,Phone\nE1,Rita,Referrals,rita@contoso.com,+1 425 555 0101\n";
-    h.import(
-        "ada.admin@contoso.com",
-        &h.contoso,
-        &[
-            ("accounts.csv", accounts.as_bytes().to_vec()),
-            ("deals.csv", deals.as_bytes().to_vec()),
-            ("deal_products.csv", products.as_bytes().to_vec()),
-            ("deal_team.csv", team.as_bytes().to_vec()),
-        ],
-    )
-    .await
-    .unwrap();
+    h.import_into_contoso(&[
+        ("accounts.csv", accounts),
+        ("deals.csv", deals),
+        ("deal_products.csv", products),
+        ("deal_team.csv", team),
+    ])
+    .await;
     let rita = h.token("rita.referrals@contoso.com").await;
     let client =
         pb::migration_service_client::MigrationServiceClient::new(h.server.channel.clone());

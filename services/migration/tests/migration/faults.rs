@@ -19,16 +19,8 @@ async fn a_run_waits_while_the_directory_is_down_and_resumes() {
         F1,Northwind pilot,A1,Open,2021-01-05T10:00:00Z,no,Partner,,Northwind Traders AS,Oslo,NO,,,,,,\n\
         F2,Northwind rollout,A1,Open,2021-02-05T10:00:00Z,no,Partner,,Northwind Traders AS,Oslo,NO,,,,,,\n\
         F3,Tailspin,A1,Open,2021-03-05T10:00:00Z,no,Partner,,Tailspin Toys AS,Bergen,NO,,,,,,\n";
-    h.import(
-        "ada.admin@contoso.com",
-        &h.contoso,
-        &[
-            ("accounts.csv", accounts.as_bytes().to_vec()),
-            ("deals.csv", deals.as_bytes().to_vec()),
-        ],
-    )
-    .await
-    .unwrap();
+    h.import_into_contoso(&[("accounts.csv", accounts), ("deals.csv", deals)])
+        .await;
     let rita = h.token("rita.referrals@contoso.com").await;
     let client =
         || pb::migration_service_client::MigrationServiceClient::new(h.server.channel.clone());

@@ -240,6 +240,34 @@ impl Harness {
             .results
     }
 
+    /// Imports `files` (name, CSV text) into Contoso as Ada, its account admin.
+    pub(crate) async fn import_into_contoso(&self, files: &[(&str, &str)]) -> pb::PscImport {
+        let files: Vec<(&str, Vec<u8>)> = files
+            .iter()
+            .map(|(name, text)| (*name, text.as_bytes().to_vec()))
+            .collect();
+        self.import("ada.admin@contoso.com", &self.contoso, &files)
+            .await
+            .unwrap()
+    }
+
+    /// Runs Contoso's user migration as `email`.
+    pub(crate) async fn run_user_migration(
+        &self,
+        email: &str,
+    ) -> Result<pb::RunUserMigrationResponse, tonic::Status> {
+        let token = self.token(email).await;
+        pb::migration_service_client::MigrationServiceClient::new(self.server.channel.clone())
+            .run_user_migration(authed(
+                &token,
+                pb::RunUserMigrationRequest {
+                    parent: self.contoso.clone(),
+                },
+            ))
+            .await
+            .map(|r| r.into_inner())
+    }
+
     /// Uploads `files` (name, bytes) in small chunks as `email`.
     pub(crate) async fn import(
         &self,

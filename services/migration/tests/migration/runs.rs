@@ -239,16 +239,8 @@ async fn the_starter_is_told_once_the_run_finished() {
     let accounts = "PartnerAccountId,PartnerAccountName,MpnId\nA1,Contoso Seattle,4000002\n";
     let deals = "DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSell,Source,AssignedSellerEmail,CustomerName,CustomerCity,CustomerCountry,ContactEmail,DealValue,Currency,PartnerNotes,CustomerOutcome,DealRole\n\
         E2,From a seller,A1,Open,2021-02-01T10:00:00Z,no,Microsoft,,Tailspin Toys AS,Bergen,NO,,,,,,\n";
-    h.import(
-        "ada.admin@contoso.com",
-        &h.contoso,
-        &[
-            ("accounts.csv", accounts.as_bytes().to_vec()),
-            ("deals.csv", deals.as_bytes().to_vec()),
-        ],
-    )
-    .await
-    .unwrap();
+    h.import_into_contoso(&[("accounts.csv", accounts), ("deals.csv", deals)])
+        .await;
     let run = h.start_run().await;
     let told = |email: &'static str| {
         let h = &h;

@@ -66,16 +66,8 @@ async fn only_an_enabled_platform_seller_named_in_the_export_accepts_the_platfor
         S3,A disabled seller,A1,Open,2021-01-05T10:00:00Z,yes,Partner,dan.disabled@platform.example\n\
         S4,A partner user,A1,Open,2021-01-05T10:00:00Z,yes,Partner,ada.admin@contoso.com\n\
         S5,From a platform seller,A1,Open,2021-01-05T10:00:00Z,yes,Microsoft,nobody@platform.example\n";
-    h.import(
-        "ada.admin@contoso.com",
-        &h.contoso,
-        &[
-            ("accounts.csv", ACCOUNTS.as_bytes().to_vec()),
-            ("deals.csv", deals.as_bytes().to_vec()),
-        ],
-    )
-    .await
-    .unwrap();
+    h.import_into_contoso(&[("accounts.csv", ACCOUNTS), ("deals.csv", deals)])
+        .await;
     let report = h.migrate_deals().await;
     let rita = h.token("rita.referrals@contoso.com").await;
 

@@ -23,46 +23,23 @@ async fn the_migration_story_across_the_four_services() {
         S2,Sent by a seller,SEA,Open,2021-02-05T10:00:00Z,no,Microsoft,,Tailspin Toys AS,Bergen,NO,\n\
         S3,Own deal to finish,SEA,Open,2021-03-05T10:00:00Z,no,Partner,,Northwind Traders AS,Oslo,NO,\n";
     let products = "DealId,ProductId\nS1,P-1\n";
-    h.import(
-        "ada.admin@contoso.com",
-        &h.contoso,
-        &[
-            ("accounts.csv", accounts.as_bytes().to_vec()),
-            ("users.csv", users.as_bytes().to_vec()),
-            ("deals.csv", deals.as_bytes().to_vec()),
-            ("deal_products.csv", products.as_bytes().to_vec()),
-        ],
-    )
-    .await
-    .unwrap();
+    h.import_into_contoso(&[
+        ("accounts.csv", accounts),
+        ("users.csv", users),
+        ("deals.csv", deals),
+        ("deal_products.csv", products),
+    ])
+    .await;
     let client =
         || pb::migration_service_client::MigrationServiceClient::new(h.server.channel.clone());
 
     // Users: Nia becomes a member with ROLE_REFERRALS_USER at the Seattle location.
-    let ada = h.token("ada.admin@contoso.com").await;
-    let run = client()
-        .run_user_migration(authed(
-            &ada,
-            pb::RunUserMigrationRequest {
-                parent: h.contoso.clone(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let run = h.run_user_migration("ada.admin@contoso.com").await.unwrap();
     assert_eq!(run.migrated, 1);
 
     // Deals: Rita starts the migration and follows it to the end.
     let rita = h.token("rita.referrals@contoso.com").await;
-    client()
-        .start_deal_migration(authed(
-            &rita,
-            pb::StartDealMigrationRequest {
-                parent: h.contoso.clone(),
-            },
-        ))
-        .await
-        .unwrap();
+    h.start_run().await;
     let mut watch = client()
         .watch_deal_migration(authed(
             &rita,

@@ -19,17 +19,12 @@ const DEALS: &str = "DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSel
 #[tokio::test]
 async fn a_location_scoped_referrals_admin_views_the_rows_of_its_locations() {
     let h = Harness::start_with(MigrationIn::TheServer).await;
-    h.import(
-        "ada.admin@contoso.com",
-        &h.contoso,
-        &[
-            ("accounts.csv", ACCOUNTS.as_bytes().to_vec()),
-            ("users.csv", USERS.as_bytes().to_vec()),
-            ("deals.csv", DEALS.as_bytes().to_vec()),
-        ],
-    )
-    .await
-    .unwrap();
+    h.import_into_contoso(&[
+        ("accounts.csv", ACCOUNTS),
+        ("users.csv", USERS),
+        ("deals.csv", DEALS),
+    ])
+    .await;
     let list = |email: &'static str| {
         let h = &h;
         async move {
@@ -80,30 +75,15 @@ async fn the_user_migration_wizard() {
         pat@agency.example,Pat,Agency,A1,Seller\n\
         wes@contoso.com,Wes,Wrong,A2,Seller\n\
         john doe@contoso.com,John,Doe,A1,Seller\n";
-    h.import(
-        "ada.admin@contoso.com",
-        &h.contoso,
-        &[
-            ("accounts.csv", accounts.as_bytes().to_vec()),
-            ("users.csv", users.as_bytes().to_vec()),
-            ("deals.csv", ONE_DEAL.as_bytes().to_vec()),
-        ],
-    )
-    .await
-    .unwrap();
+    h.import_into_contoso(&[
+        ("accounts.csv", accounts),
+        ("users.csv", users),
+        ("deals.csv", ONE_DEAL),
+    ])
+    .await;
     let client =
         || pb::migration_service_client::MigrationServiceClient::new(h.server.channel.clone());
-    let run = |email: &'static str| {
-        let parent = h.contoso.clone();
-        let h = &h;
-        async move {
-            let token = h.token(email).await;
-            client()
-                .run_user_migration(authed(&token, pb::RunUserMigrationRequest { parent }))
-                .await
-                .map(|r| r.into_inner())
-        }
-    };
+    let run = |email: &'static str| h.run_user_migration(email);
     // Only account admins run it; referrals admins may look.
     let refused = run("rita.referrals@contoso.com").await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::PermissionDenied);
@@ -281,30 +261,14 @@ async fn a_run_that_stopped_after_giving_the_role_is_recorded_migrated() {
     let h = Harness::start().await;
     let users = "UserEmail,FirstName,LastName,PartnerAccountId,Role\n\
         seattle.seller@contoso.com,Sea,Seller,A1,Seller\n";
-    h.import(
-        "ada.admin@contoso.com",
-        &h.contoso,
-        &[
-            ("accounts.csv", ACCOUNTS.as_bytes().to_vec()),
-            ("users.csv", users.as_bytes().to_vec()),
-            ("deals.csv", DEALS.as_bytes().to_vec()),
-        ],
-    )
-    .await
-    .unwrap();
+    h.import_into_contoso(&[
+        ("accounts.csv", ACCOUNTS),
+        ("users.csv", users),
+        ("deals.csv", DEALS),
+    ])
+    .await;
     let ada = h.token("ada.admin@contoso.com").await;
-    let run = || async {
-        pb::migration_service_client::MigrationServiceClient::new(h.server.channel.clone())
-            .run_user_migration(authed(
-                &ada,
-                pb::RunUserMigrationRequest {
-                    parent: h.contoso.clone(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-    };
+    let run = || async { h.run_user_migration("ada.admin@contoso.com").await.unwrap() };
     let first = run().await;
     assert_eq!(first.rows[0].status(), pb::UserMigrationStatus::Migrated);
     let store = &h.migration.as_ref().unwrap().store;
