@@ -1,10 +1,11 @@
-//! The gRPC adapter: `cosell.directory.v1.DirectoryService`, its request checks, and the one
-//! place directory errors become statuses.
+//! The gRPC adapter: `cosell.directory.v1.DirectoryService`, its request checks and handlers
+//! (methods of [`Directory`] returning `Result<_, ApiError>`), and the trait impl that answers
+//! each through [`DOMAIN`].
 
 use std::sync::Arc;
 
 use cosell_platform::auth::{AccessClient, caller};
-use cosell_platform::{ApiError, Violations};
+use cosell_platform::{ApiError, Domain, Violations};
 use cosell_proto::directory::{self as pb, directory_service_server::DirectoryService};
 use cosell_proto::identity::Role;
 use futures::StreamExt;
@@ -18,7 +19,7 @@ use crate::load::{self, LoadError, Progress};
 use crate::store::Store;
 
 /// `ErrorInfo.domain` of every directory error.
-pub const DOMAIN: &str = "directory.cosell";
+pub const DOMAIN: Domain = Domain("directory.cosell");
 
 /// Results per search when the request says 0; at most [`MAX_RESULTS`].
 const DEFAULT_RESULTS: usize = 10;
@@ -35,17 +36,9 @@ pub struct Directory {
     pub load_lock: tokio::sync::Mutex<()>,
 }
 
-fn status(e: ApiError) -> Status {
-    e.into_status(DOMAIN)
-}
-
-fn internal(e: impl std::fmt::Display) -> Status {
-    status(ApiError::internal(e))
-}
-
 /// A database failure: `UNAVAILABLE` while the database cannot be reached.
-fn storage(e: sea_orm::DbErr) -> Status {
-    status(ApiError::storage(&e))
+fn storage(e: sea_orm::DbErr) -> ApiError {
+    ApiError::storage(&e)
 }
 
 pub fn entity_name(id: &str) -> String {
@@ -125,22 +118,22 @@ pub fn parse_search(r: &pb::SearchEntitiesRequest) -> Result<SearchQuery, ApiErr
 
 impl Directory {
     /// Loads need a platform operator or the migration service.
-    async fn authorize_load<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        let caller = caller(req).map_err(status)?;
+    async fn authorize_load<T>(&self, req: &Request<T>) -> Result<(), ApiError> {
+        let caller = caller(req)?;
         let Some(access) = &self.access else {
             return Ok(());
         };
         if caller.principal.is_service("migration") {
             return Ok(());
         }
-        let grants = access.grants(&caller.principal).await.map_err(status)?;
+        let grants = access.grants(&caller.principal).await?;
         if grants.has(Role::PlatformOperator) {
             Ok(())
         } else {
-            Err(status(ApiError::permission_denied(
+            Err(ApiError::permission_denied(
                 "MISSING_ROLE",
                 "loading the directory needs ROLE_PLATFORM_OPERATOR",
-            )))
+            ))
         }
     }
 }
@@ -163,22 +156,18 @@ fn progress_to_proto(p: Progress) -> pb::LoadEntitiesResponse {
     }
 }
 
-#[derive(Clone)]
-pub struct Api(pub Arc<Directory>);
-
-#[tonic::async_trait]
-impl DirectoryService for Api {
+impl Directory {
     async fn search_entities(
         &self,
         req: Request<pb::SearchEntitiesRequest>,
-    ) -> Result<Response<pb::SearchEntitiesResponse>, Status> {
-        caller(&req).map_err(status)?;
-        let query = parse_search(req.get_ref()).map_err(status)?;
+    ) -> Result<pb::SearchEntitiesResponse, ApiError> {
+        caller(&req)?;
+        let query = parse_search(req.get_ref())?;
         // On the calling worker: a search is CPU work of tens of microseconds over memory-mapped
         // files, less than handing it to the blocking pool and back costs (two thread wake-ups,
         // and at high concurrency far more threads than cores).
-        let found = self.0.index.search(&query).map_err(internal)?;
-        Ok(Response::new(pb::SearchEntitiesResponse {
+        let found = self.index.search(&query).map_err(ApiError::internal)?;
+        Ok(pb::SearchEntitiesResponse {
             results: found
                 .into_iter()
                 .map(|(e, score)| pb::SearchResult {
@@ -186,33 +175,32 @@ impl DirectoryService for Api {
                     score,
                 })
                 .collect(),
-        }))
+        })
     }
 
     async fn get_entity(
         &self,
         req: Request<pb::GetEntityRequest>,
-    ) -> Result<Response<pb::GetEntityResponse>, Status> {
-        caller(&req).map_err(status)?;
+    ) -> Result<pb::GetEntityResponse, ApiError> {
+        caller(&req)?;
         let name = &req.get_ref().name;
-        let id = parse_name(name).map_err(|d| status(ApiError::invalid_field("name", d)))?;
+        let id = parse_name(name).map_err(|d| ApiError::invalid_field("name", d))?;
         let entity = self
-            .0
             .store
             .get(&id)
             .await
             .map_err(storage)?
-            .ok_or_else(|| status(ApiError::not_found(name.clone())))?;
-        Ok(Response::new(pb::GetEntityResponse {
+            .ok_or_else(|| ApiError::not_found(name.clone()))?;
+        Ok(pb::GetEntityResponse {
             entity: Some(to_proto(entity)),
-        }))
+        })
     }
 
     async fn batch_get_entities(
         &self,
         req: Request<pb::BatchGetEntitiesRequest>,
-    ) -> Result<Response<pb::BatchGetEntitiesResponse>, Status> {
-        caller(&req).map_err(status)?;
+    ) -> Result<pb::BatchGetEntitiesResponse, ApiError> {
+        caller(&req)?;
         let names = &req.get_ref().names;
         let mut v = Violations::new();
         if names.is_empty() || names.len() > MAX_BATCH_GET {
@@ -227,8 +215,8 @@ impl DirectoryService for Api {
                 ids.push(id);
             }
         }
-        v.finish().map_err(status)?;
-        let found = self.0.store.get_many(&ids).await.map_err(storage)?;
+        v.finish()?;
+        let found = self.store.get_many(&ids).await.map_err(storage)?;
         let by_id: std::collections::HashMap<String, Entity> =
             found.into_iter().map(|e| (e.id.clone(), e)).collect();
         let missing: Vec<&str> = names
@@ -238,31 +226,31 @@ impl DirectoryService for Api {
             .map(|(n, _)| n.as_str())
             .collect();
         if !missing.is_empty() {
-            return Err(status(
-                ApiError::not_found(missing.join(", ")).with_metadata("missing", missing.join(",")),
-            ));
+            return Err(
+                ApiError::not_found(missing.join(", ")).with_metadata("missing", missing.join(","))
+            );
         }
-        Ok(Response::new(pb::BatchGetEntitiesResponse {
+        Ok(pb::BatchGetEntitiesResponse {
             entities: ids
                 .iter()
                 .filter_map(|id| by_id.get(id).cloned())
                 .map(to_proto)
                 .collect(),
-        }))
+        })
     }
 
-    type LoadEntitiesStream = ReceiverStream<Result<pb::LoadEntitiesResponse, Status>>;
-
+    /// The load runs on tasks of its own: its progress and its end reach the caller through
+    /// the stream, so a caller that hangs up stops reading, not loading.
     async fn load_entities(
-        &self,
+        self: Arc<Self>,
         req: Request<Streaming<pb::LoadEntitiesRequest>>,
-    ) -> Result<Response<Self::LoadEntitiesStream>, Status> {
-        self.0.authorize_load(&req).await?;
+    ) -> Result<LoadStream, ApiError> {
+        self.authorize_load(&req).await?;
         let mut upload = req.into_inner();
         let (chunks_tx, chunks_rx) = mpsc::channel::<Vec<u8>>(4);
         let (progress_tx, mut progress_rx) = mpsc::channel::<Progress>(4);
         let (out_tx, out_rx) = mpsc::channel(8);
-        let directory = self.0.clone();
+        let directory = self.clone();
 
         // Upload → parser.
         let upload_errors = out_tx.clone();
@@ -304,20 +292,58 @@ impl DirectoryService for Api {
                 }
                 Err(LoadError::File(e)) => {
                     let _ = out_tx
-                        .send(Err(status(ApiError::invalid_field("chunk", e.0))))
+                        .send(Err(DOMAIN.status(ApiError::invalid_field("chunk", e.0))))
                         .await;
                 }
                 Err(LoadError::Cancelled) => {
                     tracing::info!("directory load cancelled by the caller")
                 }
                 Err(LoadError::Storage(e)) => {
-                    let _ = out_tx.send(Err(storage(e))).await;
+                    let _ = out_tx.send(Err(DOMAIN.status(storage(e)))).await;
                 }
                 Err(e) => {
-                    let _ = out_tx.send(Err(internal(e))).await;
+                    let _ = out_tx.send(Err(DOMAIN.status(ApiError::internal(e)))).await;
                 }
             }
         });
-        Ok(Response::new(ReceiverStream::new(out_rx)))
+        Ok(ReceiverStream::new(out_rx))
+    }
+}
+
+type LoadStream = ReceiverStream<Result<pb::LoadEntitiesResponse, Status>>;
+
+#[derive(Clone)]
+pub struct Api(pub Arc<Directory>);
+
+#[tonic::async_trait]
+impl DirectoryService for Api {
+    async fn search_entities(
+        &self,
+        req: Request<pb::SearchEntitiesRequest>,
+    ) -> Result<Response<pb::SearchEntitiesResponse>, Status> {
+        DOMAIN.respond(self.0.search_entities(req).await)
+    }
+
+    async fn get_entity(
+        &self,
+        req: Request<pb::GetEntityRequest>,
+    ) -> Result<Response<pb::GetEntityResponse>, Status> {
+        DOMAIN.respond(self.0.get_entity(req).await)
+    }
+
+    async fn batch_get_entities(
+        &self,
+        req: Request<pb::BatchGetEntitiesRequest>,
+    ) -> Result<Response<pb::BatchGetEntitiesResponse>, Status> {
+        DOMAIN.respond(self.0.batch_get_entities(req).await)
+    }
+
+    type LoadEntitiesStream = LoadStream;
+
+    async fn load_entities(
+        &self,
+        req: Request<Streaming<pb::LoadEntitiesRequest>>,
+    ) -> Result<Response<Self::LoadEntitiesStream>, Status> {
+        DOMAIN.respond(self.0.clone().load_entities(req).await)
     }
 }

@@ -2,14 +2,36 @@
 //! stable UPPER_SNAKE reason and the service's domain on every error, `BadRequest` field
 //! violations for bad input and `PreconditionFailure` violations for unmet rules.
 //!
-//! Services build an [`ApiError`] in one place (their `api::errors` module) from their domain
-//! errors; [`ApiError::into_status`] is the only place a `Status` is made.
+//! Handlers return `Result<T, E>` where `E` is [`ApiError`] or a domain error that converts into
+//! one (each service converts in one place); the trait method tonic calls answers with
+//! [`Domain::respond`], the one way from a handler's result to tonic's answer in every service.
+//! [`ApiError::into_status`] is the only place a `Status` is made.
 
 use std::collections::HashMap;
 use std::fmt;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+
+/// A service's error domain (`ErrorInfo.domain`, e.g. `deals.cosell`) and the one way its
+/// handlers' results become what tonic sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Domain(pub &'static str);
+
+impl Domain {
+    /// The status of `e`, for an error answered outside [`Domain::respond`] (a stream's item).
+    pub fn status(self, e: impl Into<ApiError>) -> Status {
+        e.into().into_status(self.0)
+    }
+
+    /// A handler's result as tonic wants it.
+    pub fn respond<T, E: Into<ApiError>>(
+        self,
+        result: Result<T, E>,
+    ) -> Result<tonic::Response<T>, Status> {
+        result.map(tonic::Response::new).map_err(|e| self.status(e))
+    }
+}
 
 /// One problem with one request field.
 #[derive(Debug, Clone, PartialEq, Eq)]

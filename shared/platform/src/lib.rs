@@ -34,7 +34,7 @@ pub mod server;
 pub mod telemetry;
 pub mod tls;
 
-pub use error::{ApiError, Violations};
+pub use error::{ApiError, Domain, Violations};
 
 /// mimalloc rather than the system's: a service allocates and frees many small buffers per call
 /// from several threads at once, where glibc's malloc spent about a tenth of the CPU. Paired

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use cosell_platform::auth::actor::User;
 use cosell_platform::{ApiError, Violations, page};
 use cosell_proto::deals::{self as pb, catalog_service_server::CatalogService};
 use cosell_proto::identity::Role;
@@ -9,7 +10,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::convert::{self, solution_pb};
-use super::{Actor, Deals, ok};
+use super::{Actor, DOMAIN, Deals};
 use crate::domain::{Solution, search_words};
 use crate::upstream::MpnHolder;
 
@@ -32,16 +33,16 @@ enum Manager {
 impl Deals {
     fn manager(&self, actor: &Actor) -> Result<Manager, ApiError> {
         match actor {
-            Actor::Platform { operator: true, .. } => Ok(Manager::Operator),
-            Actor::Platform { .. } => Err(ApiError::permission_denied(
+            Actor::Platform(u) if u.is_operator() => Ok(Manager::Operator),
+            Actor::Platform(_) => Err(ApiError::permission_denied(
                 "MISSING_ROLE",
                 "managing the catalog needs ROLE_PLATFORM_OPERATOR",
             )),
-            Actor::Partner {
+            Actor::Member(User {
                 organization,
                 grants,
                 ..
-            } => {
+            }) => {
                 if grants.allows(*organization, CATALOG_ROLES, None) {
                     Ok(Manager::Partner(*organization))
                 } else {
@@ -91,7 +92,7 @@ impl Deals {
         req: Request<pb::CreateSolutionRequest>,
     ) -> Result<Solution, ApiError> {
         let actor = self.actor(&req).await?;
-        let operator = is_operator(&actor);
+        let operator = actor.is_operator();
         let manager = self.manager(&actor)?;
         let r = req.get_ref();
         let input = r.solution.clone().unwrap_or_default();
@@ -171,7 +172,7 @@ impl Deals {
         req: Request<pb::UpdateSolutionRequest>,
     ) -> Result<Solution, ApiError> {
         let actor = self.actor(&req).await?;
-        let operator = is_operator(&actor);
+        let operator = actor.is_operator();
         let manager = self.manager(&actor)?;
         let r = req.get_ref();
         let input = r.solution.clone().unwrap_or_default();
@@ -327,10 +328,25 @@ impl Deals {
             next_page_token,
         })
     }
-}
 
-fn is_operator(actor: &Actor) -> bool {
-    matches!(actor, Actor::Platform { operator: true, .. })
+    async fn get_solution(
+        &self,
+        req: Request<pb::GetSolutionRequest>,
+    ) -> Result<pb::GetSolutionResponse, ApiError> {
+        self.actor(&req).await?;
+        let mut v = Violations::new();
+        let id = v.take("name", convert::parse_solution_name(&req.get_ref().name));
+        v.finish()?;
+        let id = id.expect("checked");
+        let s = self
+            .store
+            .get_solution(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("solutions/{id}")))?;
+        Ok(pb::GetSolutionResponse {
+            solution: Some(solution_pb(&s)),
+        })
+    }
 }
 
 #[tonic::async_trait]
@@ -339,55 +355,41 @@ impl CatalogService for CatalogApi {
         &self,
         req: Request<pb::CreateSolutionRequest>,
     ) -> Result<Response<pb::CreateSolutionResponse>, Status> {
-        ok(self
-            .0
-            .create_solution(req)
-            .await
-            .map(|s| pb::CreateSolutionResponse {
-                solution: Some(solution_pb(&s)),
-            }))
+        DOMAIN.respond(
+            self.0
+                .create_solution(req)
+                .await
+                .map(|s| pb::CreateSolutionResponse {
+                    solution: Some(solution_pb(&s)),
+                }),
+        )
     }
 
     async fn get_solution(
         &self,
         req: Request<pb::GetSolutionRequest>,
     ) -> Result<Response<pb::GetSolutionResponse>, Status> {
-        let d = &self.0;
-        ok(async {
-            d.actor(&req).await?;
-            let mut v = Violations::new();
-            let id = v.take("name", convert::parse_solution_name(&req.get_ref().name));
-            v.finish()?;
-            let id = id.expect("checked");
-            let s = d
-                .store
-                .get_solution(id)
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("solutions/{id}")))?;
-            Ok(pb::GetSolutionResponse {
-                solution: Some(solution_pb(&s)),
-            })
-        }
-        .await)
+        DOMAIN.respond(self.0.get_solution(req).await)
     }
 
     async fn update_solution(
         &self,
         req: Request<pb::UpdateSolutionRequest>,
     ) -> Result<Response<pb::UpdateSolutionResponse>, Status> {
-        ok(self
-            .0
-            .update_solution(req)
-            .await
-            .map(|s| pb::UpdateSolutionResponse {
-                solution: Some(solution_pb(&s)),
-            }))
+        DOMAIN.respond(
+            self.0
+                .update_solution(req)
+                .await
+                .map(|s| pb::UpdateSolutionResponse {
+                    solution: Some(solution_pb(&s)),
+                }),
+        )
     }
 
     async fn list_solutions(
         &self,
         req: Request<pb::ListSolutionsRequest>,
     ) -> Result<Response<pb::ListSolutionsResponse>, Status> {
-        ok(self.0.list_solutions(req).await)
+        DOMAIN.respond(self.0.list_solutions(req).await)
     }
 }

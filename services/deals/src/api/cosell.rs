@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{self, referral_pb};
 use super::referrals::create::{CustomerFrom, draft};
 use super::referrals::request_id;
-use super::{Actor, Deals, ok, rule_error};
+use super::{Actor, DOMAIN, Deals, rule_error};
 use crate::domain::{Contact, DealType, Direction, Party, Referral, create, rules};
 use crate::store::ReferralFilter;
 
@@ -22,11 +22,7 @@ pub struct CoSellApi(pub Arc<Deals>);
 /// The calling seller's email, or `PERMISSION_DENIED`.
 fn seller(actor: &Actor) -> Result<String, ApiError> {
     match actor {
-        Actor::Platform {
-            seller: true,
-            email,
-            ..
-        } => Ok(email.clone()),
+        Actor::Platform(u) if u.is_seller() => Ok(u.email.clone()),
         _ => Err(ApiError::permission_denied(
             "MISSING_ROLE",
             "this needs ROLE_PLATFORM_SELLER",
@@ -179,6 +175,43 @@ impl Deals {
             .await?;
         Ok(referral_pb(&created, false))
     }
+
+    async fn accept_invitation(
+        &self,
+        req: Request<pb::AcceptInvitationRequest>,
+    ) -> Result<pb::AcceptInvitationResponse, ApiError> {
+        let actor = self.actor(&req).await?;
+        let email = seller(&actor)?;
+        let r = req.get_ref();
+        let mut v = Violations::new();
+        let contact = seller_contact(&mut v, "seller_contact", r.seller_contact.as_ref(), &email);
+        v.finish()?;
+        let referral = self
+            .answer_invitation(&actor, &r.name, &r.etag, |next, peer| {
+                rules::seller_accept(next, peer, contact.clone(), self.now())
+            })
+            .await?;
+        Ok(pb::AcceptInvitationResponse {
+            referral: Some(referral),
+        })
+    }
+
+    async fn decline_invitation(
+        &self,
+        req: Request<pb::DeclineInvitationRequest>,
+    ) -> Result<pb::DeclineInvitationResponse, ApiError> {
+        let actor = self.actor(&req).await?;
+        seller(&actor)?;
+        let r = req.get_ref();
+        let referral = self
+            .answer_invitation(&actor, &r.name, &r.etag, |next, peer| {
+                rules::seller_decline(next, peer, &r.reason, self.now())
+            })
+            .await?;
+        Ok(pb::DeclineInvitationResponse {
+            referral: Some(referral),
+        })
+    }
 }
 
 #[tonic::async_trait]
@@ -187,63 +220,32 @@ impl CoSellService for CoSellApi {
         &self,
         req: Request<pb::ListInvitationsRequest>,
     ) -> Result<Response<pb::ListInvitationsResponse>, Status> {
-        ok(self.0.list_invitations(req).await)
+        DOMAIN.respond(self.0.list_invitations(req).await)
     }
 
     async fn accept_invitation(
         &self,
         req: Request<pb::AcceptInvitationRequest>,
     ) -> Result<Response<pb::AcceptInvitationResponse>, Status> {
-        let d = &self.0;
-        ok(async {
-            let actor = d.actor(&req).await?;
-            let email = seller(&actor)?;
-            let r = req.get_ref();
-            let mut v = Violations::new();
-            let contact =
-                seller_contact(&mut v, "seller_contact", r.seller_contact.as_ref(), &email);
-            v.finish()?;
-            let referral = d
-                .answer_invitation(&actor, &r.name, &r.etag, |next, peer| {
-                    rules::seller_accept(next, peer, contact.clone(), d.now())
-                })
-                .await?;
-            Ok(pb::AcceptInvitationResponse {
-                referral: Some(referral),
-            })
-        }
-        .await)
+        DOMAIN.respond(self.0.accept_invitation(req).await)
     }
 
     async fn decline_invitation(
         &self,
         req: Request<pb::DeclineInvitationRequest>,
     ) -> Result<Response<pb::DeclineInvitationResponse>, Status> {
-        let d = &self.0;
-        ok(async {
-            let actor = d.actor(&req).await?;
-            seller(&actor)?;
-            let r = req.get_ref();
-            let referral = d
-                .answer_invitation(&actor, &r.name, &r.etag, |next, peer| {
-                    rules::seller_decline(next, peer, &r.reason, d.now())
-                })
-                .await?;
-            Ok(pb::DeclineInvitationResponse {
-                referral: Some(referral),
-            })
-        }
-        .await)
+        DOMAIN.respond(self.0.decline_invitation(req).await)
     }
 
     async fn create_inbound_referral(
         &self,
         req: Request<pb::CreateInboundReferralRequest>,
     ) -> Result<Response<pb::CreateInboundReferralResponse>, Status> {
-        ok(self
-            .0
-            .create_inbound(req)
-            .await
-            .map(|r| pb::CreateInboundReferralResponse { referral: Some(r) }))
+        DOMAIN.respond(
+            self.0
+                .create_inbound(req)
+                .await
+                .map(|r| pb::CreateInboundReferralResponse { referral: Some(r) }),
+        )
     }
 }

@@ -5,13 +5,14 @@
 
 use std::sync::Arc;
 
+use cosell_platform::auth::actor::User;
 use cosell_platform::{ApiError, Violations};
 use cosell_proto::deals::{self as pb, cutover_service_server::CutoverService};
 use cosell_proto::identity::Role;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{Actor, Deals, ok};
+use super::{Actor, DOMAIN, Deals};
 use crate::store::cutover::Cutover;
 
 pub struct CutoverApi(pub Arc<Deals>);
@@ -56,12 +57,12 @@ impl Deals {
         v.finish()?;
         let org = org.expect("checked");
         match &actor {
-            Actor::Platform { .. } | Actor::Service(_) => {}
-            Actor::Partner {
+            Actor::Platform(_) | Actor::Service(_) => {}
+            Actor::Member(User {
                 organization,
                 grants,
                 ..
-            } => {
+            }) => {
                 if *organization != org {
                     return Err(ApiError::not_found(req.get_ref().parent.clone()));
                 }
@@ -85,11 +86,7 @@ impl Deals {
         let mut v = Violations::new();
         let org = parent(&mut v, &r.parent);
         let switched_by = match &actor {
-            Actor::Platform {
-                operator: true,
-                email,
-                ..
-            } => email.clone(),
+            Actor::Platform(u) if u.is_operator() => u.email.clone(),
             Actor::Service(name) if name == "migration" => {
                 let email = r.switched_by.trim().to_lowercase();
                 if email.is_empty() {
@@ -133,21 +130,23 @@ impl CutoverService for CutoverApi {
         &self,
         req: Request<pb::GetCutoverRequest>,
     ) -> Result<Response<pb::GetCutoverResponse>, Status> {
-        ok(self
-            .0
-            .get_cutover(req)
-            .await
-            .map(|c| pb::GetCutoverResponse { cutover: Some(c) }))
+        DOMAIN.respond(
+            self.0
+                .get_cutover(req)
+                .await
+                .map(|c| pb::GetCutoverResponse { cutover: Some(c) }),
+        )
     }
 
     async fn update_cutover(
         &self,
         req: Request<pb::UpdateCutoverRequest>,
     ) -> Result<Response<pb::UpdateCutoverResponse>, Status> {
-        ok(self
-            .0
-            .update_cutover(req)
-            .await
-            .map(|c| pb::UpdateCutoverResponse { cutover: Some(c) }))
+        DOMAIN.respond(
+            self.0
+                .update_cutover(req)
+                .await
+                .map(|c| pb::UpdateCutoverResponse { cutover: Some(c) }),
+        )
     }
 }

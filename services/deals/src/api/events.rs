@@ -18,12 +18,13 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cosell_platform::auth::actor::User;
 use cosell_platform::{ApiError, Violations};
 use cosell_proto::deals::{self as pb, event_service_server::EventService};
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use super::{Actor, Deals, REFERRAL_ROLES, ok, status};
+use super::{Actor, DOMAIN, Deals, REFERRAL_ROLES};
 use crate::domain::event::EventKind;
 use crate::store::feed::{StoredEvent, Visibility};
 
@@ -116,7 +117,7 @@ pub fn event_pb(e: &StoredEvent) -> Result<pb::ReferralEvent, ApiError> {
 pub fn watch_message(e: &StoredEvent) -> Result<pb::WatchEventsResponse, Status> {
     event_pb(e)
         .map(|event| pb::WatchEventsResponse { event: Some(event) })
-        .map_err(status)
+        .map_err(|e| DOMAIN.status(e))
 }
 
 impl Deals {
@@ -124,11 +125,11 @@ impl Deals {
     /// its location scope) for a partner, `platform` for platform users.
     async fn feed_visibility(&self, actor: &Actor, parent: &str) -> Result<Visibility, ApiError> {
         match actor {
-            Actor::Partner {
+            Actor::Member(User {
                 organization,
                 grants,
                 ..
-            } => {
+            }) => {
                 let org = cosell_platform::names::parse_one(parent, "organizations")
                     .map_err(|e| ApiError::invalid_field("parent", e))?;
                 if org != *organization {
@@ -146,8 +147,8 @@ impl Deals {
                     locations,
                 })
             }
-            Actor::Platform { .. } if parent == "platform" => Ok(Visibility::Platform),
-            Actor::Platform { .. } => Err(ApiError::invalid_field(
+            Actor::Platform(_) if parent == "platform" => Ok(Visibility::Platform),
+            Actor::Platform(_) => Err(ApiError::invalid_field(
                 "parent",
                 "platform users follow the feed `platform`",
             )),
@@ -251,7 +252,7 @@ impl Deals {
                 tonic::Code::Unavailable => Duration::ZERO,
                 _ => Duration::from_secs(1),
             };
-            let _ = tokio::time::timeout(wait, tx.send(Err(status(end)))).await;
+            let _ = tokio::time::timeout(wait, tx.send(Err(DOMAIN.status(end)))).await;
         });
         Ok(tokio_stream::wrappers::ReceiverStream::new(rx))
     }
@@ -349,7 +350,7 @@ impl EventService for EventApi {
         &self,
         req: Request<pb::ListEventsRequest>,
     ) -> Result<Response<pb::ListEventsResponse>, Status> {
-        ok(self.0.list_events(req).await)
+        DOMAIN.respond(self.0.list_events(req).await)
     }
 
     type WatchEventsStream = WatchStream;
@@ -358,7 +359,7 @@ impl EventService for EventApi {
         &self,
         req: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        ok(self.0.clone().watch_events(req).await)
+        DOMAIN.respond(self.0.clone().watch_events(req).await)
     }
 }
 

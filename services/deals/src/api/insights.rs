@@ -6,12 +6,13 @@
 
 use std::sync::Arc;
 
+use cosell_platform::auth::actor::User;
 use cosell_platform::{ApiError, Violations};
 use cosell_proto::deals::{self as pb, insights_service_server::InsightsService};
 use tonic::{Request, Response, Status};
 
 use super::convert::{deal_type_pb, stage_pb};
-use super::{Actor, Deals, REFERRAL_ROLES, ok};
+use super::{Actor, DOMAIN, Deals, REFERRAL_ROLES};
 use crate::domain::insights::{self, Tally};
 use crate::store::insights::InsightScope;
 
@@ -65,11 +66,11 @@ impl Deals {
         let organization = org.expect("checked");
         let asked = (!mpn.is_empty()).then(|| mpn.to_owned());
         let (locations, shared_only, check_mpn) = match &actor {
-            Actor::Partner {
+            Actor::Member(User {
                 organization: own,
                 grants,
                 ..
-            } => {
+            }) => {
                 if *own != organization {
                     return Err(ApiError::not_found(r.parent.clone()));
                 }
@@ -91,7 +92,7 @@ impl Deals {
                     },
                 }
             }
-            Actor::Platform { .. } => (asked.clone().map(|m| vec![m]), true, asked.is_some()),
+            Actor::Platform(_) => (asked.clone().map(|m| vec![m]), true, asked.is_some()),
             Actor::Service(_) => {
                 return Err(ApiError::permission_denied(
                     "USERS_ONLY",
@@ -145,7 +146,7 @@ impl InsightsService for InsightsApi {
         &self,
         req: Request<pb::GetInsightsRequest>,
     ) -> Result<Response<pb::GetInsightsResponse>, Status> {
-        ok(self.0.get_insights(req).await)
+        DOMAIN.respond(self.0.get_insights(req).await)
     }
 }
 

@@ -27,12 +27,14 @@ pub mod referrals;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use cosell_platform::ApiError;
-use cosell_platform::auth::{AccessClient, Grants, Principal, caller};
+pub use cosell_platform::auth::Actor;
+use cosell_platform::auth::actor::User;
+use cosell_platform::auth::{AccessClient, caller};
 use cosell_platform::clock::SharedClock;
 use cosell_platform::error::FieldViolation;
+use cosell_platform::{ApiError, Domain};
 use cosell_proto::identity::Role;
-use tonic::{Request, Status};
+use tonic::Request;
 use uuid::Uuid;
 
 use crate::domain::change::Change;
@@ -44,7 +46,7 @@ use crate::store::{Store, StoreError};
 use crate::upstream::Upstream;
 
 /// `ErrorInfo.domain` of every deals error.
-pub const DOMAIN: &str = "deals.cosell";
+pub const DOMAIN: Domain = Domain("deals.cosell");
 
 /// The roles that read and write a partner's referrals.
 pub const REFERRAL_ROLES: &[Role] = &[Role::ReferralsAdmin, Role::ReferralsUser];
@@ -68,45 +70,6 @@ pub struct Deals {
     pub streams_end: tokio::sync::watch::Sender<bool>,
     /// The watches' shared reader of the feed's new events.
     pub tail: crate::tail::Tail,
-}
-
-/// The caller, as far as deals cares.
-pub enum Actor {
-    /// A user of a partner organization.
-    Partner {
-        principal: String,
-        organization: Uuid,
-        grants: Arc<Grants>,
-    },
-    /// A user of the platform organization.
-    Platform {
-        principal: String,
-        email: String,
-        seller: bool,
-        operator: bool,
-    },
-    /// One of the suite's services, by name.
-    Service(String),
-}
-
-impl Actor {
-    pub fn principal(&self) -> String {
-        match self {
-            Actor::Partner { principal, .. } | Actor::Platform { principal, .. } => {
-                principal.clone()
-            }
-            Actor::Service(name) => format!("servicePrincipals/{name}"),
-        }
-    }
-}
-
-pub fn status(e: ApiError) -> Status {
-    e.into_status(DOMAIN)
-}
-
-/// A handler's result as tonic wants it.
-pub fn ok<T>(r: Result<T, ApiError>) -> Result<tonic::Response<T>, Status> {
-    r.map(tonic::Response::new).map_err(status)
 }
 
 impl From<StoreError> for ApiError {
@@ -170,30 +133,9 @@ impl Deals {
         }
     }
 
-    /// Who is calling.
+    /// Who is calling, with the grants they hold now.
     pub async fn actor<T>(&self, req: &Request<T>) -> Result<Actor, ApiError> {
-        let caller = caller(req)?;
-        match &caller.principal {
-            Principal::Service(name) => Ok(Actor::Service(name.clone())),
-            Principal::User { organization, .. } => {
-                let grants = self.access.grants(&caller.principal).await?;
-                let seller = grants.has(Role::PlatformSeller);
-                let operator = grants.has(Role::PlatformOperator);
-                if seller || operator {
-                    return Ok(Actor::Platform {
-                        principal: caller.principal.to_string(),
-                        email: caller.email.clone().unwrap_or_default(),
-                        seller,
-                        operator,
-                    });
-                }
-                Ok(Actor::Partner {
-                    principal: caller.principal.to_string(),
-                    organization: *organization,
-                    grants,
-                })
-            }
-        }
+        self.access.actor(caller(req)?).await
     }
 
     /// Whether `actor` may see `r`. Partners see their organization's referrals within their
@@ -201,11 +143,11 @@ impl Deals {
     /// (never PRIVATE). Everything else is `NOT_FOUND`, so that nobody learns what exists.
     pub fn readable(&self, actor: &Actor, r: &Referral) -> Result<(), ApiError> {
         match actor {
-            Actor::Partner {
+            Actor::Member(User {
                 organization,
                 grants,
                 ..
-            } => {
+            }) => {
                 if r.party != Party::Partner || r.organization != *organization {
                     return Err(not_found(r.id));
                 }
@@ -227,7 +169,7 @@ impl Deals {
                     }
                 }
             }
-            Actor::Platform { .. } => {
+            Actor::Platform(_) => {
                 if r.party == Party::Platform || r.deal_type.shared() {
                     Ok(())
                 } else {
@@ -245,7 +187,7 @@ impl Deals {
     pub fn writable(&self, actor: &Actor, r: &Referral) -> Result<(), ApiError> {
         self.readable(actor, r)?;
         match actor {
-            Actor::Partner { .. } => Ok(()),
+            Actor::Member(_) => Ok(()),
             _ => Err(ApiError::permission_denied(
                 "PARTNER_ONLY",
                 "only the partner's referrals admins and users change a partner referral",

@@ -10,7 +10,7 @@ use cosell_proto::deals::{self as pb, notification_service_server::NotificationS
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{Actor, Deals, ok};
+use super::{Actor, DOMAIN, Deals};
 use crate::domain::notify::NotificationKind;
 use crate::store::notifications::{NewNotification, Notification};
 
@@ -166,7 +166,7 @@ impl Deals {
         &self,
         req: Request<pb::NotifyDealMigrationFinishedRequest>,
     ) -> Result<pb::NotifyDealMigrationFinishedResponse, ApiError> {
-        if !matches!(self.actor(&req).await?, Actor::Service(s) if s == "migration") {
+        if !self.actor(&req).await?.is_service("migration") {
             return Err(ApiError::permission_denied(
                 "MIGRATION_ONLY",
                 "only the migration service tells of deal migration runs",
@@ -255,20 +255,20 @@ impl NotificationService for NotificationApi {
         &self,
         req: Request<pb::ListNotificationsRequest>,
     ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
-        ok(self.0.list_notifications(req).await)
+        DOMAIN.respond(self.0.list_notifications(req).await)
     }
 
     async fn mark_notifications_read(
         &self,
         req: Request<pb::MarkNotificationsReadRequest>,
     ) -> Result<Response<pb::MarkNotificationsReadResponse>, Status> {
-        ok(self.0.mark_notifications_read(req).await)
+        DOMAIN.respond(self.0.mark_notifications_read(req).await)
     }
 
     async fn notify_deal_migration_finished(
         &self,
         req: Request<pb::NotifyDealMigrationFinishedRequest>,
     ) -> Result<Response<pb::NotifyDealMigrationFinishedResponse>, Status> {
-        ok(self.0.notify_deal_migration_finished(req).await)
+        DOMAIN.respond(self.0.notify_deal_migration_finished(req).await)
     }
 }

@@ -2,24 +2,24 @@
 
 use std::sync::Arc;
 
-use cosell_platform::auth::{Grants, Principal};
-use cosell_platform::{Violations, names};
+use cosell_platform::auth::{Actor, Principal};
+use cosell_platform::{ApiError, Violations, names};
 use cosell_proto::identity::{self as pb, access_service_server::AccessService};
 use tonic::{Request, Response, Status};
 
-use super::{GRANT_CACHE_TTL, Identity, Who, convert};
+use super::errors::DOMAIN;
+use super::{GRANT_CACHE_TTL, Identity, convert};
 use crate::domain::{IdentityError, Role, validate};
 
 pub struct Api(pub Arc<Identity>);
 
-#[tonic::async_trait]
-impl AccessService for Api {
+impl Identity {
     async fn check_access(
         &self,
         req: Request<pb::CheckAccessRequest>,
-    ) -> Result<Response<pb::CheckAccessResponse>, Status> {
-        let i = &self.0;
-        let who = i.who(&req).await?;
+    ) -> Result<pb::CheckAccessResponse, ApiError> {
+        let i = self;
+        let actor = i.actor(&req).await?;
         let r = req.into_inner();
         let mut v = Violations::new();
         let principal = Principal::parse(&r.principal);
@@ -54,10 +54,10 @@ impl AccessService for Api {
         };
         v.finish().map_err(IdentityError::from)?;
         let Some(principal) = principal else {
-            return Err(Status::internal("validation passed with a missing field"));
+            return Err(ApiError::internal("validation passed with a missing field"));
         };
-        let asking_for_self = matches!((&who, &principal), (Who::User { id, .. }, Principal::User { user, .. }) if id == user);
-        if !matches!(who, Who::Service(_)) && !asking_for_self {
+        let asking_for_self = matches!((actor.user(), &principal), (Some(me), Principal::User { user, .. }) if me.id == *user);
+        if !matches!(actor, Actor::Service(_)) && !asking_for_self {
             return Err(IdentityError::denied(
                 "SERVICE_ONLY",
                 "only services may check another principal's access",
@@ -65,14 +65,14 @@ impl AccessService for Api {
             .into());
         }
         let grants = match &principal {
-            Principal::Service(_) => Grants::default(),
+            Principal::Service(_) => Arc::default(),
             Principal::User { organization, user } => match i.user_access(*user).await? {
                 Some(a) if a.grants.organization == Some(*organization) => a.grants.clone(),
-                _ => Grants::default(),
+                _ => Arc::default(),
             },
         };
         let allowed = org.is_some_and(|org| grants.allows(org, &any_of, mpn.as_deref()));
-        Ok(Response::new(pb::CheckAccessResponse {
+        Ok(pb::CheckAccessResponse {
             allowed,
             principal_organization: grants
                 .organization
@@ -80,38 +80,47 @@ impl AccessService for Api {
                 .unwrap_or_default(),
             grants: grants.to_proto(),
             cache_ttl_ms: GRANT_CACHE_TTL.as_millis() as i64,
-        }))
+        })
+    }
+
+    async fn get_caller(
+        &self,
+        req: Request<pb::GetCallerRequest>,
+    ) -> Result<pb::GetCallerResponse, ApiError> {
+        let i = self;
+        let actor = i.actor(&req).await?;
+        let resp = match actor.user() {
+            None => pb::GetCallerResponse {
+                principal: actor.principal(),
+                ..Default::default()
+            },
+            Some(me) => {
+                let user = i.store.get_user(me.organization, me.id).await?;
+                pb::GetCallerResponse {
+                    principal: me.principal(),
+                    organization: names::organization(me.organization),
+                    user: user.as_ref().map(convert::user),
+                    grants: me.grants.to_proto(),
+                }
+            }
+        };
+        Ok(resp)
+    }
+}
+
+#[tonic::async_trait]
+impl AccessService for Api {
+    async fn check_access(
+        &self,
+        req: Request<pb::CheckAccessRequest>,
+    ) -> Result<Response<pb::CheckAccessResponse>, Status> {
+        DOMAIN.respond(self.0.check_access(req).await)
     }
 
     async fn get_caller(
         &self,
         req: Request<pb::GetCallerRequest>,
     ) -> Result<Response<pb::GetCallerResponse>, Status> {
-        let i = &self.0;
-        let who = i.who(&req).await?;
-        let resp = match who {
-            Who::Service(name) => pb::GetCallerResponse {
-                principal: Principal::Service(name).to_string(),
-                ..Default::default()
-            },
-            Who::User {
-                id,
-                organization,
-                access,
-            } => {
-                let user = i.store.get_user(organization, id).await?;
-                pb::GetCallerResponse {
-                    principal: Principal::User {
-                        organization,
-                        user: id,
-                    }
-                    .to_string(),
-                    organization: names::organization(organization),
-                    user: user.as_ref().map(convert::user),
-                    grants: access.grants.to_proto(),
-                }
-            }
-        };
-        Ok(Response::new(resp))
+        DOMAIN.respond(self.0.get_caller(req).await)
     }
 }

@@ -1,12 +1,12 @@
-//! The one place identity's domain errors become gRPC statuses.
+//! The one place identity's domain errors become the suite's [`ApiError`]; handlers answer
+//! through [`DOMAIN`] (`Domain::respond`), as every service does.
 
-use cosell_platform::ApiError;
-use tonic::Status;
+use cosell_platform::{ApiError, Domain};
 
 use crate::domain::IdentityError;
 
 /// `ErrorInfo.domain` of every identity error.
-pub const DOMAIN: &str = "identity.cosell";
+pub const DOMAIN: Domain = Domain("identity.cosell");
 
 impl From<IdentityError> for ApiError {
     fn from(e: IdentityError) -> Self {
@@ -32,15 +32,4 @@ impl From<IdentityError> for ApiError {
             IdentityError::Internal(e) => ApiError::internal(e),
         }
     }
-}
-
-impl From<IdentityError> for Status {
-    fn from(e: IdentityError) -> Self {
-        ApiError::from(e).into_status(DOMAIN)
-    }
-}
-
-/// For `?` on platform errors inside handlers.
-pub fn status(e: ApiError) -> Status {
-    e.into_status(DOMAIN)
 }

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cosell_platform::auth::{Caller, Grants, Principal, caller};
+use cosell_platform::auth::{Actor, Grants, Principal, caller};
 use cosell_platform::ratelimit::{Rate, RateLimiter};
 use cosell_platform::server::ServiceSet;
 use cosell_proto::identity as pb;
@@ -71,17 +71,7 @@ pub struct Identity {
 #[derive(Debug)]
 pub struct UserAccess {
     pub active: bool,
-    pub grants: Grants,
-}
-
-/// The caller as the policy sees it.
-pub enum Who {
-    Service(String),
-    User {
-        id: Uuid,
-        organization: Uuid,
-        access: Arc<UserAccess>,
-    },
+    pub grants: Arc<Grants>,
 }
 
 /// Who may call an RPC, besides the roles it names.
@@ -211,10 +201,10 @@ impl Identity {
         };
         let access = Arc::new(UserAccess {
             active: g.active,
-            grants: Grants {
+            grants: Arc::new(Grants {
                 organization: Some(g.organization),
                 roles: if g.active { g.roles } else { Vec::new() },
-            },
+            }),
         });
         self.grants
             .write()
@@ -229,58 +219,47 @@ impl Identity {
 
     /// The authenticated caller of a request, with its current grants. A user that no longer
     /// exists is unauthenticated; a disabled one is denied.
-    pub async fn who<T>(&self, req: &tonic::Request<T>) -> Result<Who> {
-        let Caller { principal, .. } = caller(req)?.clone();
-        match principal {
-            Principal::Service(name) => Ok(Who::Service(name)),
-            Principal::User { organization, user } => {
-                let access = self.user_access(user).await?.ok_or_else(|| {
-                    IdentityError::Unauthenticated {
-                        reason: "USER_UNKNOWN",
-                        message: "the token's user no longer exists".into(),
-                    }
+    pub async fn actor<T>(&self, req: &tonic::Request<T>) -> Result<Actor> {
+        let caller = caller(req)?;
+        let Principal::User { organization, user } = caller.principal else {
+            return Ok(Actor::new(caller, Arc::default()));
+        };
+        let access =
+            self.user_access(user)
+                .await?
+                .ok_or_else(|| IdentityError::Unauthenticated {
+                    reason: "USER_UNKNOWN",
+                    message: "the token's user no longer exists".into(),
                 })?;
-                if access.grants.organization != Some(organization) {
-                    return Err(IdentityError::Unauthenticated {
-                        reason: "USER_UNKNOWN",
-                        message: "the token's user is not a user of the token's organization"
-                            .into(),
-                    });
-                }
-                if !access.active {
-                    return Err(IdentityError::denied(
-                        "USER_DISABLED",
-                        "this user is disabled",
-                    ));
-                }
-                Ok(Who::User {
-                    id: user,
-                    organization,
-                    access,
-                })
-            }
+        if access.grants.organization != Some(organization) {
+            return Err(IdentityError::Unauthenticated {
+                reason: "USER_UNKNOWN",
+                message: "the token's user is not a user of the token's organization".into(),
+            });
         }
+        if !access.active {
+            return Err(IdentityError::denied(
+                "USER_DISABLED",
+                "this user is disabled",
+            ));
+        }
+        Ok(Actor::new(caller, access.grants.clone()))
     }
 
-    fn is_platform(&self, who: &Who, roles: &[Role]) -> bool {
-        match who {
-            Who::User {
-                organization,
-                access,
-                ..
-            } => *organization == self.platform_org && roles.iter().any(|r| access.grants.has(*r)),
-            Who::Service(_) => false,
-        }
+    /// Whether `actor` is a user of the platform organization holding one of `roles`.
+    fn is_platform(&self, actor: &Actor, roles: &[Role]) -> bool {
+        matches!(actor, Actor::Platform(u)
+            if u.organization == self.platform_org && roles.iter().any(|r| u.grants.has(*r)))
     }
 
-    pub fn is_platform_operator(&self, who: &Who) -> bool {
-        self.is_platform(who, &[Role::PlatformOperator])
+    pub fn is_platform_operator(&self, actor: &Actor) -> bool {
+        self.is_platform(actor, &[Role::PlatformOperator])
     }
 
     /// Applies `rule` for a call on `org`; `resource` is what a stranger is told was not found.
-    pub fn check(&self, who: &Who, org: Uuid, rule: Rule, resource: &str) -> Result<()> {
-        match who {
-            Who::Service(name) => {
+    pub fn check(&self, actor: &Actor, org: Uuid, rule: Rule, resource: &str) -> Result<()> {
+        match actor {
+            Actor::Service(name) => {
                 if rule.services.iter().any(|s| *s == "*" || s == name) {
                     Ok(())
                 } else {
@@ -290,21 +269,17 @@ impl Identity {
                     ))
                 }
             }
-            Who::User {
-                organization,
-                access,
-                ..
-            } => {
-                if rule.platform_operator && self.is_platform_operator(who) {
+            Actor::Member(user) | Actor::Platform(user) => {
+                if rule.platform_operator && self.is_platform_operator(actor) {
                     return Ok(());
                 }
-                if rule.platform_user && self.is_platform(who, PLATFORM_ROLES) {
+                if rule.platform_user && self.is_platform(actor, PLATFORM_ROLES) {
                     return Ok(());
                 }
-                if *organization != org {
+                if user.organization != org {
                     return Err(IdentityError::NotFound(resource.to_owned()));
                 }
-                if rule.any_member || rule.roles.iter().any(|r| access.grants.has(*r)) {
+                if rule.any_member || rule.roles.iter().any(|r| user.grants.has(*r)) {
                     return Ok(());
                 }
                 Err(IdentityError::denied(

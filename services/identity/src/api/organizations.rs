@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
-use cosell_platform::{Violations, names, page};
+use cosell_platform::auth::Actor;
+use cosell_platform::{ApiError, Violations, names, page};
 use cosell_proto::identity::{self as pb, organization_service_server::OrganizationService};
 use tonic::{Request, Response, Status};
 
-use super::{Identity, Rule, Who, convert, field};
+use super::errors::DOMAIN;
+use super::{Identity, Rule, convert, field};
 use crate::domain::{
     IdentityError, MpnLocation, NewOrganization, NewUser, Role, UserKind, validate,
 };
@@ -35,15 +37,14 @@ pub(crate) fn parse_location(
     })
 }
 
-#[tonic::async_trait]
-impl OrganizationService for Api {
+impl Identity {
     async fn create_organization(
         &self,
         req: Request<pb::CreateOrganizationRequest>,
-    ) -> Result<Response<pb::CreateOrganizationResponse>, Status> {
-        let i = &self.0;
-        let who = i.who(&req).await?;
-        if !i.is_platform_operator(&who) {
+    ) -> Result<pb::CreateOrganizationResponse, ApiError> {
+        let i = self;
+        let actor = i.actor(&req).await?;
+        if !i.is_platform_operator(&actor) {
             return Err(IdentityError::denied(
                 "MISSING_ROLE",
                 "only platform operators create organizations",
@@ -119,7 +120,7 @@ impl OrganizationService for Api {
             Some(family),
         ) = (display_name, tenant_id, vorg, admin, given, family)
         else {
-            return Err(Status::internal("validation passed with a missing field"));
+            return Err(ApiError::internal("validation passed with a missing field"));
         };
         let (org, admin) = i
             .store
@@ -141,44 +142,46 @@ impl OrganizationService for Api {
             )
             .await?;
         tracing::info!(organization = %org.id, "organization created");
-        Ok(Response::new(pb::CreateOrganizationResponse {
+        Ok(pb::CreateOrganizationResponse {
             organization: Some(convert::organization(&org)),
             account_admin: Some(convert::user(&admin)),
-        }))
+        })
     }
 
     async fn get_organization(
         &self,
         req: Request<pb::GetOrganizationRequest>,
-    ) -> Result<Response<pb::GetOrganizationResponse>, Status> {
-        let i = &self.0;
-        let who = i.who(&req).await?;
+    ) -> Result<pb::GetOrganizationResponse, ApiError> {
+        let i = self;
+        let actor = i.actor(&req).await?;
         let org = field(
             "name",
             names::parse_one(&req.get_ref().name, "organizations"),
         )?;
         let resource = names::organization(org);
         let rule = Rule::READ;
-        i.check(&who, org, rule, &resource)?;
+        i.check(&actor, org, rule, &resource)?;
         let o = i
             .store
             .get_organization(org)
             .await?
             .ok_or(IdentityError::NotFound(resource))?;
-        Ok(Response::new(pb::GetOrganizationResponse {
+        Ok(pb::GetOrganizationResponse {
             organization: Some(convert::organization(&o)),
-        }))
+        })
     }
 
     async fn list_organizations(
         &self,
         req: Request<pb::ListOrganizationsRequest>,
-    ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
-        let i = &self.0;
-        let who = i.who(&req).await?;
-        let allowed = matches!(who, super::Who::Service(_))
-            || i.is_platform_operator(&who)
-            || matches!(&who, super::Who::User { organization, .. } if *organization == i.platform_org);
+    ) -> Result<pb::ListOrganizationsResponse, ApiError> {
+        let i = self;
+        let actor = i.actor(&req).await?;
+        let allowed = matches!(actor, Actor::Service(_))
+            || i.is_platform_operator(&actor)
+            || actor
+                .user()
+                .is_some_and(|u| u.organization == i.platform_org);
         if !allowed {
             return Err(IdentityError::denied(
                 "MISSING_ROLE",
@@ -192,7 +195,7 @@ impl OrganizationService for Api {
         let after = v.take("page_token", page::decode(&r.page_token, "organizations"));
         v.finish().map_err(IdentityError::from)?;
         let (Some(size), Some(after)) = (size, after) else {
-            return Err(Status::internal("validation passed with a missing field"));
+            return Err(ApiError::internal("validation passed with a missing field"));
         };
         let after = match after {
             Some(k) => Some(field(
@@ -204,18 +207,18 @@ impl OrganizationService for Api {
         let orgs = i.store.list_organizations(after, size + 1).await?;
         let (orgs, next_page_token) =
             page::cut(orgs, size, "organizations", |last| last.id.to_string());
-        Ok(Response::new(pb::ListOrganizationsResponse {
+        Ok(pb::ListOrganizationsResponse {
             organizations: orgs.iter().map(convert::organization).collect(),
             next_page_token,
-        }))
+        })
     }
 
     async fn add_verified_domain(
         &self,
         req: Request<pb::AddVerifiedDomainRequest>,
-    ) -> Result<Response<pb::AddVerifiedDomainResponse>, Status> {
-        let i = &self.0;
-        let who = i.who(&req).await?;
+    ) -> Result<pb::AddVerifiedDomainResponse, ApiError> {
+        let i = self;
+        let actor = i.actor(&req).await?;
         let r = req.into_inner();
         let mut v = Violations::new();
         let org = v.take(
@@ -235,7 +238,7 @@ impl OrganizationService for Api {
         }
         v.finish().map_err(IdentityError::from)?;
         let (Some(org), Some(domain)) = (org, domain) else {
-            return Err(Status::internal("validation passed with a missing field"));
+            return Err(ApiError::internal("validation passed with a missing field"));
         };
         let resource = names::organization(org);
         let rule = Rule {
@@ -243,7 +246,7 @@ impl OrganizationService for Api {
             platform_operator: true,
             ..Rule::default()
         };
-        i.check(&who, org, rule, &resource)?;
+        i.check(&actor, org, rule, &resource)?;
         if i.store.get_organization(org).await?.is_none() {
             return Err(IdentityError::NotFound(resource).into());
         }
@@ -253,17 +256,17 @@ impl OrganizationService for Api {
             .get_organization(org)
             .await?
             .ok_or(IdentityError::NotFound(resource))?;
-        Ok(Response::new(pb::AddVerifiedDomainResponse {
+        Ok(pb::AddVerifiedDomainResponse {
             organization: Some(convert::organization(&o)),
-        }))
+        })
     }
 
     async fn add_mpn_location(
         &self,
         req: Request<pb::AddMpnLocationRequest>,
-    ) -> Result<Response<pb::AddMpnLocationResponse>, Status> {
-        let i = &self.0;
-        let who = i.who(&req).await?;
+    ) -> Result<pb::AddMpnLocationResponse, ApiError> {
+        let i = self;
+        let actor = i.actor(&req).await?;
         let r = req.into_inner();
         let mut v = Violations::new();
         let org = v.take(
@@ -279,7 +282,7 @@ impl OrganizationService for Api {
         };
         v.finish().map_err(IdentityError::from)?;
         let (Some(org), Some(location)) = (org, location) else {
-            return Err(Status::internal("validation passed with a missing field"));
+            return Err(ApiError::internal("validation passed with a missing field"));
         };
         let resource = names::organization(org);
         let rule = Rule {
@@ -287,7 +290,7 @@ impl OrganizationService for Api {
             platform_operator: true,
             ..Rule::default()
         };
-        i.check(&who, org, rule, &resource)?;
+        i.check(&actor, org, rule, &resource)?;
         match i.store.get_organization(org).await? {
             None => return Err(IdentityError::NotFound(resource).into()),
             Some(o) if o.platform => {
@@ -306,30 +309,30 @@ impl OrganizationService for Api {
             .get_organization(org)
             .await?
             .ok_or(IdentityError::NotFound(resource))?;
-        Ok(Response::new(pb::AddMpnLocationResponse {
+        Ok(pb::AddMpnLocationResponse {
             organization: Some(convert::organization(&o)),
-        }))
+        })
     }
 
     async fn lookup_mpn_id(
         &self,
         req: Request<pb::LookupMpnIdRequest>,
-    ) -> Result<Response<pb::LookupMpnIdResponse>, Status> {
-        let i = &self.0;
+    ) -> Result<pb::LookupMpnIdResponse, ApiError> {
+        let i = self;
         // Users are limited (an MPN ID is a guessable number); the services that check MPN IDs
         // of every deal they import are not.
-        if let Who::User { id, .. } = i.who(&req).await? {
+        if let Some(user) = i.actor(&req).await?.user() {
             i.limits
                 .mpn_lookup
-                .check(&id.to_string())
+                .check(&user.id.to_string())
                 .map_err(crate::domain::IdentityError::from)?;
         }
         let mpn = field("mpn_id", validate::mpn_id(&req.get_ref().mpn_id))?;
         let Some((m, display_name)) = i.store.lookup_mpn(&mpn).await? else {
-            return Ok(Response::new(pb::LookupMpnIdResponse::default()));
+            return Ok(pb::LookupMpnIdResponse::default());
         };
         let is_vorg = m.kind == "VORG";
-        Ok(Response::new(pb::LookupMpnIdResponse {
+        Ok(pb::LookupMpnIdResponse {
             exists: true,
             organization: names::organization(m.organization_id),
             organization_display_name: display_name,
@@ -343,6 +346,51 @@ impl OrganizationService for Api {
                 country_code: m.country_code,
                 city: m.city,
             }),
-        }))
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl OrganizationService for Api {
+    async fn create_organization(
+        &self,
+        req: Request<pb::CreateOrganizationRequest>,
+    ) -> Result<Response<pb::CreateOrganizationResponse>, Status> {
+        DOMAIN.respond(self.0.create_organization(req).await)
+    }
+
+    async fn get_organization(
+        &self,
+        req: Request<pb::GetOrganizationRequest>,
+    ) -> Result<Response<pb::GetOrganizationResponse>, Status> {
+        DOMAIN.respond(self.0.get_organization(req).await)
+    }
+
+    async fn list_organizations(
+        &self,
+        req: Request<pb::ListOrganizationsRequest>,
+    ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
+        DOMAIN.respond(self.0.list_organizations(req).await)
+    }
+
+    async fn add_verified_domain(
+        &self,
+        req: Request<pb::AddVerifiedDomainRequest>,
+    ) -> Result<Response<pb::AddVerifiedDomainResponse>, Status> {
+        DOMAIN.respond(self.0.add_verified_domain(req).await)
+    }
+
+    async fn add_mpn_location(
+        &self,
+        req: Request<pb::AddMpnLocationRequest>,
+    ) -> Result<Response<pb::AddMpnLocationResponse>, Status> {
+        DOMAIN.respond(self.0.add_mpn_location(req).await)
+    }
+
+    async fn lookup_mpn_id(
+        &self,
+        req: Request<pb::LookupMpnIdRequest>,
+    ) -> Result<Response<pb::LookupMpnIdResponse>, Status> {
+        DOMAIN.respond(self.0.lookup_mpn_id(req).await)
     }
 }

@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
-use cosell_platform::{Violations, names, page};
+use cosell_platform::auth::Actor;
+use cosell_platform::{ApiError, Violations, names, page};
 use cosell_proto::identity::{self as pb, role_service_server::RoleService};
 use tonic::{Request, Response, Status};
 
-use super::{Identity, Rule, Who, convert, field};
+use super::errors::DOMAIN;
+use super::{Identity, Rule, convert, field};
 use crate::domain::{
     IdentityError, LOCATION_SCOPED_ROLES, PLATFORM_ROLES, Role, USER_ADMIN_ROLES, validate,
 };
@@ -17,7 +19,7 @@ pub struct Api(pub Arc<Identity>);
 /// roles, platform operators for platform roles; the migration service for referrals roles only.
 fn role_rule(
     i: &Identity,
-    who: &Who,
+    actor: &Actor,
     org: uuid::Uuid,
     role: Role,
     resource: &str,
@@ -26,11 +28,11 @@ fn role_rule(
     if platform_role {
         // Operators get through; a partner organization as target is refused afterwards with
         // ROLE_NOT_FOR_ORGANIZATION.
-        if i.is_platform_operator(who) {
+        if i.is_platform_operator(actor) {
             return Ok(());
         }
-        return match who {
-            Who::User { organization, .. } if *organization != org => {
+        return match actor {
+            Actor::Member(u) | Actor::Platform(u) if u.organization != org => {
                 Err(IdentityError::NotFound(resource.to_owned()))
             }
             _ => Err(IdentityError::denied(
@@ -45,7 +47,7 @@ fn role_rule(
         &[]
     };
     i.check(
-        who,
+        actor,
         org,
         Rule {
             roles: USER_ADMIN_ROLES,
@@ -57,14 +59,13 @@ fn role_rule(
     )
 }
 
-#[tonic::async_trait]
-impl RoleService for Api {
+impl Identity {
     async fn assign_role(
         &self,
         req: Request<pb::AssignRoleRequest>,
-    ) -> Result<Response<pb::AssignRoleResponse>, Status> {
-        let i = &self.0;
-        let who = i.who(&req).await?;
+    ) -> Result<pb::AssignRoleResponse, ApiError> {
+        let i = self;
+        let actor = i.actor(&req).await?;
         let r = req.into_inner();
         let mut v = Violations::new();
         let ids = v.take("user", names::parse_two(&r.user, "organizations", "users"));
@@ -90,9 +91,9 @@ impl RoleService for Api {
         }
         v.finish().map_err(IdentityError::from)?;
         let (Some((org, user)), Some(role)) = (ids, role) else {
-            return Err(Status::internal("validation passed with a missing field"));
+            return Err(ApiError::internal("validation passed with a missing field"));
         };
-        role_rule(i, &who, org, role, &r.user)?;
+        role_rule(i, &actor, org, role, &r.user)?;
         let target = i
             .store
             .get_organization(org)
@@ -133,26 +134,26 @@ impl RoleService for Api {
             .await?;
         i.invalidate(user);
         tracing::info!(user = %user, role = role.as_str_name(), "role assigned");
-        Ok(Response::new(pb::AssignRoleResponse {
+        Ok(pb::AssignRoleResponse {
             role_assignment: Some(convert::assignment(&assignment)),
-        }))
+        })
     }
 
     async fn revoke_role(
         &self,
         req: Request<pb::RevokeRoleRequest>,
-    ) -> Result<Response<pb::RevokeRoleResponse>, Status> {
-        let i = &self.0;
-        let who = i.who(&req).await?;
+    ) -> Result<pb::RevokeRoleResponse, ApiError> {
+        let i = self;
+        let actor = i.actor(&req).await?;
         let name = req.get_ref().name.clone();
         let (org, id) = field(
             "name",
             names::parse_two(&name, "organizations", "roleAssignments"),
         )?;
         // Strangers learn nothing: check membership before looking the assignment up.
-        if let Who::User { organization, .. } = &who
-            && *organization != org
-            && !i.is_platform_operator(&who)
+        if let Some(u) = actor.user()
+            && u.organization != org
+            && !i.is_platform_operator(&actor)
         {
             return Err(IdentityError::NotFound(name).into());
         }
@@ -161,21 +162,21 @@ impl RoleService for Api {
             .get_role_assignment(org, id)
             .await?
             .ok_or_else(|| IdentityError::NotFound(name.clone()))?;
-        role_rule(i, &who, org, existing.role, &name)?;
+        role_rule(i, &actor, org, existing.role, &name)?;
         let removed = i.store.revoke_role(org, id).await?;
         i.invalidate(removed.user);
         tracing::info!(user = %removed.user, role = removed.role.as_str_name(), "role revoked");
-        Ok(Response::new(pb::RevokeRoleResponse {
+        Ok(pb::RevokeRoleResponse {
             role_assignment: Some(convert::assignment(&removed)),
-        }))
+        })
     }
 
     async fn list_role_assignments(
         &self,
         req: Request<pb::ListRoleAssignmentsRequest>,
-    ) -> Result<Response<pb::ListRoleAssignmentsResponse>, Status> {
-        let i = &self.0;
-        let who = i.who(&req).await?;
+    ) -> Result<pb::ListRoleAssignmentsResponse, ApiError> {
+        let i = self;
+        let actor = i.actor(&req).await?;
         let r = req.into_inner();
         let mut v = Violations::new();
         let org = v.take("parent", names::parse_one(&r.parent, "organizations"));
@@ -191,12 +192,14 @@ impl RoleService for Api {
         let after = v.take("page_token", page::decode(&r.page_token, &query));
         v.finish().map_err(IdentityError::from)?;
         let (Some(org), Some(size), Some(after)) = (org, size, after) else {
-            return Err(Status::internal("validation passed with a missing field"));
+            return Err(ApiError::internal("validation passed with a missing field"));
         };
-        let own = matches!(&who, Who::User { id, organization, .. } if *organization == org && Some(*id) == user);
+        let own = actor
+            .user()
+            .is_some_and(|u| u.organization == org && Some(u.id) == user);
         if !own {
             let rule = Rule::ADMIN_READ;
-            i.check(&who, org, rule, &names::organization(org))?;
+            i.check(&actor, org, rule, &names::organization(org))?;
         }
         let after = match after {
             Some(k) => Some(field(
@@ -210,9 +213,33 @@ impl RoleService for Api {
             .list_role_assignments(org, user, role, after, size + 1)
             .await?;
         let (rows, next_page_token) = page::cut(rows, size, &query, |last| last.id.to_string());
-        Ok(Response::new(pb::ListRoleAssignmentsResponse {
+        Ok(pb::ListRoleAssignmentsResponse {
             role_assignments: rows.iter().map(convert::assignment).collect(),
             next_page_token,
-        }))
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl RoleService for Api {
+    async fn assign_role(
+        &self,
+        req: Request<pb::AssignRoleRequest>,
+    ) -> Result<Response<pb::AssignRoleResponse>, Status> {
+        DOMAIN.respond(self.0.assign_role(req).await)
+    }
+
+    async fn revoke_role(
+        &self,
+        req: Request<pb::RevokeRoleRequest>,
+    ) -> Result<Response<pb::RevokeRoleResponse>, Status> {
+        DOMAIN.respond(self.0.revoke_role(req).await)
+    }
+
+    async fn list_role_assignments(
+        &self,
+        req: Request<pb::ListRoleAssignmentsRequest>,
+    ) -> Result<Response<pb::ListRoleAssignmentsResponse>, Status> {
+        DOMAIN.respond(self.0.list_role_assignments(req).await)
     }
 }

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use cosell_platform::auth::Principal;
-use cosell_platform::names;
+use cosell_platform::{ApiError, names};
 use cosell_proto::identity::{self as pb, token_service_server::TokenService};
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
+use super::errors::DOMAIN;
 use super::{Identity, convert, field};
 use crate::domain::keys::PublishedKey;
 use crate::domain::{IdentityError, UserState, validate};
@@ -19,7 +20,7 @@ const MAX_SERVICE_NAME: usize = 64;
 const MAX_CLIENT_SECRET: usize = 1024;
 
 /// The optional `organization` of a sign-in: `organizations/{id}`.
-fn organization_field(name: &str) -> Result<Option<uuid::Uuid>, Status> {
+fn organization_field(name: &str) -> Result<Option<uuid::Uuid>, IdentityError> {
     if name.is_empty() {
         return Ok(None);
     }
@@ -56,13 +57,12 @@ fn key(k: PublishedKey) -> pb::SigningKey {
     }
 }
 
-#[tonic::async_trait]
-impl TokenService for Api {
+impl Identity {
     async fn sign_in_with_email(
         &self,
         req: Request<pb::SignInWithEmailRequest>,
-    ) -> Result<Response<pb::SignInWithEmailResponse>, Status> {
-        let i = &self.0;
+    ) -> Result<pb::SignInWithEmailResponse, ApiError> {
+        let i = self;
         if !i.dev_auth {
             return Err(IdentityError::precondition(
                 "DEV_AUTH_DISABLED",
@@ -109,18 +109,18 @@ impl TokenService for Api {
             .keys
             .issue(&principal, Some(user.email.clone()), None)
             .await?;
-        Ok(Response::new(pb::SignInWithEmailResponse {
+        Ok(pb::SignInWithEmailResponse {
             access_token,
             expire_time: expire(exp),
             user: principal.to_string(),
-        }))
+        })
     }
 
     async fn exchange_token(
         &self,
         req: Request<pb::ExchangeTokenRequest>,
-    ) -> Result<Response<pb::ExchangeTokenResponse>, Status> {
-        let i = &self.0;
+    ) -> Result<pb::ExchangeTokenResponse, ApiError> {
+        let i = self;
         let r = req.into_inner();
         if r.subject_token.trim().is_empty() {
             return Err(
@@ -141,18 +141,18 @@ impl TokenService for Api {
             .keys
             .issue(&principal, Some(user.email), Some(not_after))
             .await?;
-        Ok(Response::new(pb::ExchangeTokenResponse {
+        Ok(pb::ExchangeTokenResponse {
             access_token,
             expire_time: expire(exp),
             user: principal.to_string(),
-        }))
+        })
     }
 
     async fn issue_service_token(
         &self,
         req: Request<pb::IssueServiceTokenRequest>,
-    ) -> Result<Response<pb::IssueServiceTokenResponse>, Status> {
-        let i = &self.0;
+    ) -> Result<pb::IssueServiceTokenResponse, ApiError> {
+        let i = self;
         let r = req.into_inner();
         let denied = || IdentityError::Unauthenticated {
             reason: "BAD_CLIENT_SECRET",
@@ -186,29 +186,29 @@ impl TokenService for Api {
         }
         let principal = Principal::Service(r.service);
         let (access_token, exp) = i.keys.issue(&principal, None, None).await?;
-        Ok(Response::new(pb::IssueServiceTokenResponse {
+        Ok(pb::IssueServiceTokenResponse {
             access_token,
             expire_time: expire(exp),
-        }))
+        })
     }
 
     async fn list_signing_keys(
         &self,
         _req: Request<pb::ListSigningKeysRequest>,
-    ) -> Result<Response<pb::ListSigningKeysResponse>, Status> {
-        let keys = self.0.keys.published().await?;
-        Ok(Response::new(pb::ListSigningKeysResponse {
+    ) -> Result<pb::ListSigningKeysResponse, ApiError> {
+        let keys = self.keys.published().await?;
+        Ok(pb::ListSigningKeysResponse {
             keys: keys.into_iter().map(key).collect(),
-        }))
+        })
     }
 
     async fn rotate_signing_key(
         &self,
         req: Request<pb::RotateSigningKeyRequest>,
-    ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
-        let i = &self.0;
-        let who = i.who(&req).await?;
-        if !i.is_platform_operator(&who) {
+    ) -> Result<pb::RotateSigningKeyResponse, ApiError> {
+        let i = self;
+        let actor = i.actor(&req).await?;
+        if !i.is_platform_operator(&actor) {
             return Err(IdentityError::denied(
                 "MISSING_ROLE",
                 "only platform operators rotate signing keys",
@@ -217,8 +217,44 @@ impl TokenService for Api {
         }
         let k = i.keys.rotate().await?;
         tracing::info!(kid = %k.kid, "signing key rotated");
-        Ok(Response::new(pb::RotateSigningKeyResponse {
-            key: Some(key(k)),
-        }))
+        Ok(pb::RotateSigningKeyResponse { key: Some(key(k)) })
+    }
+}
+
+#[tonic::async_trait]
+impl TokenService for Api {
+    async fn list_signing_keys(
+        &self,
+        req: Request<pb::ListSigningKeysRequest>,
+    ) -> Result<Response<pb::ListSigningKeysResponse>, Status> {
+        DOMAIN.respond(self.0.list_signing_keys(req).await)
+    }
+
+    async fn sign_in_with_email(
+        &self,
+        req: Request<pb::SignInWithEmailRequest>,
+    ) -> Result<Response<pb::SignInWithEmailResponse>, Status> {
+        DOMAIN.respond(self.0.sign_in_with_email(req).await)
+    }
+
+    async fn exchange_token(
+        &self,
+        req: Request<pb::ExchangeTokenRequest>,
+    ) -> Result<Response<pb::ExchangeTokenResponse>, Status> {
+        DOMAIN.respond(self.0.exchange_token(req).await)
+    }
+
+    async fn issue_service_token(
+        &self,
+        req: Request<pb::IssueServiceTokenRequest>,
+    ) -> Result<Response<pb::IssueServiceTokenResponse>, Status> {
+        DOMAIN.respond(self.0.issue_service_token(req).await)
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        req: Request<pb::RotateSigningKeyRequest>,
+    ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
+        DOMAIN.respond(self.0.rotate_signing_key(req).await)
     }
 }

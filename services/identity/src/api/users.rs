@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
-use cosell_platform::{Violations, names, page};
+use cosell_platform::{ApiError, Violations, names, page};
 use cosell_proto::identity::{self as pb, user_service_server::UserService};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{Identity, Rule, Who, convert, field};
+use super::errors::DOMAIN;
+use super::{Identity, Rule, convert, field};
 use crate::domain::{
     IdentityError, NewUser, Role, USER_ADMIN_ROLES, UserKind, UserState, validate,
 };
@@ -50,14 +51,13 @@ fn parse_user_input(
     }
 }
 
-#[tonic::async_trait]
-impl UserService for Api {
+impl Identity {
     async fn create_user(
         &self,
         req: Request<pb::CreateUserRequest>,
-    ) -> Result<Response<pb::CreateUserResponse>, Status> {
-        let i = &self.0;
-        let who = i.who(&req).await?;
+    ) -> Result<pb::CreateUserResponse, ApiError> {
+        let i = self;
+        let actor = i.actor(&req).await?;
         let r = req.into_inner();
         let input = parse_user_input(&r.parent, &r.email, &r.given_name, &r.family_name)?;
         let resource = names::organization(input.org);
@@ -67,7 +67,7 @@ impl UserService for Api {
             platform_operator: true,
             ..Rule::default()
         };
-        i.check(&who, input.org, rule, &resource)?;
+        i.check(&actor, input.org, rule, &resource)?;
         if i.store.get_organization(input.org).await?.is_none() {
             return Err(IdentityError::NotFound(resource).into());
         }
@@ -95,17 +95,17 @@ impl UserService for Api {
                 },
             )
             .await?;
-        Ok(Response::new(pb::CreateUserResponse {
+        Ok(pb::CreateUserResponse {
             user: Some(convert::user(&user)),
-        }))
+        })
     }
 
     async fn invite_guest_user(
         &self,
         req: Request<pb::InviteGuestUserRequest>,
-    ) -> Result<Response<pb::InviteGuestUserResponse>, Status> {
-        let i = &self.0;
-        let who = i.who(&req).await?;
+    ) -> Result<pb::InviteGuestUserResponse, ApiError> {
+        let i = self;
+        let actor = i.actor(&req).await?;
         let r = req.into_inner();
         let input = parse_user_input(&r.parent, &r.email, &r.given_name, &r.family_name)?;
         let resource = names::organization(input.org);
@@ -115,9 +115,9 @@ impl UserService for Api {
         };
         // Rule I2: only a global admin invites guests (in the platform organization, its
         // operators).
-        let platform_target = input.org == i.platform_org && i.is_platform_operator(&who);
+        let platform_target = input.org == i.platform_org && i.is_platform_operator(&actor);
         if !platform_target {
-            i.check(&who, input.org, rule, &resource)?;
+            i.check(&actor, input.org, rule, &resource)?;
         }
         if i.store.get_organization(input.org).await?.is_none() {
             return Err(IdentityError::NotFound(resource).into());
@@ -142,24 +142,24 @@ impl UserService for Api {
                 },
             )
             .await?;
-        Ok(Response::new(pb::InviteGuestUserResponse {
+        Ok(pb::InviteGuestUserResponse {
             user: Some(convert::user(&user)),
-        }))
+        })
     }
 
     async fn get_user(
         &self,
         req: Request<pb::GetUserRequest>,
-    ) -> Result<Response<pb::GetUserResponse>, Status> {
-        let i = &self.0;
-        let who = i.who(&req).await?;
+    ) -> Result<pb::GetUserResponse, ApiError> {
+        let i = self;
+        let actor = i.actor(&req).await?;
         let (org, id) = field(
             "name",
             names::parse_two(&req.get_ref().name, "organizations", "users"),
         )?;
         let resource = req.get_ref().name.clone();
         let rule = Rule::READ;
-        i.check(&who, org, rule, &resource)?;
+        i.check(&actor, org, rule, &resource)?;
         let user = i
             .store
             .get_user(org, id)
@@ -169,18 +169,18 @@ impl UserService for Api {
             .store
             .list_role_assignments(org, Some(id), None, None, 1000)
             .await?;
-        Ok(Response::new(pb::GetUserResponse {
+        Ok(pb::GetUserResponse {
             user: Some(convert::user(&user)),
             role_assignments: assignments.iter().map(convert::assignment).collect(),
-        }))
+        })
     }
 
     async fn list_users(
         &self,
         req: Request<pb::ListUsersRequest>,
-    ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        let i = &self.0;
-        let who = i.who(&req).await?;
+    ) -> Result<pb::ListUsersResponse, ApiError> {
+        let i = self;
+        let actor = i.actor(&req).await?;
         let r = req.into_inner();
         let mut v = Violations::new();
         let org = v.take("parent", names::parse_one(&r.parent, "organizations"));
@@ -195,11 +195,11 @@ impl UserService for Api {
         let after = v.take("page_token", page::decode(&r.page_token, &query));
         v.finish().map_err(IdentityError::from)?;
         let (Some(org), Some(size), Some(after)) = (org, size, after) else {
-            return Err(Status::internal("validation passed with a missing field"));
+            return Err(ApiError::internal("validation passed with a missing field"));
         };
         let resource = names::organization(org);
         let rule = Rule::ADMIN_READ;
-        i.check(&who, org, rule, &resource)?;
+        i.check(&actor, org, rule, &resource)?;
         let filter = UserFilter {
             role,
             email,
@@ -210,25 +210,25 @@ impl UserService for Api {
             .list_users(org, &filter, after.as_deref(), size + 1)
             .await?;
         let (users, next_page_token) = page::cut(users, size, &query, |last| last.email.clone());
-        Ok(Response::new(pb::ListUsersResponse {
+        Ok(pb::ListUsersResponse {
             users: users.iter().map(convert::user).collect(),
             next_page_token,
-        }))
+        })
     }
 
     async fn list_admins(
         &self,
         req: Request<pb::ListAdminsRequest>,
-    ) -> Result<Response<pb::ListAdminsResponse>, Status> {
-        let i = &self.0;
-        let who = i.who(&req).await?;
+    ) -> Result<pb::ListAdminsResponse, ApiError> {
+        let i = self;
+        let actor = i.actor(&req).await?;
         let org = field(
             "parent",
             names::parse_one(&req.get_ref().parent, "organizations"),
         )?;
         let resource = names::organization(org);
         let rule = Rule::READ;
-        i.check(&who, org, rule, &resource)?;
+        i.check(&actor, org, rule, &resource)?;
         let mut lists = Vec::new();
         for role in [Role::AccountAdmin, Role::GlobalAdmin] {
             let filter = UserFilter {
@@ -244,18 +244,18 @@ impl UserService for Api {
         }
         let global_admins = lists.pop().unwrap_or_default();
         let account_admins = lists.pop().unwrap_or_default();
-        Ok(Response::new(pb::ListAdminsResponse {
+        Ok(pb::ListAdminsResponse {
             account_admins,
             global_admins,
-        }))
+        })
     }
 
     async fn set_user_state(
         &self,
         req: Request<pb::SetUserStateRequest>,
-    ) -> Result<Response<pb::SetUserStateResponse>, Status> {
-        let i = &self.0;
-        let who = i.who(&req).await?;
+    ) -> Result<pb::SetUserStateResponse, ApiError> {
+        let i = self;
+        let actor = i.actor(&req).await?;
         let r = req.into_inner();
         let mut v = Violations::new();
         let ids = v.take("name", names::parse_two(&r.name, "organizations", "users"));
@@ -269,11 +269,11 @@ impl UserService for Api {
         };
         v.finish().map_err(IdentityError::from)?;
         let (Some((org, id)), Some(state)) = (ids, state) else {
-            return Err(Status::internal("validation passed with a missing field"));
+            return Err(ApiError::internal("validation passed with a missing field"));
         };
         let rule = Rule::ADMIN_WRITE;
-        i.check(&who, org, rule, &r.name)?;
-        if matches!(&who, Who::User { id: me, .. } if *me == id) && state == UserState::Disabled {
+        i.check(&actor, org, rule, &r.name)?;
+        if actor.user().is_some_and(|me| me.id == id) && state == UserState::Disabled {
             return Err(IdentityError::precondition(
                 "SELF_DISABLE",
                 r.name,
@@ -283,8 +283,53 @@ impl UserService for Api {
         }
         let user = i.store.set_user_state(org, id, state).await?;
         i.invalidate(id);
-        Ok(Response::new(pb::SetUserStateResponse {
+        Ok(pb::SetUserStateResponse {
             user: Some(convert::user(&user)),
-        }))
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl UserService for Api {
+    async fn create_user(
+        &self,
+        req: Request<pb::CreateUserRequest>,
+    ) -> Result<Response<pb::CreateUserResponse>, Status> {
+        DOMAIN.respond(self.0.create_user(req).await)
+    }
+
+    async fn invite_guest_user(
+        &self,
+        req: Request<pb::InviteGuestUserRequest>,
+    ) -> Result<Response<pb::InviteGuestUserResponse>, Status> {
+        DOMAIN.respond(self.0.invite_guest_user(req).await)
+    }
+
+    async fn get_user(
+        &self,
+        req: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::GetUserResponse>, Status> {
+        DOMAIN.respond(self.0.get_user(req).await)
+    }
+
+    async fn list_users(
+        &self,
+        req: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        DOMAIN.respond(self.0.list_users(req).await)
+    }
+
+    async fn list_admins(
+        &self,
+        req: Request<pb::ListAdminsRequest>,
+    ) -> Result<Response<pb::ListAdminsResponse>, Status> {
+        DOMAIN.respond(self.0.list_admins(req).await)
+    }
+
+    async fn set_user_state(
+        &self,
+        req: Request<pb::SetUserStateRequest>,
+    ) -> Result<Response<pb::SetUserStateResponse>, Status> {
+        DOMAIN.respond(self.0.set_user_state(req).await)
     }
 }

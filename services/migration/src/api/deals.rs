@@ -10,7 +10,7 @@ use cosell_proto::migration as pb;
 use tonic::{Request, Status};
 use uuid::Uuid;
 
-use super::{Migration, run_name, status, timestamp, upstream};
+use super::{DOMAIN, Migration, run_name, timestamp, upstream};
 use crate::eligibility::{Facts, Ineligible, eligibility, missing_fields};
 use crate::store::StartRefused;
 
@@ -353,7 +353,7 @@ impl Migration {
                 let s = match migration.watched_status(org, sent.as_ref(), reads).await {
                     Ok(s) => s,
                     Err(e) => {
-                        let _ = tx.send(Err(status(e))).await;
+                        let _ = tx.send(Err(DOMAIN.status(e))).await;
                         return;
                     }
                 };
@@ -378,7 +378,7 @@ impl Migration {
                 };
                 if shutting_down {
                     let _ = tx
-                        .send(Err(status(ApiError::unavailable(
+                        .send(Err(DOMAIN.status(ApiError::unavailable(
                             "SHUTTING_DOWN",
                             "this server is shutting down; watch again: the run goes on",
                         ))))

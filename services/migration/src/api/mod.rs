@@ -20,9 +20,9 @@ mod wizard;
 
 use std::sync::Arc;
 
-use cosell_platform::auth::{AccessClient, ServiceToken, caller};
+use cosell_platform::auth::{AccessClient, Actor, ServiceToken, caller};
 use cosell_platform::telemetry::TracedChannel;
-use cosell_platform::{ApiError, Violations};
+use cosell_platform::{ApiError, Domain, Violations};
 use cosell_proto::deals as dpb;
 use cosell_proto::identity as ipb;
 use cosell_proto::identity::Role;
@@ -33,7 +33,7 @@ use uuid::Uuid;
 use crate::store::{Store, StoreError};
 
 /// `ErrorInfo.domain` of every migration error.
-pub const DOMAIN: &str = "migration.cosell";
+pub const DOMAIN: Domain = Domain("migration.cosell");
 
 /// Who may import and view: account admins and org-wide referrals admins.
 const VIEW_ROLES: &[Role] = &[Role::AccountAdmin, Role::ReferralsAdmin];
@@ -82,27 +82,6 @@ pub(crate) fn upstream(service: &str, s: &tonic::Status) -> ApiError {
         "UPSTREAM_UNAVAILABLE",
         format!("the {service} service did not answer: {}", s.message()),
     )
-}
-
-fn status(e: ApiError) -> Status {
-    e.into_status(DOMAIN)
-}
-
-/// A handler's answer as tonic wants it.
-fn respond<T>(result: Result<T, ApiError>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(status)
-}
-
-/// The answer of `handler` to `req` (whose every field is within its documented limit: the
-/// codec of `cosell_proto::limits` checked it as it decoded it).
-async fn answer<T, R, F>(
-    req: Request<T>,
-    handler: impl FnOnce(Request<T>) -> F,
-) -> Result<Response<R>, Status>
-where
-    F: std::future::Future<Output = Result<R, ApiError>>,
-{
-    respond(handler(req).await)
 }
 
 impl From<StoreError> for ApiError {
@@ -179,13 +158,10 @@ impl Migration {
         req: &Request<T>,
         any_platform_user: bool,
     ) -> Result<Option<String>, ApiError> {
-        let caller = caller(req)?;
-        let grants = self.access.grants(&caller.principal).await?;
-        let operator = grants.has(Role::PlatformOperator);
-        let platform = operator || grants.has(Role::PlatformSeller);
-        Ok(((operator || (any_platform_user && platform))
-            && caller.principal.organization().is_some())
-        .then(|| caller.email.clone().unwrap_or_default()))
+        Ok(match self.access.actor(caller(req)?).await? {
+            Actor::Platform(u) if any_platform_user || u.is_operator() => Some(u.email),
+            _ => None,
+        })
     }
 
     pub fn identity_users(&self) -> ipb::user_service_client::UserServiceClient<TracedChannel> {
@@ -208,76 +184,78 @@ impl std::ops::Deref for Api {
     }
 }
 
+/// Every request reaches its handler with each field within its documented limit: the codec of
+/// `cosell_proto::limits` checked it as it decoded it.
 #[tonic::async_trait]
 impl MigrationService for Api {
     async fn import_psc_export(
         &self,
         req: Request<Streaming<pb::ImportPscExportRequest>>,
     ) -> Result<Response<pb::ImportPscExportResponse>, Status> {
-        respond(self.0.import_psc_export(req).await)
+        DOMAIN.respond(self.0.import_psc_export(req).await)
     }
 
     async fn list_psc_imports(
         &self,
         req: Request<pb::ListPscImportsRequest>,
     ) -> Result<Response<pb::ListPscImportsResponse>, Status> {
-        answer(req, |r| self.0.list_psc_imports(r)).await
+        DOMAIN.respond(self.0.list_psc_imports(req).await)
     }
 
     async fn get_mpn_check(
         &self,
         req: Request<pb::GetMpnCheckRequest>,
     ) -> Result<Response<pb::GetMpnCheckResponse>, Status> {
-        answer(req, |r| self.0.get_mpn_check(r)).await
+        DOMAIN.respond(self.0.get_mpn_check(req).await)
     }
 
     async fn correct_mpn_association(
         &self,
         req: Request<pb::CorrectMpnAssociationRequest>,
     ) -> Result<Response<pb::CorrectMpnAssociationResponse>, Status> {
-        answer(req, |r| self.0.correct_mpn_association(r)).await
+        DOMAIN.respond(self.0.correct_mpn_association(req).await)
     }
 
     async fn get_deal_migration_status(
         &self,
         req: Request<pb::GetDealMigrationStatusRequest>,
     ) -> Result<Response<pb::GetDealMigrationStatusResponse>, Status> {
-        answer(req, |r| self.0.get_deal_migration_status(r)).await
+        DOMAIN.respond(self.0.get_deal_migration_status(req).await)
     }
 
     async fn list_deal_readiness(
         &self,
         req: Request<pb::ListDealReadinessRequest>,
     ) -> Result<Response<pb::ListDealReadinessResponse>, Status> {
-        answer(req, |r| self.0.list_deal_readiness(r)).await
+        DOMAIN.respond(self.0.list_deal_readiness(req).await)
     }
 
     async fn list_user_migration(
         &self,
         req: Request<pb::ListUserMigrationRequest>,
     ) -> Result<Response<pb::ListUserMigrationResponse>, Status> {
-        answer(req, |r| self.0.list_user_migration(r)).await
+        DOMAIN.respond(self.0.list_user_migration(req).await)
     }
 
     async fn run_user_migration(
         &self,
         req: Request<pb::RunUserMigrationRequest>,
     ) -> Result<Response<pb::RunUserMigrationResponse>, Status> {
-        answer(req, |r| self.0.run_user_migration(r)).await
+        DOMAIN.respond(self.0.run_user_migration(req).await)
     }
 
     async fn start_deal_migration(
         &self,
         req: Request<pb::StartDealMigrationRequest>,
     ) -> Result<Response<pb::StartDealMigrationResponse>, Status> {
-        answer(req, |r| self.0.start_deal_migration(r)).await
+        DOMAIN.respond(self.0.start_deal_migration(req).await)
     }
 
     async fn list_deal_migration_report(
         &self,
         req: Request<pb::ListDealMigrationReportRequest>,
     ) -> Result<Response<pb::ListDealMigrationReportResponse>, Status> {
-        answer(req, |r| self.0.list_deal_migration_report(r)).await
+        DOMAIN.respond(self.0.list_deal_migration_report(req).await)
     }
 
     type WatchDealMigrationStream = deals::WatchStream;
@@ -286,7 +264,7 @@ impl MigrationService for Api {
         &self,
         req: Request<pb::WatchDealMigrationRequest>,
     ) -> Result<Response<Self::WatchDealMigrationStream>, Status> {
-        answer(req, |r| Migration::watch_deal_migration(self.0.clone(), r)).await
+        DOMAIN.respond(Migration::watch_deal_migration(self.0.clone(), req).await)
     }
 
     type DownloadDealMigrationReportStream = report::ReportStream;
@@ -295,23 +273,20 @@ impl MigrationService for Api {
         &self,
         req: Request<pb::DownloadDealMigrationReportRequest>,
     ) -> Result<Response<Self::DownloadDealMigrationReportStream>, Status> {
-        answer(req, |r| {
-            Migration::download_deal_migration_report(self.0.clone(), r)
-        })
-        .await
+        DOMAIN.respond(Migration::download_deal_migration_report(self.0.clone(), req).await)
     }
 
     async fn get_cutover(
         &self,
         req: Request<pb::GetCutoverRequest>,
     ) -> Result<Response<pb::GetCutoverResponse>, Status> {
-        answer(req, |r| self.0.get_cutover(r)).await
+        DOMAIN.respond(self.0.get_cutover(req).await)
     }
 
     async fn update_cutover(
         &self,
         req: Request<pb::UpdateCutoverRequest>,
     ) -> Result<Response<pb::UpdateCutoverResponse>, Status> {
-        answer(req, |r| self.0.update_cutover(r)).await
+        DOMAIN.respond(self.0.update_cutover(req).await)
     }
 }

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tonic::{Request, Status};
 use uuid::Uuid;
 
-use super::{Migration, status};
+use super::{DOMAIN, Migration};
 use crate::store::entities::deal_result;
 
 /// The CSV's header: the columns of each row.
@@ -70,7 +70,7 @@ impl futures::Stream for ReportStream {
         // A shutdown ends the download at once, whatever the task has queued.
         if self.ending.as_mut().poll(cx).is_ready() {
             self.done = true;
-            return Poll::Ready(Some(Err(status(shutting_down()))));
+            return Poll::Ready(Some(Err(DOMAIN.status(shutting_down()))));
         }
         let piece = match self.pieces.poll_recv(cx) {
             Poll::Pending => return Poll::Pending,
@@ -92,7 +92,7 @@ impl futures::Stream for ReportStream {
             // stream must not end OK.
             None => {
                 self.done = true;
-                Poll::Ready(Some(Err(status(ApiError::internal(
+                Poll::Ready(Some(Err(DOMAIN.status(ApiError::internal(
                     "the report download stopped before its end",
                 )))))
             }
@@ -189,7 +189,7 @@ impl Migration {
 
     /// Encodes `org`'s report into `tx`, page after page; its last piece.
     async fn encode_report(&self, org: Uuid, tx: &mpsc::Sender<Piece>) -> Piece {
-        let failed = |e: csv::Error| Piece::Failed(status(ApiError::internal(e)));
+        let failed = |e: csv::Error| Piece::Failed(DOMAIN.status(ApiError::internal(e)));
         let mut encoder = Encoder::default();
         if let Err(e) = encoder.write([HEADER]) {
             return failed(e);
@@ -198,7 +198,7 @@ impl Migration {
         loop {
             let page = match self.store.results(org, after.as_deref(), PAGE).await {
                 Ok(page) => page,
-                Err(e) => return Piece::Failed(status(e.into())),
+                Err(e) => return Piece::Failed(DOMAIN.status(e)),
             };
             if let Err(e) = encoder.write(page.iter().map(record)) {
                 return failed(e);

@@ -12,6 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+use super::actor::Actor;
 use super::claims::{Caller, Principal};
 use crate::error::ApiError;
 use crate::telemetry::TracedChannel;
@@ -216,6 +217,15 @@ impl AccessClient {
             },
         );
         Ok(grants)
+    }
+
+    /// The caller with the grants it holds now (a service's are not asked for: it has none).
+    pub async fn actor(&self, caller: &Caller) -> Result<Actor, ApiError> {
+        let grants = match caller.principal {
+            Principal::Service(_) => Arc::default(),
+            Principal::User { .. } => self.grants(&caller.principal).await?,
+        };
+        Ok(Actor::new(caller, grants))
     }
 
     /// `Ok` when the caller holds one of `any_of` over `organization` (and `mpn_id`). Another

@@ -1,6 +1,7 @@
 //! Authentication and authorization shared by every service.
 //!
 //! - [`claims`]: token claims, [`Principal`] and the authenticated [`Caller`].
+//! - [`actor`]: the caller with its current grants, the [`Actor`] every service's policy reads.
 //! - [`keys`]: one issuer's public keys, fetched on demand within bounds.
 //! - [`verifier`]: checks identity's tokens, and the external issuer's through identity.
 //! - [`layer`]: the tower layer that authenticates each call.
@@ -10,12 +11,14 @@
 //! identity's keys and its token exchange.
 
 pub mod access;
+pub mod actor;
 pub mod claims;
 pub mod keys;
 pub mod layer;
 pub mod verifier;
 
 pub use access::{AccessClient, Grants, ServiceToken};
+pub use actor::Actor;
 pub use claims::{AUDIENCE, Caller, Claims, ISSUER, Principal};
 pub use keys::{KeySource, PublicKey};
 pub use layer::{AuthLayer, caller};

@@ -3,6 +3,7 @@
 //! referral, at the edge) and [`Deals::replay`] (D10).
 
 use cosell_platform::auth::Grants;
+use cosell_platform::auth::actor::User;
 use cosell_platform::{ApiError, Violations};
 use cosell_proto::deals as pb;
 use tonic::Request;
@@ -131,11 +132,11 @@ impl Deals {
         req: Request<pb::CreateReferralRequest>,
     ) -> Result<pb::Referral, ApiError> {
         let actor = self.actor(&req).await?;
-        let Actor::Partner {
+        let Actor::Member(User {
             organization,
             grants,
             ..
-        } = &actor
+        }) = &actor
         else {
             return Err(ApiError::permission_denied(
                 "PARTNER_ONLY",

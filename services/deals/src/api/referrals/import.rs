@@ -15,7 +15,7 @@ use tonic::Request;
 use uuid::Uuid;
 
 use super::super::convert::{self, referral_pb};
-use super::super::{Actor, Deals, rule_error};
+use super::super::{Deals, rule_error};
 use super::create::{CustomerFrom, draft};
 use crate::domain::create::{self, Migrated};
 use crate::domain::{Address, Customer, Direction, Referral, Stage, Waiting};
@@ -29,7 +29,7 @@ impl Deals {
         req: Request<pb::ImportReferralsRequest>,
     ) -> Result<pb::ImportReferralsResponse, ApiError> {
         let actor = self.actor(&req).await?;
-        if !matches!(&actor, Actor::Service(s) if s == "migration") {
+        if !actor.is_service("migration") {
             return Err(ApiError::permission_denied(
                 "MIGRATION_ONLY",
                 "only the migration service imports referrals",

@@ -1,6 +1,7 @@
 //! `GetReferral`, `ListReferrals`, `GetEngagement` and `SetFavorite` (the caller's mark,
 //! which filters lists; not a change to the referral).
 
+use cosell_platform::auth::actor::User;
 use cosell_platform::{ApiError, Violations, page};
 use cosell_proto::deals as pb;
 use tonic::Request;
@@ -91,11 +92,11 @@ impl Deals {
             order,
         };
         match &actor {
-            Actor::Partner {
+            Actor::Member(User {
                 organization,
                 grants,
                 ..
-            } => {
+            }) => {
                 if !r.organization.is_empty()
                     && r.organization != cosell_platform::names::organization(*organization)
                 {
@@ -114,7 +115,7 @@ impl Deals {
                     ));
                 }
             }
-            Actor::Platform { .. } => {
+            Actor::Platform(_) => {
                 filter.party = Party::Platform;
                 if !r.organization.is_empty() {
                     filter.organization = v.take(

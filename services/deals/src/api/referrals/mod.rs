@@ -27,7 +27,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::convert::{self, referral_pb};
-use super::{Actor, Deals, ok, rule_error};
+use super::{Actor, DOMAIN, Deals, rule_error};
 use crate::domain::{
     Customer, Referral, ReferralSolution, Solution, SolutionLine, attach_solutions,
 };
@@ -114,146 +114,156 @@ impl ReferralService for ReferralApi {
         &self,
         req: Request<pb::CreateReferralRequest>,
     ) -> Result<Response<pb::CreateReferralResponse>, Status> {
-        ok(self
-            .0
-            .create_referral(req)
-            .await
-            .map(|r| pb::CreateReferralResponse { referral: Some(r) }))
+        DOMAIN.respond(
+            self.0
+                .create_referral(req)
+                .await
+                .map(|r| pb::CreateReferralResponse { referral: Some(r) }),
+        )
     }
 
     async fn get_referral(
         &self,
         req: Request<pb::GetReferralRequest>,
     ) -> Result<Response<pb::GetReferralResponse>, Status> {
-        ok(self
-            .0
-            .get_referral(req)
-            .await
-            .map(|r| pb::GetReferralResponse { referral: Some(r) }))
+        DOMAIN.respond(
+            self.0
+                .get_referral(req)
+                .await
+                .map(|r| pb::GetReferralResponse { referral: Some(r) }),
+        )
     }
 
     async fn list_referrals(
         &self,
         req: Request<pb::ListReferralsRequest>,
     ) -> Result<Response<pb::ListReferralsResponse>, Status> {
-        ok(self.0.list_referrals(req).await)
+        DOMAIN.respond(self.0.list_referrals(req).await)
     }
 
     async fn update_referral(
         &self,
         req: Request<pb::UpdateReferralRequest>,
     ) -> Result<Response<pb::UpdateReferralResponse>, Status> {
-        ok(self
-            .0
-            .update_referral(req)
-            .await
-            .map(|r| pb::UpdateReferralResponse { referral: Some(r) }))
+        DOMAIN.respond(
+            self.0
+                .update_referral(req)
+                .await
+                .map(|r| pb::UpdateReferralResponse { referral: Some(r) }),
+        )
     }
 
     async fn accept_referral(
         &self,
         req: Request<pb::AcceptReferralRequest>,
     ) -> Result<Response<pb::AcceptReferralResponse>, Status> {
-        ok(self
-            .0
-            .accept_referral(req)
-            .await
-            .map(|r| pb::AcceptReferralResponse { referral: Some(r) }))
+        DOMAIN.respond(
+            self.0
+                .accept_referral(req)
+                .await
+                .map(|r| pb::AcceptReferralResponse { referral: Some(r) }),
+        )
     }
 
     async fn decline_referral(
         &self,
         req: Request<pb::DeclineReferralRequest>,
     ) -> Result<Response<pb::DeclineReferralResponse>, Status> {
-        ok(self
-            .0
-            .decline_referral(req)
-            .await
-            .map(|r| pb::DeclineReferralResponse { referral: Some(r) }))
+        DOMAIN.respond(
+            self.0
+                .decline_referral(req)
+                .await
+                .map(|r| pb::DeclineReferralResponse { referral: Some(r) }),
+        )
     }
 
     async fn mark_referral_won(
         &self,
         req: Request<pb::MarkReferralWonRequest>,
     ) -> Result<Response<pb::MarkReferralWonResponse>, Status> {
-        ok(self.0.mark_referral_won(req).await)
+        DOMAIN.respond(self.0.mark_referral_won(req).await)
     }
 
     async fn mark_referral_lost(
         &self,
         req: Request<pb::MarkReferralLostRequest>,
     ) -> Result<Response<pb::MarkReferralLostResponse>, Status> {
-        ok(self
-            .0
-            .mark_referral_lost(req)
-            .await
-            .map(|r| pb::MarkReferralLostResponse { referral: Some(r) }))
+        DOMAIN.respond(
+            self.0
+                .mark_referral_lost(req)
+                .await
+                .map(|r| pb::MarkReferralLostResponse { referral: Some(r) }),
+        )
     }
 
     async fn upgrade_deal_type(
         &self,
         req: Request<pb::UpgradeDealTypeRequest>,
     ) -> Result<Response<pb::UpgradeDealTypeResponse>, Status> {
-        ok(self
-            .0
-            .upgrade_deal_type(req)
-            .await
-            .map(|r| pb::UpgradeDealTypeResponse { referral: Some(r) }))
+        DOMAIN.respond(
+            self.0
+                .upgrade_deal_type(req)
+                .await
+                .map(|r| pb::UpgradeDealTypeResponse { referral: Some(r) }),
+        )
     }
 
     async fn set_favorite(
         &self,
         req: Request<pb::SetFavoriteRequest>,
     ) -> Result<Response<pb::SetFavoriteResponse>, Status> {
-        ok(self
-            .0
-            .set_favorite(req)
-            .await
-            .map(|r| pb::SetFavoriteResponse { referral: Some(r) }))
+        DOMAIN.respond(
+            self.0
+                .set_favorite(req)
+                .await
+                .map(|r| pb::SetFavoriteResponse { referral: Some(r) }),
+        )
     }
 
     async fn get_engagement(
         &self,
         req: Request<pb::GetEngagementRequest>,
     ) -> Result<Response<pb::GetEngagementResponse>, Status> {
-        ok(self
-            .0
-            .get_engagement(req)
-            .await
-            .map(|e| pb::GetEngagementResponse {
-                engagement: Some(e),
-            }))
+        DOMAIN.respond(
+            self.0
+                .get_engagement(req)
+                .await
+                .map(|e| pb::GetEngagementResponse {
+                    engagement: Some(e),
+                }),
+        )
     }
 
     async fn import_referrals(
         &self,
         req: Request<pb::ImportReferralsRequest>,
     ) -> Result<Response<pb::ImportReferralsResponse>, Status> {
-        ok(self.0.import_referrals(req).await)
+        DOMAIN.respond(self.0.import_referrals(req).await)
     }
 
     async fn register_deal(
         &self,
         req: Request<pb::RegisterDealRequest>,
     ) -> Result<Response<pb::RegisterDealResponse>, Status> {
-        ok(self.0.register_deal(req).await)
+        DOMAIN.respond(self.0.register_deal(req).await)
     }
 
     async fn list_registrations(
         &self,
         req: Request<pb::ListRegistrationsRequest>,
     ) -> Result<Response<pb::ListRegistrationsResponse>, Status> {
-        ok(self.0.list_registrations(req).await)
+        DOMAIN.respond(self.0.list_registrations(req).await)
     }
 
     async fn review_registration(
         &self,
         req: Request<pb::ReviewRegistrationRequest>,
     ) -> Result<Response<pb::ReviewRegistrationResponse>, Status> {
-        ok(self
-            .0
-            .review_registration(req)
-            .await
-            .map(|r| pb::ReviewRegistrationResponse { referral: Some(r) }))
+        DOMAIN.respond(
+            self.0
+                .review_registration(req)
+                .await
+                .map(|r| pb::ReviewRegistrationResponse { referral: Some(r) }),
+        )
     }
 }

@@ -31,11 +31,7 @@ fn not_registrable(blockers: &[Blocker]) -> ApiError {
 /// The calling platform operator's email, or `PERMISSION_DENIED`.
 fn operator(actor: &Actor) -> Result<String, ApiError> {
     match actor {
-        Actor::Platform {
-            operator: true,
-            email,
-            ..
-        } => Ok(email.clone()),
+        Actor::Platform(u) if u.is_operator() => Ok(u.email.clone()),
         _ => Err(ApiError::permission_denied(
             "MISSING_ROLE",
             "deal registrations are reviewed by platform operators (ROLE_PLATFORM_OPERATOR)",
