@@ -9,8 +9,10 @@
 //! - [`operators`]: the first platform operators, named at start.
 //! - [`seed`]: the demo data of `cosell serve --demo`.
 //!
-//! [`start`] opens the database and returns the services ready to mount; [`serve`] runs them
-//! alone on a listener (the `cosell-identity` binary).
+//! [`start`] opens the database and returns the services ready to mount, as every service's
+//! `start` does (the `cosell-identity` binary serves them with
+//! `cosell_platform::server::listen_and_serve`); [`serve`] runs them on a listener of the
+//! caller's, for benchmarks that embed identity.
 
 pub mod api;
 pub mod domain;

@@ -71,14 +71,15 @@ async fn main() -> anyhow::Result<()> {
         clock: cosell_platform::clock::system(),
     };
     eprintln!("cosell-identity sign-in: {}", config.sign_in_methods());
-    let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
-    tracing::info!(addr = %listener.local_addr()?, "identity listening");
-    cosell_identity::serve(
-        config,
-        listener,
-        args.server.options().map_err(anyhow::Error::msg)?,
+    let started = cosell_identity::start(&config).await?;
+    cosell_platform::server::listen_and_serve(
+        "identity",
+        &args.server,
+        started.services,
+        started.verifier,
         cosell_platform::server::shutdown_signal(),
     )
-    .await?;
+    .await
+    .map_err(anyhow::Error::from_boxed)?;
     Ok(())
 }
