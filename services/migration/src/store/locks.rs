@@ -1,12 +1,14 @@
 //! One import at a time per organization, across every replica on the database: a lease row
 //! per organization importing (`import_locks`). Taking it inserts the row, or takes over one
 //! whose lease has expired (its replica died); the import renews it while it runs and deletes
-//! it when it ends, and a replica shutting down deletes its own.
+//! it when it ends (even when its call is dropped mid-way), and a replica shutting down
+//! deletes its own.
 
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::entities::import_lock;
@@ -65,12 +67,26 @@ impl Store {
     }
 
     /// Lets go of `holder`'s lock (if it still has it).
+    ///
+    /// The delete runs in a task of its own, to its end even when this future is dropped
+    /// mid-way: a gRPC server drops the future of a call whose client cancelled it, often
+    /// while the call is releasing its lock (the cancelled upload stream ends the import
+    /// first). Cut short before the statement reached the database (waiting for a pooled
+    /// connection, say), the release would leave the organization unable to import until the
+    /// lease runs out, and the user who cancelled to start again would be told that an
+    /// import is in progress.
     pub async fn unlock_import(&self, organization: Uuid, holder: &str) -> Result<()> {
-        import_lock::Entity::delete_many()
-            .filter(import_lock::Column::Organization.eq(organization.to_string()))
-            .filter(import_lock::Column::Holder.eq(holder))
-            .exec(&self.db)
-            .await?;
+        let (db, holder) = (self.db.clone(), holder.to_owned());
+        let delete = async move {
+            import_lock::Entity::delete_many()
+                .filter(import_lock::Column::Organization.eq(organization.to_string()))
+                .filter(import_lock::Column::Holder.eq(holder))
+                .exec(&db)
+                .await
+        };
+        tokio::spawn(delete.in_current_span())
+            .await
+            .map_err(|e| DbErr::Custom(format!("releasing the import lock stopped: {e}")))??;
         Ok(())
     }
 
