@@ -5,19 +5,23 @@
 //! - [`store`]: the database (the source of truth).
 //! - [`index`]: the tantivy search index derived from it.
 //! - [`load`]: streamed CSV loading.
+//! - [`follow`]: each replica's index follows the database (what other replicas loaded).
 //! - [`api`]: the gRPC handlers.
 //!
-//! [`start`] opens the database and index (rebuilding the index when it is missing or stale) and
-//! loads the bundled sample into an empty database when asked.
+//! [`start`] opens the database and index (rebuilding the index when it is missing, catching it
+//! up when it is behind), loads the bundled sample into an empty database when asked, and starts
+//! following the database.
 
 pub mod api;
 pub mod domain;
+pub mod follow;
 pub mod index;
 pub mod load;
 pub mod store;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cosell_platform::auth::AccessClient;
 use cosell_platform::server::ServiceSet;
@@ -30,6 +34,10 @@ use store::Store;
 /// The sample data set (about 20,000 real legal entities with generated addresses), made by
 /// `scripts/make_sample.py`.
 pub const SAMPLE: &[u8] = include_bytes!("../data/sample-entities.csv.gz");
+
+/// How often the index looks for what other replicas loaded: one cheap read of the generation;
+/// a load through one replica is searchable through the others within about this long.
+pub const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 
 /// Rows per page when the index is rebuilt from the database.
 const REBUILD_PAGE: u64 = 5000;
@@ -61,6 +69,8 @@ pub enum StartError {
     Index(#[from] tantivy::TantivyError),
     #[error("directory sample: {0}")]
     Load(#[from] load::LoadError),
+    #[error("directory index: {0}")]
+    Follow(#[from] follow::FollowError),
 }
 
 pub struct Started {
@@ -80,9 +90,24 @@ pub async fn start(
     let store = Store::new(db);
     let index = Arc::new(SearchIndex::open(config.index_dir.as_deref())?);
     let generation = store.generation().await?;
-    if index.generation() != Some(generation) {
-        rebuild(&store, &index, generation).await?;
-        load::compact_in_background(index.clone());
+    match index.generation() {
+        Some(g) if g == generation => {}
+        // Behind (a crash between the two writes, or other replicas loaded meanwhile): read
+        // what was written since.
+        Some(g) if g < generation => {
+            let read = follow::catch_up(&store, &index, generation, &[]).await?;
+            tracing::info!(
+                from = g,
+                generation,
+                rows = read,
+                "directory index caught up"
+            );
+        }
+        // Missing, or ahead of a database that started over.
+        _ => {
+            rebuild(&store, &index, generation).await?;
+            load::compact_in_background(index.clone());
+        }
     }
     if config.load_sample && store.count().await? == 0 {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
@@ -99,6 +124,7 @@ pub async fn start(
         access,
         load_lock: tokio::sync::Mutex::new(()),
     });
+    follow::spawn_follower(&directory, FOLLOW_EVERY);
     Ok(Started {
         services: service_set(directory.clone()),
         directory,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::domain::{self, Entity};
+use crate::follow;
 use crate::index::SearchIndex;
 use crate::store::Store;
 
@@ -351,6 +352,9 @@ pub async fn load(
     let mut reported = 0usize;
     // Where the time goes, for the log line at the end.
     let (mut db_time, mut index_time) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    // The generations this load wrote since the index's last commit: a commit catches up only
+    // with the others (another replica's rows; see `follow`).
+    let mut own: Vec<i64> = Vec::new();
     while let Some(batch) = batches.recv().await {
         let (mut entities, errors, read) = batch?;
         state.rows_read = read;
@@ -385,13 +389,15 @@ pub async fn load(
                     return Err(e.into());
                 }
             };
+            own.push(generation);
             let entities = batch;
             let before = state.loaded;
             state.loaded += entities.len() as u64;
             // A long load becomes searchable as it goes, and a crash loses little index work
-            // (the database is ahead then, and the next start rebuilds).
+            // (the database is ahead then, and the next start catches up).
             if before / COMMIT_EVERY != state.loaded / COMMIT_EVERY {
-                index.commit(generation)?;
+                follow::catch_up(store, index, generation, &own).await?;
+                own.clear();
             }
         }
         let update = Progress {
@@ -400,14 +406,14 @@ pub async fn load(
         };
         if progress.send(update).await.is_err() {
             // What is stored stays stored (loads are idempotent); the index catches up with it.
-            index.commit(store.generation().await?)?;
+            follow::catch_up(store, index, store.generation().await?, &own).await?;
             return Err(LoadError::Cancelled);
         }
     }
     let _ = parser.await;
     let generation = store.generation().await?;
     let t = std::time::Instant::now();
-    index.commit(generation)?;
+    follow::catch_up(store, index, generation, &own).await?;
     index_time += t.elapsed();
     compact_in_background(index.clone());
     tracing::info!(

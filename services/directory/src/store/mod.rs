@@ -1,5 +1,7 @@
 //! The directory database: the entities (the source of truth; the search index is derived from
-//! it) and a generation counter that each load bumps, so that a stale index is noticed at start.
+//! it) and a generation counter that each write bumps. Each entity row carries the generation
+//! that last wrote it, so that a replica's index catches up with exactly the rows written after
+//! the generation it has (`crate::follow`).
 
 pub mod migration;
 
@@ -29,6 +31,8 @@ pub mod entity {
         pub country: String,
         pub address_generated: bool,
         pub update_time: DateTimeUtc,
+        /// The generation of the write that last changed the row (m0002).
+        pub generation: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -80,14 +84,17 @@ impl Store {
         Self { db }
     }
 
-    /// Inserts or replaces entities by id, and bumps the generation, in one transaction.
-    /// Returns the new generation.
+    /// Inserts or replaces entities by id, in one transaction with the bump of the generation
+    /// the rows are marked with. Returns that generation. The bump comes first: it locks the
+    /// counter until the commit, so generations commit in their order, and a reader that sees
+    /// generation `g` committed sees every row of every generation up to `g`.
     pub async fn upsert(&self, entities: &[DomainEntity]) -> Result<i64, DbErr> {
         if self.db.get_database_backend() == DbBackend::Postgres {
             return self.upsert_postgres(entities).await;
         }
         let now = Utc::now();
         let txn = cosell_platform::db::begin(&self.db).await?;
+        let generation = bump_generation(&txn).await?;
         // PostgreSQL allows 65,535 bind parameters per statement; 10 per row.
         for chunk in entities.chunks(2000) {
             let rows = chunk.iter().map(|e| entity::ActiveModel {
@@ -105,6 +112,7 @@ impl Store {
                 country: Set(e.country.clone()),
                 address_generated: Set(e.address_generated),
                 update_time: Set(now),
+                generation: Set(generation),
             });
             entity::Entity::insert_many(rows)
                 .on_conflict(
@@ -119,13 +127,13 @@ impl Store {
                             entity::Column::Country,
                             entity::Column::AddressGenerated,
                             entity::Column::UpdateTime,
+                            entity::Column::Generation,
                         ])
                         .to_owned(),
                 )
                 .exec(&txn)
                 .await?;
         }
-        let generation = bump_generation(&txn).await?;
         txn.commit().await?;
         Ok(generation)
     }
@@ -166,16 +174,23 @@ impl Store {
         let mut tx = cosell_platform::db::begin_postgres(self.db.get_postgres_connection_pool())
             .await
             .map_err(err)?;
+        let generation: i64 = sqlx::query_scalar(
+            "INSERT INTO directory_state (key, value) VALUES ('generation', 1) \
+             ON CONFLICT (key) DO UPDATE SET value = directory_state.value + 1 RETURNING value",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err)?;
         sqlx::query(
             "INSERT INTO entities (id, legal_name, other_names, address_lines, city, region, \
-             postal_code, country, address_generated, update_time) \
-             SELECT u.*, now() FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+             postal_code, country, address_generated, update_time, generation) \
+             SELECT u.*, now(), $10 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
              $5::text[], $6::text[], $7::text[], $8::text[], $9::bool[]) AS u \
              ON CONFLICT (id) DO UPDATE SET legal_name = EXCLUDED.legal_name, \
              other_names = EXCLUDED.other_names, address_lines = EXCLUDED.address_lines, \
              city = EXCLUDED.city, region = EXCLUDED.region, postal_code = EXCLUDED.postal_code, \
              country = EXCLUDED.country, address_generated = EXCLUDED.address_generated, \
-             update_time = EXCLUDED.update_time",
+             update_time = EXCLUDED.update_time, generation = EXCLUDED.generation",
         )
         .bind(ids)
         .bind(names)
@@ -186,14 +201,8 @@ impl Store {
         .bind(postals)
         .bind(countries)
         .bind(generated)
+        .bind(generation)
         .execute(&mut *tx)
-        .await
-        .map_err(err)?;
-        let generation: i64 = sqlx::query_scalar(
-            "INSERT INTO directory_state (key, value) VALUES ('generation', 1) \
-             ON CONFLICT (key) DO UPDATE SET value = directory_state.value + 1 RETURNING value",
-        )
-        .fetch_one(&mut *tx)
         .await
         .map_err(err)?;
         tx.commit().await.map_err(err)?;
@@ -228,6 +237,30 @@ impl Store {
             .into_iter()
             .map(to_domain)
             .collect())
+    }
+
+    /// One page, by id after `after_id`, of the entities last written by a generation in
+    /// `(since, upto]` other than those of `except` (the ones the caller indexed itself).
+    pub async fn changed(
+        &self,
+        since: i64,
+        upto: i64,
+        except: &[i64],
+        after_id: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<DomainEntity>, DbErr> {
+        let mut q = entity::Entity::find()
+            .filter(entity::Column::Generation.gt(since))
+            .filter(entity::Column::Generation.lte(upto))
+            .order_by_asc(entity::Column::Id)
+            .limit(limit);
+        if !except.is_empty() {
+            q = q.filter(entity::Column::Generation.is_not_in(except.iter().copied()));
+        }
+        if let Some(a) = after_id {
+            q = q.filter(entity::Column::Id.gt(a));
+        }
+        Ok(q.all(&self.db).await?.into_iter().map(to_domain).collect())
     }
 
     /// One page of entities by id, after `after`: for rebuilding the index in bounded memory.

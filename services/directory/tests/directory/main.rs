@@ -5,5 +5,6 @@ mod harness;
 
 mod limits;
 mod load;
+mod replicas;
 mod restart;
 mod search;
