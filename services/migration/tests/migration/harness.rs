@@ -32,6 +32,9 @@ pub(crate) struct Harness {
     /// [`MigrationIn::TheServerBehindAProxy`]: a test cuts it to see a run with the directory
     /// down.
     pub(crate) directory_link: Option<cosell_testkit::proxy::TcpProxy>,
+    /// Between the migration service and identity, likewise (the others reach identity
+    /// directly, and people sign in as ever).
+    pub(crate) identity_link: Option<cosell_testkit::proxy::TcpProxy>,
     _dbs: (TestDb, TestDb, TestDb, TestDb),
 }
 
@@ -39,8 +42,8 @@ pub(crate) struct Harness {
 pub(crate) enum MigrationIn {
     /// On the harness's server, beside the others.
     TheServer,
-    /// On the harness's server, reaching the directory through a proxy
-    /// ([`Harness::directory_link`]).
+    /// On the harness's server, reaching the directory and identity through proxies
+    /// ([`Harness::directory_link`], [`Harness::identity_link`]).
     TheServerBehindAProxy,
     /// Elsewhere (a process of its own, which the test starts): the server has the others.
     AnotherProcess,
@@ -82,18 +85,23 @@ impl Harness {
                 .unwrap()
                 .connect_lazy()
         };
-        let directory_link = match migration_in {
-            MigrationIn::TheServerBehindAProxy => {
-                Some(cosell_testkit::proxy::TcpProxy::start(addr).await.unwrap())
+        let link = || async {
+            match migration_in {
+                MigrationIn::TheServerBehindAProxy => {
+                    Some(cosell_testkit::proxy::TcpProxy::start(addr).await.unwrap())
+                }
+                _ => None,
             }
-            _ => None,
         };
-        let directory_channel = match &directory_link {
+        let (directory_link, identity_link) = (link().await, link().await);
+        let through = |link: &Option<cosell_testkit::proxy::TcpProxy>| match link {
             Some(p) => Endpoint::from_shared(format!("http://{}", p.addr))
                 .unwrap()
                 .connect_lazy(),
             None => loopback(),
         };
+        let (directory_channel, identity_channel) =
+            (through(&directory_link), through(&identity_link));
         // Started only when it runs here: its worker would otherwise compete with the process.
         let migration = match migration_in {
             MigrationIn::TheServer | MigrationIn::TheServerBehindAProxy => Some(
@@ -101,11 +109,11 @@ impl Harness {
                     &cosell_migration::Config::new(migration_db.url.clone()),
                     &options,
                     cosell_migration::Links {
-                        identity: loopback(),
+                        identity: identity_channel.clone(),
                         deals: loopback(),
                         directory: directory_channel,
                         token: Arc::new(ServiceToken::new(
-                            loopback(),
+                            identity_channel,
                             "migration",
                             MIGRATION_SECRET,
                         )),
@@ -155,6 +163,7 @@ impl Harness {
             deals: deals.deals,
             migration: migration_handle,
             directory_link,
+            identity_link,
             _dbs: (identity_db, migration_db, deals_db, directory_db),
         };
         let oli = h.token("oli.operator@platform.example").await;
