@@ -54,7 +54,7 @@ pub(crate) struct Replica {
 }
 
 impl Replica {
-    fn new(harness_url: &str, database_url: &str, log: PathBuf) -> Self {
+    pub(crate) fn new(harness_url: &str, database_url: &str, log: PathBuf) -> Self {
         Self::service(
             Path::new(env!("CARGO_BIN_EXE_cosell-migration")),
             &[
@@ -174,7 +174,9 @@ impl Replica {
         }
     }
 
-    async fn client(&self) -> pb::migration_service_client::MigrationServiceClient<Channel> {
+    pub(crate) async fn client(
+        &self,
+    ) -> pb::migration_service_client::MigrationServiceClient<Channel> {
         pb::migration_service_client::MigrationServiceClient::new(
             Endpoint::from_shared(self.url.clone())
                 .unwrap()
@@ -217,7 +219,7 @@ impl Drop for Replica {
 }
 
 /// Uploads the export in `dir` as `token`, in 1 MiB chunks.
-async fn upload(
+pub(crate) async fn upload(
     client: &mut pb::migration_service_client::MigrationServiceClient<Channel>,
     token: &str,
     organization: &str,

@@ -8,6 +8,7 @@ mod harness;
 mod import;
 mod limits;
 mod locks;
+mod replicas;
 mod report;
 mod runs;
 mod sellers;

@@ -1,0 +1,121 @@
+//! Two migration processes on one database run a deal migration together (issue 19's
+//! replicas): started through one, imported through the other, the run's batches are leased by
+//! both, and every eligible deal reaches the deals service exactly once.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use cosell_migration::psc::synthetic;
+use cosell_proto::migration as pb;
+use cosell_testkit::{DATABASE_URL_VAR, TestDb, authed};
+use sea_orm::ConnectionTrait;
+
+use crate::crash::{Replica, upload};
+use crate::harness::{Harness, MigrationIn};
+
+const DEALS: usize = 6_000;
+
+/// The replicas holding leases right now (a worker's id per process).
+async fn lease_owners(db: &impl ConnectionTrait) -> Vec<String> {
+    db.query_all_raw(sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        "SELECT DISTINCT lease_owner FROM deal_results WHERE lease_owner <> ''",
+    ))
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|row| row.try_get::<String>("", "lease_owner").unwrap())
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_share_a_run_and_make_each_deal_once() {
+    let h = Harness::start_with(MigrationIn::AnotherProcess).await;
+    let work = tempfile::tempdir().unwrap();
+    let postgres = match std::env::var(DATABASE_URL_VAR) {
+        Ok(admin) => Some(TestDb::postgres(&admin).await.unwrap()),
+        Err(_) => None,
+    };
+    let database_url = match &postgres {
+        Some(db) => db.url.clone(),
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            work.path().join("migration.db").display()
+        ),
+    };
+    let harness_url = format!("http://{}", h.server.addr);
+    let mut a = Replica::new(&harness_url, &database_url, work.path().join("a.log"));
+    let mut b = Replica::new(&harness_url, &database_url, work.path().join("b.log"));
+    a.start().await;
+    b.start().await;
+    let logs = || format!("--- a\n{}\n--- b\n{}", a.log_tail(), b.log_tail());
+
+    let export = work.path().join("export");
+    synthetic::write(&export, DEALS).unwrap();
+    let ada = h.token("ada.admin@contoso.com").await;
+    let rita = h.token("rita.referrals@contoso.com").await;
+    let imported = upload(&mut a.client().await, &ada, &h.contoso, &export).await;
+    assert_eq!(imported.deals_added as usize, DEALS);
+    let eligible = (0..DEALS).filter(|i| synthetic::eligible(*i)).count();
+    let co_sell = (0..DEALS)
+        .filter(|i| synthetic::eligible(*i) && i.is_multiple_of(3))
+        .count();
+
+    let run = b
+        .client()
+        .await
+        .start_deal_migration(authed(
+            &rita,
+            pb::StartDealMigrationRequest {
+                parent: h.contoso.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .run
+        .unwrap();
+    assert_eq!(run.total as usize, eligible);
+
+    // Followed through replica A while both work; who holds leases is sampled meanwhile.
+    let migration_db = cosell_platform::db::connect(&database_url).await.unwrap();
+    let mut owners = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let done = loop {
+        owners.extend(lease_owners(&migration_db).await);
+        let status = a
+            .client()
+            .await
+            .get_deal_migration_status(authed(
+                &rita,
+                pb::GetDealMigrationStatusRequest {
+                    parent: h.contoso.clone(),
+                },
+            ))
+            .await
+            .unwrap_or_else(|s| panic!("{s:?}\n{}", logs()))
+            .into_inner();
+        if status.run.as_ref().is_some_and(|r| r.finish_time.is_some()) {
+            break status.run.unwrap();
+        }
+        assert!(Instant::now() < deadline, "the run did not end\n{}", logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        (done.migrated, done.failed, done.pending),
+        (eligible as i64, 0, 0),
+        "{}",
+        logs()
+    );
+    assert_eq!(owners.len(), 2, "both replicas leased work: {owners:?}");
+    // Exactly once: a partner referral per eligible deal and a platform side per co-sell one.
+    let org = uuid::Uuid::parse_str(h.contoso.trim_start_matches("organizations/")).unwrap();
+    assert_eq!(
+        h.deals.store.count_migrated(org).await.unwrap(),
+        eligible as u64
+    );
+    assert_eq!(
+        h.deals.store.count_referrals().await.unwrap(),
+        (eligible + co_sell) as u64
+    );
+}
