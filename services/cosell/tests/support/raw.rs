@@ -64,15 +64,16 @@ pub fn pool() -> DescriptorPool {
 }
 
 /// Calls `method` with the encoded request `body` (as the only message of an upload), the
-/// bearer `token` if any, and `deadline`: `Ok` when it was accepted (a stream's first message or
-/// its end, or a stream still quiet after a second), else the status it ended with.
+/// bearer `token` if any, and `deadline`: `Ok` with the answer's bytes when it was accepted (a
+/// stream's first message, or nothing at its end or while it stays quiet for a second), else
+/// the status it ended with.
 pub async fn call(
     channel: &Channel,
     method: &MethodDescriptor,
     token: Option<&str>,
     body: Vec<u8>,
     deadline: Duration,
-) -> Result<(), tonic::Status> {
+) -> Result<Vec<u8>, tonic::Status> {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     grpc.ready()
         .await
@@ -92,7 +93,7 @@ pub async fn call(
             let mut req = tonic::Request::new(body);
             authorize(req.metadata_mut());
             req.set_timeout(deadline);
-            grpc.unary(req, path, Raw).await.map(|_| ())
+            grpc.unary(req, path, Raw).await.map(|r| r.into_inner())
         }
         (false, true) => {
             let mut req = tonic::Request::new(body);
@@ -104,8 +105,8 @@ pub async fn call(
                 Ok(Err(s)) => Err(s),
                 Ok(Ok(stream)) => {
                     match tokio::time::timeout(QUIET, stream.into_inner().message()).await {
-                        Err(_) => Ok(()),
-                        Ok(r) => r.map(|_| ()),
+                        Err(_) => Ok(Vec::new()),
+                        Ok(r) => r.map(Option::unwrap_or_default),
                     }
                 }
             }
@@ -114,7 +115,9 @@ pub async fn call(
             let mut req = tonic::Request::new(tokio_stream::iter(vec![body]));
             authorize(req.metadata_mut());
             req.set_timeout(deadline);
-            grpc.client_streaming(req, path, Raw).await.map(|_| ())
+            grpc.client_streaming(req, path, Raw)
+                .await
+                .map(|r| r.into_inner())
         }
     }
 }
