@@ -66,12 +66,14 @@ struct ImportLock {
 }
 
 impl ImportLock {
+    /// Lets go of the lock; a call dropped while this waits leaves it to `Drop`, which sends
+    /// the release again (only a finished release counts).
     async fn release(mut self) {
-        self.released = true;
         self.renewing.abort();
         if let Err(e) = self.store.unlock_import(self.org, &self.holder).await {
             tracing::warn!(error = %e, "releasing an import lock failed; its lease expires instead");
         }
+        self.released = true;
     }
 }
 
