@@ -1,8 +1,18 @@
 //! What the deals service asks of the others, with its own service token: the directory (a
 //! customer's legal name and address, rule D8) and identity (whether an MPN ID belongs to an
 //! organization; whether an organization is a partner, and enrolled in ISV Connect).
+//!
+//! A customer and an MPN ID's holder are remembered for [`REMEMBER`]: creating a referral asks
+//! both, and a partner creates many for the same locations and often for the same customers, so
+//! a warm create makes no round trip to either service. Only answers that found something are
+//! kept (an unknown entity or MPN ID may be added any moment); a directory load's new name for
+//! an entity, or an MPN location moved to another organization (neither happens to a
+//! referral's fields after it is made), is seen within that time.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use cosell_platform::ApiError;
 use cosell_platform::auth::ServiceToken;
@@ -15,11 +25,51 @@ use uuid::Uuid;
 
 use crate::domain::{Address, Customer};
 
+/// How long a found customer or MPN holder is reused.
+pub const REMEMBER: Duration = Duration::from_secs(30);
+/// Entries kept per kind; when full, the expired ones go, or else all of them.
+const REMEMBERED: usize = 10_000;
+
 pub struct Upstream {
     directory: dpb::directory_service_client::DirectoryServiceClient<TracedChannel>,
     organizations: ipb::organization_service_client::OrganizationServiceClient<TracedChannel>,
     roles: ipb::role_service_client::RoleServiceClient<TracedChannel>,
     token: Arc<ServiceToken>,
+    customers: Remembered<String, Customer>,
+    mpn_holders: Remembered<String, MpnHolder>,
+}
+
+/// Answers kept for [`REMEMBER`], at most [`REMEMBERED`] of them.
+struct Remembered<K, V>(Mutex<HashMap<K, (Instant, V)>>);
+
+impl<K: Eq + Hash, V: Clone> Remembered<K, V> {
+    fn new() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+
+    /// The map; a panic elsewhere while it was held leaves nothing half-written in it.
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<K, (Instant, V)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        let map = self.map();
+        let (at, v) = map.get(key)?;
+        (at.elapsed() < REMEMBER).then(|| v.clone())
+    }
+
+    fn put(&self, key: K, value: V) {
+        let mut map = self.map();
+        if map.len() >= REMEMBERED {
+            map.retain(|_, (at, _)| at.elapsed() < REMEMBER);
+            if map.len() >= REMEMBERED {
+                map.clear();
+            }
+        }
+        map.insert(key, (Instant::now(), value));
+    }
 }
 
 /// A partner organization, as identity holds it.
@@ -57,12 +107,17 @@ impl Upstream {
             ),
             roles: ipb::role_service_client::RoleServiceClient::new(identity.into()),
             token,
+            customers: Remembered::new(),
+            mpn_holders: Remembered::new(),
         }
     }
 
     /// The customer as the directory knows it (`entities/{id}`), `None` when it has no such
     /// entry.
     pub async fn customer(&self, entity: &str) -> Result<Option<Customer>, ApiError> {
+        if let Some(known) = self.customers.get(&entity.to_owned()) {
+            return Ok(Some(known));
+        }
         let req = self
             .token
             .request(dpb::GetEntityRequest {
@@ -73,7 +128,7 @@ impl Upstream {
             Ok(resp) => {
                 let e = resp.into_inner().entity.unwrap_or_default();
                 let a = e.address.unwrap_or_default();
-                Ok(Some(Customer {
+                let customer = Customer {
                     entity: Some(e.name),
                     legal_name: e.legal_name,
                     address: Address {
@@ -84,7 +139,9 @@ impl Upstream {
                         country_code: a.country_code,
                     },
                     ..Default::default()
-                }))
+                };
+                self.customers.put(entity.to_owned(), customer.clone());
+                Ok(Some(customer))
             }
             Err(s) if matches!(s.code(), Code::NotFound | Code::InvalidArgument) => Ok(None),
             Err(s) => Err(unavailable("directory", &s)),
@@ -120,6 +177,9 @@ impl Upstream {
 
     /// Who holds an MPN ID (rule I6).
     pub async fn mpn(&self, mpn_id: &str) -> Result<MpnHolder, ApiError> {
+        if let Some(known) = self.mpn_holders.get(&mpn_id.to_owned()) {
+            return Ok(known);
+        }
         let req = self
             .token
             .request(ipb::LookupMpnIdRequest {
@@ -136,10 +196,12 @@ impl Upstream {
         }
         let org = cosell_platform::names::parse_one(&resp.organization, "organizations")
             .map_err(ApiError::internal)?;
-        Ok(match ipb::MpnIdKind::try_from(resp.kind) {
+        let holder = match ipb::MpnIdKind::try_from(resp.kind) {
             Ok(ipb::MpnIdKind::Location) => MpnHolder::Location(org),
             _ => MpnHolder::Vorg(org),
-        })
+        };
+        self.mpn_holders.put(mpn_id.to_owned(), holder.clone());
+        Ok(holder)
     }
 
     /// The referrals roles of `organization` (who reads its referrals, and at which scope):

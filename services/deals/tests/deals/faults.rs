@@ -200,7 +200,8 @@ async fn a_database_restart_under_load_is_unavailable_then_recovered_with_every_
 }
 
 /// A peer that does not answer: creating a referral with the directory down fails fast with
-/// `UNAVAILABLE` (`UPSTREAM_UNAVAILABLE`), and any call once identity is down and the caller's
+/// `UNAVAILABLE` (`UPSTREAM_UNAVAILABLE`) for a customer the service has not just looked up
+/// (one it has is remembered for a while, and its creates go on), and any call once identity is down and the caller's
 /// grants are no longer cached (at most 2 s) is `UNAVAILABLE` (`IDENTITY_UNAVAILABLE`); both
 /// recover by themselves when the peer is back.
 #[tokio::test]
@@ -209,23 +210,31 @@ async fn a_peer_service_down_is_unavailable_fast_and_recovered() {
     let peers = h.peers.as_ref().unwrap();
     let token = h.token(RITA).await;
     let template = h.complete(pb::DealType::Private, &h.contoso_solution);
-    let create = || {
+    // For another customer: one the service has not looked up yet.
+    let mut for_another = template.clone();
+    for_another.customer.as_mut().unwrap().entity = h.customers[1].0.clone();
+    let create_for = |referral: &pb::Referral| {
         let mut referrals = h.referrals();
         let req = call(
             &token,
             pb::CreateReferralRequest {
                 request_id: uuid::Uuid::new_v4().to_string(),
-                referral: Some(template.clone()),
+                referral: Some(referral.clone()),
             },
         );
         async move { referrals.create_referral(req).await }
     };
+    let create = || create_for(&template);
     create().await.expect("works with every peer up");
 
-    // The directory down.
+    // The directory down: a customer it was asked about a moment ago is remembered (upstream
+    // REMEMBER), another one cannot be looked up.
     peers.directory.cut();
+    create()
+        .await
+        .expect("the customer just looked up is remembered");
     let started = Instant::now();
-    let err = create().await.unwrap_err();
+    let err = create_for(&for_another).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
     assert_eq!(details(&err).0, "UPSTREAM_UNAVAILABLE");
     assert!(
@@ -235,7 +244,7 @@ async fn a_peer_service_down_is_unavailable_fast_and_recovered() {
     );
     peers.directory.restore();
     let until = Instant::now() + Duration::from_secs(30);
-    while let Err(e) = create().await {
+    while let Err(e) = create_for(&for_another).await {
         assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
         assert!(Instant::now() < until, "not recovered: {e:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
