@@ -186,6 +186,23 @@ impl Replica {
         )
     }
 
+    /// `token` starts `organization`'s deal migration through this replica.
+    pub(crate) async fn start_run(&self, token: &str, organization: &str) -> pb::DealMigrationRun {
+        self.client()
+            .await
+            .start_deal_migration(authed(
+                token,
+                pb::StartDealMigrationRequest {
+                    parent: organization.to_owned(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .run
+            .unwrap()
+    }
+
     /// `token`'s watch of `organization`'s deal migration.
     async fn watch(
         &self,
@@ -215,6 +232,22 @@ impl Replica {
 impl Drop for Replica {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A database for migration processes that outlives them: on PostgreSQL when the tests are
+/// (keep the `TestDb` as long as it is used), else a SQLite file in `dir`.
+pub(crate) async fn own_database(dir: &Path) -> (Option<TestDb>, String) {
+    match std::env::var(DATABASE_URL_VAR) {
+        Ok(admin) => {
+            let db = TestDb::postgres(&admin).await.unwrap();
+            let url = db.url.clone();
+            (Some(db), url)
+        }
+        Err(_) => (
+            None,
+            format!("sqlite://{}?mode=rwc", dir.join("migration.db").display()),
+        ),
     }
 }
 
@@ -250,17 +283,7 @@ async fn a_run_survives_its_replica_being_killed_again_and_again() {
     let work = tempfile::tempdir().unwrap();
     // The process's own database: it must outlive the process (SQLite in a file, when the
     // tests are not on PostgreSQL).
-    let postgres = match std::env::var(DATABASE_URL_VAR) {
-        Ok(admin) => Some(TestDb::postgres(&admin).await.unwrap()),
-        Err(_) => None,
-    };
-    let database_url = match &postgres {
-        Some(db) => db.url.clone(),
-        None => format!(
-            "sqlite://{}?mode=rwc",
-            work.path().join("migration.db").display()
-        ),
-    };
+    let (_postgres, database_url) = own_database(work.path()).await;
     let mut replica = Replica::new(
         &format!("http://{}", h.server.addr),
         &database_url,
@@ -279,20 +302,7 @@ async fn a_run_survives_its_replica_being_killed_again_and_again() {
     let co_sell = eligible.iter().filter(|i| i.is_multiple_of(3)).count() as u64;
     let all_referrals = eligible.len() as u64 + co_sell;
 
-    let run = replica
-        .client()
-        .await
-        .start_deal_migration(authed(
-            &rita,
-            pb::StartDealMigrationRequest {
-                parent: h.contoso.clone(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .run
-        .unwrap();
+    let run = replica.start_run(&rita, &h.contoso).await;
     assert_eq!(run.total as usize, eligible.len());
 
     // Stopped whenever the deals service has reached the next mark, and started again. After

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use cosell_migration::psc::synthetic;
 use cosell_proto::migration as pb;
-use cosell_testkit::{DATABASE_URL_VAR, TestDb, authed};
+use cosell_testkit::authed;
 use sea_orm::ConnectionTrait;
 
-use crate::crash::{Replica, upload};
+use crate::crash::{Replica, own_database, upload};
 use crate::harness::{Harness, MigrationIn};
 
 const DEALS: usize = 6_000;
@@ -32,17 +32,7 @@ async fn lease_owners(db: &impl ConnectionTrait) -> Vec<String> {
 async fn two_replicas_share_a_run_and_make_each_deal_once() {
     let h = Harness::start_with(MigrationIn::AnotherProcess).await;
     let work = tempfile::tempdir().unwrap();
-    let postgres = match std::env::var(DATABASE_URL_VAR) {
-        Ok(admin) => Some(TestDb::postgres(&admin).await.unwrap()),
-        Err(_) => None,
-    };
-    let database_url = match &postgres {
-        Some(db) => db.url.clone(),
-        None => format!(
-            "sqlite://{}?mode=rwc",
-            work.path().join("migration.db").display()
-        ),
-    };
+    let (_postgres, database_url) = own_database(work.path()).await;
     let harness_url = format!("http://{}", h.server.addr);
     let mut a = Replica::new(&harness_url, &database_url, work.path().join("a.log"));
     let mut b = Replica::new(&harness_url, &database_url, work.path().join("b.log"));
@@ -61,20 +51,7 @@ async fn two_replicas_share_a_run_and_make_each_deal_once() {
         .filter(|i| synthetic::eligible(*i) && i.is_multiple_of(3))
         .count();
 
-    let run = b
-        .client()
-        .await
-        .start_deal_migration(authed(
-            &rita,
-            pb::StartDealMigrationRequest {
-                parent: h.contoso.clone(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .run
-        .unwrap();
+    let run = b.start_run(&rita, &h.contoso).await;
     assert_eq!(run.total as usize, eligible);
 
     // Followed through replica A while both work; who holds leases is sampled meanwhile.
