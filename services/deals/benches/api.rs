@@ -9,7 +9,13 @@
 //! Run: `cargo bench -p cosell-deals --bench api`. Environment: COSELL_BENCH_DATABASE_URL (the
 //! PostgreSQL server; default postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable: the
 //! server is on this machine, where TLS only costs CPU), COSELL_BENCH_CALLS
-//! (calls per figure, default 10,000), COSELL_BENCH_REFERRALS (default 100,000).
+//! (calls per figure, default 10,000), COSELL_BENCH_REFERRALS (default 100,000),
+//! COSELL_BENCH_REPORT (a file for the one table's rows, see `cosell_testkit::bench::report`).
+//!
+//! Issue 19's targets, ratios to baselines of the same run: create >= 0.5 of plain SQL inserts;
+//! get >= 0.7 of the floor `1 / (1/trivial gRPC call + 1/plain select outside the pool)`; a list
+//! page at c16 >= 0.6 of the plain page outside the pool, with a p99 at most twice the plain
+//! page's.
 
 #[allow(dead_code)]
 #[path = "../tests/deals/harness.rs"]
@@ -19,6 +25,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cosell_proto::deals as pb;
+use cosell_testkit::bench::report::{self, Report, Row};
 use cosell_testkit::bench::{Figures, env_count, measure, postgres_admin_url};
 use cosell_testkit::{TestDb, authed};
 use harness::{Harness, RITA};
@@ -30,6 +37,7 @@ const CONCURRENCY: usize = 16;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let report = Report::from_env("deals/api");
     let calls = env_count("COSELL_BENCH_CALLS", 10_000);
     let total = env_count("COSELL_BENCH_REFERRALS", 100_000);
     let admin = postgres_admin_url();
@@ -420,6 +428,65 @@ async fn main() -> anyhow::Result<()> {
         "({} referrals filled through the store in {fill_secs:.1} s)",
         total - creates
     );
+
+    // Issue 19's figures, each beside its baseline of this run.
+    let size = report::thousands(total as f64);
+    let share = ratio(&create, &sql_insert);
+    report.add(
+        Row::new(
+            "referral create through gRPC, c16",
+            report::figures(&create),
+        )
+        .value(create.rate, "/s")
+        .baseline(format!(
+            "plain SQL inserts: {}",
+            report::rate(sql_insert.rate)
+        ))
+        .baseline_value(sql_insert.rate)
+        .ratio(share)
+        .target(">= 0.5 (issue 19)", share >= 0.5),
+    )?;
+    // A get can be no faster than a trivial gRPC call and a plain select one after the other.
+    let floor = 1.0 / (1.0 / trivial.rate + 1.0 / sql_get_lane.rate);
+    println!(
+        "get as a share of the floor 1/(1/trivial gRPC call + 1/plain select outside the pool) = {:.0}/s: {:.2}",
+        floor,
+        get.rate / floor
+    );
+    let share = get.rate / floor;
+    report.add(
+        Row::new(
+            format!("referral get through gRPC, c16, {size} referrals"),
+            report::figures(&get),
+        )
+        .value(get.rate, "/s")
+        .baseline(format!(
+            "floor `1/(1/trivial + 1/plain select)`: 1/(1/{} + 1/{}) = {}",
+            report::thousands(trivial.rate),
+            report::thousands(sql_get_lane.rate),
+            report::rate(floor)
+        ))
+        .baseline_value(floor)
+        .ratio(share)
+        .target(">= 0.7 (issue 19)", share >= 0.7),
+    )?;
+    let share = ratio(&list, &sql_list_lane);
+    let tail = list.p99.as_secs_f64() / sql_list_lane.p99.as_secs_f64();
+    report.add(
+        Row::new(
+            format!("list, page of 50, c16, {size} referrals"),
+            report::figures(&list),
+        )
+        .value(list.rate, "/s")
+        .baseline(format!(
+            "plain page outside the pool: {}, p99 {}",
+            report::rate(sql_list_lane.rate),
+            report::duration(sql_list_lane.p99)
+        ))
+        .baseline_value(sql_list_lane.rate)
+        .ratio_shown(share, format!("{share:.2} (p99 {tail:.1}x)"))
+        .target(">= 0.6, p99 <= 2x (issue 19)", share >= 0.6 && tail <= 2.0),
+    )?;
     Ok(())
 }
 

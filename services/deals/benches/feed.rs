@@ -7,7 +7,8 @@
 //!
 //! Run: `cargo bench -p cosell-deals --bench feed`. Environment: COSELL_BENCH_DATABASE_URL
 //! (default postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable), COSELL_BENCH_CALLS
-//! (creates per phase, default 3,000), COSELL_BENCH_DUE (referrals to expire, default 100,000).
+//! (creates per phase, default 3,000), COSELL_BENCH_DUE (referrals to expire, default 100,000),
+//! COSELL_BENCH_REPORT (a file for the one table's rows, see `cosell_testkit::bench::report`).
 
 #[allow(dead_code)]
 #[path = "../tests/deals/harness.rs"]
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use cosell_platform::clock::{Clock, ManualClock};
 use cosell_proto::deals as pb;
+use cosell_testkit::bench::report::{self, Report, Row};
 use cosell_testkit::bench::{env_count, measure, postgres_admin_url};
 use cosell_testkit::{TestDb, authed};
 use harness::{Harness, RITA};
@@ -31,6 +33,7 @@ const WATCHERS: usize = 16;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let report = Report::from_env("deals/feed");
     let calls = env_count("COSELL_BENCH_CALLS", 3_000);
     let due = env_count("COSELL_BENCH_DUE", 100_000);
     let admin = postgres_admin_url();
@@ -137,6 +140,37 @@ async fn main() -> anyhow::Result<()> {
         got as f64 / took.as_secs_f64(),
         took.as_secs_f64()
     );
+    let share = watching / alone;
+    report.add(
+        Row::new(
+            format!(
+                "creates through gRPC, c16, while {WATCHERS} clients watch the feed ({} per phase)",
+                report::thousands((2 * half) as f64)
+            ),
+            report::rate(watching),
+        )
+        .value(watching, "/s")
+        .baseline(format!(
+            "the same creates, nobody watching: {}",
+            report::rate(alone)
+        ))
+        .baseline_value(alone)
+        .ratio(share)
+        .target(">= 0.9 (issue 17)", share >= 0.9),
+    )?;
+    report.add(
+        Row::new(
+            format!("events delivered to {WATCHERS} watchers"),
+            format!(
+                "{} ({} of {})",
+                report::rate(got as f64 / took.as_secs_f64()),
+                report::thousands(got as f64),
+                report::thousands(expected as f64)
+            ),
+        )
+        .value(got as f64 / took.as_secs_f64(), "/s")
+        .target("every event, once", got == expected),
+    )?;
 
     // The sweeper: `due` waiting Inbound referrals, all past their expiry time.
     let store = &h.deals.store;
@@ -180,5 +214,20 @@ async fn main() -> anyhow::Result<()> {
         took.as_secs_f64(),
         expired as f64 / took.as_secs_f64()
     );
+    report.add(
+        Row::new(
+            format!(
+                "expiry sweeper, {} due referrals",
+                report::thousands((due + 1) as f64)
+            ),
+            format!(
+                "{} expired in {} ({})",
+                report::thousands(expired as f64),
+                report::duration(took),
+                report::rate(expired as f64 / took.as_secs_f64())
+            ),
+        )
+        .value(took.as_secs_f64(), "s"),
+    )?;
     Ok(())
 }

@@ -9,7 +9,8 @@
 //!
 //! Run: `cargo bench -p cosell-deals --bench insights`. Environment: COSELL_BENCH_DATABASE_URL
 //! (default postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable), COSELL_BENCH_CALLS
-//! (calls per figure, default 500), COSELL_BENCH_REFERRALS (default 100,000).
+//! (calls per figure, default 500), COSELL_BENCH_REFERRALS (default 100,000),
+//! COSELL_BENCH_REPORT (a file for the one table's rows, see `cosell_testkit::bench::report`).
 
 #[allow(dead_code)]
 #[path = "../tests/deals/harness.rs"]
@@ -20,6 +21,7 @@ use std::time::Instant;
 use cosell_deals::domain::{DealType, Direction, Money, Outcome, Stage, Waiting};
 use cosell_deals::store::insights::InsightScope;
 use cosell_proto::deals as pb;
+use cosell_testkit::bench::report::{self, Report, Row};
 use cosell_testkit::bench::{env_count, measure, postgres_admin_url};
 use cosell_testkit::{TestDb, authed};
 use harness::{Harness, RITA};
@@ -38,6 +40,7 @@ const STAGES: [Stage; 7] = [
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let report = Report::from_env("deals/insights");
     let calls = env_count("COSELL_BENCH_CALLS", 500);
     let total = env_count("COSELL_BENCH_REFERRALS", 100_000);
     let admin = postgres_admin_url();
@@ -173,6 +176,32 @@ async fn main() -> anyhow::Result<()> {
         c1.line(),
         c1.p99.as_secs_f64() / counted.p99.as_secs_f64()
     );
+    let share = c1.p99.as_secs_f64() / counted.p99.as_secs_f64();
+    report.add(
+        Row::new(
+            format!(
+                "`GetInsights`, {} referrals, c1",
+                report::thousands(total as f64)
+            ),
+            format!(
+                "p50 {}, p99 {}",
+                report::duration(c1.p50),
+                report::duration(c1.p99)
+            ),
+        )
+        .value(c1.p99.as_secs_f64() * 1e3, "ms")
+        .baseline(format!(
+            "counting when asked (plain SQL): p50 {}, p99 {}",
+            report::duration(counted.p50),
+            report::duration(counted.p99)
+        ))
+        .baseline_value(counted.p99.as_secs_f64() * 1e3)
+        .ratio(share)
+        .target(
+            "p99 <= 20 ms (issue 17)",
+            c1.p99 <= std::time::Duration::from_millis(20),
+        ),
+    )?;
     let c4 = measure(4, calls, request("")).await;
     println!("GetInsights (organization), 4 at a time  {}", c4.line());
     let location = measure(1, calls, request("4000002")).await;

@@ -13,18 +13,21 @@
 //! (a PostgreSQL server to create the benchmark database on; default
 //! postgres://postgres@127.0.0.1:5432/postgres), COSELL_BENCH_ENTITIES (default 1,000,000),
 //! COSELL_BENCH_CALLS (searches per figure, default 4,000),
-//! COSELL_GLEIF (the real file).
+//! COSELL_GLEIF (the real file), COSELL_BENCH_SETTLE_SECS (the pause before searches, default
+//! 20), COSELL_BENCH_REPORT (a file for the one table's rows, see
+//! `cosell_testkit::bench::report`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cosell_directory::load::{Row, Rows};
+use cosell_directory::load::{Row as CsvRow, Rows};
 use cosell_platform::auth::{RemoteKeys, TokenVerifier};
 use cosell_proto::directory as pb;
 use cosell_proto::identity as ipb;
 use cosell_testkit::authed;
 use cosell_testkit::bench::measure;
+use cosell_testkit::bench::report::{self, Report, Row};
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use tonic::transport::{Channel, Endpoint};
 
@@ -97,6 +100,7 @@ fn us(d: Duration) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let report = Report::from_env("directory/scale");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let gleif = std::env::var("COSELL_GLEIF")
         .map(PathBuf::from)
@@ -120,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
     // The rows: real ones, then variants until `total`.
     let mut real = Vec::new();
     for row in Rows::new(std::fs::File::open(&gleif)?)? {
-        if let Row::Entity(e) = row {
+        if let CsvRow::Entity(e) = row {
             real.push((e.id, e.legal_name, e.country));
         }
     }
@@ -256,6 +260,32 @@ async fn main() -> anyhow::Result<()> {
         rss_loaded as f64 / 1024.0,
         hwm_loaded as f64 / 1024.0
     );
+    let entities = report::thousands(rows.len() as f64);
+    let load_rate = last.loaded as f64 / load_secs;
+    let peak_mb = hwm_loaded as f64 / 1024.0;
+    report.add(
+        Row::new(
+            format!("directory load through `LoadEntities`, {entities} entities"),
+            format!(
+                "{} ({load_secs:.1} s, {} failed)",
+                report::rate(load_rate),
+                last.failed
+            ),
+        )
+        .value(load_rate, "/s")
+        .target(">= 50,000/s", load_rate >= 50_000.0 && last.failed == 0),
+    )?;
+    report.add(
+        Row::new(
+            format!("directory process peak RSS, {entities} entities loaded"),
+            format!(
+                "{peak_mb:.0} MB ({:.0} MB after the load)",
+                rss_loaded as f64 / 1024.0
+            ),
+        )
+        .value(peak_mb, "MB")
+        .target("<= 1,500 MB", peak_mb <= 1_500.0),
+    )?;
 
     // Queries: the evaluation set.
     let mut queries = Vec::new();
@@ -333,6 +363,7 @@ async fn main() -> anyhow::Result<()> {
         us(lat.last().map(|l| l.0).unwrap_or_default())
     );
     let mut grpc_p50 = Duration::ZERO;
+    let mut searched = Vec::new();
     // Each concurrent client has a connection of its own, as separate users would: call `i`
     // belongs to client `i % concurrency`.
     let clients: Vec<_> = (0..16)
@@ -355,6 +386,7 @@ async fn main() -> anyhow::Result<()> {
         if concurrency == 1 {
             grpc_p50 = p50;
         }
+        searched.push(f);
         println!(
             "search through gRPC, concurrency {concurrency:>2}: {rate:>6.0} searches/s  p50 {:>7.0} us  p99 {:>7.0} us (targets p50 <= 1,000 us, p99 <= 5,000 us)",
             us(p50),
@@ -369,6 +401,7 @@ async fn main() -> anyhow::Result<()> {
                 .map(|e| tonic_health::pb::health_client::HealthClient::new(e.connect_lazy()))
         })
         .collect::<Result<_, _>>()?;
+    let mut trivial = Vec::new();
     for concurrency in [1usize, 16] {
         let health = health.clone();
         let f = measure(concurrency, calls, move |i| {
@@ -387,7 +420,44 @@ async fn main() -> anyhow::Result<()> {
             us(p50),
             us(p99)
         );
+        trivial.push(f);
     }
+    let (c1, c16, trivial16) = (searched[0], searched[1], trivial[1]);
+    let share = c16.rate / trivial16.rate;
+    report.add(
+        Row::new(
+            format!("directory search through gRPC, c16, {entities} entities"),
+            report::figures(&c16),
+        )
+        .value(c16.rate, "/s")
+        .baseline(format!(
+            "trivial gRPC call c16: {}",
+            report::rate(trivial16.rate)
+        ))
+        .baseline_value(trivial16.rate)
+        .ratio(share)
+        .target(">= 0.5 (issue 19, at 1,000,000)", share >= 0.5),
+    )?;
+    let fast = |f: &cosell_testkit::bench::Figures| {
+        f.p50 <= Duration::from_millis(1) && f.p99 <= Duration::from_millis(5)
+    };
+    report.add(
+        Row::new(
+            format!("directory search latency through gRPC, {entities} entities"),
+            format!(
+                "c1 p50 {}, p99 {}; c16 p50 {}, p99 {}",
+                report::duration(c1.p50),
+                report::duration(c1.p99),
+                report::duration(c16.p50),
+                report::duration(c16.p99)
+            ),
+        )
+        .value(us(c16.p50), "us")
+        .target(
+            "p50 <= 1 ms, p99 <= 5 ms at c1 and c16",
+            fast(&c1) && fast(&c16),
+        ),
+    )?;
 
     // Baseline: pg_trgm over the same rows, same queries, same machine, same run.
     let pg = Database::connect(&db_url).await?;
@@ -433,10 +503,19 @@ async fn main() -> anyhow::Result<()> {
         us(trgm_p50),
         us(percentile(&lat, 0.99))
     );
-    println!(
-        "ratio pg_trgm p50 / directory gRPC p50 = {:.1}x (target >= 20x)",
-        trgm_p50.as_secs_f64() / grpc_p50.as_secs_f64()
-    );
+    let faster = trgm_p50.as_secs_f64() / grpc_p50.as_secs_f64();
+    println!("ratio pg_trgm p50 / directory gRPC p50 = {faster:.1}x (target >= 20x)");
+    report.add(
+        Row::new(
+            format!("directory search p50 through gRPC, c1, vs PostgreSQL `pg_trgm`, {entities} entities"),
+            report::duration(grpc_p50),
+        )
+        .value(us(grpc_p50), "us")
+        .baseline(format!("`pg_trgm` p50 {}", report::duration(trgm_p50)))
+        .baseline_value(us(trgm_p50))
+        .ratio_shown(faster, format!("{faster:.0}x"))
+        .target(">= 20x", faster >= 20.0),
+    )?;
 
     drop(pg);
     admin

@@ -8,7 +8,8 @@
 //!    the p50s is the cost; the target is under 50 microseconds.
 //!
 //! Run: `cargo bench -p cosell-identity --bench access` (COSELL_BENCH_DATABASE_URL picks the
-//! database; default in-memory SQLite; COSELL_BENCH_CALLS the number of calls per figure).
+//! database; default in-memory SQLite; COSELL_BENCH_CALLS the number of calls per figure;
+//! COSELL_BENCH_REPORT a file for the one table's rows, see `cosell_testkit::bench::report`).
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -19,6 +20,7 @@ use cosell_platform::auth::{
 };
 use cosell_platform::server::ServerOptions;
 use cosell_proto::identity::{self as pb, Role};
+use cosell_testkit::bench::report::{self, Report, Row};
 use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -30,6 +32,7 @@ const DEALS_SECRET: &str = "bench-deals-secret-000000000001";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let report = Report::from_env("identity/access");
     let calls: usize = std::env::var("COSELL_BENCH_CALLS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -156,10 +159,26 @@ async fn main() -> anyhow::Result<()> {
     println!("  bare                          : {}", bare.line());
     println!("  token check + access check    : {}", authed.line());
     let added = authed.p50.as_secs_f64() * 1e6 - bare.p50.as_secs_f64() * 1e6;
-    println!(
-        "  added at p50: {added:.1} us (target < 50 us), ratio authed/bare p50 = {:.2}",
-        authed.p50.as_secs_f64() / bare.p50.as_secs_f64()
-    );
+    let ratio = authed.p50.as_secs_f64() / bare.p50.as_secs_f64();
+    println!("  added at p50: {added:.1} us (target < 50 us), ratio authed/bare p50 = {ratio:.2}");
+    report.add(
+        Row::new(
+            "token and access check on a trivial call, c1",
+            format!(
+                "+{added:.0} us at p50 ({} behind them)",
+                report::duration(authed.p50)
+            ),
+        )
+        .value(added, "us")
+        .baseline(format!(
+            "the bare call: p50 {}, {}",
+            report::duration(bare.p50),
+            report::rate(bare.per_sec)
+        ))
+        .baseline_value(bare.p50.as_secs_f64() * 1e6)
+        .ratio(ratio)
+        .target("< 50 us added", added < 50.0),
+    )?;
     Ok(())
 }
 

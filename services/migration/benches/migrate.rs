@@ -7,11 +7,14 @@
 //! run, the same deal rows written straight into PostgreSQL with batched inserts, as a ratio.
 //!
 //! Targets: 100,000 deals in under 60 s end to end; memory flat as the export grows (the peak
-//! RSS at the largest size no higher than at the smaller ones).
+//! RSS at the largest size no higher than at the smaller ones). Issue 19's, ratios to the
+//! baseline: the import in no more time than the baseline; end to end at least 0.35 of the
+//! baseline's rate (baseline time / end-to-end time); 1,000,000 deals in under 5 minutes.
 //!
 //! Run: `cargo bench -p cosell-migration --bench migrate`. Environment: COSELL_BENCH_DEALS
 //! (sizes, comma-separated; default `10000,100000`), COSELL_BENCH_DATABASE_URL (the PostgreSQL
-//! server; default postgres://postgres@127.0.0.1:5432/postgres).
+//! server; default postgres://postgres@127.0.0.1:5432/postgres), COSELL_BENCH_REPORT (a file for
+//! the one table's rows, see `cosell_testkit::bench::report`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,6 +26,7 @@ use cosell_platform::auth::{AccessClient, RemoteKeys, ServiceToken, TokenVerifie
 use cosell_proto::directory as dirpb;
 use cosell_proto::identity as ipb;
 use cosell_proto::migration as pb;
+use cosell_testkit::bench::report::{self, Report, Row};
 use cosell_testkit::{TestDb, authed};
 use sea_orm::ConnectionTrait;
 use tonic::transport::{Channel, Endpoint};
@@ -308,6 +312,7 @@ async fn bench() -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     let admin = std::env::var("COSELL_BENCH_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let report = Report::from_env("migration/migrate");
     println!("deal migration end to end on PostgreSQL, each service a process of its own");
     println!();
     let mut runs = Vec::new();
@@ -358,6 +363,7 @@ async fn bench() -> anyhow::Result<()> {
             cpu.join(", ")
         );
         println!();
+        report_run(&report, &run)?;
         runs.push(run);
     }
     if let (Some(first), Some(last)) = (runs.first(), runs.last())
@@ -372,7 +378,74 @@ async fn bench() -> anyhow::Result<()> {
         for ((name, a, _), (_, b, _)) in first.peaks.iter().zip(&last.peaks) {
             println!("  {name}: {a:.0} -> {b:.0} MiB ({:.2}x)", b / a);
         }
+        let peak = |run: &Run, service: &str| {
+            run.peaks
+                .iter()
+                .find(|(name, _, _)| *name == service)
+                .map_or(f64::NAN, |p| p.1)
+        };
+        let (a, b) = (peak(first, "migration"), peak(last, "migration"));
+        report.add(
+            Row::new(
+                format!(
+                    "migration service's peak RSS, {} vs {} deals",
+                    report::thousands(last.deals as f64),
+                    report::thousands(first.deals as f64)
+                ),
+                format!("{b:.0} MiB (deals service {:.0} MiB)", peak(last, "deals")),
+            )
+            .value(b, "MiB")
+            .baseline(format!(
+                "{a:.0} MiB (deals service {:.0} MiB)",
+                peak(first, "deals")
+            ))
+            .baseline_value(a)
+            .ratio_shown(b / a, format!("{:.2}x", b / a))
+            .target("no more memory (<= 1.1x)", b / a <= 1.1),
+        )?;
     }
+    Ok(())
+}
+
+/// The one table's rows of one size: the import and the whole run beside the baseline.
+fn report_run(report: &Report, run: &Run) -> anyhow::Result<()> {
+    let deals = report::thousands(run.deals as f64);
+    let base = run.baseline.as_secs_f64();
+    let import = run.import.as_secs_f64();
+    let total = import + run.migrate.as_secs_f64() + run.report.as_secs_f64();
+    let baseline = format!("plain batched INSERTs of the deal rows: {base:.1} s");
+    report.add(
+        Row::new(
+            format!("PSC import, {deals} deals"),
+            format!("{import:.1} s"),
+        )
+        .value(import, "s")
+        .baseline(baseline.clone())
+        .baseline_value(base)
+        .ratio_shown(import / base, format!("{:.2}x", import / base))
+        .target("<= 1.0x the baseline's time (issue 19)", import <= base),
+    )?;
+    // At the sizes the earlier targets name, their time limits too.
+    let (target, met) = match run.deals {
+        100_000 => (">= 0.35 (issue 19); < 60 s", total < 60.0),
+        1_000_000 => (">= 0.35 (issue 19); < 5 min (issue 19)", total < 300.0),
+        _ => (">= 0.35 (issue 19)", true),
+    };
+    report.add(
+        Row::new(
+            format!("PSC migration end to end (import, run, report), {deals} deals"),
+            format!(
+                "{total:.1} s (import {import:.1} s, run {:.1} s, report {:.1} s)",
+                run.migrate.as_secs_f64(),
+                run.report.as_secs_f64()
+            ),
+        )
+        .value(total, "s")
+        .baseline(baseline)
+        .baseline_value(base)
+        .ratio(base / total)
+        .target(target, met && base / total >= 0.35),
+    )?;
     Ok(())
 }
 

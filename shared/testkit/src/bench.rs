@@ -1,4 +1,7 @@
-//! Measurement for the benchmarks (bench binaries print figures; tests never time anything).
+//! Measurement for the benchmarks (bench binaries print figures; tests never time anything),
+//! and [`report`]: the rows each benchmark hands to `cosell-bench`'s one table.
+
+pub mod report;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
