@@ -10,8 +10,8 @@ use uuid::Uuid;
 use crate::domain::registration::{Blocker, Check, RegistrationStatus};
 use crate::domain::values::{format_cents, parse_amount, parse_date};
 use crate::domain::{
-    Address, Assistance, Contact, Customer, DealType, Direction, Money, Outcome, Party, Referral,
-    Solution, SolutionLine, Stage, Waiting,
+    Address, Assistance, Candidate, Contact, Customer, DealType, Direction, Money, Outcome, Party,
+    Referral, Solution, SolutionLine, Stage, Waiting,
 };
 
 /// At most this many solutions on a referral.
@@ -20,6 +20,8 @@ const MAX_NAME_CHARS: usize = 200;
 const MAX_NOTES_CHARS: usize = 10_000;
 const MAX_ASSISTANCE_NOTES_CHARS: usize = 2000;
 const MAX_CONTACTS: usize = 50;
+/// At most this many directory entries are offered for an unmatched customer (D8).
+pub const MAX_CANDIDATES: usize = 3;
 
 pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
     Timestamp {
@@ -93,6 +95,76 @@ pub fn contact(c: &pb::Contact) -> Contact {
         last_name: c.last_name.trim().to_owned(),
         email: c.email.trim().to_owned(),
         phone: c.phone.trim().to_owned(),
+    }
+}
+
+/// An address as the request writes it: its lengths are bounded by the codec, and its text is
+/// free (PSC's, or the directory's).
+pub fn address(a: Option<&pb::Address>) -> Address {
+    let a = a.cloned().unwrap_or_default();
+    Address {
+        lines: a.lines,
+        city: a.city,
+        region: a.region,
+        postal_code: a.postal_code,
+        country_code: a.country_code,
+    }
+}
+
+/// The directory entries offered for an unmatched migrated customer (D8), each checked, every
+/// bad one reported in `v` under `field[i]`. How many there may be ([`MAX_CANDIDATES`]) is a
+/// limit of the whole request, checked by the caller before.
+pub fn candidates(
+    v: &mut Violations,
+    field: &str,
+    list: &[pb::CustomerCandidate],
+) -> Vec<Candidate> {
+    let mut out: Vec<Candidate> = Vec::with_capacity(list.len());
+    for (i, c) in list.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        let entity = v.take(&format!("{at}.entity"), entity_name(c.entity.trim()));
+        if let Some(e) = &entity
+            && out.iter().any(|o| &o.entity == e)
+        {
+            v.add(format!("{at}.entity"), "is listed twice");
+        }
+        let legal_name = c.legal_name.trim();
+        if legal_name.is_empty() {
+            v.add(format!("{at}.legal_name"), "is required");
+        }
+        let reason = match pb::CandidateReason::try_from(c.reason) {
+            Ok(pb::CandidateReason::Unspecified) | Err(_) => {
+                v.add(
+                    format!("{at}.reason"),
+                    format!(
+                        "{} is not a reason: one of the CANDIDATE_REASON_ values",
+                        c.reason
+                    ),
+                );
+                None
+            }
+            Ok(r) => Some(r),
+        };
+        if let (Some(entity), Some(reason)) = (entity, reason) {
+            out.push(Candidate {
+                entity,
+                legal_name: legal_name.to_owned(),
+                address: address(c.address.as_ref()),
+                address_generated: c.address_generated,
+                reason,
+            });
+        }
+    }
+    out
+}
+
+/// A directory entry's name, `entities/{id}`, as the directory spells it.
+fn entity_name(name: &str) -> Result<String, String> {
+    match name.strip_prefix("entities/") {
+        Some(id) if !id.is_empty() && !id.contains(|c: char| c == '/' || c.is_whitespace()) => {
+            Ok(name.to_owned())
+        }
+        _ => Err(format!("must be `entities/{{id}}` (got `{name}`)")),
     }
 }
 
@@ -257,7 +329,24 @@ fn address_pb(a: &Address) -> pb::Address {
     }
 }
 
+fn candidate_pb(c: &Candidate) -> pb::CustomerCandidate {
+    pb::CustomerCandidate {
+        entity: c.entity.clone(),
+        legal_name: c.legal_name.clone(),
+        address: Some(address_pb(&c.address)),
+        address_generated: c.address_generated,
+        reason: c.reason as i32,
+    }
+}
+
 fn customer_pb(c: &Customer) -> pb::Customer {
+    // A matched customer has none stored; hidden anyway, so that no stale guess sits beside a
+    // link (D8).
+    let candidates = if c.matched() {
+        Vec::new()
+    } else {
+        c.candidates.iter().map(candidate_pb).collect()
+    };
     pb::Customer {
         entity: c.entity.clone().unwrap_or_default(),
         legal_name: c.legal_name.clone(),
@@ -269,6 +358,7 @@ fn customer_pb(c: &Customer) -> pb::Customer {
         } else {
             pb::CustomerMatch::Unmatched
         } as i32,
+        candidates,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The deals domain: referrals and their lifecycle, deal types, the rules of SPEC 3 (D1-D10),
 //! and catalog solutions. No proto types here except the plain code enums (assistance code,
-//! customer size, solution kind), which are closed sets shared verbatim with the contract.
+//! customer size, solution kind, candidate reason), which are closed sets shared verbatim with
+//! the contract.
 //!
 //! - [`values`]: money, dates, contacts and the other checked value types.
 //! - [`change`]: a change to referrals as it is written (versions, the platform's copy).
@@ -27,7 +28,7 @@ pub mod update;
 pub mod values;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use cosell_proto::deals::{AssistanceCode, CustomerSize, SolutionKind};
+use cosell_proto::deals::{AssistanceCode, CandidateReason, CustomerSize, SolutionKind};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -202,12 +203,31 @@ pub struct Customer {
     #[serde(with = "values::size_code")]
     pub size: CustomerSize,
     pub contacts: Vec<Contact>,
+    /// Directory entries offered for an unmatched migrated customer, best first; empty once it
+    /// is matched. Stored beside the customer (their own column), not in its JSON, so that a
+    /// link writes the column empty.
+    #[serde(skip)]
+    pub candidates: Vec<Candidate>,
 }
 
 impl Customer {
     pub fn matched(&self) -> bool {
         self.entity.is_some()
     }
+}
+
+/// A directory entry the migration offers for a customer it could not link (D8): a guess for a
+/// person to confirm, never a link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// `entities/{id}`, as the directory names it.
+    pub entity: String,
+    pub legal_name: String,
+    pub address: Address,
+    /// The directory made the address up (its sample data): not the customer's real one.
+    pub address_generated: bool,
+    #[serde(with = "values::candidate_reason")]
+    pub reason: CandidateReason,
 }
 
 /// Help requested from platform sellers.

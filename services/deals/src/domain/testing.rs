@@ -50,6 +50,7 @@ pub fn complete(deal_type: DealType, stage: Stage) -> Referral {
             },
             size: CustomerSize::Unspecified,
             contacts: vec![contact()],
+            candidates: Vec::new(),
         },
         consent_to_share: deal_type.shared(),
         assistance: (deal_type == DealType::CoSell).then(|| Assistance {

@@ -42,7 +42,8 @@ pub fn apply(
 
 impl Edit {
     /// Writes the changed fields into `r`. A new directory entry replaces the customer's name
-    /// and address but keeps its size and contacts, which the partner sets.
+    /// and address, and with them the candidates offered while it was unmatched (D8), but keeps
+    /// its size and contacts, which the partner sets.
     fn write(
         &self,
         r: &mut Referral,

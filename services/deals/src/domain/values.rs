@@ -141,6 +141,7 @@ macro_rules! by_name {
 by_name!(size_code, cosell_proto::deals::CustomerSize);
 by_name!(assistance_code, cosell_proto::deals::AssistanceCode);
 by_name!(solution_kind, cosell_proto::deals::SolutionKind);
+by_name!(candidate_reason, cosell_proto::deals::CandidateReason);
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! sea-orm entities and their conversion to and from the domain. Lists (contacts, solutions,
-//! team) are stored as JSON text: they are read and written with their referral, never queried
-//! inside, except team emails, kept beside as `,a@x.com,b@y.com,` for the team-member filter.
+//! team, customer candidates) are stored as JSON text: they are read and written with their
+//! referral, never queried inside, except team emails, kept beside as `,a@x.com,b@y.com,` for
+//! the team-member filter.
 
 use super::StoreError;
 
@@ -29,7 +30,7 @@ pub mod referral {
 
     use super::{corrupt, json, parse_json, parse_uuid};
     use crate::domain::registration::{Registration, RegistrationStatus};
-    use crate::domain::{DealType, Direction, Money, Party, Referral, Stage};
+    use crate::domain::{Customer, DealType, Direction, Money, Party, Referral, Stage};
     use crate::store::StoreError;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -80,6 +81,9 @@ pub mod referral {
         pub review_time: Option<DateTimeUtc>,
         pub reviewed_by: Option<String>,
         pub review_reason: Option<String>,
+        /// JSON array of the directory entries offered for an unmatched migrated customer
+        /// (D8; m0012); `None`: none, as for every matched customer.
+        pub customer_candidates_json: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -141,7 +145,13 @@ pub mod referral {
             review_time: Set(g.and_then(|g| g.review_time)),
             reviewed_by: Set(g.map(|g| g.reviewed_by.clone())),
             review_reason: Set(g.map(|g| g.review_reason.clone())),
+            customer_candidates_json: Set(candidates_json(&r.customer)),
         }
+    }
+
+    /// Only an unmatched customer keeps candidates: a link (D8) writes the column empty.
+    fn candidates_json(c: &Customer) -> Option<String> {
+        (!c.matched() && !c.candidates.is_empty()).then(|| json(&c.candidates))
     }
 
     /// The columns a referral is made of, borrowed from a [`Model`] or straight from a row.
@@ -180,6 +190,7 @@ pub mod referral {
         review_time: Option<DateTimeUtc>,
         reviewed_by: Option<&'a str>,
         review_reason: Option<&'a str>,
+        customer_candidates_json: Option<&'a str>,
     }
 
     pub fn to_domain(m: &Model) -> Result<Referral, StoreError> {
@@ -218,6 +229,7 @@ pub mod referral {
             review_time: m.review_time,
             reviewed_by: m.reviewed_by.as_deref(),
             review_reason: m.review_reason.as_deref(),
+            customer_candidates_json: m.customer_candidates_json.as_deref(),
         })
     }
 
@@ -288,6 +300,7 @@ pub mod referral {
             review_time: row.try_get(C::ReviewTime as usize)?,
             reviewed_by: row.try_get(C::ReviewedBy as usize)?,
             review_reason: row.try_get(C::ReviewReason as usize)?,
+            customer_candidates_json: row.try_get(C::CustomerCandidatesJson as usize)?,
         })
     }
 
@@ -305,7 +318,14 @@ pub mod referral {
             stage: Stage::parse(c.status, c.substatus).ok_or_else(|| corrupt(id, "status"))?,
             status_reason: c.status_reason.to_owned(),
             display_name: c.display_name.to_owned(),
-            customer: parse_json(id, c.customer_json)?,
+            customer: Customer {
+                candidates: c
+                    .customer_candidates_json
+                    .map(|j| parse_json(id, j))
+                    .transpose()?
+                    .unwrap_or_default(),
+                ..parse_json(id, c.customer_json)?
+            },
             consent_to_share: c.consent_to_share,
             assistance: c.assistance_json.map(|j| parse_json(id, j)).transpose()?,
             solutions: parse_json(id, c.solutions_json)?,

@@ -5,6 +5,7 @@
 mod harness;
 
 mod authz;
+mod candidates;
 mod catalog;
 mod catalog_index;
 mod concurrency;

@@ -1,16 +1,17 @@
 //! The row reader of the API's gets and lists (`referral::read`, columns read in place) makes
 //! the referral that sea-orm's derived reader and `to_domain` make, for a referral with every
-//! field set (every text a different value) and one with every optional field empty.
+//! field set (every text a different value), one with every optional field empty, and one
+//! whose customer is unmatched, with candidates.
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use cosell_deals::domain::registration::{Registration, RegistrationStatus};
 use cosell_deals::domain::{
-    Address, Assistance, Contact, Customer, DealType, Direction, Money, Outcome, Party, Referral,
-    ReferralSolution, Stage,
+    Address, Assistance, Candidate, Contact, Customer, DealType, Direction, Money, Outcome, Party,
+    Referral, ReferralSolution, Stage,
 };
 use cosell_deals::store::entities::referral;
 use cosell_deals::store::migration::Migrator;
-use cosell_proto::deals::{AssistanceCode, CustomerSize, SolutionKind};
+use cosell_proto::deals::{AssistanceCode, CandidateReason, CustomerSize, SolutionKind};
 use cosell_testkit::TestDb;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, FromQueryResult, QueryTrait};
 use uuid::Uuid;
@@ -49,6 +50,8 @@ fn full(n: u128) -> Referral {
             },
             size: CustomerSize::CustomerSize1To10,
             contacts: vec![contact("customer")],
+            // A matched customer has none (D8): see `unmatched`.
+            candidates: Vec::new(),
         },
         consent_to_share: true,
         assistance: Some(Assistance {
@@ -112,13 +115,33 @@ fn sparse(n: u128) -> Referral {
     }
 }
 
+/// A migrated customer the directory did not match, with the entries offered for it (D8).
+fn unmatched(n: u128) -> Referral {
+    let mut r = full(n);
+    r.customer.entity = None;
+    r.customer.candidates = vec![Candidate {
+        entity: "entities/5299000J2N45DDNE4Y28".into(),
+        legal_name: "Cetracore Energie AG".into(),
+        address: Address {
+            lines: vec!["candidate line".into()],
+            city: "Graz".into(),
+            region: "AT-6".into(),
+            postal_code: "8010".into(),
+            country_code: "AT".into(),
+        },
+        address_generated: true,
+        reason: CandidateReason::OtherLegalForm,
+    }];
+    r
+}
+
 #[tokio::test]
 async fn the_row_reader_reads_what_the_derived_one_does() {
     let test_db = TestDb::new().await.unwrap();
     let db = cosell_platform::db::connect_and_migrate::<Migrator>(&test_db.url)
         .await
         .unwrap();
-    let written = [full(1), sparse(2)];
+    let written = [full(1), sparse(2), unmatched(3)];
     for r in &written {
         let mut active = referral::to_active(r);
         active.request_key = Set(Some(format!("request key of {}", r.id)));
@@ -129,7 +152,7 @@ async fn the_row_reader_reads_what_the_derived_one_does() {
     }
     let select = referral::Entity::find().build(db.get_database_backend());
     let rows = db.query_all_raw(select).await.unwrap();
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 3);
     for row in &rows {
         let derived =
             referral::to_domain(&referral::Model::from_query_result(row, "").unwrap()).unwrap();

@@ -1,8 +1,10 @@
 //! `ImportReferrals`: the deals the migration service brings over from PSC, idempotent by PSC
 //! deal id, each refused on its own with the reason. A deal is parsed by [`draft`] with its
-//! PSC fields, made by [`create::migrated`], and a batch is stored in one transaction
-//! (`Store::insert_migrated_batch`; one by one when another import raced it).
+//! PSC fields (a customer the migration could not link keeps PSC's text and the directory
+//! entries offered for it, D8), made by [`create::migrated`], and a batch is stored in one
+//! transaction (`Store::insert_migrated_batch`; one by one when another import raced it).
 
+use cosell_platform::error::FieldViolation;
 use cosell_platform::{ApiError, Violations};
 
 use super::create::new_changes;
@@ -14,11 +16,11 @@ use cosell_proto::deals as pb;
 use tonic::Request;
 use uuid::Uuid;
 
-use super::super::convert::{self, referral_pb};
+use super::super::convert::{self, MAX_CANDIDATES, referral_pb};
 use super::super::{Deals, rule_error};
 use super::create::{CustomerFrom, draft};
 use crate::domain::create::{self, Migrated};
-use crate::domain::{Address, Customer, Direction, Referral, Stage, Waiting};
+use crate::domain::{Candidate, Customer, Direction, Referral, Stage, Waiting};
 
 /// At most this many migrated deals per import call.
 pub const MAX_IMPORT_BATCH: usize = 500;
@@ -51,6 +53,7 @@ impl Deals {
             );
         }
         v.finish()?;
+        too_many_candidates(&r.referrals)?;
         let org = org.expect("checked");
         // The catalog entries the batch names, in one query.
         let mut wanted: Vec<Uuid> = r
@@ -181,6 +184,13 @@ impl Deals {
             }
         };
         let d = draft(&mut v, input, deal_type, CustomerFrom::DirectoryOrPsc);
+        // A matched customer's candidates are ignored: the link is the answer (D8).
+        let candidates = match &input.customer {
+            Some(c) if c.entity.is_empty() => {
+                convert::candidates(&mut v, "referral.customer.candidates", &c.candidates)
+            }
+            _ => Vec::new(),
+        };
         let seller = input.seller_contact.as_ref().map(convert::contact);
         if let Some(s) = &seller {
             for (part, problem) in s.check() {
@@ -202,7 +212,7 @@ impl Deals {
             seen.locations.insert(m.clone());
         }
         let customer = if d.entity.is_empty() {
-            unmatched(input.customer.as_ref())
+            unmatched(input.customer.as_ref(), candidates)
         } else if let Some(c) = seen.customers.get(&d.entity) {
             c.clone()
         } else {
@@ -224,24 +234,38 @@ impl Deals {
     }
 }
 
-/// A customer the directory did not match: PSC's text, until a user picks the directory entry
-/// (D8).
-fn unmatched(c: Option<&pb::Customer>) -> Customer {
-    let (legal_name, a) = c
-        .map(|c| (c.legal_name.trim(), c.address.clone().unwrap_or_default()))
-        .unwrap_or_default();
+/// A customer the directory did not match: PSC's text and the entries offered for it, until a
+/// user picks the directory entry (D8).
+fn unmatched(c: Option<&pb::Customer>, candidates: Vec<Candidate>) -> Customer {
     Customer {
         entity: None,
-        legal_name: legal_name.to_owned(),
-        address: Address {
-            lines: a.lines,
-            city: a.city,
-            region: a.region,
-            postal_code: a.postal_code,
-            country_code: a.country_code,
-        },
+        legal_name: c.map_or("", |c| c.legal_name.trim()).to_owned(),
+        address: convert::address(c.and_then(|c| c.address.as_ref())),
+        candidates,
         ..Default::default()
     }
+}
+
+/// More candidates than a customer may have refuses the whole call, as every limit of the
+/// request does (the proto's rule for ImportReferrals), answered as the codec answers a limit.
+fn too_many_candidates(items: &[pb::ImportedReferral]) -> Result<(), ApiError> {
+    let over: Vec<FieldViolation> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            let n = item.referral.as_ref()?.customer.as_ref()?.candidates.len();
+            (n > MAX_CANDIDATES).then(|| FieldViolation {
+                field: format!("referrals[{i}].referral.customer.candidates"),
+                description: format!("has {n} items; at most {MAX_CANDIDATES} are accepted"),
+            })
+        })
+        .collect();
+    if over.is_empty() {
+        return Ok(());
+    }
+    let mut e = ApiError::invalid_argument(over);
+    e.reason = "TOO_MANY_ITEMS".into();
+    Err(e)
 }
 
 /// What became of one deal of an import call.

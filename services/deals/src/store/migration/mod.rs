@@ -1,7 +1,8 @@
 //! Schema migrations of the deals database, run at start: part 1's tables here (referrals,
 //! favorites, solutions, cut-overs, registration, m0001-m0005), the lifecycle's (the change
 //! feed, notifications, the insights' counters, the inbound referrals' senders, notifications'
-//! subjects, m0006-m0011) in [`lifecycle`].
+//! subjects, m0006-m0011) in [`lifecycle`], and later columns of referrals here (the customer
+//! candidates, m0012).
 
 mod lifecycle;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0009EventQueue),
             Box::new(M0010InboundSenders),
             Box::new(M0011NotificationSubjects),
+            Box::new(M0012CustomerCandidates),
         ]
     }
 }
@@ -399,5 +401,29 @@ impl MigrationTrait for M0005Insights {
         };
         m.get_connection().execute_unprepared(&sql).await?;
         Ok(())
+    }
+}
+
+/// The directory entries the migration offers for a customer it could not link (D8), as JSON
+/// beside the customer: read and written with their referral, never queried inside. Nullable,
+/// so that existing rows (and every matched customer) hold none without a rewrite.
+struct M0012CustomerCandidates;
+
+impl MigrationName for M0012CustomerCandidates {
+    fn name(&self) -> &str {
+        "m0012_customer_candidates"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0012CustomerCandidates {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table(id("referrals"))
+                .add_column(optional_text("customer_candidates_json"))
+                .to_owned(),
+        )
+        .await
     }
 }
