@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::domain::{self, Entity};
 use crate::index::{SearchIndex, SearchQuery};
 use crate::load::{self, LoadError, Progress};
+use crate::matching::{self, Customer, Match, Reason};
 use crate::store::Store;
 
 /// `ErrorInfo.domain` of every directory error.
@@ -25,6 +26,8 @@ pub const DOMAIN: Domain = Domain("directory.cosell");
 const DEFAULT_RESULTS: usize = 10;
 const MAX_RESULTS: usize = 100;
 const MAX_BATCH_GET: usize = 1000;
+/// Customers per MatchEntities call.
+pub const MAX_MATCH: usize = 1000;
 
 pub struct Directory {
     pub store: Store,
@@ -114,6 +117,75 @@ pub fn parse_search(r: &pb::SearchEntitiesRequest) -> Result<SearchQuery, ApiErr
         city: non_empty(&r.city),
         limit,
     })
+}
+
+/// Checks a MatchEntities request.
+fn parse_match(r: &pb::MatchEntitiesRequest) -> Result<Vec<Customer>, ApiError> {
+    let mut v = Violations::new();
+    if r.customers.is_empty() || r.customers.len() > MAX_MATCH {
+        v.add(
+            "customers",
+            format!("needs 1 to {MAX_MATCH} customers (got {})", r.customers.len()),
+        );
+    }
+    let mut out = Vec::with_capacity(r.customers.len());
+    for (i, c) in r.customers.iter().enumerate() {
+        let field = |f: &str| format!("customers[{i}].{f}");
+        if c.name.trim().is_empty() {
+            v.add(&field("name"), "is required");
+        } else if c.name.chars().count() > 1000 {
+            v.add(&field("name"), "is longer than 1,000 characters");
+        }
+        if c.city.chars().count() > 200 {
+            v.add(&field("city"), "is longer than 200 characters");
+        }
+        let country = if c.country_code.trim().is_empty() {
+            v.add(&field("country_code"), "is required");
+            None
+        } else {
+            v.take(&field("country_code"), domain::country(&c.country_code))
+        };
+        out.push(Customer {
+            name: c.name.clone(),
+            country: country.unwrap_or_default(),
+            city: c.city.trim().to_owned(),
+        });
+    }
+    v.finish()?;
+    Ok(out)
+}
+
+fn match_to_proto(m: Match) -> pb::EntityMatch {
+    let candidates = |cs: Vec<matching::Candidate>| {
+        cs.into_iter()
+            .map(|c| pb::EntityCandidate {
+                entity: Some(to_proto(c.entity)),
+                reason: match c.reason {
+                    Reason::SameName => pb::CandidateReason::SameName,
+                    Reason::OtherLegalForm => pb::CandidateReason::OtherLegalForm,
+                    Reason::OtherCity => pb::CandidateReason::OtherCity,
+                    Reason::SimilarName => pb::CandidateReason::SimilarName,
+                } as i32,
+            })
+            .collect()
+    };
+    match m {
+        Match::Matched(e) => pb::EntityMatch {
+            outcome: pb::MatchOutcome::Matched as i32,
+            entity: Some(to_proto(e)),
+            candidates: Vec::new(),
+        },
+        Match::Ambiguous(cs) => pb::EntityMatch {
+            outcome: pb::MatchOutcome::Ambiguous as i32,
+            entity: None,
+            candidates: candidates(cs),
+        },
+        Match::NotFound(cs) => pb::EntityMatch {
+            outcome: pb::MatchOutcome::NotFound as i32,
+            entity: None,
+            candidates: candidates(cs),
+        },
+    }
 }
 
 impl Directory {
@@ -239,6 +311,28 @@ impl Directory {
         })
     }
 
+    async fn match_entities(
+        &self,
+        req: Request<pb::MatchEntitiesRequest>,
+    ) -> Result<pb::MatchEntitiesResponse, ApiError> {
+        caller(&req)?;
+        let customers = parse_match(req.get_ref())?;
+        // Off the async workers: a thousand customers are tens of milliseconds of CPU.
+        let index = self.index.clone();
+        let matches = tokio::task::spawn_blocking(move || {
+            customers
+                .iter()
+                .map(|c| matching::match_customer(&index, c))
+                .collect::<tantivy::Result<Vec<Match>>>()
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+        Ok(pb::MatchEntitiesResponse {
+            matches: matches.into_iter().map(match_to_proto).collect(),
+        })
+    }
+
     /// The load runs on tasks of its own: its progress and its end reach the caller through
     /// the stream, so a caller that hangs up stops reading, not loading.
     async fn load_entities(
@@ -336,6 +430,13 @@ impl DirectoryService for Api {
         req: Request<pb::BatchGetEntitiesRequest>,
     ) -> Result<Response<pb::BatchGetEntitiesResponse>, Status> {
         DOMAIN.respond(self.0.batch_get_entities(req).await)
+    }
+
+    async fn match_entities(
+        &self,
+        req: Request<pb::MatchEntitiesRequest>,
+    ) -> Result<Response<pb::MatchEntitiesResponse>, Status> {
+        DOMAIN.respond(self.0.match_entities(req).await)
     }
 
     type LoadEntitiesStream = LoadStream;

@@ -3,8 +3,9 @@
 //!
 //! Fields: `words` (normalized name words, BM25), `prefixes` (every prefix of every word, so
 //! the word being typed matches by exact term), `exact` (the whole normalized name, for the
-//! exact-match boost), `country` / `region` / `city` (filters), `id`, and the entity as stored
-//! JSON so that a search needs no database round trip.
+//! exact-match boost), `keys` (each name's [`NameKey`], whole and base alone, for confident
+//! matching: see [`crate::matching`]), `country` / `region` / `city` (filters), `id`, and the
+//! entity as stored JSON so that a search needs no database round trip.
 //!
 //! A search is built by `SearchIndex::build_query` (required words, then each optional score
 //! part beside them); `one_typo` and its automaton `KeepFirstByte` find the words within one
@@ -27,6 +28,7 @@ use tantivy::{
 };
 
 use crate::domain::Entity;
+use crate::domain::name_key::NameKey;
 use crate::domain::normalize::{
     could_be_legal_form, is_legal_form, name_words, prefixes, without_legal_suffix, words,
 };
@@ -45,6 +47,7 @@ struct Fields {
     words: Field,
     prefixes: Field,
     exact: Field,
+    keys: Field,
     country: Field,
     region: Field,
     city: Field,
@@ -65,6 +68,7 @@ fn schema() -> (Schema, Fields) {
         words: b.add_text_field("words", text(IndexRecordOption::WithFreqs)),
         prefixes: b.add_text_field("prefixes", text(IndexRecordOption::Basic)),
         exact: b.add_text_field("exact", STRING),
+        keys: b.add_text_field("keys", STRING),
         country: b.add_text_field("country", STRING),
         region: b.add_text_field("region", STRING),
         city: b.add_text_field("city", STRING),
@@ -99,8 +103,25 @@ pub struct SearchIndex {
     fields: Fields,
 }
 
+/// Which part of a [`NameKey`] a `keys` term holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPart {
+    /// Base and legal forms.
+    Whole,
+    /// The base alone.
+    Base,
+}
+
+/// The `keys` term of one part of a key (the prefix keeps the two parts apart).
+fn key_term(part: KeyPart, key: &NameKey) -> String {
+    match part {
+        KeyPart::Whole => format!("w:{}", key.full()),
+        KeyPart::Base => format!("b:{}", key.base),
+    }
+}
+
 /// The normalized city, as indexed and as filtered on.
-fn city_key(city: &str) -> String {
+pub fn city_key(city: &str) -> String {
     words(city).join(" ")
 }
 
@@ -181,6 +202,11 @@ impl SearchIndex {
             for other in &e.other_names {
                 all_words.extend(words(other));
             }
+            for name in std::iter::once(&e.legal_name).chain(&e.other_names) {
+                let key = NameKey::of(name, &e.country);
+                doc.add_text(f.keys, key_term(KeyPart::Whole, &key));
+                doc.add_text(f.keys, key_term(KeyPart::Base, &key));
+            }
             doc.add_text(f.words, all_words.join(" "));
             let mut prefix_text = String::new();
             for w in &all_words {
@@ -248,6 +274,53 @@ impl SearchIndex {
         }
     }
 
+    /// Every entity of `country` with a name whose key `part` is `key`'s, up to `limit`.
+    pub fn with_key(
+        &self,
+        part: KeyPart,
+        key: &NameKey,
+        country: &str,
+        limit: usize,
+    ) -> tantivy::Result<Vec<Entity>> {
+        let f = self.fields;
+        let query = BooleanQuery::new(vec![
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(f.keys, &key_term(part, key)),
+                    IndexRecordOption::Basic,
+                )) as Box<dyn Query>,
+            ),
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(f.country, country),
+                    IndexRecordOption::Basic,
+                )),
+            ),
+        ]);
+        let searcher = self.reader.searcher();
+        let top = searcher.search(&query, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
+        let mut out = Vec::with_capacity(top.len());
+        for (_, addr) in top {
+            out.extend(self.entity(&searcher, addr)?);
+        }
+        Ok(out)
+    }
+
+    /// The entity stored with a document.
+    fn entity(
+        &self,
+        searcher: &Searcher,
+        addr: tantivy::DocAddress,
+    ) -> tantivy::Result<Option<Entity>> {
+        let doc: TantivyDocument = searcher.doc(addr)?;
+        Ok(doc
+            .get_first(self.fields.entity)
+            .and_then(|v| v.as_str())
+            .and_then(|json| serde_json::from_str::<Entity>(json).ok()))
+    }
+
     /// Searches; `Err` only for index failures. An empty result when nothing matches.
     ///
     /// Typos are first looked for only in words that no entity has (cheap, and right for most
@@ -267,12 +340,7 @@ impl SearchIndex {
         }
         let mut out = Vec::with_capacity(top.len());
         for (score, addr) in top {
-            let doc: TantivyDocument = searcher.doc(addr)?;
-            if let Some(json) = doc.get_first(self.fields.entity).and_then(|v| v.as_str())
-                && let Ok(e) = serde_json::from_str::<Entity>(json)
-            {
-                out.push((e, score));
-            }
+            out.extend(self.entity(&searcher, addr)?.map(|e| (e, score)));
         }
         Ok(out)
     }

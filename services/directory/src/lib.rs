@@ -4,6 +4,8 @@
 //! - [`domain`]: the entity, row parsing rules and name normalization.
 //! - [`store`]: the database (the source of truth).
 //! - [`index`]: the tantivy search index derived from it.
+//! - [`matching`]: confident matching of customers named in free text (`MatchEntities`);
+//!   [`evaluation`] measures it on real names typed as people type them.
 //! - [`load`]: streamed CSV loading.
 //! - [`follow`]: each replica's index follows the database (what other replicas loaded).
 //! - [`api`]: the gRPC handlers.
@@ -14,9 +16,11 @@
 
 pub mod api;
 pub mod domain;
+pub mod evaluation;
 pub mod follow;
 pub mod index;
 pub mod load;
+pub mod matching;
 pub mod store;
 
 use std::path::PathBuf;

@@ -37,6 +37,11 @@ const COUNTRY: &str = "Entity.LegalAddress.Country";
 const POSTAL: &str = "Entity.LegalAddress.PostalCode";
 /// Our own column: the address was made up (the sample data).
 const GENERATED: &str = "Cosell.AddressGenerated";
+/// GLEIF's other names: `Entity.OtherEntityNames.OtherEntityName.1`, `.2`, ... (its `.type`
+/// and `.xmllang` columns are not names).
+const OTHER_NAME: &str = "Entity.OtherEntityNames.OtherEntityName.";
+/// Other-name columns read; GLEIF's golden copy has 5.
+const MAX_OTHER_NAMES: usize = 10;
 
 /// A row that was not loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +67,7 @@ struct Columns {
     country: Option<usize>,
     postal: Option<usize>,
     generated: Option<usize>,
+    other_names: Vec<(usize, String)>,
 }
 
 /// What the parser yields.
@@ -128,6 +134,18 @@ impl Rows {
             country: find(COUNTRY),
             postal: find(POSTAL),
             generated: find(GENERATED),
+            other_names: names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| {
+                    n.get(..OTHER_NAME.len())
+                        .is_some_and(|p| p.eq_ignore_ascii_case(OTHER_NAME))
+                        && n[OTHER_NAME.len()..].bytes().all(|b| b.is_ascii_digit())
+                        && n.len() > OTHER_NAME.len()
+                })
+                .map(|(i, n)| (i, n.clone()))
+                .take(MAX_OTHER_NAMES)
+                .collect(),
         };
         Ok(Self {
             reader,
@@ -189,10 +207,17 @@ impl Rows {
         let city = bounded(c.city, CITY, MAX_CITY_CHARS)?;
         let region = bounded(c.region, REGION, MAX_REGION_CHARS)?;
         let postal_code = bounded(c.postal, POSTAL, MAX_POSTAL_CODE_CHARS)?;
+        let mut other_names = Vec::new();
+        for (i, column) in &c.other_names {
+            let name = bounded(Some(*i), column, MAX_NAME_CHARS)?;
+            if !name.is_empty() {
+                other_names.push(name);
+            }
+        }
         Ok(Entity {
             id: lei,
             legal_name,
-            other_names: Vec::new(),
+            other_names,
             address_lines: if line1.is_empty() {
                 Vec::new()
             } else {
@@ -570,6 +595,20 @@ mod tests {
         gz.write_all(csv.as_bytes()).unwrap();
         let rows = parse(&gz.finish().unwrap()).unwrap();
         assert!(matches!(&rows[0], Row::Entity(e) if e.legal_name == "Siemens AG"));
+    }
+
+    #[test]
+    fn gleif_other_names_are_read_and_their_type_columns_are_not() {
+        let csv = "LEI,Entity.LegalName,Entity.OtherEntityNames.OtherEntityName.1,\
+                   Entity.OtherEntityNames.OtherEntityName.1.type,\
+                   Entity.OtherEntityNames.OtherEntityName.2,Entity.LegalAddress.Country\n\
+                   529900T8BM49AURSDO55,Siemens Aktiengesellschaft,Siemens AG,\
+                   TRADING_OR_OPERATING_NAME,,DE\n";
+        let rows = parse(csv.as_bytes()).unwrap();
+        let Row::Entity(e) = &rows[0] else {
+            panic!("{rows:?}")
+        };
+        assert_eq!(e.other_names, vec!["Siemens AG"]);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! - [`server`]: the bootstrap every service serves through (health, reflection, layers,
 //!   graceful shutdown).
 //! - [`names`]: resource-name parsing shared by the services.
+//! - [`countries`]: ISO 3166-1 alpha-2 codes (the directory's entities, PSC's customers).
 //! - [`email`]: consumer (non-work) email domains (rule I1).
 //! - [`money`]: decimal amounts as exact hundredths.
 //!
@@ -22,6 +23,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod countries;
 pub mod db;
 pub mod duration;
 pub mod email;

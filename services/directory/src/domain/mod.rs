@@ -1,9 +1,11 @@
 //! The directory domain: legal entities, how a CSV row becomes one, and how names are compared.
 //!
 //! - [`normalize`]: the word normalization shared by indexing and querying.
-//! - [`countries`]: ISO 3166-1 alpha-2 codes.
+//! - [`legal_forms`]: the legal-form table (`data/legal-forms.csv`).
+//! - [`name_key`]: a name reduced to what identifies it, for linking customers confidently.
 
-pub mod countries;
+pub mod legal_forms;
+pub mod name_key;
 pub mod normalize;
 
 use serde::{Deserialize, Serialize};
@@ -35,7 +37,7 @@ pub fn valid_lei(s: &str) -> bool {
 /// Parses a country code: empty, or a known ISO 3166-1 alpha-2 code (any case).
 pub fn country(s: &str) -> Result<String, String> {
     let c = s.trim().to_ascii_uppercase();
-    if c.is_empty() || countries::is_known(&c) {
+    if c.is_empty() || cosell_platform::countries::is_known(&c) {
         Ok(c)
     } else {
         Err(format!("`{s}` is not an ISO 3166-1 alpha-2 country code"))

@@ -1,96 +1,21 @@
 //! How names are compared: the same normalization for what is indexed and what is typed, so
 //! that case, accents (`Müller` = `Muller`), punctuation (`S.A.` = `SA`) and legal-form suffixes
-//! (`Inc`, `GmbH`, `Ltd`, ...) never decide a match.
+//! (`Inc`, `GmbH`, `Ltd`, ..., from the legal-form table) never decide a match.
 
+use super::legal_forms::LEGAL_FORMS;
 use tantivy::tokenizer::{
     AsciiFoldingFilter, LowerCaser, RawTokenizer, SimpleTokenizer, TextAnalyzer, TokenStream,
 };
 
-/// Legal-form words, dropped from the end of a name (`Contoso Holdings Pty Ltd` matches
-/// `Contoso Holdings`). Only trailing ones go: `Company` inside `Fidelity Company Stock Fund` is
-/// part of the name.
-const LEGAL_FORMS: &[&str] = &[
-    "ab",
-    "ag",
-    "aps",
-    "as",
-    "asa",
-    "bhd",
-    "bv",
-    "bvba",
-    "cic",
-    "co",
-    "corp",
-    "corporation",
-    "cv",
-    "cvba",
-    "doo",
-    "eg",
-    "ehf",
-    "eirl",
-    "ev",
-    "gbr",
-    "gmbh",
-    "inc",
-    "incorporated",
-    "jsc",
-    "kft",
-    "kg",
-    "kgaa",
-    "kk",
-    "limitada",
-    "limited",
-    "llc",
-    "llp",
-    "lp",
-    "ltd",
-    "ltda",
-    "nv",
-    "ohg",
-    "ooo",
-    "oy",
-    "oyj",
-    "pac",
-    "pjsc",
-    "plc",
-    "private",
-    "proprietary",
-    "pte",
-    "pty",
-    "pvt",
-    "sa",
-    "sab",
-    "sae",
-    "sag",
-    "sal",
-    "sarl",
-    "sas",
-    "sau",
-    "sca",
-    "scs",
-    "sdn",
-    "se",
-    "sl",
-    "snc",
-    "sp",
-    "spa",
-    "spzoo",
-    "srl",
-    "sro",
-    "ug",
-    "ulc",
-    "zoo",
-    "zrt",
-];
-
-/// Whether a normalized word is a legal form.
+/// Whether a normalized word is a trailing legal form of some country (the legal-form table's
+/// one-word forms and tokens).
 pub fn is_legal_form(word: &str) -> bool {
-    LEGAL_FORMS.binary_search(&word).is_ok()
+    LEGAL_FORMS.is_form(word)
 }
 
 /// Whether a normalized word could still become a legal form as the user types on.
 pub fn could_be_legal_form(prefix: &str) -> bool {
-    LEGAL_FORMS.iter().any(|f| f.starts_with(prefix))
+    LEGAL_FORMS.could_be_form(prefix)
 }
 
 /// Folds the whole text before it is cut into words: compatibility decomposition in lower case
@@ -106,6 +31,9 @@ fn fold(text: &str) -> String {
         .nfkd()
         .flat_map(char::to_lowercase)
         .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        // Greek's word-final sigma is the same letter as `σ` (`to_lowercase` of `Σ` gives `σ`
+        // wherever it stands; text typed in lower case has `ς`).
+        .map(|c| if c == 'ς' { 'σ' } else { c })
         .collect();
     FOLDER.with_borrow_mut(|folder| {
         let mut stream = folder.token_stream(&decomposed);
@@ -183,13 +111,6 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn legal_forms_are_sorted_for_binary_search() {
-        let mut sorted = LEGAL_FORMS.to_vec();
-        sorted.sort();
-        assert_eq!(sorted, LEGAL_FORMS);
-    }
-
-    #[test]
     fn case_accents_punctuation() {
         assert_eq!(
             words("Müller GmbH & Co. KG"),
@@ -235,6 +156,7 @@ mod tests {
         assert_eq!(words("Ȿ"), vec!["s"]);
         assert_eq!(words("ȿ"), vec!["s"]);
         assert_eq!(words("İSTANBUL Holding"), vec!["istanbul", "holding"]);
+        assert_eq!(words("ΑΝΩΝΥΜΟΣ"), words("ανωνυμος"));
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod harness;
 
 mod limits;
 mod load;
+mod matching;
 mod replicas;
 mod restart;
 mod search;
