@@ -10,6 +10,7 @@
 //! - [`users`]: the user migration wizard (SPEC 5.3).
 //! - [`runs`]: deal migration runs and the worker every replica runs.
 //! - [`mapping`]: what a PSC deal becomes (the referral sent to the deals service).
+//! - [`customers`]: each deal's customer linked to the directory (its `MatchEntities`).
 //! - [`sellers`]: whether a deal's assigned seller is an enabled platform seller (identity).
 //! - [`upload`]: an uploaded export spooled to disk (and unzipped) for the reader.
 //! - [`api`]: the gRPC handlers and authorization.
@@ -19,6 +20,7 @@
 //! leased deals and its imports' locks back at shutdown.
 
 pub mod api;
+mod customers;
 pub mod eligibility;
 mod mapping;
 pub mod psc;

@@ -1,12 +1,14 @@
 //! What a PSC deal becomes in the new system: the referral sent to the deals service's import,
 //! and what the report says of it (what did not carry over). A pure function of the deal and of
-//! what was looked up for it (its MPN location, the catalog's products, the directory's
-//! customer, identity's word on its assigned seller), so that every rule of it is tested here.
+//! what was looked up for it (its MPN location, the catalog's products, the directory's match
+//! of its customer, identity's word on its assigned seller), so that every rule of it is tested here.
 
 use std::collections::HashMap;
 
 use cosell_proto::deals as dpb;
+use cosell_proto::migration as pb;
 
+use crate::customers::CustomerMatch;
 use crate::psc::files::Source;
 use crate::sellers::Seller;
 use crate::store::SnapshotDeal;
@@ -17,6 +19,8 @@ pub(crate) struct Mapped {
     pub(crate) deal_type: &'static str,
     pub(crate) direction: &'static str,
     pub(crate) notes: String,
+    /// How its customer came out.
+    pub(crate) customer_match: pb::CustomerMatchOutcome,
 }
 
 /// Longest notes a referral takes.
@@ -135,9 +139,15 @@ pub(crate) fn map_deal(
     d: &SnapshotDeal,
     location: Option<&str>,
     products: &HashMap<String, String>,
-    entity: Option<String>,
+    customer: Option<&CustomerMatch>,
     seller: Option<&Seller>,
 ) -> Mapped {
+    let entity = customer.and_then(|c| c.entity.clone());
+    // Candidates only for a customer left unmatched: a link needs none.
+    let candidates = customer
+        .filter(|c| c.entity.is_none())
+        .map(|c| c.candidates.clone())
+        .unwrap_or_default();
     let deal = &d.deal;
     let co_sell = deal.co_sell;
     let inbound = deal.source == Source::Microsoft;
@@ -211,6 +221,7 @@ pub(crate) fn map_deal(
                 country_code: deal.customer_country.clone(),
             }),
             contacts: customer_contact.into_iter().collect(),
+            candidates,
             ..Default::default()
         }),
         solutions,
@@ -239,6 +250,9 @@ pub(crate) fn map_deal(
         deal_type: if co_sell { "CO_SELL" } else { "PARTNER_LED" },
         direction: if inbound { "INBOUND" } else { "OUTBOUND" },
         notes: notes.join("; "),
+        customer_match: customer
+            .map(|c| c.outcome)
+            .unwrap_or(pb::CustomerMatchOutcome::NotLookedUp),
     }
 }
 

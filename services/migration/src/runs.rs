@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use cosell_platform::ApiError;
 use cosell_proto::deals as dpb;
-use cosell_proto::directory as dirpb;
 use cosell_proto::migration as pb;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::api::{Migration, run_name, timestamp, upstream};
+use crate::customers::{CustomerMatch, customer_key};
 use crate::mapping::{Mapped, map_deal};
 use crate::sellers::email_key;
 use crate::store::SnapshotDeal;
@@ -28,8 +28,6 @@ const BATCH: u64 = 250;
 /// is taken as dead. A batch takes well under a second; a minute leaves room for a slow
 /// database without letting a dead replica's deals wait long.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
-/// Directory lookups in flight per batch.
-const MATCH_CONCURRENCY: usize = 8;
 /// Batches each replica works on at once: while one waits on the deals service, another
 /// reads the snapshot or asks the directory.
 const WORKERS: usize = 8;
@@ -42,88 +40,7 @@ const TELL_EVERY: Duration = Duration::from_secs(1);
 /// Runs told per look.
 const TELL_BATCH: u64 = 20;
 
-/// A customer as looked up in the directory: name, country, city.
-type CustomerKey = (String, String, String);
-
-fn customer_key(d: &SnapshotDeal) -> CustomerKey {
-    (
-        d.deal.customer_name.clone(),
-        d.deal.customer_country.clone(),
-        d.deal.customer_city.clone(),
-    )
-}
-
-/// `Northwind Traders, Inc.` -> `northwind traders inc`: how customer names are compared.
-fn fold_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                ' '
-            }
-        })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 impl Migration {
-    /// The directory entry of each distinct customer of `deals` (by [`customer_key`]), looked
-    /// up a few at a time: `Some` when exactly one entry has the customer's name in its country
-    /// (and city, when given), a confident match; `None`: leave it unmatched.
-    async fn match_customers(
-        &self,
-        deals: impl Iterator<Item = &SnapshotDeal>,
-    ) -> Result<HashMap<CustomerKey, Option<String>>, ApiError> {
-        use futures::{StreamExt, TryStreamExt};
-        let mut keys: Vec<CustomerKey> = deals.map(customer_key).collect();
-        keys.sort();
-        keys.dedup();
-        futures::stream::iter(keys)
-            .map(|key| async move {
-                let entity = self.match_customer(&key).await?;
-                Ok::<_, ApiError>((key, entity))
-            })
-            .buffer_unordered(MATCH_CONCURRENCY)
-            .try_collect()
-            .await
-    }
-
-    async fn match_customer(&self, key: &CustomerKey) -> Result<Option<String>, ApiError> {
-        let (name, country, city) = key;
-        if name.trim().is_empty() || country.is_empty() {
-            return Ok(None);
-        }
-        let req = self
-            .token
-            .request(dirpb::SearchEntitiesRequest {
-                query: format!("{} ", name.trim()),
-                country_code: country.clone(),
-                city: city.clone(),
-                page_size: 10,
-                ..Default::default()
-            })
-            .await?;
-        let found = self
-            .directory
-            .clone()
-            .search_entities(req)
-            .await
-            .map_err(|s| upstream("directory", &s))?
-            .into_inner()
-            .results;
-        let wanted = fold_name(name);
-        let same: Vec<String> = found
-            .into_iter()
-            .filter_map(|r| r.entity)
-            .filter(|e| fold_name(&e.legal_name) == wanted)
-            .map(|e| e.name)
-            .collect();
-        Ok((same.len() == 1).then(|| same[0].clone()))
-    }
-
     /// One round of work: lease a batch, migrate it, record the outcomes. `Ok(false)`: no work.
     /// When a peer (identity, the directory, deals) does not answer, the batch's deals stay
     /// PENDING as they were, never failed or unmatched for it, and are tried again after
@@ -251,6 +168,15 @@ impl Migration {
                 outcomes.push(failed(r, "the deal is no longer in the snapshot"));
                 continue;
             };
+            // A deal that fails still reports how its customer came out.
+            let customer = customers.get(&customer_key(d));
+            let r = deal_result::Model {
+                customer_match: CustomerMatch::outcome_name(
+                    customer.map_or(pb::CustomerMatchOutcome::NotLookedUp, |c| c.outcome),
+                )
+                .into(),
+                ..r
+            };
             // Checked again here: the association may have changed since the run started.
             let location = match scopes.get(&d.deal.account_id) {
                 Some(Ok(location)) => location.clone(),
@@ -266,9 +192,8 @@ impl Migration {
                     continue;
                 }
             };
-            let entity = customers.get(&customer_key(d)).cloned().flatten();
             let seller = sellers.get(&email_key(&d.deal.assigned_seller_email));
-            let m = map_deal(d, location.as_deref(), products, entity, seller);
+            let m = map_deal(d, location.as_deref(), products, customer, seller);
             // A deal the deals service would refuse for a field over its documented limit
             // would make it refuse the whole batch, sent again and again: it fails alone.
             let mut over = Vec::new();
@@ -315,6 +240,7 @@ impl Migration {
                 deal_type: m.deal_type.into(),
                 direction: m.direction.into(),
                 notes: m.notes,
+                customer_match: CustomerMatch::outcome_name(m.customer_match).into(),
                 ..r
             };
             match a.referral {

@@ -1,5 +1,5 @@
-//! The deal migration's RPCs (SPEC 5.4): the status banner and its watch stream, readiness,
-//! the start of a run, and the report. The runs themselves are [`crate::runs`].
+//! The deal migration's RPCs (SPEC 5.4): the status banner and its watch stream, the start of a
+//! run, and the report (readiness is [`super::readiness`]). The runs themselves are [`crate::runs`].
 
 use std::sync::Arc;
 
@@ -11,7 +11,8 @@ use tonic::{Request, Status};
 use uuid::Uuid;
 
 use super::{DOMAIN, Migration, run_name, timestamp, upstream};
-use crate::eligibility::{Facts, Ineligible, eligibility, missing_fields};
+use crate::customers::CustomerMatch;
+use crate::eligibility::{Ineligible, eligibility};
 use crate::store::StartRefused;
 
 /// How often a watch reads the run's counts.
@@ -21,7 +22,7 @@ const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500
 const WATCH_FULL_EVERY: u32 = 120;
 
 /// Deals read per page while scanning a snapshot.
-const SCAN_PAGE: u64 = 1000;
+pub(super) const SCAN_PAGE: u64 = 1000;
 
 /// The stream `WatchDealMigration` answers with.
 pub type WatchStream =
@@ -184,76 +185,6 @@ impl Migration {
         self.deal_status(org).await
     }
 
-    pub(super) async fn list_deal_readiness(
-        &self,
-        req: Request<pb::ListDealReadinessRequest>,
-    ) -> Result<pb::ListDealReadinessResponse, ApiError> {
-        let r = req.get_ref().clone();
-        let org = self.authorize(&req, "parent", &r.parent).await?;
-        let mut v = Violations::new();
-        let size = v.take("page_size", cosell_platform::page::page_size(r.page_size));
-        let query = format!("readiness|{}", r.parent);
-        let after = v.take(
-            "page_token",
-            cosell_platform::page::decode(&r.page_token, &query),
-        );
-        v.finish()?;
-        let size = size.unwrap_or(50).min(500) as usize;
-        let associations = self.associations(org).await?;
-        let products = self.product_map().await?;
-        let mut deals = Vec::new();
-        let mut after = after.flatten();
-        let mut next_page_token = String::new();
-        'scan: loop {
-            let page = self
-                .store
-                .deals(org, after.as_deref(), SCAN_PAGE, true)
-                .await?;
-            if page.is_empty() {
-                break;
-            }
-            for d in &page {
-                after = Some(d.deal.id.clone());
-                let holds = associations
-                    .get(&d.deal.account_id)
-                    .copied()
-                    .unwrap_or(false);
-                if eligibility(&Facts::of(&d.deal), holds).is_err() {
-                    continue;
-                }
-                let mapped = d
-                    .products
-                    .iter()
-                    .filter(|p| products.contains_key(&p.product_id))
-                    .count();
-                let missing = missing_fields(d, mapped);
-                if missing.is_empty() {
-                    continue;
-                }
-                if deals.len() == size {
-                    // One more exists: the next page starts after the last one returned.
-                    next_page_token = cosell_platform::page::encode(
-                        &deals
-                            .last()
-                            .map(|x: &pb::DealReadiness| x.psc_deal_id.clone())
-                            .unwrap_or_default(),
-                        &query,
-                    );
-                    break 'scan;
-                }
-                deals.push(pb::DealReadiness {
-                    psc_deal_id: d.deal.id.clone(),
-                    deal_name: d.deal.name.clone(),
-                    missing_fields: missing.into_iter().map(String::from).collect(),
-                });
-            }
-        }
-        Ok(pb::ListDealReadinessResponse {
-            deals,
-            next_page_token,
-        })
-    }
-
     pub(super) async fn start_deal_migration(
         &self,
         req: Request<pb::StartDealMigrationRequest>,
@@ -331,6 +262,7 @@ impl Migration {
                     error: x.error,
                     notes: x.notes,
                     state: x.state,
+                    customer_match: CustomerMatch::outcome_of(&x.customer_match) as i32,
                 })
                 .collect(),
             next_page_token,

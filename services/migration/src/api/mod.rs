@@ -4,7 +4,8 @@
 //! - [`imports`]: `ImportPscExport` (the upload) and `ListPscImports`.
 //! - [`accounts`]: the MPN check (`GetMpnCheck`, `CorrectMpnAssociation`).
 //! - [`wizard`]: the user migration wizard (`ListUserMigration`, `RunUserMigration`).
-//! - [`deals`]: the deal migration (status, readiness, start, watch, report).
+//! - [`deals`]: the deal migration (status, start, watch, report).
+//! - [`readiness`]: `ListDealReadiness`, what each deal will lack and how its customer links.
 //! - [`report`]: the report as one CSV file, streamed (`DownloadDealMigrationReport`).
 //! - [`cutover`]: `GetCutover`, `UpdateCutover`.
 //!
@@ -15,6 +16,7 @@ mod accounts;
 mod cutover;
 mod deals;
 mod imports;
+mod readiness;
 mod report;
 mod wizard;
 

@@ -23,7 +23,7 @@ use super::{DOMAIN, Migration};
 use crate::store::entities::deal_result;
 
 /// The CSV's header: the columns of each row.
-pub const HEADER: [&str; 7] = [
+pub const HEADER: [&str; 8] = [
     "psc_deal_id",
     "deal_name",
     "engagement_id",
@@ -31,6 +31,7 @@ pub const HEADER: [&str; 7] = [
     "deal_type",
     "direction",
     "error",
+    "customer_match",
 ];
 
 /// Most bytes of the file one message carries.
@@ -108,7 +109,7 @@ fn shutting_down() -> ApiError {
 }
 
 /// A row of the report as the CSV has it.
-fn record(r: &deal_result::Model) -> [&str; 7] {
+fn record(r: &deal_result::Model) -> [&str; 8] {
     [
         &r.deal_id,
         &r.deal_name,
@@ -117,6 +118,7 @@ fn record(r: &deal_result::Model) -> [&str; 7] {
         &r.deal_type,
         &r.direction,
         &r.error,
+        &r.customer_match,
     ]
 }
 
@@ -129,7 +131,7 @@ struct Encoder {
 
 impl Encoder {
     /// Encodes `records`.
-    fn write<'a>(&mut self, records: impl IntoIterator<Item = [&'a str; 7]>) -> csv::Result<()> {
+    fn write<'a>(&mut self, records: impl IntoIterator<Item = [&'a str; 8]>) -> csv::Result<()> {
         let mut csv = csv::Writer::from_writer(std::mem::take(&mut self.buf));
         for r in records {
             csv.write_record(r)?;
@@ -242,6 +244,7 @@ mod tests {
             direction: "OUTBOUND".into(),
             error: error.into(),
             notes: "not in the CSV".into(),
+            customer_match: "AMBIGUOUS".into(),
         }
     }
 
@@ -286,7 +289,8 @@ mod tests {
                 "r1",
                 "CO_SELL",
                 "OUTBOUND",
-                "bad, very"
+                "bad, very",
+                "AMBIGUOUS"
             ]
         );
         assert_eq!(&records[1][1], long);
@@ -298,7 +302,7 @@ mod tests {
         let file = chunks(&[]).concat();
         assert_eq!(
             String::from_utf8(file).unwrap(),
-            "psc_deal_id,deal_name,engagement_id,referral_id,deal_type,direction,error\n"
+            "psc_deal_id,deal_name,engagement_id,referral_id,deal_type,direction,error,customer_match\n"
         );
     }
 }

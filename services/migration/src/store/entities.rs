@@ -201,6 +201,9 @@ pub mod deal_result {
         pub direction: String,
         pub error: String,
         pub notes: String,
+        /// How the customer came out (`MATCHED`, `AMBIGUOUS`, `NOT_FOUND`, `NOT_LOOKED_UP`;
+        /// empty unless migrated; see m0007).
+        pub customer_match: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0004ImportLocks),
             Box::new(M0005RunStarters),
             Box::new(M0006RunTraces),
+            Box::new(M0007CustomerMatch),
         ]
     }
 }
@@ -414,6 +415,33 @@ impl MigrationTrait for M0006RunTraces {
             Table::alter()
                 .table(id("deal_runs"))
                 .add_column(ColumnDef::new(id("start_traceparent")).string().null())
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// How each migrated deal's customer came out (`deal_results.customer_match`), for the report.
+struct M0007CustomerMatch;
+
+impl MigrationName for M0007CustomerMatch {
+    fn name(&self) -> &str {
+        "m0007_customer_match"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0007CustomerMatch {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table(id("deal_results"))
+                .add_column(
+                    ColumnDef::new(id("customer_match"))
+                        .string()
+                        .not_null()
+                        .default(""),
+                )
                 .to_owned(),
         )
         .await

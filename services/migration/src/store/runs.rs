@@ -258,6 +258,7 @@ impl Store {
                     deal_result::Column::Direction,
                     deal_result::Column::Error,
                     deal_result::Column::Notes,
+                    deal_result::Column::CustomerMatch,
                 ])
                 .action_and_where(
                     Expr::col((deal_result::Entity, deal_result::Column::LeaseOwner)).eq(owner),

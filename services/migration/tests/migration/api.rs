@@ -216,8 +216,10 @@ async fn deal_eligibility_by_reason_and_readiness() {
     .unwrap();
     let accounts = "PartnerAccountId,PartnerAccountName,MpnId\nA1,Contoso Seattle,4000002\nA2,Wrong org,5000001\n";
     let deals = "DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSell,Source,Program,DealRegistrationStatus,CustomerName,CustomerCity,CustomerCountry,ContactEmail,DealValue,Currency,EstimatedCloseDate,PartnerNotes\n\
-        E1,Ready,A1,Open,2020-01-01T00:00:00Z,no,Partner,,,Northwind,Oslo,NO,,100,USD,2027-01-01,notes\n\
+        E1,Ready,A1,Open,2020-01-01T00:00:00Z,no,Partner,,,Northwind Traders,Oslo,NO,,100,USD,2027-01-01,notes\n\
         E2,Bare co-sell,A1,Open,2021-05-01T00:00:00Z,yes,Partner,,,,,,,,,,\n\
+        E3,Two Tailspins,A1,Open,2021-05-01T00:00:00Z,no,Partner,,,Tailspin Toys,Bergen,NO,,,,,\n\
+        E4,Nobody known,A1,Open,2021-05-01T00:00:00Z,no,Partner,,,Fourth Coffee,Oslo,NO,,,,,\n\
         X1,Old,A1,Open,2019-12-31T23:59:59Z,no,Partner,,,,,,,,,,\n\
         X2,Offset,A1,Open,2020-01-01T00:30:00+01:00,no,Partner,,,,,,,,,,\n\
         X3,Won,A1,Won,2021-01-01T00:00:00Z,no,Partner,,,,,,,,,,\n\
@@ -252,7 +254,7 @@ async fn deal_eligibility_by_reason_and_readiness() {
     assert_eq!(status.state(), pb::DealMigrationState::NotStarted);
     assert!(status.start_enabled);
     assert_eq!(status.percent_done, 0);
-    assert_eq!((status.total, status.eligible), (10, 2));
+    assert_eq!((status.total, status.eligible), (12, 4));
     let by_reason: Vec<(pb::IneligibleReason, i64)> = status
         .ineligible
         .iter()
@@ -271,7 +273,9 @@ async fn deal_eligibility_by_reason_and_readiness() {
             (R::OemLicensing, 1),
         ]
     );
-    // Readiness: E1 lacks nothing (its product maps to a solution); E2 lacks everything.
+    // Readiness: E1 lacks nothing (its product maps to a solution) and its customer is the
+    // one Northwind Traders in Oslo; E2 lacks everything and names no customer to look up;
+    // E3's customer is two entities, E4's none.
     let ready = client
         .clone()
         .list_deal_readiness(authed(
@@ -284,8 +288,29 @@ async fn deal_eligibility_by_reason_and_readiness() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(ready.deals.len(), 1);
-    assert_eq!(ready.deals[0].psc_deal_id, "E2");
+    let outcomes: Vec<(&str, pb::CustomerMatchOutcome)> = ready
+        .deals
+        .iter()
+        .map(|d| (d.psc_deal_id.as_str(), d.customer_match()))
+        .collect();
+    use pb::CustomerMatchOutcome as M;
+    assert_eq!(
+        outcomes,
+        [
+            ("E2", M::NotLookedUp),
+            ("E3", M::Ambiguous),
+            ("E4", M::NotFound)
+        ]
+    );
+    assert_eq!(
+        ready.customer_matches,
+        Some(pb::CustomerMatchCounts {
+            matched: 1,
+            ambiguous: 1,
+            not_found: 1,
+            not_looked_up: 1,
+        })
+    );
     assert_eq!(
         ready.deals[0].missing_fields,
         [
@@ -299,6 +324,34 @@ async fn deal_eligibility_by_reason_and_readiness() {
             "notes"
         ]
     );
+    // Page by page: the counts come with the first page only.
+    let page = |page_token: String| {
+        let (client, rita, parent) = (client.clone(), rita.clone(), h.contoso.clone());
+        async move {
+            client
+                .clone()
+                .list_deal_readiness(authed(
+                    &rita,
+                    pb::ListDealReadinessRequest {
+                        parent,
+                        page_size: 2,
+                        page_token,
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let first = page(String::new()).await;
+    let ids = |p: &pb::ListDealReadinessResponse| -> Vec<String> {
+        p.deals.iter().map(|d| d.psc_deal_id.clone()).collect()
+    };
+    assert_eq!(ids(&first), ["E2", "E3"]);
+    assert_eq!(first.customer_matches, ready.customer_matches);
+    let second = page(first.next_page_token.clone()).await;
+    assert_eq!(ids(&second), ["E4"]);
+    assert!(second.next_page_token.is_empty() && second.customer_matches.is_none());
     // Nothing to migrate elsewhere.
     let fay = h.token("fay.admin@fabrikam.com").await;
     let fabrikam = cosell_proto::identity::access_service_client::AccessServiceClient::new(

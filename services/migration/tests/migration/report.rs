@@ -8,7 +8,7 @@ use tonic_types::StatusExt;
 
 use crate::harness::Harness;
 
-const HEADER: [&str; 7] = [
+const HEADER: [&str; 8] = [
     "psc_deal_id",
     "deal_name",
     "engagement_id",
@@ -16,6 +16,7 @@ const HEADER: [&str; 7] = [
     "deal_type",
     "direction",
     "error",
+    "customer_match",
 ];
 
 /// A deal name a CSV must quote: a comma, double quotes and a line break.
@@ -180,6 +181,10 @@ async fn the_report_downloads_as_one_csv_of_every_listed_row() {
                 r.deal_type.clone(),
                 r.direction.clone(),
                 r.error.clone(),
+                r.customer_match()
+                    .as_str_name()
+                    .trim_start_matches("CUSTOMER_MATCH_OUTCOME_")
+                    .into(),
             ]
         })
         .collect();
@@ -192,9 +197,14 @@ async fn the_report_downloads_as_one_csv_of_every_listed_row() {
         uuid::Uuid::parse_str(&migrated[2]).is_ok() && uuid::Uuid::parse_str(&migrated[3]).is_ok(),
         "engagement and referral ids: {migrated:?}"
     );
-    assert_eq!(&migrated[4..], ["PARTNER_LED", "OUTBOUND", ""]);
+    // PSC named no customer for these deals: the directory was not asked.
+    assert_eq!(
+        &migrated[4..],
+        ["PARTNER_LED", "OUTBOUND", "", "NOT_LOOKED_UP"]
+    );
     let failed = records.last().unwrap();
     assert_eq!(failed[0], "D9999");
+    assert_eq!(failed[7], "NOT_LOOKED_UP", "a failed deal's customer outcome too");
     assert!(
         failed[2].is_empty() && failed[3].is_empty() && !failed[6].is_empty(),
         "{failed:?}"
@@ -234,7 +244,7 @@ async fn the_report_downloads_as_one_csv_of_every_listed_row() {
     let empty = download(&h, &fay, &fabrikam).await.unwrap().concat();
     assert_eq!(
         String::from_utf8(empty).unwrap(),
-        "psc_deal_id,deal_name,engagement_id,referral_id,deal_type,direction,error\n"
+        "psc_deal_id,deal_name,engagement_id,referral_id,deal_type,direction,error,customer_match\n"
     );
 }
 

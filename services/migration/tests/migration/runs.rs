@@ -15,7 +15,7 @@ async fn deal_migration_runs_migrate_each_eligible_deal_once() {
     let header = "DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSell,Source,AssignedSellerEmail,CustomerName,CustomerCity,CustomerCountry,ContactEmail,DealValue,Currency,PartnerNotes,CustomerOutcome,DealRole\n";
     let first = format!(
         "{header}\
-        E1,Co-sell with a seller,A1,Open,2021-01-05T10:00:00Z,yes,Partner,sam.seller@platform.example,Northwind Traders AS,Oslo,NO,cy@northwind.example,1200.50,USD,pilot first,won the pilot,Influencer\n\
+        E1,Co-sell with a seller,A1,Open,2021-01-05T10:00:00Z,yes,Partner,sam.seller@platform.example,Northwind Traders,Oslo,NO,cy@northwind.example,1200.50,USD,pilot first,won the pilot,Influencer\n\
         E2,From a seller,A1,Open,2021-02-01T10:00:00Z,no,Microsoft,,Tailspin Toys AS,Bergen,NO,,,,,,\n\
         E3,Bad currency,A1,Open,2021-03-01T10:00:00Z,yes,Partner,,Somebody,Oslo,NO,not-an-email,100,ABC,,,\n\
         X1,Too old,A1,Open,2019-06-01T10:00:00Z,no,Partner,,,,,,,,,,\n"
@@ -120,6 +120,16 @@ async fn deal_migration_runs_migrate_each_eligible_deal_once() {
     );
     let e3 = row("E3");
     assert_eq!(e3.state, "FAILED");
+    // How each customer came out: E1's (its legal form left out) is the one Northwind Traders
+    // in Oslo, E2's is two entities, E3's none.
+    assert_eq!(
+        [&e1, &e2, &e3].map(|r| r.customer_match()),
+        [
+            pb::CustomerMatchOutcome::Matched,
+            pb::CustomerMatchOutcome::Ambiguous,
+            pb::CustomerMatchOutcome::NotFound
+        ]
+    );
     assert!(e3.error.contains("currency_code"), "{}", e3.error);
     assert!(
         e3.notes.contains("customer contact left out"),
@@ -175,11 +185,34 @@ async fn deal_migration_runs_migrate_each_eligible_deal_once() {
         dpb::Status::Active,
         "inbound migrated deals arrive accepted"
     );
+    let customer = r2.customer.unwrap();
     assert_eq!(
-        r2.customer.unwrap().r#match(),
+        customer.r#match(),
         dpb::CustomerMatch::Unmatched,
         "two Tailspins in Bergen: no confident match"
     );
+    assert!(customer.entity.is_empty());
+    // Both offered, for the partner to pick one.
+    let mut offered: Vec<(&str, dpb::CandidateReason, &str)> = customer
+        .candidates
+        .iter()
+        .map(|c| {
+            (
+                c.legal_name.as_str(),
+                c.reason(),
+                c.address.as_ref().map_or("", |a| a.city.as_str()),
+            )
+        })
+        .collect();
+    offered.dedup();
+    assert_eq!(
+        offered,
+        [("TAILSPIN TOYS AS", dpb::CandidateReason::SameName, "Bergen")],
+        "{:?}",
+        customer.candidates
+    );
+    assert_eq!(customer.candidates.len(), 2);
+    assert_ne!(customer.candidates[0].entity, customer.candidates[1].entity);
 
     // Migrated deals are never sent again: a second run takes only the failed one, and a later
     // export's new deal migrates on the next run.
