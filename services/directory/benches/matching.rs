@@ -73,7 +73,10 @@ fn main() -> anyhow::Result<()> {
                 "customer matching: unambiguous names linked ({} names, {entities} entities)",
                 e.all.unambiguous
             ),
-            format!("{linked:.3} ({} of {})", e.all.unambiguous_right, e.all.unambiguous),
+            format!(
+                "{linked:.3} ({} of {})",
+                e.all.unambiguous_right, e.all.unambiguous
+            ),
         )
         .value(linked, "share")
         .target(">= 0.95 (issue 21)", linked >= 0.95),

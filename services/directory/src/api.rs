@@ -125,7 +125,10 @@ fn parse_match(r: &pb::MatchEntitiesRequest) -> Result<Vec<Customer>, ApiError> 
     if r.customers.is_empty() || r.customers.len() > MAX_MATCH {
         v.add(
             "customers",
-            format!("needs 1 to {MAX_MATCH} customers (got {})", r.customers.len()),
+            format!(
+                "needs 1 to {MAX_MATCH} customers (got {})",
+                r.customers.len()
+            ),
         );
     }
     let mut out = Vec::with_capacity(r.customers.len());

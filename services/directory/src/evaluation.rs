@@ -95,7 +95,9 @@ pub fn evaluate(index: &SearchIndex, set: &[Typed]) -> anyhow::Result<Evaluation
         let linked = found.entity().map(|e| e.id.as_str());
         match linked {
             Some(id) if id != t.lei => wrong.push(format!("{} {:?} -> {id}", t.kind, t.name)),
-            None if t.unambiguous => missed.push(format!("{} {:?} ({})", t.kind, t.name, t.country)),
+            None if t.unambiguous => {
+                missed.push(format!("{} {:?} ({})", t.kind, t.name, t.country))
+            }
             _ => {}
         }
         all.add(t, linked);

@@ -57,7 +57,9 @@ impl LegalForms {
             if !(country == "*"
                 || (country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase())))
             {
-                return Err(bad(format!("country `{country}` is not `*` or an ISO code")));
+                return Err(bad(format!(
+                    "country `{country}` is not `*` or an ISO code"
+                )));
             }
             let at = match field(1) {
                 "start" => At::Start,
@@ -82,9 +84,9 @@ impl LegalForms {
                 one_word.insert(token.clone());
             }
             by_country.entry(country.to_owned()).or_default()[at as usize].push(Form {
-                    words: form_words,
-                    token,
-                });
+                words: form_words,
+                token,
+            });
         }
         for forms in by_country.values_mut().flatten() {
             forms.sort_by(|a, b| b.words.len().cmp(&a.words.len()));
@@ -109,7 +111,9 @@ impl LegalForms {
 
     /// Whether a normalized word is a trailing legal form (of any country).
     pub fn is_form(&self, word: &str) -> bool {
-        self.one_word.binary_search_by(|f| f.as_str().cmp(word)).is_ok()
+        self.one_word
+            .binary_search_by(|f| f.as_str().cmp(word))
+            .is_ok()
     }
 
     /// Whether a normalized word could still become a trailing legal form as the user types on.
@@ -143,7 +147,10 @@ mod tests {
     fn bad_rows_name_their_line() {
         let bad = |text: &str| LegalForms::parse(text).err().unwrap().line;
         let header = "country,at,form,canonical,meaning\n";
-        assert_eq!(bad(&format!("{header}*,end,Ltd,ltd,x\nxx,end,Ltd,ltd,x\n")), 3);
+        assert_eq!(
+            bad(&format!("{header}*,end,Ltd,ltd,x\nxx,end,Ltd,ltd,x\n")),
+            3
+        );
         assert_eq!(bad(&format!("{header}*,middle,Ltd,ltd,x\n")), 2);
         assert_eq!(bad(&format!("{header}*,end,...,ltd,x\n")), 2);
         assert_eq!(bad(&format!("{header}*,end,Ltd,Ltd.,x\n")), 2);

@@ -105,9 +105,21 @@ mod tests {
         same("Contoso Ltd", "CONTOSO LIMITED", "GB");
         same("Contoso LTD.", "Contoso, Limited", "GB");
         same("Müller AG", "Müller Aktiengesellschaft", "DE");
-        same("Müller GmbH", "Muller Gesellschaft mit beschränkter Haftung", "DE");
-        same("Northwind Traders Inc", "Northwind Traders, Incorporated", "US");
-        same("Société Générale S.A.", "Societe Generale Société anonyme", "FR");
+        same(
+            "Müller GmbH",
+            "Muller Gesellschaft mit beschränkter Haftung",
+            "DE",
+        );
+        same(
+            "Northwind Traders Inc",
+            "Northwind Traders, Incorporated",
+            "US",
+        );
+        same(
+            "Société Générale S.A.",
+            "Societe Generale Société anonyme",
+            "FR",
+        );
     }
 
     #[test]
@@ -119,13 +131,54 @@ mod tests {
         same("Johnson & Johnson", "Johnson and Johnson", "US");
     }
 
+    /// Every row of the shipped table, after (or before) a name in its country (a `*` row in a
+    /// country with no rows of its own), comes out as its own token and leaves the name whole:
+    /// no row is shadowed by another, none eats into the name.
+    #[test]
+    fn every_row_of_the_table_is_its_token() {
+        let table = include_str!("../../data/legal-forms.csv");
+        let mut rows = csv::Reader::from_reader(table.as_bytes());
+        let mut wrong = Vec::new();
+        let mut checked = 0;
+        for row in rows.records() {
+            let row = row.unwrap();
+            let (country, at, form, token) = (&row[0], &row[1], &row[2], &row[3]);
+            let country = if country == "*" { "ZZ" } else { country };
+            let name = match at {
+                "start" => format!("{form} Contoso Example"),
+                _ => format!("Contoso Example {form}"),
+            };
+            let (base, forms) = key(&name, country);
+            let want: Vec<String> = Some(token.to_owned())
+                .filter(|t| !t.is_empty())
+                .into_iter()
+                .collect();
+            if base != "contosoexample" || forms != want {
+                wrong.push(format!(
+                    "{country} {at} `{form}`: {base} {forms:?}, not {want:?}"
+                ));
+            }
+            checked += 1;
+        }
+        assert!(checked > 1000, "{checked} rows");
+        assert!(
+            wrong.is_empty(),
+            "{} rows:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+    }
+
     #[test]
     fn forms_are_a_set_and_the_base_stays() {
         let (base, forms) = key("Müller GmbH & Co. KG", "DE");
         assert_eq!(base, "muller");
         assert!(forms.contains(&"gmbh".to_owned()), "{forms:?}");
         // A missing form leaves the base.
-        assert_eq!(key("Trinity Distribution Services", "US").0, key("Trinity Distribution Services, Inc.", "US").0);
+        assert_eq!(
+            key("Trinity Distribution Services", "US").0,
+            key("Trinity Distribution Services, Inc.", "US").0
+        );
         // Different forms are different keys.
         assert_ne!(key("Acme Inc", "US"), key("Acme LLC", "US"));
         // A name that is only a form keeps it.

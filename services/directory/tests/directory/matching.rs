@@ -54,16 +54,28 @@ async fn customers_link_as_a_person_would_link_them() {
     let uma = h.token("uma.user@contoso.com").await;
     let cases: Vec<(pb::CustomerName, Seen)> = vec![
         // Punctuation, spacing, case and an abbreviated form.
-        (customer("HW Machine Tools Ltd", "GB", ""), matched("HWMACHINETOOLS000001")),
-        (customer("h w machine-tools limited", "gb", "Leeds"), matched("HWMACHINETOOLS000001")),
+        (
+            customer("HW Machine Tools Ltd", "GB", ""),
+            matched("HWMACHINETOOLS000001"),
+        ),
+        (
+            customer("h w machine-tools limited", "gb", "Leeds"),
+            matched("HWMACHINETOOLS000001"),
+        ),
         // No form at all, and the form written out.
-        (customer("Trinity Distribution Services", "US", ""), matched("TRINITYDISTRIBUTION1")),
+        (
+            customer("Trinity Distribution Services", "US", ""),
+            matched("TRINITYDISTRIBUTION1"),
+        ),
         (
             customer("TRINITY DISTRIBUTION SERVICES INCORPORATED", "US", ""),
             matched("TRINITYDISTRIBUTION1"),
         ),
         // Not in another country.
-        (customer("HW Machine Tools Ltd", "US", ""), (Outcome::NotFound, String::new(), Vec::new())),
+        (
+            customer("HW Machine Tools Ltd", "US", ""),
+            (Outcome::NotFound, String::new(), Vec::new()),
+        ),
         // Two entities with one key: no guess; the city tells them apart (accents aside).
         (
             customer("Muller Maschinenbau GmbH", "DE", ""),
@@ -76,7 +88,10 @@ async fn customers_link_as_a_person_would_link_them() {
                 ],
             ),
         ),
-        (customer("Muller Maschinenbau GmbH", "DE", "Munchen"), matched("MULLERMUNCHEN0000001")),
+        (
+            customer("Muller Maschinenbau GmbH", "DE", "Munchen"),
+            matched("MULLERMUNCHEN0000001"),
+        ),
         (
             customer("Muller Maschinenbau GmbH", "DE", "Frankfurt"),
             (
@@ -89,7 +104,10 @@ async fn customers_link_as_a_person_would_link_them() {
             ),
         ),
         // A generated address says nothing of the city.
-        (customer("Nordwind Handel AG", "DE", "Stuttgart"), matched("NORDWINDAG0000000001")),
+        (
+            customer("Nordwind Handel AG", "DE", "Stuttgart"),
+            matched("NORDWINDAG0000000001"),
+        ),
         // Without a form, two entities have the rest: no guess.
         (
             customer("Nordwind Handel", "DE", ""),
@@ -112,7 +130,10 @@ async fn customers_link_as_a_person_would_link_them() {
             ),
         ),
         // Other names count.
-        (customer("Fabrikam", "GB", ""), matched("FABRIKAMHOLDINGS0001")),
+        (
+            customer("Fabrikam", "GB", ""),
+            matched("FABRIKAMHOLDINGS0001"),
+        ),
     ];
     let answer = h
         .client()
@@ -137,9 +158,15 @@ async fn customers_link_as_a_person_would_link_them() {
     }
     // A matched entity comes whole; a candidate too.
     let m = &answer.matches[0];
-    assert_eq!(m.entity.as_ref().unwrap().legal_name, "H.W. MACHINE TOOLS LIMITED");
+    assert_eq!(
+        m.entity.as_ref().unwrap().legal_name,
+        "H.W. MACHINE TOOLS LIMITED"
+    );
     let similar = &answer.matches[4];
-    assert!(similar.candidates.is_empty(), "nothing near in the US: {similar:?}");
+    assert!(
+        similar.candidates.is_empty(),
+        "nothing near in the US: {similar:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
