@@ -164,8 +164,17 @@ async fn readiness(args: Common) -> anyhow::Result<()> {
     let client = pb::migration_service_client::MigrationServiceClient::new(channel);
     let mut page_token = String::new();
     if !args.json {
-        println!("{:<20} {:<32} missing", "psc deal", "name");
+        println!(
+            "{:<20} {:<32} {:<14} missing",
+            "psc deal", "name", "customer"
+        );
     }
+    let outcome = |o: pb::CustomerMatchOutcome| {
+        o.as_str_name()
+            .trim_start_matches("CUSTOMER_MATCH_OUTCOME_")
+            .to_ascii_lowercase()
+    };
+    let mut counts = None;
     loop {
         let page = client
             .clone()
@@ -177,6 +186,7 @@ async fn readiness(args: Common) -> anyhow::Result<()> {
             .await
             .map_err(call_error)?
             .into_inner();
+        counts = counts.or(page.customer_matches);
         for d in &page.deals {
             if args.json {
                 println!(
@@ -184,18 +194,26 @@ async fn readiness(args: Common) -> anyhow::Result<()> {
                     serde_json::json!({
                         "psc_deal_id": d.psc_deal_id, "deal_name": d.deal_name,
                         "missing_fields": d.missing_fields,
+                        "customer_match": outcome(d.customer_match()),
                     })
                 );
             } else {
                 println!(
-                    "{:<20} {:<32} {}",
+                    "{:<20} {:<32} {:<14} {}",
                     d.psc_deal_id,
                     d.deal_name,
+                    outcome(d.customer_match()),
                     d.missing_fields.join(", ")
                 );
             }
         }
         if page.next_page_token.is_empty() {
+            if let (Some(c), false) = (counts, args.json) {
+                println!(
+                    "customers of the eligible deals: {} will link, {} ambiguous, {} not found, {} not looked up",
+                    c.matched, c.ambiguous, c.not_found, c.not_looked_up
+                );
+            }
             return Ok(());
         }
         page_token = page.next_page_token;

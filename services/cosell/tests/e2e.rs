@@ -483,8 +483,16 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
         .find(|l| l.starts_with("D1"))
         .unwrap_or_else(|| panic!("{readiness}"));
     assert!(
-        d1.contains("Lakehouse, phase 1") && d1.contains("customer.legal_name"),
+        d1.contains("Lakehouse, phase 1")
+            && d1.contains("customer.legal_name")
+            && d1.contains("not_looked_up"),
         "{d1}"
+    );
+    assert!(
+        readiness.contains(
+            "customers of the eligible deals: 0 will link, 0 ambiguous, 0 not found, 1 not looked up"
+        ),
+        "{readiness}"
     );
     // Fay (an org-wide referrals admin too) migrates the deals and downloads the report.
     let started = server.cosell(
@@ -511,11 +519,13 @@ async fn serve_demo_works_with_grpcurl_the_readme_tour_and_the_cli() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("psc_deal_id,deal_name,engagement_id,referral_id,deal_type,direction,error")
+        Some(
+            "psc_deal_id,deal_name,engagement_id,referral_id,deal_type,direction,error,customer_match"
+        )
     );
     let d1 = lines.next().unwrap();
     assert!(d1.starts_with("D1,\"Lakehouse, phase 1\","), "{d1}");
-    assert!(d1.ends_with(",CO_SELL,OUTBOUND,"), "{d1}");
+    assert!(d1.ends_with(",CO_SELL,OUTBOUND,,NOT_LOOKED_UP"), "{d1}");
 
     // An export of several MiB goes up a chunk at a time, file after file, all of it.
     let generated_export = tempfile::tempdir().unwrap();

@@ -32,9 +32,7 @@ impl Migration {
         let associations = self.associations(org).await?;
         let products = self.product_map().await?;
         let mut after = after.flatten();
-        let mut counts = after
-            .is_none()
-            .then(pb::CustomerMatchCounts::default);
+        let mut counts = after.is_none().then(pb::CustomerMatchCounts::default);
         let mut deals: Vec<pb::DealReadiness> = Vec::new();
         let mut next_page_token = String::new();
         loop {

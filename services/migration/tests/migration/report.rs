@@ -204,7 +204,10 @@ async fn the_report_downloads_as_one_csv_of_every_listed_row() {
     );
     let failed = records.last().unwrap();
     assert_eq!(failed[0], "D9999");
-    assert_eq!(failed[7], "NOT_LOOKED_UP", "a failed deal's customer outcome too");
+    assert_eq!(
+        failed[7], "NOT_LOOKED_UP",
+        "a failed deal's customer outcome too"
+    );
     assert!(
         failed[2].is_empty() && failed[3].is_empty() && !failed[6].is_empty(),
         "{failed:?}"
