@@ -39,6 +39,62 @@ fn migrated(h: &Harness, psc: &str) -> pb::ImportedReferral {
     }
 }
 
+/// A batch's customers come from the directory in one call; one the directory does not have
+/// refuses its deal alone, naming it, and the others still import with the directory's names.
+#[tokio::test]
+async fn a_batch_with_an_unknown_customer_imports_the_others() {
+    let h = Harness::start().await;
+    let token = h.migration_token().await;
+    let with = |psc: &str, entity: &str| {
+        let mut m = migrated(&h, psc);
+        m.referral.as_mut().unwrap().customer = Some(pb::Customer {
+            entity: entity.into(),
+            legal_name: "What the caller says".into(),
+            ..Default::default()
+        });
+        m
+    };
+    let batch = pb::ImportReferralsRequest {
+        organization: h.contoso.clone(),
+        referrals: vec![
+            with("PSC-1", &h.customers[1].0),
+            with("PSC-2", "entities/NOSUCHENTITY000000000"),
+            with("PSC-3", &h.customers[2].0),
+            with("PSC-4", &h.customers[1].0),
+        ],
+    };
+    let results = h
+        .referrals()
+        .import_referrals(authed(&token, batch))
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    let created: Vec<bool> = results.iter().map(|r| r.created).collect();
+    assert_eq!(created, [true, false, true, true]);
+    assert!(
+        results[1].error.contains("referral.customer.entity")
+            && results[1].error.contains("entities/NOSUCHENTITY000000000"),
+        "{}",
+        results[1].error
+    );
+    for (i, want) in [(0, 1), (2, 2), (3, 1)] {
+        let customer = results[i]
+            .referral
+            .as_ref()
+            .unwrap()
+            .customer
+            .clone()
+            .unwrap();
+        assert_eq!(customer.r#match(), pb::CustomerMatch::Matched);
+        assert_eq!(customer.entity, h.customers[want].0);
+        assert_eq!(
+            customer.legal_name, h.customers[want].1,
+            "the directory's name (D8)"
+        );
+    }
+}
+
 #[tokio::test]
 async fn migrated_deals_import_once_each() {
     let h = Harness::start().await;

@@ -64,8 +64,17 @@ impl Deals {
             .collect();
         wanted.sort();
         wanted.dedup();
+        // And the directory entries of its matched customers, in one call.
+        let entities: Vec<String> = r
+            .referrals
+            .iter()
+            .filter_map(|i| i.referral.as_ref()?.customer.as_ref())
+            .filter(|c| !c.entity.is_empty())
+            .map(|c| c.entity.clone())
+            .collect();
         let mut seen = Seen {
             solutions: self.store.get_solutions(&wanted).await?,
+            customers: self.upstream.customers(&entities).await?,
             ..Default::default()
         };
         let mut outcomes = Vec::with_capacity(r.referrals.len());
