@@ -15,12 +15,48 @@ const ACCOUNTS: [(&str, &str, &str); 2] = [
     ("PSC-ACC-GLOBAL", "Contoso (global)", "4000001"),
 ];
 
-const CUSTOMERS: [(&str, &str, &str); 4] = [
-    ("Northwind Traders", "Oslo", "NO"),
-    ("Tailspin Toys", "Bergen", "NO"),
-    ("Fabrikam Bank", "Seattle", "US"),
-    ("Wide World Importers", "Dublin", "IE"),
+/// The kinds of customer: a name as PSC users type it (without the legal form), the legal form
+/// the directory's entity carries, city, country.
+const CUSTOMERS: [(&str, &str, &str, &str); 4] = [
+    ("Northwind Traders", "AS", "Oslo", "NO"),
+    ("Tailspin Toys", "AS", "Bergen", "NO"),
+    ("Fabrikam Bank", "Inc.", "Seattle", "US"),
+    ("Wide World Importers", "Limited", "Dublin", "IE"),
 ];
+
+/// Distinct customers, at most: at 100,000 deals each has five, so that the directory is asked
+/// about as many customers as a large partner has.
+pub const CUSTOMER_COUNT: usize = 20_000;
+
+/// The customer of generated deal `i` as PSC names it: (name, city, country).
+pub fn customer(i: usize) -> (String, &'static str, &'static str) {
+    let c = i % CUSTOMER_COUNT;
+    let (name, _, city, country) = CUSTOMERS[c % CUSTOMERS.len()];
+    (format!("{name} {c}"), city, country)
+}
+
+/// Writes, in GLEIF's columns, the directory entities of the customers of a `deals`-deal
+/// export, as a real directory holds them: most customers are one entity (the legal form
+/// spelled out), one in ten is no entity, one in twenty is two entities of one name and city.
+pub fn write_customers(out: &mut impl Write, deals: usize) -> io::Result<()> {
+    writeln!(
+        out,
+        "LEI,Entity.LegalName,Entity.LegalAddress.City,Entity.LegalAddress.Country"
+    )?;
+    for c in 0..deals.min(CUSTOMER_COUNT) {
+        let (name, form, city, country) = CUSTOMERS[c % CUSTOMERS.len()];
+        let legal = format!("{} {c} {}", name.to_uppercase(), form.to_uppercase());
+        match c % 20 {
+            3 | 13 => {}
+            7 => {
+                writeln!(out, "5493{c:014}AA,\"{legal}\",{city},{country}")?;
+                writeln!(out, "5493{c:014}BB,\"{legal}\",{city},{country}")?;
+            }
+            _ => writeln!(out, "5493{c:014}AA,\"{legal}\",{city},{country}")?,
+        }
+    }
+    Ok(())
+}
 
 /// The id of generated deal `i` (0-based): ids sort as numbers do.
 pub fn deal_id(i: usize) -> String {
@@ -63,14 +99,14 @@ pub fn write(dir: &Path, deals: usize) -> io::Result<()> {
     for i in 0..deals {
         let id = deal_id(i);
         let account = ACCOUNTS[i % ACCOUNTS.len()].0;
-        let (customer, city, country) = CUSTOMERS[i % CUSTOMERS.len()];
+        let (name, city, country) = customer(i);
         let status = if eligible(i) { "Open" } else { "Won" };
         let co_sell = if i % 3 == 0 { "yes" } else { "no" };
         let day = 1 + i % 28;
         writeln!(
             d,
             "{id},\"Deal {i}, generated\",{account},{status},2022-03-{day:02}T10:00:00Z,{co_sell},\
-             Partner,{customer},{city},{country},Cy,Contact,cy{i}@customer.example,{}.00,USD,\
+             Partner,{name},{city},{country},Cy,Contact,cy{i}@customer.example,{}.00,USD,\
              2027-06-30,\"Generated notes with \"\"quotes\"\"\"",
             1000 + i % 9000
         )?;
@@ -110,5 +146,27 @@ mod tests {
             .filter(|d| d.status == crate::psc::files::DealStatus::Won)
             .count();
         assert_eq!(won, (0..50).filter(|i| !eligible(*i)).count());
+        assert_eq!(b.deals[7].customer_name, "Wide World Importers 7");
+    }
+
+    #[test]
+    fn the_customers_are_one_entity_or_none_or_two() {
+        let mut out = Vec::new();
+        write_customers(&mut out, 40).unwrap();
+        let mut rows = csv::Reader::from_reader(out.as_slice());
+        let names: Vec<String> = rows.records().map(|r| r.unwrap()[1].to_owned()).collect();
+        // 40 customers: 4 without an entity (3, 13, 23, 33), 2 with two (7, 27).
+        assert_eq!(names.len(), 40 - 4 + 2);
+        assert_eq!(names[0], "NORTHWIND TRADERS 0 AS");
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains(" 3 ") || n.contains(" 13 "))
+        );
+        let twice = names
+            .iter()
+            .filter(|n| *n == "WIDE WORLD IMPORTERS 7 LIMITED")
+            .count();
+        assert_eq!(twice, 2);
     }
 }
