@@ -135,15 +135,15 @@ fn parse_match(r: &pb::MatchEntitiesRequest) -> Result<Vec<Customer>, ApiError> 
     for (i, c) in r.customers.iter().enumerate() {
         let field = |f: &str| format!("customers[{i}].{f}");
         if c.name.trim().is_empty() {
-            v.add(&field("name"), "is required");
+            v.add(field("name"), "is required");
         } else if c.name.chars().count() > 1000 {
-            v.add(&field("name"), "is longer than 1,000 characters");
+            v.add(field("name"), "is longer than 1,000 characters");
         }
         if c.city.chars().count() > 200 {
-            v.add(&field("city"), "is longer than 200 characters");
+            v.add(field("city"), "is longer than 200 characters");
         }
         let country = if c.country_code.trim().is_empty() {
-            v.add(&field("country_code"), "is required");
+            v.add(field("country_code"), "is required");
             None
         } else {
             v.take(&field("country_code"), domain::country(&c.country_code))

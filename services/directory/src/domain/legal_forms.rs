@@ -89,7 +89,7 @@ impl LegalForms {
             });
         }
         for forms in by_country.values_mut().flatten() {
-            forms.sort_by(|a, b| b.words.len().cmp(&a.words.len()));
+            forms.sort_by_key(|f| std::cmp::Reverse(f.words.len()));
         }
         let mut one_word: Vec<String> = one_word.into_iter().collect();
         one_word.sort();
