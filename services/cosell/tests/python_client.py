@@ -333,9 +333,11 @@ def check_download(api, rita, organization, rows):
     """The downloaded CSV holds the header and the listed rows, ids without collections."""
     records = download_report(api, rita, organization)
     expect(records[0], ["psc_deal_id", "deal_name", "engagement_id", "referral_id", "deal_type",
-                        "direction", "error"], "the CSV header")
+                        "direction", "error", "customer_match"], "the CSV header")
+    outcome = migration.CustomerMatchOutcome.Name
     listed = [[r.psc_deal_id, r.deal_name, r.engagement.removeprefix("engagements/"),
-               r.referral.removeprefix("referrals/"), r.deal_type, r.direction, r.error]
+               r.referral.removeprefix("referrals/"), r.deal_type, r.direction, r.error,
+               outcome(r.customer_match).removeprefix("CUSTOMER_MATCH_OUTCOME_")]
               for r in rows]
     expect(records[1:], listed, "the CSV rows, as listed")
     print(f"downloaded: header and {len(records) - 1} rows, as listed")
@@ -354,6 +356,7 @@ def check_report(api, rita, organization, run, customer):
     expect((py1.deal_name, py1.deal_type, py1.direction, py1.error),
            ("Analytics, from Python", "CO_SELL", "OUTBOUND", ""), "PY-1's row")
     expect((py2.deal_type, py2.direction), ("PARTNER_LED", "OUTBOUND"), "PY-2's row")
+    expect(py1.customer_match, migration.CUSTOMER_MATCH_OUTCOME_MATCHED, "PY-1's customer")
     expect(all(r.referral and r.engagement for r in rows), True, "referral and engagement")
     check_download(api, rita, organization, rows)
 
