@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 #[path = "support/baseline.rs"]
 mod baseline;
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "support/customers.rs"]
 mod customers;
 
@@ -35,6 +37,7 @@ use cosell_proto::identity as ipb;
 use cosell_proto::migration as pb;
 use cosell_testkit::bench::report::{self, Report, Row};
 use cosell_testkit::{TestDb, authed};
+use cpu::{cpu_secs, machine_busy_secs};
 use tonic::transport::{Channel, Endpoint};
 
 const SECRETS: [(&str, &str); 3] = [
@@ -168,44 +171,6 @@ fn phase_peaks(procs: &[&Proc]) -> Vec<f64> {
             peak
         })
         .collect()
-}
-
-/// CPU seconds (user and system) process `pid` has used.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of stat(5); 12 and 13 after the name and state.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// CPU seconds the whole machine has been busy (all cores, /proc/stat).
-fn machine_busy_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let cpu: Vec<f64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal: all but idle and iowait are work.
-    let busy: f64 = cpu
-        .iter()
-        .take(8)
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .map(|(_, v)| v)
-        .sum();
-    busy / 100.0
 }
 
 impl Drop for Proc {
