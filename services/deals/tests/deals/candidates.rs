@@ -4,7 +4,6 @@
 
 use cosell_proto::deals as pb;
 use cosell_testkit::{Refusal, authed, refusal};
-use prost_types::FieldMask;
 
 use crate::harness::*;
 
@@ -165,29 +164,9 @@ async fn an_unmatched_customer_shows_its_candidates_until_one_is_linked() {
     assert_eq!(h.deals.store.count_referrals().await.unwrap(), 2);
 
     // Linking the second one is one update of `customer.entity`.
-    let rita = h.token(RITA).await;
     let linked = h
-        .referrals()
-        .update_referral(authed(
-            &rita,
-            pb::UpdateReferralRequest {
-                referral: Some(pb::Referral {
-                    name: name.clone(),
-                    customer: Some(pb::Customer {
-                        entity: offered[1].entity.clone(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                update_mask: Some(FieldMask {
-                    paths: vec!["customer.entity".into()],
-                }),
-            },
-        ))
+        .link_customer(RITA, &name, &offered[1].entity)
         .await
-        .unwrap()
-        .into_inner()
-        .referral
         .unwrap();
     let customer = linked.customer.unwrap();
     assert_eq!(customer.r#match(), pb::CustomerMatch::Matched);

@@ -515,6 +515,37 @@ impl Harness {
             .unwrap())
     }
 
+    /// Links referral `name`'s customer to directory entry `entity`, as `email`: one update
+    /// of `customer.entity` (D8).
+    pub async fn link_customer(
+        &self,
+        email: &str,
+        name: &str,
+        entity: &str,
+    ) -> Result<pb::Referral, tonic::Status> {
+        let token = self.token(email).await;
+        let req = pb::UpdateReferralRequest {
+            referral: Some(pb::Referral {
+                name: name.into(),
+                customer: Some(pb::Customer {
+                    entity: entity.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["customer.entity".into()],
+            }),
+        };
+        Ok(self
+            .referrals()
+            .update_referral(authed(&token, req))
+            .await?
+            .into_inner()
+            .referral
+            .unwrap())
+    }
+
     pub async fn list(
         &self,
         email: &str,

@@ -3,7 +3,6 @@
 
 use cosell_proto::deals as pb;
 use cosell_testkit::authed;
-use prost_types::FieldMask;
 
 use crate::harness::*;
 
@@ -172,29 +171,9 @@ async fn migrated_deals_import_once_each() {
     );
 
     // A user picks the directory entry for the unmatched customer (D8).
-    let rita = h.token(RITA).await;
     let fixed = h
-        .referrals()
-        .update_referral(authed(
-            &rita,
-            pb::UpdateReferralRequest {
-                referral: Some(pb::Referral {
-                    name: r2.name.clone(),
-                    customer: Some(pb::Customer {
-                        entity: h.customers[8].0.clone(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                update_mask: Some(FieldMask {
-                    paths: vec!["customer.entity".into()],
-                }),
-            },
-        ))
+        .link_customer(RITA, &r2.name, &h.customers[8].0)
         .await
-        .unwrap()
-        .into_inner()
-        .referral
         .unwrap();
     let customer = fixed.customer.unwrap();
     assert_eq!(customer.r#match(), pb::CustomerMatch::Matched);
