@@ -26,8 +26,6 @@ pub const DOMAIN: Domain = Domain("directory.cosell");
 const DEFAULT_RESULTS: usize = 10;
 const MAX_RESULTS: usize = 100;
 const MAX_BATCH_GET: usize = 1000;
-/// Customers per MatchEntities call.
-pub const MAX_MATCH: usize = 1000;
 
 pub struct Directory {
     pub store: Store,
@@ -119,28 +117,18 @@ pub fn parse_search(r: &pb::SearchEntitiesRequest) -> Result<SearchQuery, ApiErr
     })
 }
 
-/// Checks a MatchEntities request.
+/// Checks a MatchEntities request. Lengths and the number of customers are the proto's
+/// documented limits, which the codec holds before a request reaches the handler.
 fn parse_match(r: &pb::MatchEntitiesRequest) -> Result<Vec<Customer>, ApiError> {
     let mut v = Violations::new();
-    if r.customers.is_empty() || r.customers.len() > MAX_MATCH {
-        v.add(
-            "customers",
-            format!(
-                "needs 1 to {MAX_MATCH} customers (got {})",
-                r.customers.len()
-            ),
-        );
+    if r.customers.is_empty() {
+        v.add("customers", "needs at least one customer");
     }
     let mut out = Vec::with_capacity(r.customers.len());
     for (i, c) in r.customers.iter().enumerate() {
         let field = |f: &str| format!("customers[{i}].{f}");
         if c.name.trim().is_empty() {
             v.add(field("name"), "is required");
-        } else if c.name.chars().count() > 1000 {
-            v.add(field("name"), "is longer than 1,000 characters");
-        }
-        if c.city.chars().count() > 200 {
-            v.add(field("city"), "is longer than 200 characters");
         }
         let country = if c.country_code.trim().is_empty() {
             v.add(field("country_code"), "is required");
