@@ -16,9 +16,8 @@ use crate::store::SnapshotDeal;
 
 /// Customers per MatchEntities call (the directory takes up to 1,000).
 const MATCH_BATCH: usize = 500;
-/// The longest name and city MatchEntities takes.
-const MAX_NAME_CHARS: usize = 1000;
-const MAX_CITY_CHARS: usize = 200;
+/// What the proto's names of the outcomes start with.
+const OUTCOME_PREFIX: &str = "CUSTOMER_MATCH_OUTCOME_";
 /// MatchEntities calls in flight per batch of deals.
 const MATCH_CONCURRENCY: usize = 2;
 
@@ -52,28 +51,19 @@ impl CustomerMatch {
         }
     }
 
-    /// The outcome's name in the report (`MATCHED`, `AMBIGUOUS`, ...).
+    /// The outcome's name in the report: the enum value's name without its prefix
+    /// (`MATCHED`, `AMBIGUOUS`, ...); empty for none.
     pub(crate) fn outcome_name(outcome: pb::CustomerMatchOutcome) -> &'static str {
         match outcome {
             pb::CustomerMatchOutcome::Unspecified => "",
-            pb::CustomerMatchOutcome::Matched => "MATCHED",
-            pb::CustomerMatchOutcome::Ambiguous => "AMBIGUOUS",
-            pb::CustomerMatchOutcome::NotFound => "NOT_FOUND",
-            pb::CustomerMatchOutcome::NotLookedUp => "NOT_LOOKED_UP",
+            o => o.as_str_name().trim_start_matches(OUTCOME_PREFIX),
         }
     }
 
     /// The outcome of a stored name (the inverse of [`CustomerMatch::outcome_name`]).
     pub(crate) fn outcome_of(name: &str) -> pb::CustomerMatchOutcome {
-        [
-            pb::CustomerMatchOutcome::Matched,
-            pb::CustomerMatchOutcome::Ambiguous,
-            pb::CustomerMatchOutcome::NotFound,
-            pb::CustomerMatchOutcome::NotLookedUp,
-        ]
-        .into_iter()
-        .find(|o| Self::outcome_name(*o) == name)
-        .unwrap_or(pb::CustomerMatchOutcome::Unspecified)
+        pb::CustomerMatchOutcome::from_str_name(&format!("{OUTCOME_PREFIX}{name}"))
+            .unwrap_or(pb::CustomerMatchOutcome::Unspecified)
     }
 
     fn of(m: dirpb::EntityMatch) -> Self {
@@ -135,19 +125,16 @@ impl Migration {
         let mut keys: Vec<CustomerKey> = deals.map(customer_key).collect();
         keys.sort();
         keys.dedup();
-        // What the directory would refuse as a request is not asked: a PSC country code that
-        // is no country (`UK`), a name or city over its limits.
-        let (asked, not_asked): (Vec<CustomerKey>, Vec<CustomerKey>) =
-            keys.into_iter().partition(|(name, country, _)| {
-                let name = name.trim();
-                !name.is_empty()
-                    && name.chars().count() <= MAX_NAME_CHARS
-                    && cosell_platform::countries::is_known(&country.trim().to_ascii_uppercase())
-            });
-        let mut out: HashMap<CustomerKey, CustomerMatch> = not_asked
-            .into_iter()
-            .map(|k| (k, CustomerMatch::not_looked_up()))
-            .collect();
+        let mut out: HashMap<CustomerKey, CustomerMatch> = HashMap::with_capacity(keys.len());
+        let mut asked: Vec<(CustomerKey, dirpb::CustomerName)> = Vec::with_capacity(keys.len());
+        for key in keys {
+            match asked_as(&key) {
+                Some(name) => asked.push((key, name)),
+                None => {
+                    out.insert(key, CustomerMatch::not_looked_up());
+                }
+            }
+        }
         let answered: Vec<Vec<(CustomerKey, CustomerMatch)>> =
             futures::stream::iter(asked.chunks(MATCH_BATCH).map(<[_]>::to_vec))
                 .map(|chunk| self.match_chunk(chunk))
@@ -160,24 +147,13 @@ impl Migration {
 
     async fn match_chunk(
         &self,
-        keys: Vec<CustomerKey>,
+        asked: Vec<(CustomerKey, dirpb::CustomerName)>,
     ) -> Result<Vec<(CustomerKey, CustomerMatch)>, ApiError> {
+        let (keys, customers): (Vec<CustomerKey>, Vec<dirpb::CustomerName>) =
+            asked.into_iter().unzip();
         let req = self
             .token
-            .request(dirpb::MatchEntitiesRequest {
-                customers: keys
-                    .iter()
-                    .map(|(name, country, city)| dirpb::CustomerName {
-                        name: name.trim().to_owned(),
-                        country_code: country.trim().to_owned(),
-                        // A city over the directory's limit narrows nothing.
-                        city: Some(city.trim())
-                            .filter(|c| c.chars().count() <= MAX_CITY_CHARS)
-                            .unwrap_or_default()
-                            .to_owned(),
-                    })
-                    .collect(),
-            })
+            .request(dirpb::MatchEntitiesRequest { customers })
             .await?;
         let matches = self
             .directory
@@ -198,5 +174,70 @@ impl Migration {
             .into_iter()
             .zip(matches.into_iter().map(CustomerMatch::of))
             .collect())
+    }
+}
+
+/// The customer as MatchEntities is asked about it, or `None` when the directory would refuse
+/// it (so it is not asked): no name, a PSC country code that is no country (`UK`), a name over
+/// the proto's documented limit. A city over its limit narrows nothing and is left out.
+fn asked_as((name, country, city): &CustomerKey) -> Option<dirpb::CustomerName> {
+    use cosell_proto::limits::{Bounded, Path};
+    let country = country.trim().to_ascii_uppercase();
+    if name.trim().is_empty() || !cosell_platform::countries::is_known(&country) {
+        return None;
+    }
+    let mut customer = dirpb::CustomerName {
+        name: name.trim().to_owned(),
+        country_code: country,
+        city: city.trim().to_owned(),
+    };
+    let over = |c: &dirpb::CustomerName| {
+        let mut v = Vec::new();
+        c.check(&Path::ROOT, &mut v);
+        v
+    };
+    if over(&customer).iter().any(|v| v.field == "city") {
+        customer.city.clear();
+    }
+    over(&customer).is_empty().then_some(customer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str, country: &str, city: &str) -> CustomerKey {
+        (name.into(), country.into(), city.into())
+    }
+
+    #[test]
+    fn outcome_names_read_back() {
+        use pb::CustomerMatchOutcome as O;
+        for o in [O::Matched, O::Ambiguous, O::NotFound, O::NotLookedUp] {
+            assert_eq!(CustomerMatch::outcome_of(CustomerMatch::outcome_name(o)), o);
+        }
+        assert_eq!(CustomerMatch::outcome_name(O::NotFound), "NOT_FOUND");
+        assert_eq!(CustomerMatch::outcome_of(""), O::Unspecified);
+    }
+
+    #[test]
+    fn what_the_directory_would_refuse_is_not_asked() {
+        assert!(asked_as(&key(" ", "NO", "Oslo")).is_none());
+        assert!(
+            asked_as(&key("Northwind", "UK", "")).is_none(),
+            "UK is no ISO code"
+        );
+        assert!(asked_as(&key(&"x".repeat(1001), "NO", "")).is_none());
+        let long_city = asked_as(&key("Northwind", "NO", &"y".repeat(201))).unwrap();
+        assert_eq!(long_city.city, "", "a city over its limit narrows nothing");
+        let asked = asked_as(&key(" Northwind ", "no", " Oslo ")).unwrap();
+        assert_eq!(
+            (
+                asked.name.as_str(),
+                asked.country_code.as_str(),
+                asked.city.as_str()
+            ),
+            ("Northwind", "NO", "Oslo")
+        );
     }
 }

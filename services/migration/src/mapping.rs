@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use cosell_proto::deals as dpb;
-use cosell_proto::migration as pb;
 
 use crate::customers::CustomerMatch;
 use crate::psc::files::Source;
@@ -19,8 +18,6 @@ pub(crate) struct Mapped {
     pub(crate) deal_type: &'static str,
     pub(crate) direction: &'static str,
     pub(crate) notes: String,
-    /// How its customer came out.
-    pub(crate) customer_match: pb::CustomerMatchOutcome,
 }
 
 /// Longest notes a referral takes.
@@ -250,9 +247,6 @@ pub(crate) fn map_deal(
         deal_type: if co_sell { "CO_SELL" } else { "PARTNER_LED" },
         direction: if inbound { "INBOUND" } else { "OUTBOUND" },
         notes: notes.join("; "),
-        customer_match: customer
-            .map(|c| c.outcome)
-            .unwrap_or(pb::CustomerMatchOutcome::NotLookedUp),
     }
 }
 

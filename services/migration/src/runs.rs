@@ -240,7 +240,6 @@ impl Migration {
                 deal_type: m.deal_type.into(),
                 direction: m.direction.into(),
                 notes: m.notes,
-                customer_match: CustomerMatch::outcome_name(m.customer_match).into(),
                 ..r
             };
             match a.referral {

@@ -202,7 +202,7 @@ pub mod deal_result {
         pub error: String,
         pub notes: String,
         /// How the customer came out (`MATCHED`, `AMBIGUOUS`, `NOT_FOUND`, `NOT_LOOKED_UP`;
-        /// empty unless migrated; see m0007).
+        /// empty until the deal is tried; see m0007).
         pub customer_match: String,
     }
 
