@@ -196,17 +196,18 @@ impl SearchIndex {
             doc.add_text(f.id, &e.id);
             // Every word is indexed, legal forms too: a query may leave them out (they are
             // optional there) or type them, even with a typo.
-            // Normalized once: it is most of the cost of indexing a name.
-            let mut all_words = words(&e.legal_name);
-            let exact = without_legal_suffix(&all_words).join(" ");
-            for other in &e.other_names {
-                all_words.extend(words(other));
-            }
-            for name in std::iter::once(&e.legal_name).chain(&e.other_names) {
-                let key = NameKey::of(name, &e.country);
+            // Each name normalized once: it is most of the cost of indexing a name.
+            let names: Vec<Vec<String>> = std::iter::once(&e.legal_name)
+                .chain(&e.other_names)
+                .map(|n| words(n))
+                .collect();
+            let exact = without_legal_suffix(&names[0]).join(" ");
+            for name in &names {
+                let key = NameKey::of_words(name, &e.country);
                 doc.add_text(f.keys, key_term(KeyPart::Whole, &key));
                 doc.add_text(f.keys, key_term(KeyPart::Base, &key));
             }
+            let all_words = names.concat();
             doc.add_text(f.words, all_words.join(" "));
             let mut prefix_text = String::new();
             for w in &all_words {

@@ -29,8 +29,10 @@ pub struct Form {
 
 /// The table, indexed for the two uses.
 pub struct LegalForms {
-    /// Forms by country (or `*`): leading ones, then trailing ones, each longest first.
-    by_country: HashMap<String, [Vec<Form>; 2]>,
+    /// Forms by country (or `*`), where they stand and the word at the name's edge (a leading
+    /// form's first word, a trailing one's last), each list longest first: a name's key looks
+    /// up its edge word instead of trying every form of its country.
+    by_edge: HashMap<String, [HashMap<String, Vec<Form>>; 2]>,
     /// Every one-word trailing form and every token, of any country: what search may leave out.
     one_word: Vec<String>,
 }
@@ -46,7 +48,7 @@ impl LegalForms {
     /// Parses a table in the `data/legal-forms.csv` layout.
     pub fn parse(text: &str) -> Result<Self, BadRow> {
         let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
-        let mut by_country: HashMap<String, [Vec<Form>; 2]> = HashMap::new();
+        let mut by_edge: HashMap<String, [HashMap<String, Vec<Form>>; 2]> = HashMap::new();
         let mut one_word: HashSet<String> = HashSet::new();
         for (i, record) in reader.records().enumerate() {
             let line = i + 2;
@@ -83,30 +85,31 @@ impl LegalForms {
                 }
                 one_word.insert(token.clone());
             }
-            by_country.entry(country.to_owned()).or_default()[at as usize].push(Form {
-                words: form_words,
-                token,
-            });
+            let edge = match at {
+                At::Start => form_words[0].clone(),
+                At::End => form_words[form_words.len() - 1].clone(),
+            };
+            by_edge.entry(country.to_owned()).or_default()[at as usize]
+                .entry(edge)
+                .or_default()
+                .push(Form {
+                    words: form_words,
+                    token,
+                });
         }
-        for forms in by_country.values_mut().flatten() {
+        for forms in by_edge.values_mut().flatten().flat_map(|m| m.values_mut()) {
             forms.sort_by_key(|f| std::cmp::Reverse(f.words.len()));
         }
         let mut one_word: Vec<String> = one_word.into_iter().collect();
         one_word.sort();
-        Ok(Self {
-            by_country,
-            one_word,
-        })
+        Ok(Self { by_edge, one_word })
     }
 
-    /// The forms that apply to names of `country` at `at`: the country's own, then the `*`
-    /// ones, each longest first.
-    pub fn forms(&self, country: &str, at: At) -> impl Iterator<Item = &Form> {
-        let own = self.by_country.get(country);
-        let any = self.by_country.get("*");
-        own.into_iter()
-            .chain(any)
-            .flat_map(move |forms| &forms[at as usize])
+    /// The forms that may stand at `at` of a name of `country` whose word there is `edge`: the
+    /// country's own, then the `*` ones, each longest first.
+    pub fn forms(&self, country: &str, at: At, edge: &str) -> impl Iterator<Item = &Form> {
+        let of = move |c: &str| self.by_edge.get(c).and_then(|m| m[at as usize].get(edge));
+        of(country).into_iter().chain(of("*")).flatten()
     }
 
     /// Whether a normalized word is a trailing legal form (of any country).

@@ -25,19 +25,25 @@ pub struct NameKey {
 impl NameKey {
     /// The key of `name` for an entity or customer in `country`.
     pub fn of(name: &str, country: &str) -> Self {
-        Self::with_table(&LEGAL_FORMS, name, country)
+        Self::of_words(&words(name), country)
     }
 
-    pub fn with_table(table: &LegalForms, name: &str, country: &str) -> Self {
-        let all = words(name);
-        let mut rest: &[String] = &all;
+    /// The key of a name already cut into normalized [`words`] (indexing has them).
+    pub fn of_words(all: &[String], country: &str) -> Self {
+        let table: &LegalForms = &LEGAL_FORMS;
+        let mut rest: &[String] = all;
         let mut forms = BTreeSet::new();
         loop {
             let before = rest.len();
             rest = strip_article(rest);
             for at in [At::End, At::Start] {
                 // A name that is nothing but a legal form keeps its last word.
-                if let Some(form) = table.forms(country, at).find(|f| {
+                let edge = match at {
+                    At::End => rest.last(),
+                    At::Start => rest.first(),
+                };
+                let Some(edge) = edge else { break };
+                if let Some(form) = table.forms(country, at, edge).find(|f| {
                     f.words.len() < rest.len()
                         && match at {
                             At::End => rest.ends_with(&f.words),
