@@ -23,14 +23,14 @@ use crate::store::SnapshotDeal;
 use crate::store::entities::deal_result;
 
 /// Deals per lease (and per import call).
-const BATCH: u64 = 250;
+pub const BATCH: u64 = 250;
 /// How long a lease holds unless configured: a worker that has not finished its batch by then
 /// is taken as dead. A batch takes well under a second; a minute leaves room for a slow
 /// database without letting a dead replica's deals wait long.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// Batches each replica works on at once: while one waits on the deals service, another
 /// reads the snapshot or asks the directory.
-const WORKERS: usize = 8;
+pub const WORKERS: usize = 8;
 /// Pause when there is no work.
 const IDLE: Duration = Duration::from_millis(300);
 /// A batch that could not be worked (a peer did not answer) is tried again this much later.

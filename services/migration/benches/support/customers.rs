@@ -12,9 +12,9 @@ use cosell_testkit::authed;
 use futures::{StreamExt, TryStreamExt};
 use tonic::transport::Channel;
 
-/// Deals a run leases at a time, and its workers (`runs.rs`: BATCH, WORKERS).
-const RUN_BATCH: usize = 250;
-const RUN_WORKERS: usize = 8;
+/// Deals a run leases at a time, and its workers.
+const RUN_BATCH: usize = cosell_migration::runs::BATCH as usize;
+const RUN_WORKERS: usize = cosell_migration::runs::WORKERS;
 
 type Client = dirpb::directory_service_client::DirectoryServiceClient<Channel>;
 
