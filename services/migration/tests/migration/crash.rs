@@ -54,14 +54,21 @@ pub(crate) struct Replica {
 }
 
 impl Replica {
-    pub(crate) fn new(harness_url: &str, database_url: &str, log: PathBuf) -> Self {
+    /// A migration replica on `database_url`, with identity and the directory at `harness_url`
+    /// and deals at `deals_url`.
+    pub(crate) fn new(
+        harness_url: &str,
+        deals_url: &str,
+        database_url: &str,
+        log: PathBuf,
+    ) -> Self {
         Self::service(
             Path::new(env!("CARGO_BIN_EXE_cosell-migration")),
             &[
                 "--identity-url",
                 harness_url,
                 "--deals-url",
-                harness_url,
+                deals_url,
                 "--directory-url",
                 harness_url,
                 "--service-secret",
@@ -237,7 +244,7 @@ impl Drop for Replica {
 
 /// A database for migration processes that outlives them: on PostgreSQL when the tests are
 /// (keep the `TestDb` as long as it is used), else a SQLite file in `dir`.
-pub(crate) async fn own_database(dir: &Path) -> (Option<TestDb>, String) {
+pub(crate) async fn own_database(dir: &Path, name: &str) -> (Option<TestDb>, String) {
     match std::env::var(DATABASE_URL_VAR) {
         Ok(admin) => {
             let db = TestDb::postgres(&admin).await.unwrap();
@@ -246,9 +253,23 @@ pub(crate) async fn own_database(dir: &Path) -> (Option<TestDb>, String) {
         }
         Err(_) => (
             None,
-            format!("sqlite://{}?mode=rwc", dir.join("migration.db").display()),
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.join(format!("{name}.db")).display()
+            ),
         ),
     }
+}
+
+/// A service binary that cargo built beside this crate's (`cosell-deals`, ...).
+pub(crate) fn binary(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_cosell-migration")).with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --bins` first (`cargo test --workspace` builds it)",
+        path.display()
+    );
+    path
 }
 
 /// Uploads the export in `dir` as `token`, in 1 MiB chunks.
@@ -283,9 +304,11 @@ async fn a_run_survives_its_replica_being_killed_again_and_again() {
     let work = tempfile::tempdir().unwrap();
     // The process's own database: it must outlive the process (SQLite in a file, when the
     // tests are not on PostgreSQL).
-    let (_postgres, database_url) = own_database(work.path()).await;
+    let (_postgres, database_url) = own_database(work.path(), "migration").await;
+    let harness_url = format!("http://{}", h.server.addr);
     let mut replica = Replica::new(
-        &format!("http://{}", h.server.addr),
+        &harness_url,
+        &harness_url,
         &database_url,
         work.path().join("migration.log"),
     );

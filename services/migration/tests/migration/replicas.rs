@@ -1,6 +1,8 @@
-//! Two migration processes on one database run a deal migration together (issue 19's
-//! replicas): started through one, imported through the other, the run's batches are leased by
-//! both, and every eligible deal reaches the deals service exactly once.
+//! Two migration processes and two deals processes, each pair on one database of its own, run
+//! a deal migration together (issue 19's replicas): imported through one migration replica,
+//! started through the other, the run's batches are leased by both, each replica hands its
+//! batches to its own deals process, and every eligible deal is in the deals database exactly
+//! once. Identity and the directory are the harness's.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -10,8 +12,8 @@ use cosell_proto::migration as pb;
 use cosell_testkit::authed;
 use sea_orm::ConnectionTrait;
 
-use crate::crash::{Replica, own_database, upload};
-use crate::harness::{Harness, MigrationIn};
+use crate::crash::{Replica, binary, own_database, upload};
+use crate::harness::{DEALS_SECRET, Harness, MigrationIn};
 
 const DEALS: usize = 6_000;
 
@@ -29,16 +31,56 @@ async fn lease_owners(db: &impl ConnectionTrait) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_replicas_share_a_run_and_make_each_deal_once() {
+async fn two_replicas_of_each_share_a_run_and_make_each_deal_once() {
     let h = Harness::start_with(MigrationIn::AnotherProcess).await;
     let work = tempfile::tempdir().unwrap();
-    let (_postgres, database_url) = own_database(work.path()).await;
+    let (_migration_postgres, database_url) = own_database(work.path(), "migration").await;
+    let (_deals_postgres, deals_database_url) = own_database(work.path(), "deals").await;
     let harness_url = format!("http://{}", h.server.addr);
-    let mut a = Replica::new(&harness_url, &database_url, work.path().join("a.log"));
-    let mut b = Replica::new(&harness_url, &database_url, work.path().join("b.log"));
+    // One after the other: the first creates the deals schema, the second finds it made.
+    let deals_process = |log: &str| {
+        Replica::service(
+            &binary("cosell-deals"),
+            &[
+                "--database-url",
+                &deals_database_url,
+                "--identity-url",
+                &harness_url,
+                "--directory-url",
+                &harness_url,
+                "--service-secret",
+                DEALS_SECRET,
+            ],
+            work.path().join(log),
+        )
+    };
+    let mut deals_a = deals_process("deals-a.log");
+    let mut deals_b = deals_process("deals-b.log");
+    deals_a.start().await;
+    deals_b.start().await;
+    let mut a = Replica::new(
+        &harness_url,
+        &deals_a.url,
+        &database_url,
+        work.path().join("a.log"),
+    );
+    let mut b = Replica::new(
+        &harness_url,
+        &deals_b.url,
+        &database_url,
+        work.path().join("b.log"),
+    );
     a.start().await;
     b.start().await;
-    let logs = || format!("--- a\n{}\n--- b\n{}", a.log_tail(), b.log_tail());
+    let logs = || {
+        format!(
+            "--- a\n{}\n--- b\n{}\n--- deals a\n{}\n--- deals b\n{}",
+            a.log_tail(),
+            b.log_tail(),
+            deals_a.log_tail(),
+            deals_b.log_tail()
+        )
+    };
 
     let export = work.path().join("export");
     synthetic::write(&export, DEALS).unwrap();
@@ -84,15 +126,22 @@ async fn two_replicas_share_a_run_and_make_each_deal_once() {
         "{}",
         logs()
     );
+    // Each replica sends only to its own deals process, so both of those took imports too.
     assert_eq!(owners.len(), 2, "both replicas leased work: {owners:?}");
     // Exactly once: a partner referral per eligible deal and a platform side per co-sell one.
-    let org = uuid::Uuid::parse_str(h.contoso.trim_start_matches("organizations/")).unwrap();
-    assert_eq!(
-        h.deals.store.count_migrated(org).await.unwrap(),
-        eligible as u64
+    // Counted with the processes stopped: their pools hold most of the server's connections.
+    for process in [&mut a, &mut b, &mut deals_a, &mut deals_b] {
+        process.terminate().await;
+    }
+    let deals = cosell_deals::store::Store::new(
+        cosell_platform::db::connect(&deals_database_url)
+            .await
+            .unwrap(),
     );
+    let org = uuid::Uuid::parse_str(h.contoso.trim_start_matches("organizations/")).unwrap();
+    assert_eq!(deals.count_migrated(org).await.unwrap(), eligible as u64);
     assert_eq!(
-        h.deals.store.count_referrals().await.unwrap(),
+        deals.count_referrals().await.unwrap(),
         (eligible + co_sell) as u64
     );
 }

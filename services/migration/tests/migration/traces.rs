@@ -7,7 +7,6 @@
 //! batch links to the trace of the StartDealMigration call; and each service counts its calls
 //! by method and status.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cosell_proto::deals as dpb;
@@ -20,7 +19,7 @@ use cosell_testkit::otlp::{Collector, ReceivedSpan, attribute, string_attribute}
 use cosell_testkit::{DATABASE_URL_VAR, TestDb, authed};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::crash::Replica;
+use crate::crash::{Replica, binary};
 use crate::harness::{
     DEALS_SECRET, DIRECTORY_SECRET, MIGRATION_SECRET, create_contoso_solution, load_customers,
     sign_in,
@@ -29,17 +28,6 @@ use crate::harness::{
 /// How long the test waits for the collector to receive what it looks for: the exporters
 /// send every 200 ms (spans) and 500 ms (metrics).
 const PATIENCE: Duration = Duration::from_secs(30);
-
-/// A service binary that cargo built beside this crate's.
-fn binary(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_cosell-migration")).with_file_name(name);
-    assert!(
-        path.exists(),
-        "{} is not built: run `cargo build --bins` first (`cargo test --workspace` builds it)",
-        path.display()
-    );
-    path
-}
 
 async fn channel(url: &str) -> Channel {
     Endpoint::from_shared(url.to_owned())
