@@ -20,12 +20,9 @@ pub struct CutoverApi(pub Arc<Deals>);
 /// Longest `switched_by` (an email).
 const MAX_EMAIL_CHARS: usize = 254;
 
-/// Partner roles that may read their organization's switch.
-const READ_ROLES: &[Role] = &[
-    Role::AccountAdmin,
-    Role::ReferralsAdmin,
-    Role::ReferralsUser,
-];
+/// Partner roles that may read their organization's switch, held org-wide (SPEC 5.5: the
+/// migration service's readers; a location's referrals users and admins do not see it).
+const READ_ROLES: &[Role] = &[Role::AccountAdmin, Role::ReferralsAdmin];
 
 fn parent(v: &mut Violations, parent: &str) -> Option<Uuid> {
     v.take(
@@ -66,10 +63,10 @@ impl Deals {
                 if *organization != org {
                     return Err(ApiError::not_found(req.get_ref().parent.clone()));
                 }
-                if !READ_ROLES.iter().any(|r| grants.has(*r)) {
+                if !grants.allows(org, READ_ROLES, None) {
                     return Err(ApiError::permission_denied(
                         "MISSING_ROLE",
-                        "the cut-over is shown to account admins and referrals admins and users",
+                        "the cut-over is shown to account admins and org-wide referrals admins",
                     ));
                 }
             }
