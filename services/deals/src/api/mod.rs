@@ -247,11 +247,13 @@ impl Deals {
         let principal = actor.principal();
         for _ in 0..MAX_ATTEMPTS {
             let current = self.load(actor, id).await?;
-            check_etag(etag, &current)?;
             let peer = self.peer(&current).await?;
             let mut next = current.clone();
             let mut next_peer = peer.clone();
+            // The change (its authorization and its rule) is asked first: a caller who may not
+            // make it learns that, not that the referral moved on since its read.
             change(&mut next, &mut next_peer)?;
+            check_etag(etag, &current)?;
             let changes = change::settle(current, &mut next, peer, next_peer, self.now());
             let events = self.events(&changes, cause, &principal);
             if changes.is_empty() || self.store.save(&changes, &events).await? {
