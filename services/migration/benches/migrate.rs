@@ -18,9 +18,7 @@
 //! server; default postgres://postgres@127.0.0.1:5432/postgres), COSELL_BENCH_REPORT (a file for
 //! the one table's rows, see `cosell_testkit::bench::report`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[path = "support/baseline.rs"]
@@ -29,226 +27,21 @@ mod baseline;
 mod cpu;
 #[path = "support/customers.rs"]
 mod customers;
+#[path = "support/services.rs"]
+mod services;
 
 use baseline::baseline;
 use cosell_migration::psc::synthetic;
-use cosell_platform::auth::{AccessClient, RemoteKeys, ServiceToken, TokenVerifier};
 use cosell_proto::identity as ipb;
 use cosell_proto::migration as pb;
+use cosell_testkit::authed;
 use cosell_testkit::bench::report::{self, Report, Row};
-use cosell_testkit::{TestDb, authed};
 use cpu::{cpu_secs, machine_busy_secs};
-use tonic::transport::{Channel, Endpoint};
-
-const SECRETS: [(&str, &str); 3] = [
-    ("migration", "migration-secret-for-the-bench-01"),
-    ("deals", "deals-secret-for-the-bench-000001"),
-    ("directory", "directory-secret-for-the-bench-01"),
-];
-
-fn secret(service: &str) -> String {
-    SECRETS
-        .iter()
-        .find(|(s, _)| *s == service)
-        .map(|(_, v)| v.to_string())
-        .unwrap_or_default()
-}
-
-/// Set in a child process: the service it runs.
-const SERVE_VAR: &str = "COSELL_BENCH_SERVE";
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_default()
-}
+use services::{Suite, phase_peaks, token, upload};
+use tonic::transport::Endpoint;
 
 fn main() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new()?;
-    match std::env::var(SERVE_VAR) {
-        Ok(service) => runtime.block_on(serve(&service)),
-        Err(_) => runtime.block_on(bench()),
-    }
-}
-
-/// A child: one service, configured by the parent through the environment.
-async fn serve(service: &str) -> anyhow::Result<()> {
-    let _telemetry = cosell_platform::telemetry::init(
-        service,
-        &cosell_platform::config::TelemetryArgs {
-            log_filter: env("RUST_LOG"),
-            log_json: false,
-            otlp_endpoint: None,
-        },
-    );
-    let listener = tokio::net::TcpListener::bind(env("COSELL_BENCH_LISTEN")).await?;
-    let database_url = env("COSELL_BENCH_DB");
-    let options = cosell_platform::server::ServerOptions::default();
-    if service == "identity" {
-        let mut config = cosell_identity::Config::new(database_url);
-        config.dev_auth = true;
-        config.demo = true;
-        config.service_principals = SECRETS
-            .iter()
-            .map(|(s, v)| (s.to_string(), v.to_string()))
-            .collect();
-        cosell_identity::serve(config, listener, options, std::future::pending()).await?;
-        return Ok(());
-    }
-    let identity = Endpoint::from_shared(env("COSELL_BENCH_IDENTITY"))?.connect_lazy();
-    let token = Arc::new(ServiceToken::new(
-        identity.clone(),
-        service.to_owned(),
-        secret(service),
-    ));
-    let services = if service == "directory" {
-        let config = cosell_directory::Config {
-            database_url,
-            index_dir: Some(PathBuf::from(env("COSELL_BENCH_INDEX"))),
-            load_sample: false,
-        };
-        let access = Arc::new(AccessClient::new(identity.clone(), token));
-        cosell_directory::start(&config, Some(access))
-            .await?
-            .services
-    } else {
-        let directory = Endpoint::from_shared(env("COSELL_BENCH_DIRECTORY"))?.connect_lazy();
-        cosell_deals::start(
-            &cosell_deals::Config::new(database_url),
-            cosell_deals::Links {
-                identity: identity.clone(),
-                directory,
-                token,
-            },
-        )
-        .await?
-        .services
-    };
-    let verifier = Arc::new(TokenVerifier::new(Arc::new(RemoteKeys::new(identity))));
-    cosell_platform::server::serve(
-        listener,
-        services,
-        verifier,
-        options,
-        std::future::pending(),
-    )
-    .await?;
-    Ok(())
-}
-
-/// A service process and where it listens.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    url: String,
-}
-
-impl Proc {
-    /// Peak resident memory so far (VmHWM), in MiB.
-    fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map(|kb| kb / 1024.0)
-            .unwrap_or(f64::NAN)
-    }
-
-    /// Starts the peak over from the current resident memory (Linux: `clear_refs` 5), so that
-    /// each phase's peak is its own.
-    fn reset_peak(&self) {
-        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
-    }
-}
-
-/// Each process's peak resident memory since the last reset, and a reset for the next phase.
-fn phase_peaks(procs: &[&Proc]) -> Vec<f64> {
-    procs
-        .iter()
-        .map(|p| {
-            let peak = p.peak_rss_mib();
-            p.reset_peak();
-            peak
-        })
-        .collect()
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn spawn(name: &'static str, mut command: Command, logs: &Path, port: u16) -> anyhow::Result<Proc> {
-    let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
-    let child = command
-        .env(
-            "RUST_LOG",
-            std::env::var("COSELL_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()?;
-    Ok(Proc {
-        name,
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    })
-}
-
-/// This benchmark again, as one service; `more`: its further settings.
-fn child(
-    service: &'static str,
-    port: u16,
-    db: &str,
-    logs: &Path,
-    more: &[(&str, &str)],
-) -> anyhow::Result<Proc> {
-    let mut c = Command::new(std::env::current_exe()?);
-    c.env(SERVE_VAR, service)
-        .env("COSELL_BENCH_LISTEN", format!("127.0.0.1:{port}"))
-        .env("COSELL_BENCH_DB", db)
-        .envs(more.iter().copied());
-    spawn(service, c, logs, port)
-}
-
-async fn wait_until_serving(url: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(channel) = Endpoint::from_shared(url.to_owned())?.connect().await {
-            let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-            if health
-                .check(tonic_health::pb::HealthCheckRequest::default())
-                .await
-                .is_ok()
-            {
-                return Ok(());
-            }
-        }
-        anyhow::ensure!(Instant::now() < deadline, "{url} did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn token(identity: &Channel, email: &str) -> anyhow::Result<String> {
-    Ok(
-        ipb::token_service_client::TokenServiceClient::new(identity.clone())
-            .sign_in_with_email(ipb::SignInWithEmailRequest {
-                email: email.into(),
-                organization: String::new(),
-            })
-            .await?
-            .into_inner()
-            .access_token,
-    )
+    services::main(bench)
 }
 
 /// Figures of one size.
@@ -449,61 +242,14 @@ fn report_run(report: &Report, run: &Run) -> anyhow::Result<()> {
 
 async fn run(admin: &str, deals: usize) -> anyhow::Result<Run> {
     let work = tempfile::tempdir()?;
-    let dbs = [
-        TestDb::postgres(admin).await?,
-        TestDb::postgres(admin).await?,
-        TestDb::postgres(admin).await?,
-        TestDb::postgres(admin).await?,
-    ];
-    let ports = [free_port()?, free_port()?, free_port()?, free_port()?];
     let kept = std::env::var("COSELL_BENCH_LOGS").ok().map(PathBuf::from);
     if let Some(k) = &kept {
         std::fs::create_dir_all(k)?;
     }
     let logs = kept.as_deref().unwrap_or(work.path());
-    let identity = child("identity", ports[0], &dbs[0].url, logs, &[])?;
-    wait_until_serving(&identity.url).await?;
-    let index = work.path().join("index");
-    let directory = child(
-        "directory",
-        ports[1],
-        &dbs[1].url,
-        logs,
-        &[
-            ("COSELL_BENCH_INDEX", &index.to_string_lossy()),
-            ("COSELL_BENCH_IDENTITY", &identity.url),
-        ],
-    )?;
-    let deals_proc = child(
-        "deals",
-        ports[2],
-        &dbs[2].url,
-        logs,
-        &[
-            ("COSELL_BENCH_IDENTITY", &identity.url),
-            ("COSELL_BENCH_DIRECTORY", &directory.url),
-        ],
-    )?;
-    let mut migration_cmd = Command::new(env!("CARGO_BIN_EXE_cosell-migration"));
-    migration_cmd.args([
-        "--listen",
-        &format!("127.0.0.1:{}", ports[3]),
-        "--identity-url",
-        &identity.url,
-        "--service-secret",
-        &secret("migration"),
-        "--deals-url",
-        &deals_proc.url,
-        "--directory-url",
-        &directory.url,
-        "--database-url",
-        &dbs[3].url,
-    ]);
-    let migration = spawn("migration", migration_cmd, logs, ports[3])?;
-    let procs = [&identity, &directory, &deals_proc, &migration];
-    for p in &procs[1..] {
-        wait_until_serving(&p.url).await?;
-    }
+    let suite = Suite::start(admin, work.path(), logs).await?;
+    let procs = suite.procs();
+    let (identity, directory, migration) = (&suite.identity, &suite.directory, &suite.migration);
 
     let id_channel = Endpoint::from_shared(identity.url.clone())?
         .connect()
@@ -532,46 +278,7 @@ async fn run(admin: &str, deals: usize) -> anyhow::Result<Run> {
     let at_start = phase_peaks(&procs);
     let busy_before = machine_busy_secs();
     let started = Instant::now();
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let files = export.clone();
-    let org = contoso.clone();
-    let sender = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        use std::io::Read;
-        let mut first = true;
-        for name in cosell_migration::upload::BUNDLE_FILES {
-            let Ok(mut f) = std::fs::File::open(files.join(name)) else {
-                continue;
-            };
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = f.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                let organization = if first { org.clone() } else { String::new() };
-                first = false;
-                let message = pb::ImportPscExportRequest {
-                    organization,
-                    file_name: name.to_string(),
-                    chunk: buf[..n].to_vec(),
-                };
-                if tx.blocking_send(message).is_err() {
-                    return Ok(());
-                }
-            }
-        }
-        Ok(())
-    });
-    let imported = client
-        .import_psc_export(authed(
-            &ada,
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        ))
-        .await?
-        .into_inner()
-        .import
-        .unwrap_or_default();
-    sender.await??;
+    let imported = upload(&mut client, &ada, &contoso, &export).await?;
     let import = started.elapsed();
     let busy_imported = machine_busy_secs();
     let cpu_imported: Vec<f64> = procs.iter().map(|p| cpu_secs(p.child.id())).collect();
@@ -658,7 +365,7 @@ async fn run(admin: &str, deals: usize) -> anyhow::Result<Run> {
         .zip(cpu_imported.iter().zip(&cpu_migrated))
         .map(|(p, (before, after))| (p.name, after - before))
         .collect();
-    drop((identity, directory, deals_proc, migration));
+    drop(suite);
 
     let baseline = baseline(admin, &export).await?;
     Ok(Run {
