@@ -37,7 +37,7 @@ use cosell_proto::migration as pb;
 use cosell_testkit::authed;
 use cosell_testkit::bench::report::{self, Report, Row};
 use cpu::{cpu_secs, machine_busy_secs};
-use services::{Suite, phase_peaks, token, upload};
+use services::{Suite, migrated_in_report, phase_peaks, run_to_end, token, upload};
 use tonic::transport::Endpoint;
 
 fn main() -> anyhow::Result<()> {
@@ -292,25 +292,7 @@ async fn run(admin: &str, deals: usize) -> anyhow::Result<Run> {
 
     // Migrate: start, and follow the run until it is done.
     let started = Instant::now();
-    client
-        .start_deal_migration(authed(
-            &rita,
-            pb::StartDealMigrationRequest {
-                parent: contoso.clone(),
-            },
-        ))
-        .await?;
-    // Followed as `cosell migration deals start --wait` does: the watch stream, to its end.
-    let mut watch = client
-        .watch_deal_migration(authed(
-            &ada,
-            pb::WatchDealMigrationRequest {
-                parent: contoso.clone(),
-            },
-        ))
-        .await?
-        .into_inner();
-    while watch.message().await?.is_some() {}
+    run_to_end(&mut client, &rita, &ada, &contoso).await?;
     let migrate = started.elapsed();
     let busy_migrated = machine_busy_secs();
     let cpu_migrated: Vec<f64> = procs.iter().map(|p| cpu_secs(p.child.id())).collect();
@@ -318,30 +300,7 @@ async fn run(admin: &str, deals: usize) -> anyhow::Result<Run> {
 
     // Report: every row, a page at a time.
     let started = Instant::now();
-    let mut migrated = 0;
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_deal_migration_report(authed(
-                &ada,
-                pb::ListDealMigrationReportRequest {
-                    parent: contoso.clone(),
-                    page_size: 1000,
-                    page_token: page_token.clone(),
-                },
-            ))
-            .await?
-            .into_inner();
-        migrated += page
-            .results
-            .iter()
-            .filter(|r| r.state == "MIGRATED")
-            .count();
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+    let migrated = migrated_in_report(&mut client, &ada, &contoso).await?;
     let report = started.elapsed();
     let eligible = (0..deals).filter(|i| synthetic::eligible(*i)).count();
     anyhow::ensure!(

@@ -33,7 +33,7 @@ use cosell_proto::directory as dirpb;
 use cosell_proto::identity as ipb;
 use cosell_proto::migration as pb;
 use cosell_testkit::authed;
-use services::{Proc, Suite, token, upload};
+use services::{Proc, Suite, migrated_in_report, run_to_end, token, upload};
 use tonic::transport::{Channel, Endpoint};
 
 /// Calls per second of each RPC of the load, before COSELL_SOAK_RATE.
@@ -562,50 +562,10 @@ async fn migrate(
     );
     let import = started.elapsed();
     let started = Instant::now();
-    let parent = contoso.to_owned();
-    client
-        .start_deal_migration(authed(
-            rita,
-            pb::StartDealMigrationRequest {
-                parent: parent.clone(),
-            },
-        ))
-        .await?;
-    let mut watch = client
-        .watch_deal_migration(authed(
-            ada,
-            pb::WatchDealMigrationRequest {
-                parent: parent.clone(),
-            },
-        ))
-        .await?
-        .into_inner();
-    while watch.message().await?.is_some() {}
+    run_to_end(&mut client, rita, ada, contoso).await?;
     let run = started.elapsed();
     let started = Instant::now();
-    let (mut migrated, mut page_token) = (0, String::new());
-    loop {
-        let page = client
-            .list_deal_migration_report(authed(
-                ada,
-                pb::ListDealMigrationReportRequest {
-                    parent: parent.clone(),
-                    page_size: 1000,
-                    page_token,
-                },
-            ))
-            .await?
-            .into_inner();
-        migrated += page
-            .results
-            .iter()
-            .filter(|r| r.state == "MIGRATED")
-            .count();
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+    let migrated = migrated_in_report(&mut client, ada, contoso).await?;
     let eligible = (0..deals).filter(|i| synthetic::eligible(*i)).count();
     anyhow::ensure!(
         migrated == eligible,

@@ -365,3 +365,62 @@ pub async fn upload(
     sender.await??;
     Ok(imported)
 }
+
+/// Starts the deal migration of `organization` as `starter` and follows it as `watcher` until
+/// it ends, as `cosell migration deals start --wait` does: the watch stream, to its end.
+pub async fn run_to_end(
+    client: &mut pb::migration_service_client::MigrationServiceClient<Channel>,
+    starter: &str,
+    watcher: &str,
+    organization: &str,
+) -> anyhow::Result<()> {
+    let parent = organization.to_owned();
+    client
+        .start_deal_migration(cosell_testkit::authed(
+            starter,
+            pb::StartDealMigrationRequest {
+                parent: parent.clone(),
+            },
+        ))
+        .await?;
+    let mut watch = client
+        .watch_deal_migration(cosell_testkit::authed(
+            watcher,
+            pb::WatchDealMigrationRequest { parent },
+        ))
+        .await?
+        .into_inner();
+    while watch.message().await?.is_some() {}
+    Ok(())
+}
+
+/// The report's MIGRATED rows, read a page of 1,000 at a time as `token`.
+pub async fn migrated_in_report(
+    client: &mut pb::migration_service_client::MigrationServiceClient<Channel>,
+    token: &str,
+    organization: &str,
+) -> anyhow::Result<usize> {
+    let (mut migrated, mut page_token) = (0, String::new());
+    loop {
+        let page = client
+            .list_deal_migration_report(cosell_testkit::authed(
+                token,
+                pb::ListDealMigrationReportRequest {
+                    parent: organization.to_owned(),
+                    page_size: 1000,
+                    page_token,
+                },
+            ))
+            .await?
+            .into_inner();
+        migrated += page
+            .results
+            .iter()
+            .filter(|r| r.state == "MIGRATED")
+            .count();
+        if page.next_page_token.is_empty() {
+            return Ok(migrated);
+        }
+        page_token = page.next_page_token;
+    }
+}
