@@ -55,11 +55,12 @@ pub(crate) struct Replica {
 
 impl Replica {
     /// A migration replica on `database_url`, with identity and the directory at `harness_url`
-    /// and deals at `deals_url`.
+    /// and deals at `deals_url`, leasing batches for `lease_secs`.
     pub(crate) fn new(
         harness_url: &str,
         deals_url: &str,
         database_url: &str,
+        lease_secs: &str,
         log: PathBuf,
     ) -> Self {
         Self::service(
@@ -76,7 +77,7 @@ impl Replica {
                 "--database-url",
                 database_url,
                 "--lease-secs",
-                LEASE_SECS,
+                lease_secs,
             ],
             log,
         )
@@ -242,8 +243,8 @@ impl Drop for Replica {
     }
 }
 
-/// A database for migration processes that outlives them: on PostgreSQL when the tests are
-/// (keep the `TestDb` as long as it is used), else a SQLite file in `dir`.
+/// A database for service processes that outlives them: on PostgreSQL when the tests are
+/// (keep the `TestDb` as long as it is used), else the SQLite file `{name}.db` in `dir`.
 pub(crate) async fn own_database(dir: &Path, name: &str) -> (Option<TestDb>, String) {
     match std::env::var(DATABASE_URL_VAR) {
         Ok(admin) => {
@@ -310,6 +311,7 @@ async fn a_run_survives_its_replica_being_killed_again_and_again() {
         &harness_url,
         &harness_url,
         &database_url,
+        LEASE_SECS,
         work.path().join("migration.log"),
     );
     replica.start().await;

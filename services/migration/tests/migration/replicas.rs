@@ -16,6 +16,10 @@ use crate::crash::{Replica, binary, own_database, upload};
 use crate::harness::{DEALS_SECRET, Harness, MigrationIn};
 
 const DEALS: usize = 6_000;
+/// Leases long enough that a batch is not taken over while it is being sent on a busy machine
+/// (the tests run side by side on 2 cores): sharing a run, not taking over from a dead
+/// replica (that is the crash test's), is what this test is about.
+const LEASE_SECS: &str = "20";
 
 /// The replicas holding leases right now (a worker's id per process).
 async fn lease_owners(db: &impl ConnectionTrait) -> Vec<String> {
@@ -58,18 +62,17 @@ async fn two_replicas_of_each_share_a_run_and_make_each_deal_once() {
     let mut deals_b = deals_process("deals-b.log");
     deals_a.start().await;
     deals_b.start().await;
-    let mut a = Replica::new(
-        &harness_url,
-        &deals_a.url,
-        &database_url,
-        work.path().join("a.log"),
-    );
-    let mut b = Replica::new(
-        &harness_url,
-        &deals_b.url,
-        &database_url,
-        work.path().join("b.log"),
-    );
+    let replica = |deals: &str, log: &str| {
+        Replica::new(
+            &harness_url,
+            deals,
+            &database_url,
+            LEASE_SECS,
+            work.path().join(log),
+        )
+    };
+    let mut a = replica(&deals_a.url, "a.log");
+    let mut b = replica(&deals_b.url, "b.log");
     a.start().await;
     b.start().await;
     let logs = || {
