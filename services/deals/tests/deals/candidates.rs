@@ -3,7 +3,7 @@
 //! refused like any other input when malformed.
 
 use cosell_proto::deals as pb;
-use cosell_testkit::{Refusal, authed, refusal};
+use cosell_testkit::{Refusal, refusal};
 
 use crate::harness::*;
 
@@ -82,18 +82,7 @@ async fn import(
     h: &Harness,
     referrals: Vec<pb::ImportedReferral>,
 ) -> Result<Vec<pb::ImportResult>, tonic::Status> {
-    let token = h.migration_token().await;
-    Ok(h.referrals()
-        .import_referrals(authed(
-            &token,
-            pb::ImportReferralsRequest {
-                organization: h.contoso.clone(),
-                referrals,
-            },
-        ))
-        .await?
-        .into_inner()
-        .results)
+    h.import(&h.migration_token().await, referrals).await
 }
 
 fn id_of(name: &str, collection: &str) -> uuid::Uuid {

@@ -239,6 +239,28 @@ impl Harness {
         pb::referral_service_client::ReferralServiceClient::new(self.server.channel.clone())
     }
 
+    /// Imports `referrals` into Contoso as the migration service does (`ImportReferrals`), with
+    /// its `token` ([`Harness::migration_token`]).
+    #[allow(dead_code)]
+    pub async fn import(
+        &self,
+        token: &str,
+        referrals: Vec<pb::ImportedReferral>,
+    ) -> Result<Vec<pb::ImportResult>, tonic::Status> {
+        Ok(self
+            .referrals()
+            .import_referrals(authed(
+                token,
+                pb::ImportReferralsRequest {
+                    organization: self.contoso.clone(),
+                    referrals,
+                },
+            ))
+            .await?
+            .into_inner()
+            .results)
+    }
+
     #[allow(dead_code)]
     pub fn events(&self) -> pb::event_service_client::EventServiceClient<Channel> {
         pb::event_service_client::EventServiceClient::new(self.server.channel.clone())

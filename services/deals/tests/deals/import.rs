@@ -2,7 +2,6 @@
 //! errors, unmatched customers completed later.
 
 use cosell_proto::deals as pb;
-use cosell_testkit::authed;
 
 use crate::harness::*;
 
@@ -53,22 +52,13 @@ async fn a_batch_with_an_unknown_customer_imports_the_others() {
         });
         m
     };
-    let batch = pb::ImportReferralsRequest {
-        organization: h.contoso.clone(),
-        referrals: vec![
-            with("PSC-1", &h.customers[1].0),
-            with("PSC-2", "entities/NOSUCHENTITY000000000"),
-            with("PSC-3", &h.customers[2].0),
-            with("PSC-4", &h.customers[1].0),
-        ],
-    };
-    let results = h
-        .referrals()
-        .import_referrals(authed(&token, batch))
-        .await
-        .unwrap()
-        .into_inner()
-        .results;
+    let batch = vec![
+        with("PSC-1", &h.customers[1].0),
+        with("PSC-2", "entities/NOSUCHENTITY000000000"),
+        with("PSC-3", &h.customers[2].0),
+        with("PSC-4", &h.customers[1].0),
+    ];
+    let results = h.import(&token, batch).await.unwrap();
     let created: Vec<bool> = results.iter().map(|r| r.created).collect();
     assert_eq!(created, [true, false, true, true]);
     assert!(
@@ -114,17 +104,8 @@ async fn migrated_deals_import_once_each() {
     }
     let mut bad = migrated(&h, "PSC-3");
     bad.referral.as_mut().unwrap().status = pb::Status::Closed as i32;
-    let batch = pb::ImportReferralsRequest {
-        organization: h.contoso.clone(),
-        referrals: vec![migrated(&h, "PSC-1"), unmatched, bad],
-    };
-    let first = h
-        .referrals()
-        .import_referrals(authed(&token, batch.clone()))
-        .await
-        .unwrap()
-        .into_inner()
-        .results;
+    let batch = vec![migrated(&h, "PSC-1"), unmatched, bad];
+    let first = h.import(&token, batch.clone()).await.unwrap();
     assert!(first[0].created && first[1].created);
     assert!(!first[2].created);
     assert!(
@@ -143,13 +124,7 @@ async fn migrated_deals_import_once_each() {
     assert_eq!(customer.legal_name, "Northwind Traders");
 
     // Again: nothing new, the same referrals.
-    let again = h
-        .referrals()
-        .import_referrals(authed(&token, batch))
-        .await
-        .unwrap()
-        .into_inner()
-        .results;
+    let again = h.import(&token, batch).await.unwrap();
     assert!(!again[0].created && !again[1].created);
     assert_eq!(again[0].referral.as_ref().unwrap().name, r1.name);
     let listed = h
@@ -184,24 +159,8 @@ async fn migrated_deals_import_once_each() {
 async fn a_batch_partly_imported_before_writes_only_the_new_deals() {
     let h = Harness::start().await;
     let token = h.migration_token().await;
-    let import = |referrals: Vec<pb::ImportedReferral>| {
-        let h = &h;
-        let token = token.clone();
-        async move {
-            h.referrals()
-                .import_referrals(authed(
-                    &token,
-                    pb::ImportReferralsRequest {
-                        organization: h.contoso.clone(),
-                        referrals,
-                    },
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-                .results
-        }
-    };
+    let import =
+        async |referrals: Vec<pb::ImportedReferral>| h.import(&token, referrals).await.unwrap();
     let first = import(vec![migrated(&h, "PSC-1")]).await;
     let name = first[0].referral.as_ref().unwrap().name.clone();
 
@@ -240,18 +199,7 @@ async fn racing_imports_of_one_batch_make_each_deal_once() {
     for _ in 0..8 {
         let (h, token, batch) = (h.clone(), token.clone(), batch.clone());
         calls.push(tokio::spawn(async move {
-            h.referrals()
-                .import_referrals(authed(
-                    &token,
-                    pb::ImportReferralsRequest {
-                        organization: h.contoso.clone(),
-                        referrals: batch,
-                    },
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-                .results
+            h.import(&token, batch).await.unwrap()
         }));
     }
     let mut answers = Vec::new();
