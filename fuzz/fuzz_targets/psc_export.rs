@@ -24,17 +24,18 @@ const FILES: [&str; 5] = [
 const KEPT_CHARS: usize = 501;
 
 fuzz_target!(|data: &[u8]| {
-    let bundle: Vec<(String, Vec<u8>)> = data
-        .split(|b| *b == 0xFF)
-        .zip(FILES)
-        .map(|(bytes, name)| (name.to_owned(), bytes.to_vec()))
-        .collect();
+    let source = InMemory(
+        data.split(|b| *b == 0xFF)
+            .zip(FILES)
+            .map(|(bytes, name)| (name.to_owned(), bytes.to_vec()))
+            .collect(),
+    );
     let lines = |name: &str| {
-        bundle.iter().find(|(n, _)| n == name).map_or(0, |(_, b)| {
+        let file = source.0.iter().find(|(n, _)| n == name);
+        file.map_or(0, |(_, b)| {
             b.iter().filter(|c| **c == b'\n').count() as u64 + 1
         })
     };
-    let source = InMemory(bundle.clone());
     let _ = psc::check(&source);
 
     let mut errors = ErrorList::default();

@@ -210,16 +210,6 @@ impl Load {
     }
 }
 
-/// Resident memory now (VmRSS), in MiB.
-fn rss_mib(p: &Proc) -> f64 {
-    std::fs::read_to_string(format!("/proc/{}/status", p.child.id()))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -436,7 +426,7 @@ async fn soak() -> anyhow::Result<()> {
     for minute in 0..minutes {
         tokio::time::sleep_until((started + Duration::from_secs((minute + 1) * 60)).into()).await;
         let events = stats.events.swap(0, Ordering::Relaxed);
-        let now: Vec<f64> = procs.iter().map(|p| rss_mib(p)).collect();
+        let now: Vec<f64> = procs.iter().map(|p| p.rss_mib()).collect();
         print_minute(&stats, minute, events, &procs, &now);
         rss.push(now);
     }
