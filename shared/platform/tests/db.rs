@@ -1,4 +1,5 @@
-//! The pool's connections to PostgreSQL send a large statement at once.
+//! The pool's connections to PostgreSQL: a large statement is sent at once, and bulk writes
+//! leave nothing prepared behind.
 //!
 //! Without TCP_NODELAY, the last part of a statement bigger than a TCP segment waits for the
 //! server to acknowledge the rest, and the server delays that acknowledgement by Linux's minimum
@@ -55,4 +56,68 @@ async fn a_large_statement_is_not_held_back_for_the_servers_delayed_ack() {
         "{delayed} of 20 statements of 400 KB took 40 ms or more ({times:?}): the connection \
          waits for delayed acknowledgements (TCP_NODELAY off?)"
     );
+}
+
+/// The named statements the connection serving this read keeps prepared that insert into `t`.
+async fn kept_prepared(db: &sea_orm::DatabaseConnection) -> i64 {
+    db.query_one_raw(Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE 'INSERT INTO t %'",
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get::<i64>("", "n")
+    .unwrap()
+}
+
+fn insert(rows: std::ops::Range<i32>) -> Statement {
+    let placeholders: Vec<String> = (1..=rows.len()).map(|i| format!("(${i})")).collect();
+    Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!("INSERT INTO t VALUES {}", placeholders.join(", ")),
+        rows.map(sea_orm::Value::from),
+    )
+}
+
+#[tokio::test]
+async fn bulk_writes_are_all_or_nothing_and_leave_nothing_prepared() {
+    let Ok(admin) = std::env::var(DATABASE_URL_VAR) else {
+        return;
+    };
+    let db = TestDb::postgres(&admin).await.unwrap();
+    // One connection, so that every statement here runs on the one whose statements are read.
+    let one = sea_orm::sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let pool = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(one);
+    pool.execute_unprepared("CREATE TABLE t (x int PRIMARY KEY)")
+        .await
+        .unwrap();
+    // Through sea-orm, a write is kept prepared on it...
+    pool.execute_raw(insert(0..3)).await.unwrap();
+    assert_eq!(kept_prepared(&pool).await, 1);
+    // ...a bulk write is not, however many shapes it has.
+    cosell_platform::db::write_unprepared(&pool, vec![insert(3..5), insert(5..10)])
+        .await
+        .unwrap();
+    assert_eq!(kept_prepared(&pool).await, 1);
+    // A statement that fails takes the earlier ones with it.
+    let e = cosell_platform::db::write_unprepared(&pool, vec![insert(10..12), insert(9..11)])
+        .await
+        .unwrap_err();
+    assert!(cosell_platform::db::is_unique_violation(&e), "{e}");
+    let n: i64 = pool
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) AS n FROM t",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "n")
+        .unwrap();
+    assert_eq!(n, 10, "0..10 written, 10..12 rolled back");
 }

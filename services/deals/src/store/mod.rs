@@ -216,26 +216,20 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
-        let txn = cosell_platform::db::begin(&self.db).await?;
-        for chunk in rows.chunks(ROWS) {
-            let models = chunk.iter().map(|r| {
-                let mut row = referral::to_active(r);
-                row.request_key = Set(None);
-                row
-            });
-            if let Err(e) = referral::Entity::insert_many(models)
-                .exec_without_returning(&txn)
-                .await
-            {
-                txn.rollback().await?;
-                return Err(e.into());
-            }
-        }
-        if let Err(e) = Self::append_effects(&txn, &rows, &[], events).await {
-            txn.rollback().await?;
-            return Err(e);
-        }
-        txn.commit().await?;
+        let backend = self.db.get_database_backend();
+        let mut statements: Vec<Statement> = rows
+            .chunks(ROWS)
+            .map(|chunk| {
+                let models = chunk.iter().map(|r| {
+                    let mut row = referral::to_active(r);
+                    row.request_key = Set(None);
+                    row
+                });
+                referral::Entity::insert_many(models).build(backend)
+            })
+            .collect();
+        statements.extend(Self::effects(&rows, &[], events).map(|s| backend.build(&s)));
+        write::in_one_transaction(&self.db, statements).await?;
         self.committed();
         Ok(())
     }

@@ -3,7 +3,8 @@
 //! round trips to the database (with BEGIN and COMMIT), and creates spent more time waiting on
 //! them than computing. On PostgreSQL the inserts go as one statement instead, the first ones
 //! as data-modifying `WITH` parts of the last: a single statement commits entirely or not at
-//! all, as the transaction did. SQLite, which has no such statements, keeps the transaction.
+//! all, as the transaction did. SQLite, which has no such statements, keeps the transaction,
+//! and so do bulk writes ([`in_one_transaction`]).
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
@@ -21,6 +22,21 @@ pub(super) async fn all_or_nothing(
         .sum();
     if db.get_database_backend() == DbBackend::Postgres && values <= 65_535 {
         db.execute_raw(one_statement(statements)).await?;
+        return Ok(());
+    }
+    in_one_transaction(db, statements).await
+}
+
+/// Runs `statements` (inserts without RETURNING) in one transaction. On PostgreSQL none of them
+/// is kept prepared: bulk writes (a migrated batch's) differ in their numbers of rows, and each
+/// one kept would hold its thousands of parameters' types on every connection of the pool
+/// (`cosell_platform::db::write_unprepared`).
+pub(super) async fn in_one_transaction(
+    db: &DatabaseConnection,
+    statements: Vec<Statement>,
+) -> Result<()> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        cosell_platform::db::write_unprepared(db, statements).await?;
         return Ok(());
     }
     let txn = cosell_platform::db::begin(db).await?;
