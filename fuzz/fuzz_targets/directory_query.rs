@@ -10,14 +10,11 @@
 
 use std::sync::OnceLock;
 
-use cosell_directory::api::parse_search;
+use cosell_directory::api::{MAX_RESULTS, parse_search};
 use cosell_directory::domain::{Entity, name_key::NameKey};
 use cosell_directory::index::SearchIndex;
 use cosell_proto::directory::SearchEntitiesRequest;
 use libfuzzer_sys::fuzz_target;
-
-/// Results a page may hold, whatever it asks for (the API's documented maximum).
-const MAX_RESULTS: usize = 100;
 
 fn index() -> &'static SearchIndex {
     static INDEX: OnceLock<SearchIndex> = OnceLock::new();

@@ -9,7 +9,7 @@
 //! file, and an issue's texts are cut to their limit once they are kept.
 #![no_main]
 
-use cosell_migration::psc::{self, ErrorList, InMemory, Record, files};
+use cosell_migration::psc::{self, ErrorList, InMemory, MAX_ISSUE_CHARS, Record, files};
 use libfuzzer_sys::fuzz_target;
 
 const FILES: [&str; 5] = [
@@ -21,7 +21,7 @@ const FILES: [&str; 5] = [
 ];
 
 /// Characters a kept issue's text may have: the limit and its ellipsis.
-const KEPT_CHARS: usize = 501;
+const KEPT_CHARS: usize = MAX_ISSUE_CHARS + 1;
 
 fuzz_target!(|data: &[u8]| {
     let source = InMemory(

@@ -24,7 +24,8 @@ pub const DOMAIN: Domain = Domain("directory.cosell");
 
 /// Results per search when the request says 0; at most [`MAX_RESULTS`].
 const DEFAULT_RESULTS: usize = 10;
-const MAX_RESULTS: usize = 100;
+/// Results a search page holds at most, whatever it asks for.
+pub const MAX_RESULTS: usize = 100;
 const MAX_BATCH_GET: usize = 1000;
 
 pub struct Directory {

@@ -43,7 +43,7 @@ pub struct Issue {
 /// Errors listed per file; the rest are counted.
 pub const MAX_LISTED_ERRORS: usize = 1000;
 /// Characters an issue keeps of each of its texts (a value it names or quotes can be 64 KiB).
-const MAX_ISSUE_CHARS: usize = 500;
+pub const MAX_ISSUE_CHARS: usize = 500;
 
 impl Issue {
     /// The issue with each text cut to [`MAX_ISSUE_CHARS`].
