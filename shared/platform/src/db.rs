@@ -2,8 +2,10 @@
 //! `sqlite::memory:`), and each service's schema migrations run at start.
 //!
 //! - [`reads`]: hot single-statement reads on PostgreSQL connections outside the pool.
+//! - [`batched`]: reads by key that arrive together, answered by one statement on that lane.
 //! - [`write_unprepared`]: bulk writes in one transaction, none of them left prepared.
 
+pub mod batched;
 pub mod reads;
 
 use std::time::Duration;

@@ -82,6 +82,38 @@ impl ReadLane {
         Ok(self.all(statement).await?.into_iter().next())
     }
 
+    /// Waits for a turn on the lane's connections (`None` on SQLite, where there are none):
+    /// what [`batched`](super::batched) holds while it gathers the reads that queued meanwhile.
+    pub(super) async fn turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        match &self.pg {
+            None => None,
+            Some(lane) => Some(lane.permit().await),
+        }
+    }
+
+    /// [`ReadLane::all`] for a caller that holds a [`ReadLane::turn`].
+    pub(super) async fn all_in_turn(
+        &self,
+        statement: &Statement,
+    ) -> Result<Vec<QueryResult>, DbErr> {
+        match &self.pg {
+            None => self.db.query_all_raw(statement.clone()).await,
+            Some(lane) => Ok(lane
+                .fetch_all_holding(statement)
+                .await
+                .map_err(super::query_error)?
+                .into_iter()
+                .map(QueryResult::from)
+                .collect()),
+        }
+    }
+
+    /// Whether reads run on connections of their own (PostgreSQL), where several can share one
+    /// statement; on SQLite each read is one statement on the service's pool.
+    pub fn is_separate(&self) -> bool {
+        self.pg.is_some()
+    }
+
     /// Connections open and idle in the lane (0 on SQLite).
     pub fn idle_connections(&self) -> usize {
         self.pg.as_ref().map_or(0, |lane| lane.idle.lock().len())
@@ -90,11 +122,20 @@ impl ReadLane {
 
 impl PgLane {
     async fn fetch_all(&self, statement: &Statement) -> Result<Vec<PgRow>, sqlx::Error> {
-        let _permit = self
-            .permits
+        let _permit = self.permit().await;
+        self.fetch_all_holding(statement).await
+    }
+
+    /// A turn to run one read: while it is held, a connection of the lane is this caller's.
+    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.permits
             .acquire()
             .await
-            .expect("the semaphore is never closed");
+            .expect("the semaphore is never closed")
+    }
+
+    /// Runs `statement` on an idle connection or a new one; the caller holds a permit.
+    async fn fetch_all_holding(&self, statement: &Statement) -> Result<Vec<PgRow>, sqlx::Error> {
         // A connection is owned by this future while it works: if the future is dropped (the
         // call was cancelled), so is the connection, closed with whatever it was in the middle of.
         let reused = self.idle.lock().pop();

@@ -1,0 +1,98 @@
+//! Reads by key that share statements (`cosell_platform::db::batched`), on PostgreSQL: many at
+//! once, each caller gets its own rows, and fewer statements run than reads.
+
+use std::sync::Arc;
+
+use cosell_platform::db::batched::{Batched, POSITION};
+use cosell_platform::db::reads::ReadLane;
+use cosell_testkit::{DATABASE_URL_VAR, TestDb};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+/// The rows of `keys`: a key has as many rows as its number's last digit (0 to 9).
+fn statement(keys: &[String]) -> Statement {
+    let pairs: Vec<String> = (0..keys.len())
+        .map(|i| format!("(${}, {})", i + 1, i + 1))
+        .collect();
+    Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!(
+            "SELECT t.k, t.n, q.p AS {POSITION} FROM (VALUES {}) AS q (k, p) JOIN t ON t.k = q.k ORDER BY t.n",
+            pairs.join(", ")
+        ),
+        keys.iter()
+            .map(|k| k.as_str().into())
+            .collect::<Vec<sea_orm::Value>>(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_share_statements_and_each_gets_its_own_rows() {
+    let Ok(admin) = std::env::var(DATABASE_URL_VAR) else {
+        return;
+    };
+    let db = TestDb::postgres(&admin).await.unwrap();
+    let pool = cosell_platform::db::connect(&db.url).await.unwrap();
+    pool.execute_unprepared(
+        "CREATE TABLE t (k text NOT NULL, n int NOT NULL); \
+         INSERT INTO t SELECT 'k' || i, j FROM generate_series(0, 199) i, generate_series(1, i % 10) j",
+    )
+    .await
+    .unwrap();
+    let batched = Arc::new(Batched::new(Arc::new(ReadLane::new(&pool)), statement));
+    let reads = 400;
+    let tasks: Vec<_> = (0..reads)
+        .map(|i| {
+            let batched = batched.clone();
+            tokio::spawn(async move {
+                // Keys 200..: none of their rows exist.
+                let key = i % 250;
+                let rows = batched.get(format!("k{key}")).await.unwrap();
+                let got: Vec<(String, i32)> = rows
+                    .iter()
+                    .map(|r| (r.try_get("", "k").unwrap(), r.try_get("", "n").unwrap()))
+                    .collect();
+                let want: Vec<(String, i32)> = if key < 200 {
+                    (1..=key % 10).map(|n| (format!("k{key}"), n)).collect()
+                } else {
+                    Vec::new()
+                };
+                assert_eq!(got, want, "key k{key}");
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (shared, statements) = batched.counts();
+    assert_eq!(
+        shared, reads as u64,
+        "every read was answered by a statement of the lane"
+    );
+    assert!(
+        statements < shared / 2,
+        "{shared} reads took {statements} statements: 400 at once should share"
+    );
+}
+
+#[tokio::test]
+async fn a_read_alone_goes_at_once() {
+    let Ok(admin) = std::env::var(DATABASE_URL_VAR) else {
+        return;
+    };
+    let db = TestDb::postgres(&admin).await.unwrap();
+    let pool = cosell_platform::db::connect(&db.url).await.unwrap();
+    pool.execute_unprepared(
+        "CREATE TABLE t (k text NOT NULL, n int NOT NULL); INSERT INTO t VALUES ('a', 1)",
+    )
+    .await
+    .unwrap();
+    let batched = Batched::new(Arc::new(ReadLane::new(&pool)), statement);
+    for _ in 0..3 {
+        assert_eq!(batched.get("a".to_string()).await.unwrap().len(), 1);
+    }
+    assert_eq!(
+        batched.counts(),
+        (3, 3),
+        "one read at a time: one statement each"
+    );
+}
