@@ -205,6 +205,12 @@ async fn main() -> anyhow::Result<()> {
         "get through gRPC             {}  (target >= 10,000/s)",
         get.line()
     );
+    if let Some((gets, statements)) = h.deals.store.gets_shared() {
+        println!(
+            "  ({gets} gets went in {statements} statements: {:.1} a statement)",
+            gets as f64 / statements.max(1) as f64
+        );
+    }
     // The same reads straight from the store, in process: what the gRPC layers add is the
     // difference.
     let store_get = {

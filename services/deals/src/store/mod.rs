@@ -15,6 +15,7 @@
 //! - `registrations`: the review queue of deal registrations (SPEC 3.8).
 //! - [`insights`]: the counters behind GetInsights (SPEC 3.7), kept with each write.
 //! - [`feed`]: the change feed's events, queued with each write and numbered after it.
+//! - `gets`: GetReferral's read, shared by the gets that arrive together.
 //! - `write`: several inserts committed together in one round trip.
 //! - [`notifications`]: each user's notifications.
 //! - [`entities`]: the tables as sea-orm entities, and their conversion to and from the domain.
@@ -24,6 +25,7 @@ mod catalog;
 pub mod cutover;
 pub mod entities;
 pub mod feed;
+mod gets;
 pub mod insights;
 pub mod migration;
 pub mod notifications;
@@ -39,8 +41,8 @@ use chrono::{DateTime, Utc};
 use cosell_platform::db::reads::ReadLane;
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QueryResult, QuerySelect, QueryTrait, Statement,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QueryResult, QuerySelect, QueryTrait, Statement,
 };
 use uuid::Uuid;
 
@@ -125,9 +127,8 @@ pub enum Inserted {
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
-    /// [`Store::get_for`]'s statement, built once: building it per call cost about as much CPU
-    /// as decoding the row it returns.
-    get_for_sql: Arc<str>,
+    /// [`Store::get_for`]'s statements.
+    gets: Arc<gets::Gets>,
     /// Where the API's gets and lists run: on PostgreSQL, connections outside the pool, which
     /// spare each read the pool's release round trip.
     reads: Arc<ReadLane>,
@@ -143,13 +144,10 @@ fn like_escape(text: &str) -> String {
 
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
-        let get_for_sql = get_for_statement(db.get_database_backend(), "", "")
-            .sql
-            .into();
         let reads = Arc::new(ReadLane::new(&db));
         Self {
+            gets: Arc::new(gets::Gets::new(&db, &reads)),
             db,
-            get_for_sql,
             reads,
             feed: Arc::default(),
         }
@@ -312,22 +310,6 @@ impl Store {
             .one(&self.db)
             .await?
             .map(|m| referral::to_domain(&m))
-            .transpose()
-    }
-
-    /// A referral and whether it is a favorite of `principal`, in one statement (the common
-    /// read: GetReferral).
-    pub async fn get_for(&self, id: Uuid, principal: &str) -> Result<Option<(Referral, bool)>> {
-        // The values in the order get_for_statement binds them.
-        let statement = Statement::from_sql_and_values(
-            self.db.get_database_backend(),
-            &*self.get_for_sql,
-            [principal.into(), id.to_string().into()],
-        );
-        self.reads
-            .one(&statement)
-            .await?
-            .map(|row| with_favorite(&row))
             .transpose()
     }
 
@@ -622,14 +604,8 @@ pub fn lost_a_race(e: &StoreError) -> bool {
 
 /// The referral `id` with whether it is a favorite of `principal`; the values are bound in that
 /// order: `principal`, then `id` (the select list comes before the WHERE clause).
-fn get_for_statement(backend: DbBackend, principal: &str, id: &str) -> Statement {
-    referral::Entity::find_by_id(id.to_owned())
-        .column_as(favorite_of(principal), "favorite")
-        .build(backend)
-}
-
 /// Whether the referral of the row is a favorite of `principal`, as a column.
-fn favorite_of(principal: &str) -> Expr {
+fn favorite_of(principal: impl Into<Expr>) -> Expr {
     Expr::exists(
         Query::select()
             // Not Expr::val: a constant, not a bound value, so that `principal` is the only one.
@@ -645,25 +621,7 @@ fn favorite_of(principal: &str) -> Expr {
 }
 
 /// A referral's row with the `favorite` column of [`favorite_of`] after its own.
-fn with_favorite(row: &QueryResult) -> Result<(Referral, bool)> {
+pub(crate) fn with_favorite(row: &QueryResult) -> Result<(Referral, bool)> {
     let (referral, next) = referral::read(row)?;
     Ok((referral, row.try_get_by_index(next)?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn get_for_binds_the_principal_then_the_id() {
-        for backend in [DbBackend::Postgres, DbBackend::Sqlite] {
-            let s = get_for_statement(backend, "users/p", "r-1");
-            assert_eq!(
-                s.values.map(|v| v.0),
-                Some(vec!["users/p".into(), "r-1".into()]),
-                "{backend:?}: {}",
-                s.sql
-            );
-        }
-    }
 }

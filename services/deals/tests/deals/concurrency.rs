@@ -298,3 +298,67 @@ async fn list_filters() {
         "{flags:?}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_gets_each_see_their_own_referral_and_favorite() {
+    // On PostgreSQL the gets that wait together share statements: each must still get the
+    // referral it asked for, with its own caller's favorite flag, and another organization's
+    // caller nothing.
+    let h = Harness::start().await;
+    let mut names = Vec::new();
+    for _ in 0..6 {
+        let mut r = h.complete(pb::DealType::Private, &h.contoso_solution);
+        r.mpn_location = "4000002".into();
+        names.push(h.create(RITA, r).await.name);
+    }
+    // Rita marks the even ones, Uma the odd ones.
+    for (i, name) in names.iter().enumerate() {
+        let email = if i % 2 == 0 { RITA } else { UMA };
+        h.referrals()
+            .set_favorite(authed(
+                &h.token(email).await,
+                pb::SetFavoriteRequest {
+                    name: name.clone(),
+                    favorite: true,
+                },
+            ))
+            .await
+            .unwrap();
+    }
+    let tokens = [
+        (RITA, h.token(RITA).await),
+        (UMA, h.token(UMA).await),
+        (FAY, h.token(FAY).await),
+    ];
+    let gets = (0..240).map(|i| {
+        let (email, token) = tokens[i % 3].clone();
+        let name = names[(i / 3) % names.len()].clone();
+        let client = h.referrals();
+        async move {
+            let got = client
+                .clone()
+                .get_referral(authed(
+                    &token,
+                    pb::GetReferralRequest { name: name.clone() },
+                ))
+                .await;
+            (email, name, got)
+        }
+    });
+    for (email, name, got) in futures::future::join_all(gets).await {
+        let index = names.iter().position(|n| *n == name).unwrap();
+        match email {
+            FAY => assert_eq!(
+                got.unwrap_err().code(),
+                tonic::Code::NotFound,
+                "{email} {name}"
+            ),
+            _ => {
+                let r = got.unwrap().into_inner().referral.unwrap();
+                assert_eq!(r.name, name);
+                let marked_by = if index % 2 == 0 { RITA } else { UMA };
+                assert_eq!(r.favorite, email == marked_by, "{email} {name}");
+            }
+        }
+    }
+}
