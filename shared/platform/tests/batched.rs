@@ -10,13 +10,19 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 /// The rows of `keys`: a key has as many rows as its number's last digit (0 to 9).
 fn statement(keys: &[String]) -> Statement {
+    statement_after(keys, 0.0)
+}
+
+/// [`statement`], answered after `seconds`.
+fn statement_after(keys: &[String], seconds: f64) -> Statement {
     let pairs: Vec<String> = (0..keys.len())
         .map(|i| format!("(${}, {})", i + 1, i + 1))
         .collect();
     Statement::from_sql_and_values(
         DbBackend::Postgres,
         format!(
-            "SELECT t.k, t.n, q.p AS {POSITION} FROM (VALUES {}) AS q (k, p) JOIN t ON t.k = q.k ORDER BY t.n",
+            "SELECT t.k, t.n, q.p AS {POSITION} FROM (SELECT pg_sleep({seconds})) AS s, \
+             (VALUES {}) AS q (k, p) JOIN t ON t.k = q.k ORDER BY t.n",
             pairs.join(", ")
         ),
         keys.iter()
@@ -94,5 +100,42 @@ async fn a_read_alone_goes_at_once() {
         batched.counts(),
         (3, 3),
         "one read at a time: one statement each"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_taken_by_another_turn_waits_for_its_answer() {
+    let Ok(admin) = std::env::var(DATABASE_URL_VAR) else {
+        return;
+    };
+    let db = TestDb::postgres(&admin).await.unwrap();
+    let pool = cosell_platform::db::connect(&db.url).await.unwrap();
+    pool.execute_unprepared(
+        "CREATE TABLE t (k text NOT NULL, n int NOT NULL); INSERT INTO t VALUES ('a', 1)",
+    )
+    .await
+    .unwrap();
+    // Statements that take 100 ms: the reads a turn took wait that long while connections are
+    // free. Each may find its read taken once; taking turns again and again is a busy loop.
+    let batched = Arc::new(Batched::new(
+        Arc::new(ReadLane::new(&pool)),
+        |keys: &[String]| statement_after(keys, 0.1),
+    ));
+    let reads = 48;
+    for _ in 0..3 {
+        let tasks: Vec<_> = (0..reads / 3)
+            .map(|_| {
+                let batched = batched.clone();
+                tokio::spawn(async move { batched.get("a".to_string()).await.unwrap().len() })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 1);
+        }
+    }
+    assert!(
+        batched.idle_turns() <= reads,
+        "{} turns found nothing to run for {reads} reads",
+        batched.idle_turns()
     );
 }

@@ -49,6 +49,8 @@ pub struct Batched<K> {
     /// Keys answered by shared statements, and those statements.
     shared: AtomicU64,
     statements: AtomicU64,
+    /// Turns taken that found nothing left to run.
+    idle_turns: AtomicU64,
 }
 
 impl<K: Clone + Send + 'static> Batched<K> {
@@ -64,6 +66,7 @@ impl<K: Clone + Send + 'static> Batched<K> {
             statement: Box::new(statement),
             shared: AtomicU64::new(0),
             statements: AtomicU64::new(0),
+            idle_turns: AtomicU64::new(0),
         }
     }
 
@@ -75,6 +78,12 @@ impl<K: Clone + Send + 'static> Batched<K> {
             self.shared.load(Ordering::Relaxed),
             self.statements.load(Ordering::Relaxed),
         )
+    }
+
+    /// Turns taken that found every queued read taken already: at most one per read, since a
+    /// read that finds nothing left waits for its answer alone.
+    pub fn idle_turns(&self) -> u64 {
+        self.idle_turns.load(Ordering::Relaxed)
     }
 
     /// The rows of `key`, read alone or with the other keys asked for at the same moment.
@@ -91,11 +100,7 @@ impl<K: Clone + Send + 'static> Batched<K> {
             // Either another read's turn answers this one, or this one gets a turn first.
             let turn = tokio::select! {
                 biased;
-                answered = &mut rows => return match answered {
-                    Ok(Some(rows)) => Ok(rows),
-                    // The batch failed, or the read that ran it was cancelled.
-                    Ok(None) | Err(_) => self.alone(key).await,
-                },
+                answered = &mut rows => return self.answered(answered, key).await,
                 turn = self.lane.turn() => turn,
             };
             let jobs: Vec<Job<K>> = {
@@ -104,10 +109,29 @@ impl<K: Clone + Send + 'static> Batched<K> {
                 let n = queue.len().min(MOST);
                 queue.drain(..n).collect()
             };
-            if !jobs.is_empty() {
-                self.run(jobs).await;
+            if jobs.is_empty() {
+                // This read was taken by a turn still running: its answer is all that is left
+                // to wait for (waiting for turns again would take and return them in a loop).
+                self.idle_turns.fetch_add(1, Ordering::Relaxed);
+                drop(turn);
+                return self.answered(rows.await, key).await;
             }
+            // This read's statement, or the first reads queued before it (then it waits on).
+            self.run(jobs).await;
             drop(turn);
+        }
+    }
+
+    /// What a read does with the answer a turn sent it.
+    async fn answered(
+        &self,
+        answered: Result<Option<Vec<QueryResult>>, oneshot::error::RecvError>,
+        key: K,
+    ) -> Result<Vec<QueryResult>, DbErr> {
+        match answered {
+            Ok(Some(rows)) => Ok(rows),
+            // The batch failed, or the read that ran it was cancelled.
+            Ok(None) | Err(_) => self.alone(key).await,
         }
     }
 
