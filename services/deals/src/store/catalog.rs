@@ -3,8 +3,7 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait,
+    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -78,8 +77,7 @@ impl Store {
         organization: Uuid,
         ids: &[Uuid],
     ) -> Result<(Vec<Solution>, bool)> {
-        // On the read lane: one round trip, where the pool's release would add a second.
-        let statement = solution::Entity::find()
+        let rows: Vec<Solution> = solution::Entity::find()
             .filter(
                 Condition::any()
                     .add(solution::Column::Id.is_in(ids.iter().map(Uuid::to_string)))
@@ -89,13 +87,10 @@ impl Store {
                             .add(solution::Column::CosellReady.eq(true)),
                     ),
             )
-            .build(self.db.get_database_backend());
-        let rows: Vec<Solution> = self
-            .reads
-            .all(&statement)
+            .all(&self.db)
             .await?
-            .iter()
-            .map(|row| solution::to_domain(solution::Model::from_query_result(row, "")?))
+            .into_iter()
+            .map(solution::to_domain)
             .collect::<Result<_>>()?;
         let ready = rows
             .iter()
