@@ -31,20 +31,31 @@ fn statement_after(keys: &[String], seconds: f64) -> Statement {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_reads_share_statements_and_each_gets_its_own_rows() {
-    let Ok(admin) = std::env::var(DATABASE_URL_VAR) else {
-        return;
-    };
+/// A lane on a new PostgreSQL database holding table `t` as `rows` fills it (an INSERT's
+/// SELECT or VALUES); `None` without PostgreSQL (SQLite has no lane; CI runs these on
+/// PostgreSQL). The database lives as long as the returned guard.
+async fn lane_over(rows: &str) -> Option<(TestDb, Arc<ReadLane>)> {
+    let admin = std::env::var(DATABASE_URL_VAR).ok()?;
     let db = TestDb::postgres(&admin).await.unwrap();
     let pool = cosell_platform::db::connect(&db.url).await.unwrap();
-    pool.execute_unprepared(
-        "CREATE TABLE t (k text NOT NULL, n int NOT NULL); \
-         INSERT INTO t SELECT 'k' || i, j FROM generate_series(0, 199) i, generate_series(1, i % 10) j",
-    )
+    pool.execute_unprepared(&format!(
+        "CREATE TABLE t (k text NOT NULL, n int NOT NULL); INSERT INTO t {rows}"
+    ))
     .await
     .unwrap();
-    let batched = Arc::new(Batched::new(Arc::new(ReadLane::new(&pool)), statement));
+    Some((db, Arc::new(ReadLane::new(&pool))))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_share_statements_and_each_gets_its_own_rows() {
+    let Some((_db, lane)) = lane_over(
+        "SELECT 'k' || i, j FROM generate_series(0, 199) i, generate_series(1, i % 10) j",
+    )
+    .await
+    else {
+        return;
+    };
+    let batched = Arc::new(Batched::new(lane, statement));
     let reads = 400;
     let tasks: Vec<_> = (0..reads)
         .map(|i| {
@@ -82,17 +93,10 @@ async fn concurrent_reads_share_statements_and_each_gets_its_own_rows() {
 
 #[tokio::test]
 async fn a_read_alone_goes_at_once() {
-    let Ok(admin) = std::env::var(DATABASE_URL_VAR) else {
+    let Some((_db, lane)) = lane_over("VALUES ('a', 1)").await else {
         return;
     };
-    let db = TestDb::postgres(&admin).await.unwrap();
-    let pool = cosell_platform::db::connect(&db.url).await.unwrap();
-    pool.execute_unprepared(
-        "CREATE TABLE t (k text NOT NULL, n int NOT NULL); INSERT INTO t VALUES ('a', 1)",
-    )
-    .await
-    .unwrap();
-    let batched = Batched::new(Arc::new(ReadLane::new(&pool)), statement);
+    let batched = Batched::new(lane, statement);
     for _ in 0..3 {
         assert_eq!(batched.get("a".to_string()).await.unwrap().len(), 1);
     }
@@ -105,22 +109,14 @@ async fn a_read_alone_goes_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_taken_by_another_turn_waits_for_its_answer() {
-    let Ok(admin) = std::env::var(DATABASE_URL_VAR) else {
+    let Some((_db, lane)) = lane_over("VALUES ('a', 1)").await else {
         return;
     };
-    let db = TestDb::postgres(&admin).await.unwrap();
-    let pool = cosell_platform::db::connect(&db.url).await.unwrap();
-    pool.execute_unprepared(
-        "CREATE TABLE t (k text NOT NULL, n int NOT NULL); INSERT INTO t VALUES ('a', 1)",
-    )
-    .await
-    .unwrap();
     // Statements that take 100 ms: the reads a turn took wait that long while connections are
     // free. Each may find its read taken once; taking turns again and again is a busy loop.
-    let batched = Arc::new(Batched::new(
-        Arc::new(ReadLane::new(&pool)),
-        |keys: &[String]| statement_after(keys, 0.1),
-    ));
+    let batched = Arc::new(Batched::new(lane, |keys: &[String]| {
+        statement_after(keys, 0.1)
+    }));
     let reads = 48;
     for _ in 0..3 {
         let tasks: Vec<_> = (0..reads / 3)

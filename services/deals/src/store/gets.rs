@@ -1,7 +1,7 @@
 //! GetReferral's read: a referral and whether the caller marked it a favorite, in one
 //! statement. On PostgreSQL the gets that wait for a read connection at the same moment share
-//! one statement ([`cosell_platform::db::batched`]): at 16 concurrent callers that was the
-//! larger part of the database's work per get.
+//! one statement ([`cosell_platform::db::batched`]): a statement's own overhead, not its lookup
+//! by key, is most of what a get costs the database.
 
 use std::sync::Arc;
 

@@ -65,16 +65,8 @@ impl ReadLane {
 
     /// Every row `statement` returns.
     pub async fn all(&self, statement: &Statement) -> Result<Vec<QueryResult>, DbErr> {
-        match &self.pg {
-            None => self.db.query_all_raw(statement.clone()).await,
-            Some(lane) => Ok(lane
-                .fetch_all(statement)
-                .await
-                .map_err(super::query_error)?
-                .into_iter()
-                .map(QueryResult::from)
-                .collect()),
-        }
+        let _turn = self.turn().await;
+        self.all_in_turn(statement).await
     }
 
     /// The first row `statement` returns; for statements that select by key.
@@ -121,11 +113,6 @@ impl ReadLane {
 }
 
 impl PgLane {
-    async fn fetch_all(&self, statement: &Statement) -> Result<Vec<PgRow>, sqlx::Error> {
-        let _permit = self.permit().await;
-        self.fetch_all_holding(statement).await
-    }
-
     /// A turn to run one read: while it is held, a connection of the lane is this caller's.
     async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
         self.permits
