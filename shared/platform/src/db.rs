@@ -23,6 +23,27 @@ fn is_sqlite_memory(url: &str) -> bool {
     url.starts_with("sqlite::memory:") || url.contains("mode=memory")
 }
 
+/// Connections a service's pool to PostgreSQL keeps at most, unless `COSELL_DATABASE_POOL_SIZE`
+/// says otherwise.
+pub const POOL_SIZE: u32 = 32;
+
+/// The pool size: `COSELL_DATABASE_POOL_SIZE` (1 to 1,000) or [`POOL_SIZE`]. Every process of
+/// every service on one PostgreSQL server takes its share of the server's `max_connections`, so
+/// an operator running several replicas (or a test suite running several servers at once) sets
+/// it lower. A value that is not a number in range is ignored, with a warning.
+pub fn pool_size() -> u32 {
+    match std::env::var("COSELL_DATABASE_POOL_SIZE") {
+        Err(_) => POOL_SIZE,
+        Ok(v) => match v.trim().parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                tracing::warn!(value = %v, "COSELL_DATABASE_POOL_SIZE is not a number from 1 to 1,000; using {POOL_SIZE}");
+                POOL_SIZE
+            }
+        },
+    }
+}
+
 /// A pooled connection idle at least this long is pinged before it is handed out.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
@@ -84,7 +105,7 @@ pub async fn connect_with(url: &str, planning: Planning) -> Result<DatabaseConne
         }
     } else {
         options
-            .max_connections(32)
+            .max_connections(pool_size())
             .min_connections(1)
             .map_sqlx_postgres_pool_opts(|o| o.after_release(shrink_after_use));
         if planning == Planning::EachExecution {
