@@ -3,7 +3,8 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -77,7 +78,8 @@ impl Store {
         organization: Uuid,
         ids: &[Uuid],
     ) -> Result<(Vec<Solution>, bool)> {
-        let rows: Vec<Solution> = solution::Entity::find()
+        // On the read lane: one round trip, where the pool's release would add a second.
+        let statement = solution::Entity::find()
             .filter(
                 Condition::any()
                     .add(solution::Column::Id.is_in(ids.iter().map(Uuid::to_string)))
@@ -87,10 +89,13 @@ impl Store {
                             .add(solution::Column::CosellReady.eq(true)),
                     ),
             )
-            .all(&self.db)
+            .build(self.db.get_database_backend());
+        let rows: Vec<Solution> = self
+            .reads
+            .all(&statement)
             .await?
-            .into_iter()
-            .map(solution::to_domain)
+            .iter()
+            .map(|row| solution::to_domain(solution::Model::from_query_result(row, "")?))
             .collect::<Result<_>>()?;
         let ready = rows
             .iter()
