@@ -340,9 +340,9 @@ async fn main() -> anyhow::Result<()> {
         })
         .await
     };
-    // The same select on connections outside the pool, as the API's reads run (ReadLane): no
+    // The same select on connections outside the pool, as the API's reads run (Lane): no
     // release round trip.
-    let lane = Arc::new(cosell_platform::db::reads::ReadLane::new(&pool));
+    let lane = Arc::new(cosell_platform::db::lane::Lane::new(&pool));
     let sql_get_lane = {
         let lane = lane.clone();
         let ids = ids.clone();

@@ -6,7 +6,7 @@
 //! - [`write_unprepared`]: bulk writes in one transaction, none of them left prepared.
 
 pub mod batched;
-pub mod reads;
+pub mod lane;
 
 use std::time::Duration;
 

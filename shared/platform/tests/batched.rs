@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use cosell_platform::db::batched::{Batched, POSITION};
-use cosell_platform::db::reads::ReadLane;
+use cosell_platform::db::lane::Lane;
 use cosell_testkit::{DATABASE_URL_VAR, TestDb};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
@@ -34,7 +34,7 @@ fn statement_after(keys: &[String], seconds: f64) -> Statement {
 /// A lane on a new PostgreSQL database holding table `t` as `rows` fills it (an INSERT's
 /// SELECT or VALUES); `None` without PostgreSQL (SQLite has no lane; CI runs these on
 /// PostgreSQL). The database lives as long as the returned guard.
-async fn lane_over(rows: &str) -> Option<(TestDb, Arc<ReadLane>)> {
+async fn lane_over(rows: &str) -> Option<(TestDb, Arc<Lane>)> {
     let admin = std::env::var(DATABASE_URL_VAR).ok()?;
     let db = TestDb::postgres(&admin).await.unwrap();
     let pool = cosell_platform::db::connect(&db.url).await.unwrap();
@@ -43,7 +43,7 @@ async fn lane_over(rows: &str) -> Option<(TestDb, Arc<ReadLane>)> {
     ))
     .await
     .unwrap();
-    Some((db, Arc::new(ReadLane::new(&pool))))
+    Some((db, Arc::new(Lane::new(&pool))))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

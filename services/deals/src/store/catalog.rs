@@ -91,7 +91,7 @@ impl Store {
             )
             .build(self.db.get_database_backend());
         let rows: Vec<Solution> = self
-            .reads
+            .lane
             .all(&statement)
             .await?
             .iter()

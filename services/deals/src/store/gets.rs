@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use cosell_platform::db::batched::{self, Batched};
-use cosell_platform::db::reads::ReadLane;
+use cosell_platform::db::lane::Lane;
 use sea_orm::sea_query::{Alias, Expr};
 use sea_orm::{DatabaseConnection, DbBackend, EntityName, EntityTrait, QuerySelect};
 use sea_orm::{QueryTrait, Statement};
@@ -26,7 +26,7 @@ pub(super) struct Gets {
 }
 
 impl Gets {
-    pub(super) fn new(db: &DatabaseConnection, lane: &Arc<ReadLane>) -> Self {
+    pub(super) fn new(db: &DatabaseConnection, lane: &Arc<Lane>) -> Self {
         let backend = db.get_database_backend();
         let batched = lane.is_separate().then(|| {
             let shapes: Vec<Arc<str>> = (1..=batched::MOST).map(|n| many_sql(n).into()).collect();
@@ -59,7 +59,7 @@ impl Store {
                     &self.gets.one.sql,
                     [principal.into(), id.to_string().into()],
                 );
-                self.reads.all(&statement).await?
+                self.lane.all(&statement).await?
             }
         };
         rows.first().map(with_favorite).transpose()

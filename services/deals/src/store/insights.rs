@@ -199,7 +199,7 @@ impl Store {
             ));
         }
         let groups = self
-            .reads
+            .lane
             .all(&statement(backend, &groups_sql(&filter), values.clone()))
             .await?
             .iter()
@@ -209,7 +209,7 @@ impl Store {
         values.push(now.into());
         values.push((now + EXPIRING_WITHIN).into());
         let expiring = self
-            .reads
+            .lane
             .one(&statement(
                 backend,
                 &format!(

@@ -38,7 +38,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use cosell_platform::db::reads::ReadLane;
+use cosell_platform::db::lane::Lane;
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
@@ -129,9 +129,10 @@ pub struct Store {
     db: DatabaseConnection,
     /// [`Store::get_for`]'s statements.
     gets: Arc<gets::Gets>,
-    /// Where the API's gets and lists run: on PostgreSQL, connections outside the pool, which
-    /// spare each read the pool's release round trip.
-    reads: Arc<ReadLane>,
+    /// Where the API's single statements run (gets, lists, a create's catalog lookup and its
+    /// insert): on PostgreSQL, connections outside the pool, which spare each statement the
+    /// pool's release round trip.
+    lane: Arc<Lane>,
     /// The change feed's sequencer in this process.
     feed: Arc<Feed>,
 }
@@ -144,11 +145,11 @@ fn like_escape(text: &str) -> String {
 
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
-        let reads = Arc::new(ReadLane::new(&db));
+        let lane = Arc::new(Lane::new(&db));
         Self {
-            gets: Arc::new(gets::Gets::new(&db, &reads)),
+            gets: Arc::new(gets::Gets::new(&db, &lane)),
             db,
-            reads,
+            lane,
             feed: Arc::default(),
         }
     }
@@ -177,7 +178,7 @@ impl Store {
         let backend = self.db.get_database_backend();
         let mut statements = vec![referral::Entity::insert_many(rows).build(backend)];
         statements.extend(Self::effects(&added, &[], events).map(|s| backend.build(&s)));
-        match write::all_or_nothing(&self.db, statements).await {
+        match write::all_or_nothing(&self.db, &self.lane, statements, key.is_some()).await {
             Ok(()) => {
                 self.committed();
                 Ok(Inserted::Created)
@@ -446,7 +447,7 @@ impl Store {
         let statement = list_query(f, after, limit)
             .column_as(favorite_of(principal), "favorite")
             .build(self.db.get_database_backend());
-        self.reads
+        self.lane
             .all(&statement)
             .await?
             .iter()

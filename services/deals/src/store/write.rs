@@ -3,17 +3,22 @@
 //! round trips to the database (with BEGIN and COMMIT), and creates spent more time waiting on
 //! them than computing. On PostgreSQL the inserts go as one statement instead, the first ones
 //! as data-modifying `WITH` parts of the last: a single statement commits entirely or not at
-//! all, as the transaction did. SQLite, which has no such statements, keeps the transaction,
+//! all, as the transaction did, and it runs on the lane's connections, which spare it the
+//! pool's release round trip. SQLite, which has no such statements, keeps the transaction,
 //! and so do bulk writes ([`in_one_transaction`]).
 
+use cosell_platform::db::lane::Lane;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use super::Result;
 
-/// Runs `statements` (inserts without RETURNING) so that all of them or none are written.
+/// Runs `statements` (inserts without RETURNING) so that all of them or none are written;
+/// `repeatable` as [`Lane::execute`] says.
 pub(super) async fn all_or_nothing(
     db: &DatabaseConnection,
+    lane: &Lane,
     statements: Vec<Statement>,
+    repeatable: bool,
 ) -> Result<()> {
     // PostgreSQL takes at most 65,535 values per statement.
     let values: usize = statements
@@ -21,7 +26,7 @@ pub(super) async fn all_or_nothing(
         .map(|s| s.values.as_ref().map_or(0, |v| v.0.len()))
         .sum();
     if db.get_database_backend() == DbBackend::Postgres && values <= 65_535 {
-        db.execute_raw(one_statement(statements)).await?;
+        lane.execute(&one_statement(statements), repeatable).await?;
         return Ok(());
     }
     in_one_transaction(db, statements).await

@@ -4,7 +4,7 @@
 //! wake-up of the backend, a reply) whatever few rows it returns, and on a busy machine that
 //! overhead, not the index lookup, is most of its work: a statement for 4 keys costs about a
 //! third more than one for 1 key, not four times as much. [`Batched`] lets reads that wait for a
-//! connection of the [`ReadLane`] at the same moment go as one statement: whoever gets a turn
+//! connection of the [`Lane`] at the same moment go as one statement: whoever gets a turn
 //! takes every read queued by then (up to [`MOST`]) and hands each its rows. A read that finds a
 //! connection free goes at once, alone, so nothing waits for company: batches form only where
 //! reads would have queued anyway.
@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 use sea_orm::{DbErr, QueryResult, Statement};
 use tokio::sync::oneshot;
 
-use super::reads::ReadLane;
+use super::lane::Lane;
 
 /// The column of a batched statement's rows that says whose they are: the 1-based position of
 /// their key among the statement's keys.
@@ -41,9 +41,9 @@ struct Job<K> {
     answer: oneshot::Sender<Option<Vec<QueryResult>>>,
 }
 
-/// Reads by key of one kind (one statement for any number of keys) on a [`ReadLane`].
+/// Reads by key of one kind (one statement for any number of keys) on a [`Lane`].
 pub struct Batched<K> {
-    lane: Arc<ReadLane>,
+    lane: Arc<Lane>,
     queue: Mutex<Vec<Job<K>>>,
     statement: MakeStatement<K>,
     /// Keys answered by shared statements, and those statements.
@@ -57,7 +57,7 @@ impl<K: Clone + Send + 'static> Batched<K> {
     /// `statement(keys)` selects the rows of every key of `keys` (1 to [`MOST`] of them), each
     /// row with its key's position in the column [`POSITION`].
     pub fn new(
-        lane: Arc<ReadLane>,
+        lane: Arc<Lane>,
         statement: impl Fn(&[K]) -> Statement + Send + Sync + 'static,
     ) -> Self {
         Self {

@@ -1,12 +1,14 @@
-//! Hot reads on PostgreSQL connections of their own, outside sqlx's pool.
+//! Hot single statements (reads, and writes that commit alone) on PostgreSQL connections of
+//! their own, outside sqlx's pool: the lane.
 //!
 //! sqlx's pool sends a Sync to the server on every release of a connection and waits for its
 //! answer (to flush a rollback a cancelled call may have left behind; it cannot be turned off):
-//! a second round trip for every single-statement read, which in the deals benchmark's gets was
-//! a tenth of the process's CPU and as much again in PostgreSQL. A read needs no such flush: it
-//! opens no transaction, and a connection whose statement did not run to its end (the call was
-//! cancelled, or it failed) is closed here instead of going back, so that only a connection
-//! known to be idle at the server is reused.
+//! a second round trip for every single statement, which in the deals benchmark's gets was a
+//! tenth of the process's CPU and as much again in PostgreSQL, and as much in its creates. A
+//! statement outside a transaction needs no such flush: PostgreSQL has committed or rolled it
+//! back by the time it answers, and a connection whose statement did not run to its end (the
+//! call was cancelled, or it failed) is closed here instead of going back, so that only a
+//! connection known to be idle at the server is reused.
 //!
 //! Each statement is planned once per connection (`plan_cache_mode=force_generic_plan`, whatever
 //! the pool does). PostgreSQL otherwise keeps planning a prepared statement anew while it judges
@@ -15,29 +17,32 @@
 //! statement (a read by key, a page of an index in its order) has the best plan for its shape
 //! whatever its values.
 //!
-//! For statements outside any transaction that only read. On SQLite (one connection, no round
-//! trips) the reads go through the service's own pool.
+//! For statements outside any transaction. On SQLite (one connection, no round trips) they go
+//! through the service's own pool.
 
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgRow, PgSeverity};
 use sea_orm::sqlx::{self, ConnectOptions as _};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement};
 use sea_query_sqlx::SqlxValues;
 
-/// Connections a lane keeps at most, and reads it runs at once; more wait for one, in order.
+/// Connections a lane keeps at most, and statements it runs at once; more wait, in order.
 ///
 /// Twice the cores: a read is either at the server or being decoded here, and a PostgreSQL
 /// backend is a process of its own, so more reads at once than the machine can run only move
 /// the queue from this semaphore into the kernel's scheduler, where it forms a tail. In the
 /// deals benchmark (2 cores, 16 clients, pages of 50) lists from the store had a p99 of 15 ms
-/// with 16 connections and 6 ms with 4, at the same throughput; 2 lost a fifth of it. At most
+/// with 16 connections and 6 ms with 4, at the same throughput; 2 lost a fifth of it. Its
+/// creates, whose inserts share the lane, were faster on these 4 connections than on 16 of
+/// their own (5,200/s against 3,954-4,891/s), though each commit waits for its flush. At most
 /// 16, so that a large machine does not take a share of the server's `max_connections` it
 /// cannot plan for.
 pub fn lane_connections() -> usize {
     (2 * std::thread::available_parallelism().map_or(1, usize::from)).min(16)
 }
 
-/// Reads of one service, on connections of their own where the database is PostgreSQL.
-pub struct ReadLane {
+/// Single statements of one service, on connections of their own where the database is
+/// PostgreSQL.
+pub struct Lane {
     db: DatabaseConnection,
     pg: Option<PgLane>,
 }
@@ -48,7 +53,7 @@ struct PgLane {
     permits: tokio::sync::Semaphore,
 }
 
-impl ReadLane {
+impl Lane {
     /// A lane beside `db`'s pool, connecting as it does (same server and options, but for the
     /// planning: see the module's comment); connections are opened when first needed.
     pub fn new(db: &DatabaseConnection) -> Self {
@@ -69,6 +74,23 @@ impl ReadLane {
         self.all_in_turn(statement).await
     }
 
+    /// Runs one statement that writes, outside any transaction: PostgreSQL commits it by itself
+    /// before it answers. A connection found to have ended retries the statement on a new one
+    /// only when `repeatable`: the end may have come after the commit, so a statement is
+    /// repeatable when a second run cannot write twice (a unique key refuses it).
+    pub async fn execute(&self, statement: &Statement, repeatable: bool) -> Result<(), DbErr> {
+        match &self.pg {
+            None => self.db.execute_raw(statement.clone()).await.map(drop),
+            Some(lane) => {
+                let _turn = lane.permit().await;
+                lane.fetch_all_holding(statement, repeatable)
+                    .await
+                    .map(drop)
+                    .map_err(super::query_error)
+            }
+        }
+    }
+
     /// The first row `statement` returns; for statements that select by key.
     pub async fn one(&self, statement: &Statement) -> Result<Option<QueryResult>, DbErr> {
         Ok(self.all(statement).await?.into_iter().next())
@@ -83,7 +105,7 @@ impl ReadLane {
         }
     }
 
-    /// [`ReadLane::all`] for a caller that holds a [`ReadLane::turn`].
+    /// [`Lane::all`] for a caller that holds a [`Lane::turn`].
     pub(super) async fn all_in_turn(
         &self,
         statement: &Statement,
@@ -91,7 +113,7 @@ impl ReadLane {
         match &self.pg {
             None => self.db.query_all_raw(statement.clone()).await,
             Some(lane) => Ok(lane
-                .fetch_all_holding(statement)
+                .fetch_all_holding(statement, true)
                 .await
                 .map_err(super::query_error)?
                 .into_iter()
@@ -121,8 +143,13 @@ impl PgLane {
             .expect("the semaphore is never closed")
     }
 
-    /// Runs `statement` on an idle connection or a new one; the caller holds a permit.
-    async fn fetch_all_holding(&self, statement: &Statement) -> Result<Vec<PgRow>, sqlx::Error> {
+    /// Runs `statement` on an idle connection or a new one, again on a new one if the idle one
+    /// had ended and `retry` says it may; the caller holds a permit.
+    async fn fetch_all_holding(
+        &self,
+        statement: &Statement,
+        retry: bool,
+    ) -> Result<Vec<PgRow>, sqlx::Error> {
         // A connection is owned by this future while it works: if the future is dropped (the
         // call was cancelled), so is the connection, closed with whatever it was in the middle of.
         let reused = self.idle.lock().pop();
@@ -134,7 +161,7 @@ impl PgLane {
                 }
                 // The connection ended while idle (the server restarted or was told to end it, a
                 // proxy timed it out): a read may be tried again, once, on a new one.
-                Err(e) if connection_lost(&e) => {
+                Err(e) if retry && connection_lost(&e) => {
                     tracing::debug!(error = %e, "a lane connection ended; reconnecting")
                 }
                 // The statement's own failure; the connection, in doubt, is not kept.
