@@ -19,8 +19,8 @@ use crate::domain::Referral;
 /// The statements of [`Store::get_for`], built once: building one per call cost about as much
 /// CPU as decoding the row it returns.
 pub(super) struct Gets {
-    /// One referral: binds the principal, then the id.
-    one: Statement,
+    /// One referral's SQL: binds the principal, then the id.
+    one: String,
     /// On PostgreSQL: the gets that come together.
     batched: Option<Batched<(Uuid, String)>>,
 }
@@ -42,7 +42,7 @@ impl Gets {
             })
         });
         Self {
-            one: one_statement(backend, "", ""),
+            one: one_statement(backend, "", "").sql,
             batched,
         }
     }
@@ -56,7 +56,7 @@ impl Store {
             None => {
                 let statement = Statement::from_sql_and_values(
                     self.db.get_database_backend(),
-                    &self.gets.one.sql,
+                    &self.gets.one,
                     [principal.into(), id.to_string().into()],
                 );
                 self.lane.all(&statement).await?
