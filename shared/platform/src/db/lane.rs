@@ -68,7 +68,8 @@ impl Lane {
         Self { db: db.clone(), pg }
     }
 
-    /// Every row `statement` returns.
+    /// Every row `statement` returns; for reads, which go again on a new connection when the
+    /// idle one they were given had ended (a write goes through [`Lane::execute`]).
     pub async fn all(&self, statement: &Statement) -> Result<Vec<QueryResult>, DbErr> {
         let _turn = self.turn().await;
         self.all_in_turn(statement).await
@@ -135,7 +136,7 @@ impl Lane {
 }
 
 impl PgLane {
-    /// A turn to run one read: while it is held, a connection of the lane is this caller's.
+    /// A turn to run one statement: while it is held, a connection of the lane is this caller's.
     async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
         self.permits
             .acquire()
