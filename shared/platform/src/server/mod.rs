@@ -25,6 +25,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 
 use crate::auth::{AuthLayer, TokenVerifier};
 
+pub mod connect;
 pub mod deadline;
 pub mod gather;
 
@@ -182,9 +183,23 @@ pub async fn serve_when_ready(
         }
     }
 
+    let mut connect_types = descriptor_sets.clone();
+    connect_types.extend([
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_types::pb::FILE_DESCRIPTOR_SET,
+    ]);
+    let connect = connect::ConnectLayer::new(
+        connect::Procedures::new(&connect_types).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "Connect (HTTP/JSON) disabled: bad descriptor set");
+            connect::Procedures::default()
+        }),
+        options.request_timeout,
+    );
+
     let mut public: Vec<String> = ALWAYS_PUBLIC.iter().map(|s| s.to_string()).collect();
     public.extend(public_methods.iter().map(|s| s.to_string()));
     let layers = ServiceBuilder::new()
+        .layer(connect)
         .layer(
             tower_http::trace::TraceLayer::new_for_grpc()
                 .make_span_with(|req: &http::Request<_>| crate::telemetry::server_span(req)),
@@ -216,7 +231,8 @@ pub async fn serve_when_ready(
         }
     };
 
-    let mut builder = Server::builder();
+    // HTTP/1.1 too, for Connect's callers.
+    let mut builder = Server::builder().accept_http1(true);
     if let Some(tls) = &options.tls {
         builder = builder.tls_config(tls.server_config())?;
     }

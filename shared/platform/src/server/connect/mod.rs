@@ -1,0 +1,375 @@
+//! The Connect protocol on the gRPC port, for the callers that cannot speak gRPC (a CRM's HTTP
+//! callouts, curl, web pages): `POST /{package}.{Service}/{Method}` over HTTP/1.1 or HTTP/2,
+//! unary methods with a JSON (`application/json`) or protobuf (`application/proto`) body,
+//! streaming ones with Connect's enveloped messages (`application/connect+json`, [`stream`]).
+//!
+//! [`ConnectLayer`] sits outside every other layer of the server. A Connect call is turned into
+//! the gRPC call it stands for (the body checked against the method's input type from the
+//! descriptor sets and framed as gRPC's one message; the headers, `authorization` among them,
+//! kept) and sent down the same stack as any gRPC call: tracing, metrics, authentication, the
+//! concurrency limit and the deadline apply unchanged, and no RPC has a handler of its own here.
+//! The reply comes back as the output type in the caller's format ([`codec`]), an error as
+//! Connect's error JSON under the HTTP status its code maps to ([`error`]). Every other request
+//! goes to gRPC untouched: only its body's type changes ([`Either`]'s left side), no copy, no
+//! allocation.
+//!
+//! `Connect-Timeout-Ms` is the call's deadline, enforced here: tonic reads `grpc-timeout` before
+//! this layer runs. Compressed bodies are refused (`unimplemented`), as Connect lets a server do.
+
+pub mod codec;
+pub mod error;
+pub mod stream;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::{BoxFuture, Either as EitherFuture, MapOk};
+use futures::{FutureExt, TryFutureExt};
+use http::{HeaderValue, Method, Request, Response, header};
+use http_body_util::{BodyExt, Either, Full};
+use prost_reflect::{DescriptorPool, MethodDescriptor};
+use tonic::Code;
+use tonic::body::Body;
+use tower::{Layer, Service, ServiceExt};
+
+use codec::Format;
+use error::ConnectError;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The methods a server answers, by path, with the types their messages are read and written by.
+#[derive(Default)]
+pub struct Procedures {
+    pool: DescriptorPool,
+    by_path: HashMap<String, MethodDescriptor>,
+}
+
+impl Procedures {
+    /// Every method of the services in `descriptor_sets` (encoded `FileDescriptorSet`s; files
+    /// they share are read once).
+    pub fn new(descriptor_sets: &[&[u8]]) -> Result<Self, prost_reflect::DescriptorError> {
+        let mut pool = DescriptorPool::new();
+        for set in descriptor_sets {
+            pool.decode_file_descriptor_set(*set)?;
+        }
+        let by_path = pool
+            .services()
+            .flat_map(|s| s.methods().collect::<Vec<_>>())
+            .map(|m| {
+                (
+                    format!("/{}/{}", m.parent_service().full_name(), m.name()),
+                    m,
+                )
+            })
+            .collect();
+        Ok(Self { pool, by_path })
+    }
+
+    /// Every type the methods use, and the error details' types.
+    pub fn pool(&self) -> &DescriptorPool {
+        &self.pool
+    }
+
+    pub fn get(&self, path: &str) -> Option<&MethodDescriptor> {
+        self.by_path.get(path)
+    }
+}
+
+#[derive(Clone)]
+pub struct ConnectLayer {
+    procedures: Arc<Procedures>,
+    /// Longest a unary call's body may take to arrive: the server's request time limit, which
+    /// the deadline layer can only apply once the body has become a gRPC call.
+    read_within: Duration,
+}
+
+impl ConnectLayer {
+    pub fn new(procedures: Procedures, read_within: Duration) -> Self {
+        Self {
+            procedures: Arc::new(procedures),
+            read_within,
+        }
+    }
+}
+
+impl<S> Layer<S> for ConnectLayer {
+    type Service = Connect<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Connect {
+            inner,
+            procedures: self.procedures.clone(),
+            read_within: self.read_within,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Connect<S> {
+    inner: S,
+    procedures: Arc<Procedures>,
+    read_within: Duration,
+}
+
+type Reply<B> = Response<Either<B, Body>>;
+
+fn grpc_reply<B>(response: Response<B>) -> Reply<B> {
+    response.map(Either::Left)
+}
+
+impl<S, B> Service<Request<Body>> for Connect<S>
+where
+    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Reply<B>;
+    type Error = S::Error;
+    #[allow(clippy::type_complexity)]
+    type Future = EitherFuture<
+        MapOk<S::Future, fn(Response<B>) -> Reply<B>>,
+        BoxFuture<'static, Result<Reply<B>, S::Error>>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let Some(protocol) = Protocol::of(&request) else {
+            return EitherFuture::Left(self.inner.call(request).map_ok(grpc_reply as fn(_) -> _));
+        };
+        // The service that was made ready goes with this call; its clone waits for the next.
+        let inner = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, inner);
+        let (procedures, read_within) = (self.procedures.clone(), self.read_within);
+        EitherFuture::Right(
+            async move {
+                let path = request.uri().path();
+                let answer = match (procedures.get(path).cloned(), protocol) {
+                    (None, _) => Err(ConnectError::new(
+                        Code::Unimplemented,
+                        format!("no procedure {path}"),
+                    )),
+                    (Some(method), Protocol::Unary(format)) if !streams(&method) => {
+                        unary(inner, &method, format, request, read_within)
+                            .await
+                            .map(|r| r.map(Body::new))
+                    }
+                    (Some(method), Protocol::Stream(format)) if streams(&method) => {
+                        stream::call(inner, procedures.clone(), method, format, request).await
+                    }
+                    (Some(method), Protocol::Unary(_)) => Err(ConnectError::new(
+                        Code::Unimplemented,
+                        format!(
+                            "{} streams: call it with application/connect+json or application/connect+proto",
+                            method.full_name()
+                        ),
+                    )),
+                    (Some(method), Protocol::Stream(_)) => Err(ConnectError::new(
+                        Code::Unimplemented,
+                        format!(
+                            "{} is unary: call it with application/json or application/proto",
+                            method.full_name()
+                        ),
+                    )),
+                };
+                Ok(answer
+                    .unwrap_or_else(|e| e.into_response(&procedures.pool).map(Body::new))
+                    .map(Either::Right))
+            }
+            .boxed(),
+        )
+    }
+}
+
+fn streams(method: &MethodDescriptor) -> bool {
+    method.is_client_streaming() || method.is_server_streaming()
+}
+
+/// Which of Connect's protocols a request speaks, by its `Content-Type`; `None` for anything
+/// else (gRPC among it).
+#[derive(Debug, Clone, Copy)]
+enum Protocol {
+    Unary(Format),
+    Stream(Format),
+}
+
+impl Protocol {
+    fn of<B>(request: &Request<B>) -> Option<Self> {
+        if request.method() != Method::POST {
+            return None;
+        }
+        let content_type = request.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
+        // gRPC first: it is nearly every call.
+        if content_type.starts_with("application/grpc") {
+            return None;
+        }
+        Format::of_unary(content_type)
+            .map(Self::Unary)
+            .or_else(|| stream::format_of(content_type).map(Self::Stream))
+    }
+}
+
+/// One Connect unary call, through `inner` as the gRPC call it stands for.
+async fn unary<S, B>(
+    inner: S,
+    method: &MethodDescriptor,
+    format: Format,
+    request: Request<Body>,
+    read_within: Duration,
+) -> Result<Response<Full<Bytes>>, ConnectError>
+where
+    S: Service<Request<Body>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = request.into_parts();
+    check_headers(&parts.headers)?;
+    let timeout = timeout(&parts.headers)?;
+    let call = async move {
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let read = codec::read_bounded(body, declared, format.request_limit());
+        let body = tokio::time::timeout(read_within, read)
+            .await
+            .map_err(|_| {
+                ConnectError::new(
+                    Code::DeadlineExceeded,
+                    format!(
+                        "the request body did not arrive within {} s",
+                        read_within.as_secs()
+                    ),
+                )
+            })??;
+        let message = format.request(&method.input(), &body)?;
+        let grpc = grpc_request(parts, Body::new(Full::new(codec::frame(&message))), timeout);
+        let response = inner
+            .oneshot(grpc)
+            .await
+            .map_err(|e| ConnectError::new(Code::Unavailable, e.into().to_string()))?;
+        let (head, body) = response.into_parts();
+        if let Some(status) = tonic::Status::from_header_map(&head.headers) {
+            // A reply of trailers only: an error before any message.
+            if status.code() != Code::Ok {
+                return Err(status.into());
+            }
+        }
+        let collected = http_body_util::Limited::new(body, codec::REPLY_LIMIT)
+            .collect()
+            .await
+            .map_err(|e| ConnectError::new(Code::Internal, format!("the reply broke: {e}")))?;
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        match tonic::Status::from_header_map(&trailers) {
+            Some(status) if status.code() == Code::Ok => {}
+            Some(status) => return Err(status.into()),
+            None => return Err(ConnectError::new(Code::Internal, "the reply has no status")),
+        }
+        let reply = format.reply(&method.output(), codec::unframe(collected.to_bytes())?)?;
+        let mut response = Response::new(Full::new(reply));
+        let headers = response.headers_mut();
+        error::copy_metadata(head.headers, headers, "");
+        error::copy_metadata(trailers, headers, "trailer-");
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        );
+        Ok(response)
+    };
+    match timeout {
+        None => call.await,
+        Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+            Err(ConnectError::new(
+                Code::DeadlineExceeded,
+                format!(
+                    "no answer within Connect-Timeout-Ms ({} ms)",
+                    limit.as_millis()
+                ),
+            ))
+        }),
+    }
+}
+
+/// Refuses what this server does not take: another protocol version, a compressed body.
+fn check_headers(headers: &http::HeaderMap) -> Result<(), ConnectError> {
+    if let Some(version) = headers.get("connect-protocol-version")
+        && version != "1"
+    {
+        return Err(ConnectError::field(
+            "connect-protocol-version",
+            "must be 1, the only version of the protocol",
+        ));
+    }
+    if let Some(encoding) = headers.get(header::CONTENT_ENCODING)
+        && encoding != "identity"
+    {
+        return Err(ConnectError::new(
+            Code::Unimplemented,
+            format!(
+                "content-encoding {} is not taken: send the body uncompressed",
+                String::from_utf8_lossy(encoding.as_bytes())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `Connect-Timeout-Ms`: at most 10 digits, as the protocol says.
+fn timeout(headers: &http::HeaderMap) -> Result<Option<Duration>, ConnectError> {
+    let Some(value) = headers.get("connect-timeout-ms") else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default();
+    if text.is_empty() || text.len() > 10 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ConnectError::field(
+            "connect-timeout-ms",
+            "must be a whole number of milliseconds, at most 10 digits",
+        ));
+    }
+    Ok(Some(Duration::from_millis(
+        text.parse().unwrap_or(u64::MAX),
+    )))
+}
+
+/// The gRPC request a Connect call stands for: its headers but the ones about its own framing,
+/// its deadline as `grpc-timeout` (for handlers that pass it on), `body` gRPC's frames.
+fn grpc_request(
+    mut parts: http::request::Parts,
+    body: Body,
+    timeout: Option<Duration>,
+) -> Request<Body> {
+    let headers = &mut parts.headers;
+    for name in [
+        header::CONTENT_LENGTH,
+        header::CONTENT_ENCODING,
+        header::ACCEPT_ENCODING,
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("connect-protocol-version");
+    headers.remove("connect-timeout-ms");
+    headers.remove("keep-alive");
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    if let Some(limit) = timeout
+        && let Ok(value) = HeaderValue::try_from(format!("{}m", limit.as_millis().min(99_999_999)))
+    {
+        headers.insert("grpc-timeout", value);
+    }
+    parts.version = http::Version::HTTP_2;
+    Request::from_parts(parts, body)
+}
