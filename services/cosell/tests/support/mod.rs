@@ -22,6 +22,21 @@ pub fn workspace_root() -> PathBuf {
         .unwrap()
 }
 
+/// The bash block of the README between `<!-- tour:NAME -->` and `<!-- /tour:NAME -->`.
+pub fn readme_tour(name: &str) -> String {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let start = readme
+        .find(&format!("<!-- tour:{name} -->"))
+        .expect("tour start marker");
+    let end = readme
+        .find(&format!("<!-- /tour:{name} -->"))
+        .expect("tour end marker");
+    let block = &readme[start..end];
+    let code_start = block.find("```bash\n").expect("bash block") + "```bash\n".len();
+    let code_end = block[code_start..].find("```").unwrap() + code_start;
+    block[code_start..code_end].to_owned()
+}
+
 pub struct Server {
     pub child: Child,
     /// `127.0.0.1:PORT`.

@@ -1,0 +1,449 @@
+//! The Connect protocol on `cosell serve --demo`'s one port, from curl (HTTP/1.1 and HTTP/2): the
+//! README's curl tour as written; sign in, search, create, get and list in JSON, a get in
+//! protobuf; and the errors a caller sees (the code's HTTP status, the Connect error JSON with
+//! the `ErrorInfo` and `BadRequest` details), for bad JSON and bodies over the limit as much as
+//! for the services' own refusals, in unary calls and at the end of a stream.
+
+mod support;
+
+use std::process::Command;
+
+use prost::Message;
+use serde_json::{Value, json};
+use support::{Server, readme_tour};
+
+/// What curl saw: the HTTP status, the protocol version and the body.
+struct Answer {
+    status: u16,
+    version: String,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The Connect error's detail of `type`, as JSON (its `debug` form).
+    fn detail(&self, kind: &str) -> Value {
+        let body = self.json();
+        let details = body["details"].as_array().cloned().unwrap_or_default();
+        details
+            .into_iter()
+            .find(|d| d["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {body}"))["debug"]
+            .clone()
+    }
+}
+
+/// One message of a Connect stream: flags, length, message.
+fn envelope(flags: u8, message: &[u8]) -> Vec<u8> {
+    let mut framed = vec![flags];
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(message);
+    framed
+}
+
+/// A Connect stream's JSON envelopes, with their flags.
+fn envelopes(mut body: &[u8]) -> Vec<(u8, Value)> {
+    let mut messages = Vec::new();
+    while body.len() >= 5 {
+        let len = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;
+        let message = serde_json::from_slice(&body[5..5 + len]).unwrap();
+        messages.push((body[0], message));
+        body = &body[5 + len..];
+    }
+    assert!(body.is_empty(), "the stream ends on an envelope's end");
+    messages
+}
+
+#[derive(Clone, Copy)]
+enum Http {
+    One,
+    Two,
+}
+
+/// `curl -X POST` of `body` to `path` with `content_type`, the bearer `token` and `headers`.
+fn curl(
+    server: &Server,
+    http: Http,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+    token: Option<&str>,
+    headers: &[&str],
+) -> Answer {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), body).unwrap();
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sS",
+        "-X",
+        "POST",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code} %{http_version}",
+    ])
+    .arg(match http {
+        Http::One => "--http1.1",
+        Http::Two => "--http2-prior-knowledge",
+    })
+    .args(["-H", &format!("content-type: {content_type}")])
+    .args(["-H", "connect-protocol-version: 1"])
+    .arg("--data-binary")
+    .arg(format!("@{}", file.path().display()));
+    if let Some(token) = token {
+        cmd.args(["-H", &format!("authorization: Bearer {token}")]);
+    }
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    cmd.arg(format!("{}{path}", server.url()));
+    let out = cmd.output().expect("curl runs");
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let split = out.stdout.iter().rposition(|&b| b == b'\n').unwrap();
+    let tail = String::from_utf8(out.stdout[split + 1..].to_vec()).unwrap();
+    let (status, version) = tail.split_once(' ').unwrap();
+    Answer {
+        status: status.parse().unwrap(),
+        version: version.to_string(),
+        body: out.stdout[..split].to_vec(),
+    }
+}
+
+/// A JSON call that must succeed; its reply.
+fn call(server: &Server, http: Http, path: &str, request: Value, token: Option<&str>) -> Value {
+    let answer = curl(
+        server,
+        http,
+        path,
+        "application/json",
+        request.to_string().as_bytes(),
+        token,
+        &[],
+    );
+    assert_eq!(
+        answer.status,
+        200,
+        "{path}: {}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    answer.json()
+}
+
+const TOKENS: &str = "/cosell.identity.v1.TokenService/SignInWithEmail";
+const SEARCH: &str = "/cosell.directory.v1.DirectoryService/SearchEntities";
+const SOLUTIONS: &str = "/cosell.deals.v1.CatalogService/ListSolutions";
+const CREATE: &str = "/cosell.deals.v1.ReferralService/CreateReferral";
+const GET: &str = "/cosell.deals.v1.ReferralService/GetReferral";
+const LIST: &str = "/cosell.deals.v1.ReferralService/ListReferrals";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn curl_signs_in_searches_creates_and_lists_in_json() {
+    let server = Server::start().await;
+
+    let signed_in = call(
+        &server,
+        Http::One,
+        TOKENS,
+        json!({"email": "rita.referrals@contoso.com"}),
+        None,
+    );
+    assert!(
+        signed_in["user"]
+            .as_str()
+            .unwrap()
+            .starts_with("organizations/"),
+        "{signed_in}"
+    );
+    let token = signed_in["accessToken"].as_str().unwrap().to_string();
+    let token = Some(token.as_str());
+
+    let found = call(
+        &server,
+        Http::Two,
+        SEARCH,
+        json!({"query": "dynatrace glo", "pageSize": 3}),
+        token,
+    );
+    let entity = &found["results"][0]["entity"];
+    assert_eq!(entity["legalName"], "Dynatrace Global Finance GmbH");
+    assert_eq!(entity["address"]["countryCode"], "CH");
+
+    let solutions = call(
+        &server,
+        Http::One,
+        SOLUTIONS,
+        json!({"query": "contoso cloud", "cosellReadyOnly": true}),
+        token,
+    );
+    let solution = &solutions["solutions"][0];
+    let create = json!({
+        "requestId": uuid::Uuid::new_v4().to_string(),
+        "referral": {
+            "displayName": "Analytics rollout from curl",
+            "dealType": "DEAL_TYPE_PARTNER_LED",
+            "consentToShare": true,
+            "customer": {"entity": entity["name"]},
+            "solutions": [{"solution": solution["name"]}],
+            "dealValue": {"currencyCode": "EUR", "amount": "95000"},
+            "estimatedCloseDate": "2027-11-30",
+        },
+    });
+    let created = call(&server, Http::Two, CREATE, create.clone(), token)["referral"].clone();
+    assert_eq!(created["dealType"], "DEAL_TYPE_PARTNER_LED");
+    assert_eq!(
+        (&created["status"], &created["substatus"]),
+        (&json!("STATUS_ACTIVE"), &json!("SUBSTATUS_ACCEPTED"))
+    );
+    assert_eq!(created["customer"]["match"], "CUSTOMER_MATCH_MATCHED");
+    assert_eq!(created["dealValue"]["amount"], "95000");
+    let retried = call(&server, Http::One, CREATE, create, token);
+    assert_eq!(
+        retried["referral"]["name"], created["name"],
+        "a retry returns the first"
+    );
+
+    let got = call(
+        &server,
+        Http::One,
+        GET,
+        json!({"name": created["name"]}),
+        token,
+    );
+    assert_eq!(
+        got["referral"]["displayName"],
+        "Analytics rollout from curl"
+    );
+
+    let listed = call(
+        &server,
+        Http::Two,
+        LIST,
+        json!({"direction": "DIRECTION_OUTBOUND", "pageSize": 5}),
+        token,
+    );
+    assert_eq!(
+        listed["referrals"][0]["name"], created["name"],
+        "newest first"
+    );
+
+    // The same get in protobuf: the body is the request message's bytes, the reply the
+    // referral's.
+    let request = cosell_proto::deals::GetReferralRequest {
+        name: created["name"].as_str().unwrap().into(),
+    };
+    let answer = curl(
+        &server,
+        Http::Two,
+        GET,
+        "application/proto",
+        &request.encode_to_vec(),
+        token,
+        &[],
+    );
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.version, "2");
+    let referral = cosell_proto::deals::GetReferralResponse::decode(answer.body.as_slice())
+        .unwrap()
+        .referral
+        .unwrap();
+    assert_eq!(referral.name, request.name);
+    assert_eq!(referral.display_name, "Analytics rollout from curl");
+
+    assert!(server.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_are_connect_errors_with_their_details() {
+    let server = Server::start().await;
+    let signed_in = call(
+        &server,
+        Http::One,
+        TOKENS,
+        json!({"email": "rita.referrals@contoso.com"}),
+        None,
+    );
+    let token = signed_in["accessToken"].as_str().map(str::to_string);
+    let token = token.as_deref();
+    let json_call = |http, path: &str, body: &str, token, headers: &[&str]| {
+        curl(
+            &server,
+            http,
+            path,
+            "application/json",
+            body.as_bytes(),
+            token,
+            headers,
+        )
+    };
+
+    // The service's own refusals, with the details it sends over gRPC.
+    let missing = r#"{"name": "referrals/00000000-0000-7000-8000-000000000000"}"#;
+    let answer = json_call(Http::One, GET, missing, token, &[]);
+    assert_eq!(answer.status, 404, "{}", answer.json());
+    assert_eq!(answer.json()["code"], "not_found");
+    assert_eq!(
+        answer.detail("google.rpc.ErrorInfo")["domain"],
+        "deals.cosell"
+    );
+
+    let answer = json_call(Http::Two, GET, missing, None, &[]);
+    assert_eq!(answer.status, 401);
+    assert_eq!(answer.json()["code"], "unauthenticated");
+
+    let answer = json_call(Http::One, CREATE, r#"{"referral": {}}"#, token, &[]);
+    assert_eq!(answer.status, 400, "{}", answer.json());
+    assert_eq!(answer.json()["code"], "invalid_argument");
+    let fields: Vec<String> = answer.detail("google.rpc.BadRequest")["fieldViolations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["field"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        fields.iter().any(|f| f.starts_with("referral.")),
+        "{fields:?}"
+    );
+
+    // Bodies that are not the request message: named field, never a 500.
+    for (path, body, field, reason) in [
+        (GET, r#"{"name": "#, "name", "EOF"),
+        (GET, r#"{"nmae": "x"}"#, "nmae", "unrecognized field"),
+        (LIST, r#"{"pageSize": "lots"}"#, "pageSize", "invalid"),
+        (
+            LIST,
+            r#"{"direction": "SIDEWAYS"}"#,
+            "direction",
+            "SIDEWAYS",
+        ),
+        (LIST, r#"[1, 2]"#, "body", "invalid type"),
+    ] {
+        let answer = json_call(Http::One, path, body, token, &[]);
+        assert_eq!(answer.status, 400, "{body}: {}", answer.json());
+        let violation = &answer.detail("google.rpc.BadRequest")["fieldViolations"][0];
+        assert_eq!(violation["field"], field, "{body}");
+        assert!(
+            violation["description"].as_str().unwrap().contains(reason),
+            "{body}: {violation}"
+        );
+    }
+
+    let huge = format!(r#"{{"name": "{}"}}"#, "x".repeat(7 << 20));
+    let answer = json_call(Http::Two, GET, &huge, token, &[]);
+    assert_eq!(answer.status, 400);
+    let violation = &answer.detail("google.rpc.BadRequest")["fieldViolations"][0];
+    assert_eq!(violation["field"], "body");
+    assert!(
+        violation["description"]
+            .as_str()
+            .unwrap()
+            .contains("at most 6291456"),
+        "{violation}"
+    );
+
+    let answer = json_call(Http::One, LIST, "{}", token, &["connect-timeout-ms: soon"]);
+    assert_eq!(answer.status, 400);
+    assert_eq!(
+        answer.detail("google.rpc.BadRequest")["fieldViolations"][0]["field"],
+        "connect-timeout-ms"
+    );
+    let answer = json_call(Http::One, LIST, "{}", token, &["connect-timeout-ms: 5000"]);
+    assert_eq!(answer.status, 200, "a deadline that is met changes nothing");
+
+    let answer = json_call(
+        Http::One,
+        "/cosell.deals.v1.ReferralService/Teleport",
+        "{}",
+        token,
+        &[],
+    );
+    assert_eq!(answer.status, 501);
+    assert_eq!(answer.json()["code"], "unimplemented");
+
+    let answer = json_call(Http::One, LIST, "{}", token, &["content-encoding: gzip"]);
+    assert_eq!(answer.status, 501, "compressed bodies are refused");
+
+    // Streams: Connect's envelopes, the end of the stream carrying the error. A watch whose
+    // request is not its message ends with the field named; one of another organization with
+    // the service's own answer (never saying whether it exists).
+    let watch = "/cosell.migration.v1.MigrationService/WatchDealMigration";
+    for (request, code, field) in [
+        (&br#"{"parent": 7}"#[..], "invalid_argument", Some("parent")),
+        (
+            br#"{"parent": "organizations/00000000-0000-7000-8000-000000000000"}"#,
+            "not_found",
+            None,
+        ),
+    ] {
+        let answer = curl(
+            &server,
+            Http::Two,
+            watch,
+            "application/connect+json",
+            &envelope(0, request),
+            token,
+            &[],
+        );
+        assert_eq!(answer.status, 200, "a stream's error is in its end");
+        let messages = envelopes(&answer.body);
+        let (flags, end) = messages.last().unwrap();
+        assert_eq!(*flags, 2, "the last envelope ends the stream");
+        assert_eq!(end["error"]["code"], code, "{end}");
+        if let Some(field) = field {
+            let bad = end["error"]["details"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["type"] == "google.rpc.BadRequest")
+                .unwrap();
+            assert_eq!(bad["debug"]["fieldViolations"][0]["field"], field);
+        }
+    }
+
+    // Health answers Connect too, without a token: what a load balancer's HTTP probe calls.
+    let answer = json_call(Http::One, "/grpc.health.v1.Health/Check", "{}", None, &[]);
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json()["status"], "SERVING");
+
+    assert!(server.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_curl_tour_runs_as_written() {
+    let server = Server::start().await;
+    let tour = readme_tour("curl").replace("localhost:50051", &server.addr);
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &tour])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the tour failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("referrals/"), "the referral: {stdout}");
+    assert_eq!(lines[1], "SUBSTATUS_ACCEPTED");
+    let error: Value = serde_json::from_str(lines[2]).unwrap();
+    assert_eq!(error["code"], "not_found");
+    assert_eq!(lines[3], "HTTP 404");
+    assert_eq!(lines[4], "3", "the demo's eligible deals");
+    let watched: Vec<Value> = lines[5..]
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (end, messages) = watched.split_last().unwrap();
+    assert_eq!(end, &json!({}), "the stream ends without an error");
+    let last = &messages.last().unwrap()["status"];
+    assert_eq!(last["state"], "DEAL_MIGRATION_STATE_NOTHING_TO_MIGRATE");
+    assert_eq!(last["run"]["migrated"], "3");
+    assert!(server.stop().success());
+}
