@@ -107,7 +107,7 @@ impl Bench {
 }
 
 /// Every benchmark, in the order they run. The `full` settings are the sizes of the targets
-/// (issues 3, 4, 5, 17 and 19; `docs/benchmarks.md`); `small` keeps each to a minute or so.
+/// (issues 3, 4, 5, 17, 19 and 20; `docs/benchmarks.md`); `small` keeps each to a minute or so.
 const BENCHES: &[Bench] = &[
     Bench {
         name: "identity/access",
@@ -162,6 +162,14 @@ const BENCHES: &[Bench] = &[
             ("COSELL_BENCH_CALLS", "10000"),
             ("COSELL_BENCH_REFERRALS", "100000"),
         ],
+    },
+    Bench {
+        name: "deals/http",
+        package: "cosell-deals",
+        target: "http",
+        what: "GetReferral over HTTP/JSON (HTTP/1.1 and HTTP/2) vs the same get through gRPC",
+        small: &[("COSELL_BENCH_CALLS", "2000")],
+        full: &[("COSELL_BENCH_CALLS", "10000")],
     },
     Bench {
         name: "deals/feed",
