@@ -592,7 +592,7 @@ mod tests {
         assert_eq!(only(&[]).len(), BENCHES.len());
         assert_eq!(
             only(&["deals"]),
-            ["deals/api", "deals/feed", "deals/insights"]
+            ["deals/api", "deals/http", "deals/feed", "deals/insights"]
         );
         assert_eq!(
             only(&["deals/api", "migration"]),
