@@ -32,6 +32,14 @@ pub struct ServerArgs {
     /// The private key of `--tls-cert` (PEM).
     #[arg(long, env = "COSELL_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// A web page origin allowed to call from a browser (CORS), e.g. `https://crm.example.com`;
+    /// repeat it, or separate origins with commas. None: pages on other origins are refused.
+    #[arg(
+        long = "cors-origin",
+        env = "COSELL_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
 }
@@ -48,6 +56,11 @@ impl ServerArgs {
             concurrency_limit: self.concurrency_limit.max(1),
             shutdown_drain: Duration::from_millis(self.shutdown_drain_ms),
             tls,
+            cors_origins: self
+                .cors_origins
+                .iter()
+                .map(|o| crate::server::cors::origin(o))
+                .collect::<Result<_, _>>()?,
         })
     }
 }

@@ -26,6 +26,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use crate::auth::{AuthLayer, TokenVerifier};
 
 pub mod connect;
+pub mod cors;
 pub mod deadline;
 pub mod gather;
 
@@ -82,6 +83,8 @@ pub struct ServerOptions {
     pub shutdown_drain: Duration,
     /// Serve TLS with this certificate; none: plaintext.
     pub tls: Option<crate::tls::ServerTls>,
+    /// Web page origins allowed to call from a browser ([`cors`]); none: no CORS.
+    pub cors_origins: Vec<http::HeaderValue>,
 }
 
 impl Default for ServerOptions {
@@ -91,6 +94,7 @@ impl Default for ServerOptions {
             concurrency_limit: 1024,
             shutdown_drain: Duration::ZERO,
             tls: None,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -198,7 +202,10 @@ pub async fn serve_when_ready(
 
     let mut public: Vec<String> = ALWAYS_PUBLIC.iter().map(|s| s.to_string()).collect();
     public.extend(public_methods.iter().map(|s| s.to_string()));
+    let cors =
+        (!options.cors_origins.is_empty()).then(|| cors::layer(options.cors_origins.clone()));
     let layers = ServiceBuilder::new()
+        .option_layer(cors)
         .layer(connect)
         .layer(
             tower_http::trace::TraceLayer::new_for_grpc()

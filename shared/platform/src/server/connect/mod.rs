@@ -10,8 +10,11 @@
 //! concurrency limit and the deadline apply unchanged, and no RPC has a handler of its own here.
 //! The reply comes back as the output type in the caller's format ([`codec`]), an error as
 //! Connect's error JSON under the HTTP status its code maps to ([`error`]). Every other request
-//! goes to gRPC untouched: only its body's type changes ([`Either`]'s left side), no copy, no
+//! goes to gRPC untouched: only its body's type changes ([`ReplyBody`]'s gRPC side), no copy, no
 //! allocation.
+//!
+//! gRPC-Web (`application/grpc-web+proto`, from browsers) goes through tonic-web's translation
+//! here too, so that gRPC calls never pay for it; which pages may call is [`super::cors`].
 //!
 //! `Connect-Timeout-Ms` is the call's deadline, enforced here: tonic reads `grpc-timeout` before
 //! this layer runs. Compressed bodies are refused (`unimplemented`), as Connect lets a server do.
@@ -114,10 +117,63 @@ pub struct Connect<S> {
     read_within: Duration,
 }
 
-type Reply<B> = Response<Either<B, Body>>;
+type Reply<B> = Response<ReplyBody<B>>;
 
 fn grpc_reply<B>(response: Response<B>) -> Reply<B> {
-    response.map(Either::Left)
+    response.map(ReplyBody::grpc)
+}
+
+pin_project_lite::pin_project! {
+    /// A reply's body: gRPC's own, untouched, or one this layer made. Empty by default, as a
+    /// CORS preflight's answer is.
+    pub struct ReplyBody<B> {
+        #[pin]
+        inner: Either<B, Body>,
+    }
+}
+
+impl<B> ReplyBody<B> {
+    fn grpc(body: B) -> Self {
+        Self {
+            inner: Either::Left(body),
+        }
+    }
+
+    fn made(body: Body) -> Self {
+        Self {
+            inner: Either::Right(body),
+        }
+    }
+}
+
+impl<B> Default for ReplyBody<B> {
+    fn default() -> Self {
+        Self::made(Body::empty())
+    }
+}
+
+impl<B> http_body::Body for ReplyBody<B>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 impl<S, B> Service<Request<Body>> for Connect<S>
@@ -126,7 +182,7 @@ where
     S::Future: Send,
     S::Error: Into<BoxError>,
     B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    B::Error: Into<BoxError> + std::fmt::Display,
 {
     type Response = Reply<B>;
     type Error = S::Error;
@@ -148,43 +204,67 @@ where
         let inner = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, inner);
         let (procedures, read_within) = (self.procedures.clone(), self.read_within);
-        EitherFuture::Right(
-            async move {
-                let path = request.uri().path();
-                let answer = match (procedures.get(path).cloned(), protocol) {
-                    (None, _) => Err(ConnectError::new(
-                        Code::Unimplemented,
-                        format!("no procedure {path}"),
-                    )),
-                    (Some(method), Protocol::Unary(format)) if !streams(&method) => {
-                        unary(inner, &method, format, request, read_within)
-                            .await
-                            .map(|r| r.map(Body::new))
-                    }
-                    (Some(method), Protocol::Stream(format)) if streams(&method) => {
-                        stream::call(inner, procedures.clone(), method, format, request).await
-                    }
-                    (Some(method), Protocol::Unary(_)) => Err(ConnectError::new(
-                        Code::Unimplemented,
-                        format!(
-                            "{} streams: call it with application/connect+json or application/connect+proto",
-                            method.full_name()
-                        ),
-                    )),
-                    (Some(method), Protocol::Stream(_)) => Err(ConnectError::new(
-                        Code::Unimplemented,
-                        format!(
-                            "{} is unary: call it with application/json or application/proto",
-                            method.full_name()
-                        ),
-                    )),
-                };
+        EitherFuture::Right(match protocol {
+            Protocol::GrpcWeb => tonic_web::GrpcWebLayer::new()
+                .layer(inner)
+                .oneshot(request)
+                .map_ok(|r| r.map(ReplyBody::made))
+                .boxed(),
+            Protocol::Connect(kind) => async move {
+                let answer = connect(inner, &procedures, kind, request, read_within).await;
                 Ok(answer
                     .unwrap_or_else(|e| e.into_response(&procedures.pool).map(Body::new))
-                    .map(Either::Right))
+                    .map(ReplyBody::made))
             }
             .boxed(),
-        )
+        })
+    }
+}
+
+/// One Connect call, unary or streaming, as the method it names is.
+async fn connect<S, B>(
+    inner: S,
+    procedures: &Arc<Procedures>,
+    kind: Kind,
+    request: Request<Body>,
+    read_within: Duration,
+) -> Result<Response<Body>, ConnectError>
+where
+    S: Service<Request<Body>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let path = request.uri().path();
+    let Some(method) = procedures.get(path).cloned() else {
+        return Err(ConnectError::new(
+            Code::Unimplemented,
+            format!("no procedure {path}"),
+        ));
+    };
+    match kind {
+        Kind::Unary(format) if !streams(&method) => {
+            unary(inner, &method, format, request, read_within)
+                .await
+                .map(|r| r.map(Body::new))
+        }
+        Kind::Stream(format) if streams(&method) => {
+            stream::call(inner, procedures.clone(), method, format, request).await
+        }
+        Kind::Unary(_) => Err(ConnectError::new(
+            Code::Unimplemented,
+            format!(
+                "{} streams: call it with application/connect+json or application/connect+proto",
+                method.full_name()
+            ),
+        )),
+        Kind::Stream(_) => Err(ConnectError::new(
+            Code::Unimplemented,
+            format!(
+                "{} is unary: call it with application/json or application/proto",
+                method.full_name()
+            ),
+        )),
     }
 }
 
@@ -192,10 +272,18 @@ fn streams(method: &MethodDescriptor) -> bool {
     method.is_client_streaming() || method.is_server_streaming()
 }
 
-/// Which of Connect's protocols a request speaks, by its `Content-Type`; `None` for anything
-/// else (gRPC among it).
+/// Which protocol other than gRPC a request speaks, by its `Content-Type`; `None` for gRPC and
+/// anything else.
 #[derive(Debug, Clone, Copy)]
 enum Protocol {
+    Connect(Kind),
+    /// gRPC-Web, from browsers: tonic-web's translation.
+    GrpcWeb,
+}
+
+/// Connect's two ways of calling.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
     Unary(Format),
     Stream(Format),
 }
@@ -208,11 +296,14 @@ impl Protocol {
         let content_type = request.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
         // gRPC first: it is nearly every call.
         if content_type.starts_with("application/grpc") {
-            return None;
+            return content_type
+                .starts_with("application/grpc-web")
+                .then_some(Self::GrpcWeb);
         }
         Format::of_unary(content_type)
-            .map(Self::Unary)
-            .or_else(|| stream::format_of(content_type).map(Self::Stream))
+            .map(Kind::Unary)
+            .or_else(|| stream::format_of(content_type).map(Kind::Stream))
+            .map(Self::Connect)
     }
 }
 
