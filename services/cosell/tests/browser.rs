@@ -1,0 +1,241 @@
+//! A web page calls `cosell serve --demo` through gRPC-Web from a headless browser (Debian's
+//! `chromium`): the page (`browser/page.js`, with code generated from `proto/` by
+//! `@bufbuild/protoc-gen-es` and `@connectrpc/connect-web`'s gRPC-Web transport, loaded as ES
+//! modules through an import map) is served by this test from two origins. The server allows one
+//! of them (`--cors-origin`): from it the page signs in, searches and gets a referral's
+//! `NOT_FOUND`; from the other the browser refuses the first call. Preflights are checked with
+//! curl too.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use support::{Server, tools, workspace_root};
+
+const PACKAGES: &[&str] = &[
+    "@bufbuild/buf@1.75.0",
+    "@bufbuild/protoc-gen-es@2.17.0",
+    "@bufbuild/protobuf@2.17.0",
+    "@connectrpc/connect@2.3.0",
+    "@connectrpc/connect-web@2.3.0",
+];
+
+/// The browser: `COSELL_CHROMIUM`, or Debian's `chromium` (installed here if missing).
+fn chromium() -> PathBuf {
+    if let Ok(p) = std::env::var("COSELL_CHROMIUM") {
+        return PathBuf::from(p);
+    }
+    let installed = Path::new("/usr/bin/chromium");
+    if !installed.exists() {
+        let status = Command::new("sh")
+            .args([
+                "-c",
+                "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium",
+            ])
+            .status()
+            .expect("apt-get runs");
+        assert!(status.success(), "apt-get install chromium");
+    }
+    installed.to_owned()
+}
+
+/// The page's folder: `index.html` (with the import map), `page.js`, the generated code under
+/// `gen/`, and the npm packages under `node_modules/`.
+fn build_page(dir: &Path) {
+    let modules = tools::npm_install(
+        "connect-web",
+        PACKAGES,
+        "@connectrpc/connect-web/package.json",
+    );
+    let bin = modules.join(".bin");
+    let template = format!(
+        r#"{{"version": "v2", "plugins": [{{"local": "{}", "out": "{}", "opt": ["target=js", "import_extension=js"]}}]}}"#,
+        bin.join("protoc-gen-es").display(),
+        dir.join("gen").display()
+    );
+    let out = tools::output_within(
+        Command::new(bin.join("buf"))
+            .arg("generate")
+            .arg(workspace_root().join("proto"))
+            .args(["--template", &template]),
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "buf generate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::os::unix::fs::symlink(&modules, dir.join("node_modules")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/page.js"),
+        dir.join("page.js"),
+    )
+    .unwrap();
+    let html = format!(
+        r#"<!doctype html><html><head><meta charset="utf-8">
+<script type="importmap">{}</script></head>
+<body><pre id="result"></pre><script type="module" src="/page.js"></script></body></html>"#,
+        import_map(&modules)
+    );
+    std::fs::write(dir.join("index.html"), html).unwrap();
+}
+
+/// Every ES module entry point of the packages, by the name code imports it as.
+fn import_map(modules: &Path) -> String {
+    let mut imports = serde_json::Map::new();
+    for package in [
+        "@bufbuild/protobuf",
+        "@connectrpc/connect",
+        "@connectrpc/connect-web",
+    ] {
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(modules.join(package).join("package.json")).unwrap(),
+        )
+        .unwrap();
+        for (entry, targets) in manifest["exports"].as_object().unwrap() {
+            let Some(file) = targets["import"].as_str() else {
+                continue;
+            };
+            let name = format!("{package}{}", entry.trim_start_matches('.'));
+            let url = format!("/node_modules/{package}/{}", file.trim_start_matches("./"));
+            imports.insert(name, url.into());
+        }
+    }
+    serde_json::json!({ "imports": imports }).to_string()
+}
+
+/// Serves the files of `dir` over HTTP/1.0 on a port of its own, for the life of the test; the
+/// origin (`http://127.0.0.1:PORT`).
+fn serve_files(dir: PathBuf) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(&stream);
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                let path = line.split_whitespace().nth(1).unwrap_or("/");
+                let path = path.split('?').next().unwrap_or("/");
+                let path = if path == "/" { "/index.html" } else { path };
+                let file = dir.join(path.trim_start_matches('/'));
+                let kind = match file.extension().and_then(|e| e.to_str()) {
+                    Some("html") => "text/html",
+                    Some("js") => "text/javascript",
+                    _ => "application/octet-stream",
+                };
+                let mut stream = &stream;
+                let _ = match std::fs::read(&file) {
+                    Ok(body) if !path.contains("..") => stream
+                        .write_all(
+                            format!(
+                                "HTTP/1.0 200 OK\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n\r\n",
+                                body.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .and_then(|_| stream.write_all(&body)),
+                    _ => stream.write_all(b"HTTP/1.0 404 Not Found\r\ncontent-length: 0\r\n\r\n"),
+                };
+            });
+        }
+    });
+    origin
+}
+
+/// The page's result lines, as the browser left them once its work was done.
+fn run_page(chromium: &Path, origin: &str, server: &str) -> Vec<String> {
+    let url = format!("{origin}/index.html?server=http://{server}");
+    let profile = tempfile::tempdir().unwrap();
+    let out = tools::output_within(
+        Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--virtual-time-budget=30000",
+                "--dump-dom",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(&url),
+        Duration::from_secs(120),
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let start = dom.find("<pre id=\"result\">").unwrap_or_else(|| {
+        panic!(
+            "no result in the page:\n{dom}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let rest = &dom[start + "<pre id=\"result\">".len()..];
+    rest[..rest.find("</pre>").unwrap()]
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `curl -X OPTIONS` as a browser's preflight from `origin`: the allowed origin it answers.
+fn preflight(server: &str, origin: &str) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-D", "-", "-X", "OPTIONS"])
+        .args(["-H", &format!("origin: {origin}")])
+        .args(["-H", "access-control-request-method: POST"])
+        .args([
+            "-H",
+            "access-control-request-headers: content-type,x-grpc-web,authorization",
+        ])
+        .arg(format!(
+            "http://{server}/cosell.identity.v1.TokenService/SignInWithEmail"
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("access-control-allow-origin:")
+            .map(|v| v.trim().to_owned())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_page_calls_through_grpc_web_from_an_allowed_origin_only() {
+    let chromium = chromium();
+    let page = tempfile::tempdir().unwrap();
+    build_page(page.path());
+    let allowed = serve_files(page.path().to_owned());
+    let other = serve_files(page.path().to_owned());
+    let server = Server::start_with(&["--demo", "--cors-origin", &allowed]).await;
+
+    assert_eq!(
+        preflight(&server.addr, &allowed).as_deref(),
+        Some(allowed.as_str())
+    );
+    assert_eq!(preflight(&server.addr, &other), None, "another origin");
+
+    let lines = run_page(&chromium, &allowed, &server.addr);
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("browser: passed"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[0].starts_with("signed in organizations/"),
+        "{lines:?}"
+    );
+    assert_eq!(lines[1], "directory: Dynatrace Global Finance GmbH");
+    assert!(lines[2].starts_with("error: NotFound"), "{lines:?}");
+
+    let lines = run_page(&chromium, &other, &server.addr);
+    eprintln!("from {other}: {lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("failed:") && lines[0].contains("Failed to fetch"),
+        "the browser refuses another origin: {lines:?}"
+    );
+    assert!(server.stop().success());
+}
