@@ -7,7 +7,7 @@
 //! upload imports nothing: the snapshot is written in one transaction, at the end.
 
 use cosell_platform::ApiError;
-use cosell_platform::auth::caller;
+use cosell_platform::auth::{Principal, caller};
 use cosell_proto::migration as pb;
 use tonic::{Request, Streaming};
 use uuid::Uuid;
@@ -155,11 +155,17 @@ impl Migration {
         let first = next_message(&mut stream, self.upload_idle)
             .await?
             .ok_or_else(|| ApiError::invalid_field("organization", "the upload was empty"))?;
-        // Authorize on the first message, before anything is buffered.
+        // Authorize on the first message, before anything is buffered. No organization: the
+        // caller's own (an upload over HTTP names none unless asked to).
+        let organization = match (&first.organization, &caller.principal) {
+            (named, _) if !named.is_empty() => named.clone(),
+            (_, Principal::User { organization, .. }) => format!("organizations/{organization}"),
+            (_, Principal::Service(_)) => String::new(),
+        };
         let mut check = Request::new(());
         check.extensions_mut().insert(caller);
         let org = self
-            .authorize(&check, "organization", &first.organization)
+            .authorize(&check, "organization", &organization)
             .await?;
         let mut lock = self.lock_import(org).await?;
         let imported = tokio::select! {

@@ -213,3 +213,19 @@ async fn an_upload_in_flight_when_the_server_shuts_down_ends_unavailable_and_imp
     migration.release().await;
     assert_eq!(imports(&h, &contoso).await, 0, "the snapshot is unchanged");
 }
+
+#[tokio::test]
+async fn an_upload_naming_no_organization_imports_into_the_callers_own() {
+    let h = Harness::start_with(MigrationIn::TheServer).await;
+    let before = imports(&h, &h.contoso).await;
+    let done = h
+        .import("ada.admin@contoso.com", "", &bundle())
+        .await
+        .expect("Ada's own organization");
+    assert!(
+        done.name.starts_with(&format!("{}/pscImports/", h.contoso)),
+        "{}",
+        done.name
+    );
+    assert_eq!(imports(&h, &h.contoso).await, before + 1);
+}
