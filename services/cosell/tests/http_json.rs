@@ -447,3 +447,196 @@ async fn the_readme_curl_tour_runs_as_written() {
     assert_eq!(last["run"]["migrated"], "3");
     assert!(server.stop().success());
 }
+
+/// A small PSC export as a `.zip`: one account, two open deals.
+fn export_zip() -> Vec<u8> {
+    use cosell_testkit::zip::{Entry, archive, deflate};
+    let files = [
+        (
+            "accounts.csv",
+            "PartnerAccountId,PartnerAccountName,MpnId\nHTTP-SEA,Contoso Seattle (HTTP),4000002\n",
+        ),
+        (
+            "deals.csv",
+            "DealId,DealName,PartnerAccountId,Status,CreatedDate,IsCoSell,Source\n\
+             HTTP-1,Renewal over HTTP,HTTP-SEA,Open,2022-01-10T08:00:00Z,no,Partner\n\
+             HTTP-2,Expansion over HTTP,HTTP-SEA,Open,2022-02-10T08:00:00Z,no,Partner\n",
+        ),
+    ];
+    let compressed: Vec<Vec<u8>> = files.iter().map(|(_, t)| deflate(t.as_bytes())).collect();
+    let entries: Vec<Entry> = files
+        .iter()
+        .zip(&compressed)
+        .map(|((name, text), c)| Entry::deflated(name, text.as_bytes(), c))
+        .collect();
+    archive(&entries)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_psc_export_uploads_as_one_http_post() {
+    let server = Server::start().await;
+    let signed_in = call(
+        &server,
+        Http::One,
+        TOKENS,
+        json!({"email": "ada.admin@contoso.com"}),
+        None,
+    );
+    let token = signed_in["accessToken"].as_str().map(str::to_string);
+    let token = token.as_deref();
+    let organization = signed_in["user"]
+        .as_str()
+        .unwrap()
+        .split("/users/")
+        .next()
+        .unwrap()
+        .to_string();
+    let zip = export_zip();
+    let upload =
+        |http, path: &str, token| curl(&server, http, path, "application/zip", &zip, token, &[]);
+
+    // The caller's organization, over HTTP/1.1.
+    let answer = upload(Http::One, "/upload/psc-export", token);
+    assert_eq!(answer.status, 200, "{}", answer.json());
+    let imported = &answer.json()["import"];
+    assert!(
+        imported["name"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{organization}/pscImports/")),
+        "{imported}"
+    );
+    assert_eq!(imported["accounts"], "1");
+    assert_eq!(imported["dealsAdded"], "2");
+    // Named in the query, over HTTP/2: the same bundle again changes nothing.
+    let answer = upload(
+        Http::Two,
+        &format!("/upload/psc-export?organization={organization}"),
+        token,
+    );
+    assert_eq!(answer.status, 200, "{}", answer.json());
+    assert_eq!(answer.json()["import"]["dealsUnchanged"], "2");
+
+    // The import's own refusals, and the route's.
+    let answer = upload(Http::One, "/upload/psc-export", None);
+    assert_eq!(answer.status, 401);
+    let other =
+        "/upload/psc-export?organization=organizations/00000000-0000-7000-8000-000000000000";
+    let answer = upload(Http::One, other, token);
+    assert_eq!(answer.json()["code"], "not_found", "{}", answer.json());
+    let answer = upload(Http::One, "/upload/psc-export?org=x", token);
+    assert_eq!(answer.status, 400);
+    let violation = &answer.detail("google.rpc.BadRequest")["fieldViolations"][0];
+    assert_eq!(violation["field"], "org");
+    let answer = curl(
+        &server,
+        Http::One,
+        "/upload/psc-export",
+        "application/zip",
+        b"not a zip",
+        token,
+        &[],
+    );
+    assert_eq!(answer.status, 400, "{}", answer.json());
+    assert_eq!(answer.json()["code"], "invalid_argument");
+    assert!(server.stop().success());
+}
+
+/// Every unary RPC of one service per package, through curl in JSON, as Ada (an account admin;
+/// Rita, a referrals admin, for the referrals):
+/// each answers either its response message (read back through the descriptors) or a Connect
+/// error of a code a caller can act on, with its `ErrorInfo`; never a 5xx, never "no such
+/// procedure". Requests name Ada's organization wherever they have a `parent` or an
+/// `organization`, and search for a customer wherever they have a `query`, so that each service
+/// answers some of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_unary_rpc_of_a_service_per_package_answers_over_http_json() {
+    let server = Server::start().await;
+    let signed_in = call(
+        &server,
+        Http::One,
+        TOKENS,
+        json!({"email": "ada.admin@contoso.com"}),
+        None,
+    );
+    let organization = signed_in["user"]
+        .as_str()
+        .unwrap()
+        .split("/users/")
+        .next()
+        .unwrap()
+        .to_string();
+    let pool = support::raw::pool();
+    let mut answered = 0;
+    for (service, email) in [
+        ("cosell.identity.v1.UserService", "ada.admin@contoso.com"),
+        (
+            "cosell.directory.v1.DirectoryService",
+            "ada.admin@contoso.com",
+        ),
+        (
+            "cosell.deals.v1.ReferralService",
+            "rita.referrals@contoso.com",
+        ),
+        (
+            "cosell.migration.v1.MigrationService",
+            "ada.admin@contoso.com",
+        ),
+    ] {
+        let token =
+            call(&server, Http::One, TOKENS, json!({ "email": email }), None)["accessToken"]
+                .as_str()
+                .unwrap()
+                .to_string();
+        let service = pool.get_service_by_name(service).unwrap();
+        let mut oks = 0;
+        for method in service.methods() {
+            if method.is_client_streaming() || method.is_server_streaming() {
+                continue;
+            }
+            let mut request = serde_json::Map::new();
+            for field in method.input().fields() {
+                let value = match field.name() {
+                    "parent" | "organization" => organization.clone(),
+                    "query" => "dynatrace".to_string(),
+                    _ => continue,
+                };
+                if field.kind() == prost_reflect::Kind::String && !field.is_list() {
+                    request.insert(field.json_name().into(), value.into());
+                }
+            }
+            let path = format!("/{}/{}", service.full_name(), method.name());
+            let body = Value::Object(request).to_string();
+            let answer = curl(
+                &server,
+                Http::Two,
+                &path,
+                "application/json",
+                body.as_bytes(),
+                Some(&token),
+                &[],
+            );
+            let text = String::from_utf8_lossy(&answer.body).to_string();
+            if answer.status == 200 {
+                let mut json = serde_json::Deserializer::from_str(&text);
+                prost_reflect::DynamicMessage::deserialize(method.output(), &mut json)
+                    .unwrap_or_else(|e| {
+                        panic!("{path}: not a {}: {e}: {text}", method.output().full_name())
+                    });
+                oks += 1;
+            } else {
+                assert!(
+                    (400..500).contains(&answer.status),
+                    "{path}: {} {text}",
+                    answer.status
+                );
+                assert_ne!(answer.json()["code"], "unimplemented", "{path}");
+                answer.detail("google.rpc.ErrorInfo");
+            }
+            answered += 1;
+        }
+        assert!(oks > 0, "{}: no call answered 200", service.full_name());
+    }
+    eprintln!("{answered} unary RPCs answered over HTTP/JSON");
+    assert!(server.stop().success());
+}

@@ -163,6 +163,15 @@ pub async fn start_with(
     // An export of a million deals takes longer to upload and write than any other call.
     set.long_running_methods
         .push("/cosell.migration.v1.MigrationService/ImportPscExport");
+    // The same import for callers that send the `.zip` as one HTTP POST (docs/http.md).
+    set.http_uploads
+        .push(cosell_platform::server::connect::upload::HttpUpload {
+            path: "/upload/psc-export",
+            method: "/cosell.migration.v1.MigrationService/ImportPscExport",
+            chunk: "chunk",
+            fixed: &[("file_name", "psc-export.zip")],
+            query: &["organization"],
+        });
     Ok(Started {
         services: set,
         migration,

@@ -52,6 +52,8 @@ pub struct ServiceSet {
     /// Method paths that may run longer than the request timeout: uploads whose length grows
     /// with the data.
     pub long_running_methods: Vec<&'static str>,
+    /// Routes that take a file as one HTTP `POST` for a client-streaming method.
+    pub http_uploads: Vec<connect::upload::HttpUpload>,
 }
 
 impl ServiceSet {
@@ -72,6 +74,7 @@ impl ServiceSet {
         self.descriptor_sets.extend(other.descriptor_sets);
         self.public_methods.extend(other.public_methods);
         self.long_running_methods.extend(other.long_running_methods);
+        self.http_uploads.extend(other.http_uploads);
         self
     }
 }
@@ -143,6 +146,7 @@ pub async fn serve_when_ready(
         descriptor_sets,
         public_methods,
         long_running_methods,
+        http_uploads,
     } = set;
     let mut routes = RoutesBuilder::default();
     for add in adders {
@@ -193,7 +197,7 @@ pub async fn serve_when_ready(
         tonic_types::pb::FILE_DESCRIPTOR_SET,
     ]);
     let connect = connect::ConnectLayer::new(
-        connect::Procedures::new(&connect_types).unwrap_or_else(|e| {
+        connect::Procedures::new(&connect_types, &http_uploads).unwrap_or_else(|e| {
             tracing::error!(error = %e, "Connect (HTTP/JSON) disabled: bad descriptor set");
             connect::Procedures::default()
         }),

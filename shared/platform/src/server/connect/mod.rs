@@ -22,6 +22,8 @@
 pub mod codec;
 pub mod error;
 pub mod stream;
+pub mod unary;
+pub mod upload;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,7 +34,7 @@ use bytes::Bytes;
 use futures::future::{BoxFuture, Either as EitherFuture, MapOk};
 use futures::{FutureExt, TryFutureExt};
 use http::{HeaderValue, Method, Request, Response, header};
-use http_body_util::{BodyExt, Either, Full};
+use http_body_util::Either;
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 use tonic::Code;
 use tonic::body::Body;
@@ -48,12 +50,17 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct Procedures {
     pool: DescriptorPool,
     by_path: HashMap<String, MethodDescriptor>,
+    uploads: HashMap<&'static str, upload::HttpUpload>,
 }
 
 impl Procedures {
     /// Every method of the services in `descriptor_sets` (encoded `FileDescriptorSet`s; files
     /// they share are read once).
-    pub fn new(descriptor_sets: &[&[u8]]) -> Result<Self, prost_reflect::DescriptorError> {
+    /// The uploads as one HTTP `POST` ([`upload`]) are `uploads`.
+    pub fn new(
+        descriptor_sets: &[&[u8]],
+        uploads: &[upload::HttpUpload],
+    ) -> Result<Self, prost_reflect::DescriptorError> {
         let mut pool = DescriptorPool::new();
         for set in descriptor_sets {
             pool.decode_file_descriptor_set(*set)?;
@@ -68,7 +75,12 @@ impl Procedures {
                 )
             })
             .collect();
-        Ok(Self { pool, by_path })
+        let uploads = uploads.iter().map(|u| (u.path, *u)).collect();
+        Ok(Self {
+            pool,
+            by_path,
+            uploads,
+        })
     }
 
     /// Every type the methods use, and the error details' types.
@@ -197,7 +209,7 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let Some(protocol) = Protocol::of(&request) else {
+        let Some(protocol) = Protocol::of(&request, &self.procedures) else {
             return EitherFuture::Left(self.inner.call(request).map_ok(grpc_reply as fn(_) -> _));
         };
         // The service that was made ready goes with this call; its clone waits for the next.
@@ -210,6 +222,21 @@ where
                 .oneshot(request)
                 .map_ok(|r| r.map(ReplyBody::made))
                 .boxed(),
+            Protocol::Upload(upload) => async move {
+                let answer = match procedures.get(upload.method) {
+                    Some(method) => upload::call(inner, &upload, method, request)
+                        .await
+                        .map(|r| r.map(Body::new)),
+                    None => Err(ConnectError::new(
+                        Code::Unimplemented,
+                        format!("no procedure {} for {}", upload.method, upload.path),
+                    )),
+                };
+                Ok(answer
+                    .unwrap_or_else(|e| e.into_response(&procedures.pool).map(Body::new))
+                    .map(ReplyBody::made))
+            }
+            .boxed(),
             Protocol::Connect(kind) => async move {
                 let answer = connect(inner, &procedures, kind, request, read_within).await;
                 Ok(answer
@@ -244,7 +271,7 @@ where
     };
     match kind {
         Kind::Unary(format) if !streams(&method) => {
-            unary(inner, &method, format, request, read_within)
+            unary::call(inner, &method, format, request, read_within)
                 .await
                 .map(|r| r.map(Body::new))
         }
@@ -279,6 +306,8 @@ enum Protocol {
     Connect(Kind),
     /// gRPC-Web, from browsers: tonic-web's translation.
     GrpcWeb,
+    /// A file as one `POST` to an upload's route, whatever its type.
+    Upload(upload::HttpUpload),
 }
 
 /// Connect's two ways of calling.
@@ -289,11 +318,15 @@ enum Kind {
 }
 
 impl Protocol {
-    fn of<B>(request: &Request<B>) -> Option<Self> {
+    fn of<B>(request: &Request<B>, procedures: &Procedures) -> Option<Self> {
         if request.method() != Method::POST {
             return None;
         }
-        let content_type = request.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
         // gRPC first: it is nearly every call.
         if content_type.starts_with("application/grpc") {
             return content_type
@@ -304,88 +337,10 @@ impl Protocol {
             .map(Kind::Unary)
             .or_else(|| stream::format_of(content_type).map(Kind::Stream))
             .map(Self::Connect)
-    }
-}
-
-/// One Connect unary call, through `inner` as the gRPC call it stands for.
-async fn unary<S, B>(
-    inner: S,
-    method: &MethodDescriptor,
-    format: Format,
-    request: Request<Body>,
-    read_within: Duration,
-) -> Result<Response<Full<Bytes>>, ConnectError>
-where
-    S: Service<Request<Body>, Response = Response<B>>,
-    S::Error: Into<BoxError>,
-    B: http_body::Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    let (parts, body) = request.into_parts();
-    check_headers(&parts.headers)?;
-    let timeout = timeout(&parts.headers)?;
-    let call = async move {
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse().ok());
-        let read = codec::read_bounded(body, declared, format.request_limit());
-        let body = tokio::time::timeout(read_within, read)
-            .await
-            .map_err(|_| {
-                ConnectError::new(
-                    Code::DeadlineExceeded,
-                    format!(
-                        "the request body did not arrive within {} s",
-                        read_within.as_secs()
-                    ),
-                )
-            })??;
-        let message = format.request(&method.input(), &body)?;
-        let grpc = grpc_request(parts, Body::new(Full::new(codec::frame(&message))), timeout);
-        let response = inner
-            .oneshot(grpc)
-            .await
-            .map_err(|e| ConnectError::new(Code::Unavailable, e.into().to_string()))?;
-        let (head, body) = response.into_parts();
-        if let Some(status) = tonic::Status::from_header_map(&head.headers) {
-            // A reply of trailers only: an error before any message.
-            if status.code() != Code::Ok {
-                return Err(status.into());
-            }
-        }
-        let collected = http_body_util::Limited::new(body, codec::REPLY_LIMIT)
-            .collect()
-            .await
-            .map_err(|e| ConnectError::new(Code::Internal, format!("the reply broke: {e}")))?;
-        let trailers = collected.trailers().cloned().unwrap_or_default();
-        match tonic::Status::from_header_map(&trailers) {
-            Some(status) if status.code() == Code::Ok => {}
-            Some(status) => return Err(status.into()),
-            None => return Err(ConnectError::new(Code::Internal, "the reply has no status")),
-        }
-        let reply = format.reply(&method.output(), codec::unframe(collected.to_bytes())?)?;
-        let mut response = Response::new(Full::new(reply));
-        let headers = response.headers_mut();
-        error::copy_metadata(head.headers, headers, "");
-        error::copy_metadata(trailers, headers, "trailer-");
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(format.content_type()),
-        );
-        Ok(response)
-    };
-    match timeout {
-        None => call.await,
-        Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
-            Err(ConnectError::new(
-                Code::DeadlineExceeded,
-                format!(
-                    "no answer within Connect-Timeout-Ms ({} ms)",
-                    limit.as_millis()
-                ),
-            ))
-        }),
+            .or_else(|| {
+                let upload = procedures.uploads.get(request.uri().path())?;
+                Some(Self::Upload(*upload))
+            })
     }
 }
 
