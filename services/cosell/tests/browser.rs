@@ -8,10 +8,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use support::{Server, tools, workspace_root};
@@ -108,73 +109,95 @@ fn import_map(modules: &Path) -> String {
     serde_json::json!({ "imports": imports }).to_string()
 }
 
-/// Serves the files of `dir` over HTTP/1.0 on a port of its own, for the life of the test; the
-/// origin (`http://127.0.0.1:PORT`).
-fn serve_files(dir: PathBuf) -> String {
+/// Serves the files of `dir` over HTTP/1.0 on a port of its own, for the life of the test, and
+/// sends what a page posts to `/done` to `done`; the origin (`http://127.0.0.1:PORT`).
+fn serve_files(dir: PathBuf, done: mpsc::Sender<String>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let origin = format!("http://{}", listener.local_addr().unwrap());
     std::thread::spawn(move || {
         for stream in listener.incoming().map_while(Result::ok) {
-            let dir = dir.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(&stream);
-                let mut line = String::new();
-                let _ = reader.read_line(&mut line);
-                let path = line.split_whitespace().nth(1).unwrap_or("/");
-                let path = path.split('?').next().unwrap_or("/");
-                let path = if path == "/" { "/index.html" } else { path };
-                let file = dir.join(path.trim_start_matches('/'));
-                let kind = match file.extension().and_then(|e| e.to_str()) {
-                    Some("html") => "text/html",
-                    Some("js") => "text/javascript",
-                    _ => "application/octet-stream",
-                };
-                let mut stream = &stream;
-                let _ = match std::fs::read(&file) {
-                    Ok(body) if !path.contains("..") => stream
-                        .write_all(
-                            format!(
-                                "HTTP/1.0 200 OK\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n\r\n",
-                                body.len()
-                            )
-                            .as_bytes(),
-                        )
-                        .and_then(|_| stream.write_all(&body)),
-                    _ => stream.write_all(b"HTTP/1.0 404 Not Found\r\ncontent-length: 0\r\n\r\n"),
-                };
-            });
+            let (dir, done) = (dir.clone(), done.clone());
+            std::thread::spawn(move || serve_one(&stream, &dir, &done));
         }
     });
     origin
 }
 
-/// The page's result lines, as the browser left them once its work was done.
-fn run_page(chromium: &Path, origin: &str, server: &str) -> Vec<String> {
+fn serve_one(stream: &std::net::TcpStream, dir: &Path, done: &mpsc::Sender<String>) {
+    let mut reader = BufReader::new(stream);
+    let mut request = String::new();
+    let _ = reader.read_line(&mut request);
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut writer = stream;
+    if request.starts_with("POST /done ") {
+        let mut body = vec![0; length];
+        let _ = reader.read_exact(&mut body);
+        let _ = done.send(String::from_utf8_lossy(&body).into_owned());
+        let _ = writer.write_all(b"HTTP/1.0 204 No Content\r\n\r\n");
+        return;
+    }
+    let path = request.split_whitespace().nth(1).unwrap_or("/");
+    let path = path.split('?').next().unwrap_or("/");
+    let path = if path == "/" { "/index.html" } else { path };
+    let file = dir.join(path.trim_start_matches('/'));
+    let kind = match file.extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html",
+        Some("js") => "text/javascript",
+        _ => "application/octet-stream",
+    };
+    let _ = match std::fs::read(&file) {
+        Ok(body) if !path.contains("..") => writer
+            .write_all(
+                format!(
+                    "HTTP/1.0 200 OK\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .and_then(|_| writer.write_all(&body)),
+        _ => writer.write_all(b"HTTP/1.0 404 Not Found\r\ncontent-length: 0\r\n\r\n"),
+    };
+}
+
+/// The page's result lines, as it posted them once its work was done (the browser is stopped
+/// then).
+fn run_page(
+    chromium: &Path,
+    origin: &str,
+    server: &str,
+    done: &mpsc::Receiver<String>,
+) -> Vec<String> {
     let url = format!("{origin}/index.html?server=http://{server}");
     let profile = tempfile::tempdir().unwrap();
-    let out = tools::output_within(
-        Command::new(chromium)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--virtual-time-budget=30000",
-                "--dump-dom",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg(&url),
-        Duration::from_secs(120),
-    );
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let start = dom.find("<pre id=\"result\">").unwrap_or_else(|| {
-        panic!(
-            "no result in the page:\n{dom}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    let rest = &dom[start + "<pre id=\"result\">".len()..];
-    rest[..rest.find("</pre>").unwrap()]
+    let mut browser = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(&url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chromium starts");
+    let lines = done.recv_timeout(Duration::from_secs(90));
+    let _ = browser.kill();
+    let _ = browser.wait();
+    lines
+        .expect("the page posts its result within 90 s")
         .lines()
         .map(str::to_owned)
         .collect()
@@ -207,8 +230,9 @@ async fn a_browser_page_calls_through_grpc_web_from_an_allowed_origin_only() {
     let chromium = chromium();
     let page = tempfile::tempdir().unwrap();
     build_page(page.path());
-    let allowed = serve_files(page.path().to_owned());
-    let other = serve_files(page.path().to_owned());
+    let (done_tx, done) = mpsc::channel();
+    let allowed = serve_files(page.path().to_owned(), done_tx.clone());
+    let other = serve_files(page.path().to_owned(), done_tx);
     let server = Server::start_with(&["--demo", "--cors-origin", &allowed]).await;
 
     assert_eq!(
@@ -217,7 +241,7 @@ async fn a_browser_page_calls_through_grpc_web_from_an_allowed_origin_only() {
     );
     assert_eq!(preflight(&server.addr, &other), None, "another origin");
 
-    let lines = run_page(&chromium, &allowed, &server.addr);
+    let lines = run_page(&chromium, &allowed, &server.addr, &done);
     assert_eq!(
         lines.last().map(String::as_str),
         Some("browser: passed"),
@@ -230,7 +254,7 @@ async fn a_browser_page_calls_through_grpc_web_from_an_allowed_origin_only() {
     assert_eq!(lines[1], "directory: Dynatrace Global Finance GmbH");
     assert!(lines[2].starts_with("error: NotFound"), "{lines:?}");
 
-    let lines = run_page(&chromium, &other, &server.addr);
+    let lines = run_page(&chromium, &other, &server.addr, &done);
     eprintln!("from {other}: {lines:?}");
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(

@@ -137,6 +137,18 @@ fn call(server: &Server, http: Http, path: &str, request: Value, token: Option<&
     answer.json()
 }
 
+/// `email` signed in over HTTP/JSON: (the token, the user's organization).
+fn sign_in(server: &Server, email: &str) -> (String, String) {
+    let signed_in = call(server, Http::One, TOKENS, json!({ "email": email }), None);
+    let user = signed_in["user"].as_str().unwrap();
+    assert!(user.starts_with("organizations/"), "{signed_in}");
+    let organization = user.split("/users/").next().unwrap().to_string();
+    (
+        signed_in["accessToken"].as_str().unwrap().to_string(),
+        organization,
+    )
+}
+
 const TOKENS: &str = "/cosell.identity.v1.TokenService/SignInWithEmail";
 const SEARCH: &str = "/cosell.directory.v1.DirectoryService/SearchEntities";
 const SOLUTIONS: &str = "/cosell.deals.v1.CatalogService/ListSolutions";
@@ -148,21 +160,7 @@ const LIST: &str = "/cosell.deals.v1.ReferralService/ListReferrals";
 async fn curl_signs_in_searches_creates_and_lists_in_json() {
     let server = Server::start().await;
 
-    let signed_in = call(
-        &server,
-        Http::One,
-        TOKENS,
-        json!({"email": "rita.referrals@contoso.com"}),
-        None,
-    );
-    assert!(
-        signed_in["user"]
-            .as_str()
-            .unwrap()
-            .starts_with("organizations/"),
-        "{signed_in}"
-    );
-    let token = signed_in["accessToken"].as_str().unwrap().to_string();
+    let (token, _) = sign_in(&server, "rita.referrals@contoso.com");
     let token = Some(token.as_str());
 
     let found = call(
@@ -263,15 +261,8 @@ async fn curl_signs_in_searches_creates_and_lists_in_json() {
 #[tokio::test(flavor = "multi_thread")]
 async fn errors_are_connect_errors_with_their_details() {
     let server = Server::start().await;
-    let signed_in = call(
-        &server,
-        Http::One,
-        TOKENS,
-        json!({"email": "rita.referrals@contoso.com"}),
-        None,
-    );
-    let token = signed_in["accessToken"].as_str().map(str::to_string);
-    let token = token.as_deref();
+    let (token, _) = sign_in(&server, "rita.referrals@contoso.com");
+    let token = Some(token.as_str());
     let json_call = |http, path: &str, body: &str, token, headers: &[&str]| {
         curl(
             &server,
@@ -475,22 +466,8 @@ fn export_zip() -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_psc_export_uploads_as_one_http_post() {
     let server = Server::start().await;
-    let signed_in = call(
-        &server,
-        Http::One,
-        TOKENS,
-        json!({"email": "ada.admin@contoso.com"}),
-        None,
-    );
-    let token = signed_in["accessToken"].as_str().map(str::to_string);
-    let token = token.as_deref();
-    let organization = signed_in["user"]
-        .as_str()
-        .unwrap()
-        .split("/users/")
-        .next()
-        .unwrap()
-        .to_string();
+    let (token, organization) = sign_in(&server, "ada.admin@contoso.com");
+    let token = Some(token.as_str());
     let zip = export_zip();
     let upload =
         |http, path: &str, token| curl(&server, http, path, "application/zip", &zip, token, &[]);
@@ -552,20 +529,7 @@ async fn a_psc_export_uploads_as_one_http_post() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_unary_rpc_of_a_service_per_package_answers_over_http_json() {
     let server = Server::start().await;
-    let signed_in = call(
-        &server,
-        Http::One,
-        TOKENS,
-        json!({"email": "ada.admin@contoso.com"}),
-        None,
-    );
-    let organization = signed_in["user"]
-        .as_str()
-        .unwrap()
-        .split("/users/")
-        .next()
-        .unwrap()
-        .to_string();
+    let (_, organization) = sign_in(&server, "ada.admin@contoso.com");
     let pool = support::raw::pool();
     let mut answered = 0;
     for (service, email) in [
@@ -583,11 +547,7 @@ async fn every_unary_rpc_of_a_service_per_package_answers_over_http_json() {
             "ada.admin@contoso.com",
         ),
     ] {
-        let token =
-            call(&server, Http::One, TOKENS, json!({ "email": email }), None)["accessToken"]
-                .as_str()
-                .unwrap()
-                .to_string();
+        let (token, _) = sign_in(&server, email);
         let service = pool.get_service_by_name(service).unwrap();
         let mut oks = 0;
         for method in service.methods() {
