@@ -349,6 +349,30 @@ async fn a_tls_listener_serves_clients_that_trust_its_certificate() {
     let whoami = String::from_utf8_lossy(&out.stdout);
     assert!(whoami.contains("rita.referrals@contoso.com"), "{whoami}");
 
+    // HTTP/JSON over TLS, from curl offering only HTTP/1.1 in ALPN (as some CRMs' HTTP
+    // clients do) and from curl offering h2.
+    for (version, negotiated) in [("--http1.1", "1.1"), ("--http2", "2")] {
+        let out = Command::new("curl")
+            .args(["-sS", "-X", "POST", version, "-w", "\n%{http_version}"])
+            .arg("--cacert")
+            .arg(&cert_file)
+            .args(["-H", "content-type: application/json"])
+            .args(["-H", &format!("authorization: Bearer {token}")])
+            .args(["-d", "{}"])
+            .arg(format!(
+                "{https}/cosell.identity.v1.AccessService/GetCaller"
+            ))
+            .output()
+            .unwrap();
+        let answer = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && answer.contains("rita.referrals@contoso.com"),
+            "{version}: {answer} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(answer.lines().last(), Some(negotiated), "{version}");
+    }
+
     // A plaintext client, and a client that does not trust the certificate, get nowhere.
     let out = cosell(&server.url(), false, &["whoami"], Some(&token));
     assert!(!out.status.success(), "plaintext refused");

@@ -3,10 +3,11 @@
 //! given, else against the system's roots. rustls with ring, as tonic's `tls-ring` builds it.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 /// The process-wide rustls crypto provider (ring), for the clients that do not pick one
 /// themselves (the OpenID Connect client). Idempotent.
@@ -14,11 +15,12 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// A listener's certificate chain and private key, read once at start.
+/// A listener's certificate chain and private key, read once at start, and the rustls
+/// configuration made of them.
 #[derive(Clone)]
 pub struct ServerTls {
     cert_pem: Vec<u8>,
-    key_pem: Vec<u8>,
+    config: Arc<rustls::ServerConfig>,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -38,16 +40,31 @@ impl ServerTls {
     }
 
     pub fn from_pem(cert_pem: Vec<u8>, key_pem: Vec<u8>) -> Result<Self, String> {
-        if certificates(&cert_pem)?.is_empty() {
+        let chain = certificates(&cert_pem)?;
+        if chain.is_empty() {
             return Err("the TLS certificate file holds no PEM certificate".into());
         }
-        rustls_pki_types::PrivateKeyDer::from_pem_slice(&key_pem)
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(&key_pem)
             .map_err(|e| format!("the TLS key file holds no PEM private key: {e}"))?;
-        Ok(Self { cert_pem, key_pem })
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| format!("the TLS certificate and key do not make a pair: {e}"))?;
+        // HTTP/2 for gRPC; HTTP/1.1 for Connect's callers that speak only that (tonic's own
+        // TLS would offer h2 alone, and such a client's handshake would fail).
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Self {
+            cert_pem,
+            config: Arc::new(config),
+        })
     }
 
-    pub fn server_config(&self) -> ServerTlsConfig {
-        ServerTlsConfig::new().identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
+    /// The listener's rustls configuration (`server::accept` does the handshakes).
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        self.config.clone()
     }
 
     /// How a client on this machine reaches this listener (`cosell serve`'s services reach each

@@ -4,8 +4,9 @@
 //! the request time limit ([`deadline`]; not for the long-running methods a service names).
 //! Authentication comes before the concurrency limit so that a call holds a slot only once it
 //! is known whose it is: a flood of bad tokens waits for nothing and holds nothing. Tonic
-//! honours the caller's `grpc-timeout` on every method. Each accepted connection's writes are
-//! [`gather`]ed, so that a small response reaches the socket in one write.
+//! honours the caller's `grpc-timeout` on every method. Connections are taken by [`accept`]
+//! (TLS handshakes there, offering h2 and HTTP/1.1), each one's writes [`gather`]ed so that a
+//! small response reaches the socket in one write.
 //!
 //! Shutdown is graceful and bounded: health flips to NOT_SERVING, the server waits the drain
 //! time, then stops taking calls and lets the in-flight ones finish, for at most
@@ -16,6 +17,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::net::TcpListener;
 use tonic::service::RoutesBuilder;
 use tonic::transport::Server;
@@ -25,6 +27,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 
 use crate::auth::{AuthLayer, TokenVerifier};
 
+pub mod accept;
 pub mod connect;
 pub mod cors;
 pub mod deadline;
@@ -243,14 +246,18 @@ pub async fn serve_when_ready(
     };
 
     // HTTP/1.1 too, for Connect's callers.
-    let mut builder = Server::builder().accept_http1(true);
-    if let Some(tls) = &options.tls {
-        builder = builder.tls_config(tls.server_config())?;
-    }
-    let server = builder
+    let router = Server::builder()
+        .accept_http1(true)
         .layer(layers)
-        .add_routes(routes.routes())
-        .serve_with_incoming_shutdown(incoming(listener), signal);
+        .add_routes(routes.routes());
+    let server = match &options.tls {
+        None => router
+            .serve_with_incoming_shutdown(accept::plain(listener), signal)
+            .boxed(),
+        Some(tls) => router
+            .serve_with_incoming_shutdown(accept::tls(listener, tls.server_config()), signal)
+            .boxed(),
+    };
     tokio::select! {
         served = server => served,
         _ = grace => {
@@ -270,18 +277,6 @@ async fn set_health(
     for name in names {
         health.set_service_status(*name, status).await;
     }
-}
-
-/// The accepted connections of `listener`, with Nagle's algorithm off (tonic sets TCP_NODELAY
-/// only on listeners it binds itself, and without it a response of several TCP segments waits
-/// for the client's delayed ACK, 40 ms on Linux), each one's writes [`gather`]ed.
-fn incoming(
-    listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<gather::Gathered<tokio::net::TcpStream>>> {
-    use tokio_stream::StreamExt;
-    tonic::transport::server::TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .map(|accepted| accepted.map(gather::Gathered::new))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

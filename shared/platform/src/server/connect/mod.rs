@@ -14,7 +14,8 @@
 //! allocation.
 //!
 //! gRPC-Web (`application/grpc-web+proto`, from browsers) goes through tonic-web's translation
-//! here too, so that gRPC calls never pay for it; which pages may call is [`super::cors`].
+//! here too, so that gRPC calls never pay for it; which pages may call is [`super::cors`]. A file
+//! `POST`ed to an upload's route goes to its client-streaming method ([`upload`]).
 //!
 //! `Connect-Timeout-Ms` is the call's deadline, enforced here: tonic reads `grpc-timeout` before
 //! this layer runs. Compressed bodies are refused (`unimplemented`), as Connect lets a server do.
@@ -55,8 +56,7 @@ pub struct Procedures {
 
 impl Procedures {
     /// Every method of the services in `descriptor_sets` (encoded `FileDescriptorSet`s; files
-    /// they share are read once).
-    /// The uploads as one HTTP `POST` ([`upload`]) are `uploads`.
+    /// they share are read once), and the routes of `uploads` ([`upload`]).
     pub fn new(
         descriptor_sets: &[&[u8]],
         uploads: &[upload::HttpUpload],
