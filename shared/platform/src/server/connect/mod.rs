@@ -46,6 +46,27 @@ use error::ConnectError;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The server's stack below this layer, as the calls here send to it: gRPC requests in, replies
+/// with bodies of `B` out.
+pub trait Below<B>: Service<Request<Body>, Response = Response<B>, Error: Into<BoxError>> {}
+
+impl<S, B> Below<B> for S
+where
+    S: Service<Request<Body>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+{
+}
+
+/// The body of a reply from below.
+pub trait FromBelow: http_body::Body<Data = Bytes, Error: Into<BoxError>> {}
+
+impl<B> FromBelow for B
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+}
+
 /// The methods a server answers, by path, with the types their messages are read and written by.
 #[derive(Default)]
 pub struct Procedures {
@@ -249,19 +270,13 @@ where
 }
 
 /// One Connect call, unary or streaming, as the method it names is.
-async fn connect<S, B>(
+async fn connect<S: Below<B>, B: FromBelow + Send + 'static>(
     inner: S,
     procedures: &Arc<Procedures>,
     kind: Kind,
     request: Request<Body>,
     read_within: Duration,
-) -> Result<Response<Body>, ConnectError>
-where
-    S: Service<Request<Body>, Response = Response<B>>,
-    S::Error: Into<BoxError>,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
+) -> Result<Response<Body>, ConnectError> {
     let path = request.uri().path();
     let Some(method) = procedures.get(path).cloned() else {
         return Err(ConnectError::new(

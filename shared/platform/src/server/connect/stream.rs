@@ -18,11 +18,11 @@ use prost_reflect::{MessageDescriptor, MethodDescriptor};
 use tokio::time::Instant;
 use tonic::Code;
 use tonic::body::Body;
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 
 use super::codec::{self, Deframer, Format};
 use super::error::{self, ConnectError};
-use super::{BoxError, Procedures};
+use super::{Below, BoxError, FromBelow, Procedures};
 
 /// Flags of an envelope.
 const COMPRESSED: u8 = 0x01;
@@ -50,10 +50,8 @@ pub async fn call<S, B>(
     request: Request<Body>,
 ) -> Result<Response<Body>, ConnectError>
 where
-    S: Service<Request<Body>, Response = Response<B>>,
-    S::Error: Into<BoxError>,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: Below<B>,
+    B: FromBelow + Send + 'static,
 {
     let (parts, body) = request.into_parts();
     super::check_headers(&parts.headers)?;
@@ -197,8 +195,7 @@ fn replies<B>(
     procedures: Arc<Procedures>,
 ) -> Body
 where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    B: FromBelow + Send + 'static,
 {
     let state = Replies {
         body: Box::pin(body),
@@ -238,8 +235,7 @@ struct Replies<B> {
 
 impl<B> Replies<B>
 where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
+    B: FromBelow,
 {
     /// The envelopes of the next messages that arrived whole, or the status (and trailers) the
     /// stream ended with.

@@ -10,11 +10,11 @@ use http_body_util::{BodyExt, Full};
 use prost_reflect::{MessageDescriptor, MethodDescriptor};
 use tonic::Code;
 use tonic::body::Body;
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 
 use super::codec::{self, Format};
 use super::error::{self, ConnectError};
-use super::{BoxError, check_headers, grpc_request, timeout};
+use super::{Below, FromBelow, check_headers, grpc_request, timeout};
 
 /// One Connect unary call, through `inner` as the gRPC call it stands for.
 pub async fn call<S, B>(
@@ -25,10 +25,8 @@ pub async fn call<S, B>(
     read_within: Duration,
 ) -> Result<Response<Full<Bytes>>, ConnectError>
 where
-    S: Service<Request<Body>, Response = Response<B>>,
-    S::Error: Into<BoxError>,
-    B: http_body::Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
+    S: Below<B>,
+    B: FromBelow,
 {
     let (parts, body) = request.into_parts();
     check_headers(&parts.headers)?;
@@ -85,10 +83,8 @@ pub async fn reply<S, B>(
     format: Format,
 ) -> Result<Response<Full<Bytes>>, ConnectError>
 where
-    S: Service<Request<Body>, Response = Response<B>>,
-    S::Error: Into<BoxError>,
-    B: http_body::Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
+    S: Below<B>,
+    B: FromBelow,
 {
     let response = inner
         .oneshot(grpc)

@@ -11,11 +11,10 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use prost::Message;
 use prost_reflect::{DynamicMessage, MethodDescriptor, Value};
 use tonic::body::Body;
-use tower::Service;
 
 use super::codec::{self, Format};
 use super::error::ConnectError;
-use super::{BoxError, check_headers, grpc_request, timeout, unary};
+use super::{Below, BoxError, FromBelow, check_headers, grpc_request, timeout, unary};
 
 /// An HTTP route whose body goes to a client-streaming method, chunk by chunk.
 #[derive(Debug, Clone, Copy)]
@@ -43,10 +42,8 @@ pub async fn call<S, B>(
     request: Request<Body>,
 ) -> Result<Response<Full<Bytes>>, ConnectError>
 where
-    S: Service<Request<Body>, Response = Response<B>>,
-    S::Error: Into<BoxError>,
-    B: http_body::Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
+    S: Below<B>,
+    B: FromBelow,
 {
     let (mut parts, body) = request.into_parts();
     check_headers(&parts.headers)?;
