@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use support::{Server, tools, workspace_root};
+use support::{Server, tools};
 
 const PACKAGES: &[&str] = &[
     "@bufbuild/buf@1.75.0",
@@ -52,23 +52,10 @@ fn build_page(dir: &Path) {
         PACKAGES,
         "@connectrpc/connect-web/package.json",
     );
-    let bin = modules.join(".bin");
-    let template = format!(
-        r#"{{"version": "v2", "plugins": [{{"local": "{}", "out": "{}", "opt": ["target=js", "import_extension=js"]}}]}}"#,
-        bin.join("protoc-gen-es").display(),
-        dir.join("gen").display()
-    );
-    let out = tools::output_within(
-        Command::new(bin.join("buf"))
-            .arg("generate")
-            .arg(workspace_root().join("proto"))
-            .args(["--template", &template]),
-        Duration::from_secs(120),
-    );
-    assert!(
-        out.status.success(),
-        "buf generate: {}",
-        String::from_utf8_lossy(&out.stderr)
+    tools::generate_es(
+        &modules,
+        &["target=js", "import_extension=js"],
+        &dir.join("gen"),
     );
     std::os::unix::fs::symlink(&modules, dir.join("node_modules")).unwrap();
     std::fs::copy(

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Server, tools, workspace_root};
+use support::{Server, tools};
 
 /// The npm packages, pinned: the generator must match the runtime it generates for.
 const PACKAGES: &[&str] = &[
@@ -40,19 +40,7 @@ fn run(cmd: &mut Command, what: &str) -> String {
 /// compiled client's path.
 fn build_client(dir: &Path) -> std::path::PathBuf {
     let modules = tools::npm_install("connect-ts", PACKAGES, "@types/node/package.json");
-    let bin = modules.join(".bin");
-    let template = format!(
-        r#"{{"version": "v2", "plugins": [{{"local": "{}", "out": "{}", "opt": "target=ts"}}]}}"#,
-        bin.join("protoc-gen-es").display(),
-        dir.join("gen").display()
-    );
-    run(
-        Command::new(bin.join("buf"))
-            .arg("generate")
-            .arg(workspace_root().join("proto"))
-            .args(["--template", &template]),
-        "buf generate with protoc-gen-es",
-    );
+    tools::generate_es(&modules, &["target=ts"], &dir.join("gen"));
     std::os::unix::fs::symlink(&modules, dir.join("node_modules")).unwrap();
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/connect_client/client.ts"),
@@ -67,7 +55,7 @@ fn build_client(dir: &Path) -> std::path::PathBuf {
     )
     .unwrap();
     run(
-        Command::new(bin.join("tsc"))
+        Command::new(modules.join(".bin/tsc"))
             .arg("-p")
             .arg(dir.join("tsconfig.json")),
         "tsc (the generated code and the client type-check)",

@@ -87,3 +87,25 @@ pub fn output_within(cmd: &mut Command, within: Duration) -> Output {
         }
     }
 }
+
+/// Code for every `.proto` of `proto/`, made by `protoc-gen-es` (in `modules`, with `buf`) with
+/// the options `opts` (e.g. `"target=ts"`), into `out`.
+pub fn generate_es(modules: &std::path::Path, opts: &[&str], out: &std::path::Path) {
+    let bin = modules.join(".bin");
+    let template = serde_json::json!({
+        "version": "v2",
+        "plugins": [{"local": bin.join("protoc-gen-es"), "out": out, "opt": opts}],
+    });
+    let generated = output_within(
+        Command::new(bin.join("buf"))
+            .arg("generate")
+            .arg(workspace_root().join("proto"))
+            .args(["--template", &template.to_string()]),
+        Duration::from_secs(300),
+    );
+    assert!(
+        generated.status.success(),
+        "buf generate with protoc-gen-es: {}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+}

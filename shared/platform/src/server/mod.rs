@@ -170,17 +170,16 @@ pub async fn serve_when_ready(
         }
     });
 
-    let mut v1 = tonic_reflection::server::Builder::configure();
-    let mut v1alpha = tonic_reflection::server::Builder::configure();
-    for fds in &descriptor_sets {
-        v1 = v1.register_encoded_file_descriptor_set(fds);
-        v1alpha = v1alpha.register_encoded_file_descriptor_set(fds);
-    }
-    // Health, and the google.rpc error details, so that grpcurl can print an error's details.
-    for fds in [
+    // The services' types, health's, and the google.rpc error details (so that grpcurl and
+    // Connect's callers can read an error's details): for reflection and for Connect alike.
+    let mut every_set = descriptor_sets;
+    every_set.extend([
         tonic_health::pb::FILE_DESCRIPTOR_SET,
         tonic_types::pb::FILE_DESCRIPTOR_SET,
-    ] {
+    ]);
+    let mut v1 = tonic_reflection::server::Builder::configure();
+    let mut v1alpha = tonic_reflection::server::Builder::configure();
+    for fds in &every_set {
         v1 = v1.register_encoded_file_descriptor_set(fds);
         v1alpha = v1alpha.register_encoded_file_descriptor_set(fds);
     }
@@ -194,13 +193,8 @@ pub async fn serve_when_ready(
         }
     }
 
-    let mut connect_types = descriptor_sets.clone();
-    connect_types.extend([
-        tonic_health::pb::FILE_DESCRIPTOR_SET,
-        tonic_types::pb::FILE_DESCRIPTOR_SET,
-    ]);
     let connect = connect::ConnectLayer::new(
-        connect::Procedures::new(&connect_types, &http_uploads).unwrap_or_else(|e| {
+        connect::Procedures::new(&every_set, &http_uploads).unwrap_or_else(|e| {
             tracing::error!(error = %e, "Connect (HTTP/JSON) disabled: bad descriptor set");
             connect::Procedures::default()
         }),
