@@ -77,6 +77,7 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _telemetry = cosell_platform::telemetry::init("cosell", &args.server.telemetry);
+    cosell_platform::db::set_pool_size(args.server.database_pool_size);
     std::fs::create_dir_all(&args.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",

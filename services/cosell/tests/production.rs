@@ -380,3 +380,58 @@ async fn a_tls_listener_serves_clients_that_trust_its_certificate() {
     assert!(!out.status.success(), "an unknown certificate refused");
     assert_eq!(server.stop().code(), Some(0));
 }
+
+/// `--database-pool-size` bounds what each service's pool opens: 48 calls at once that each read
+/// identity's database (ListUsers) leave at most that many connections on it, where the default
+/// pool (32) opens more than that for the same burst. PostgreSQL only: SQLite has one
+/// connection whatever the flag says.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pool_size_flag_bounds_the_connections_each_service_opens() {
+    async fn burst_then_connections(args: &[&str]) -> Option<i64> {
+        let server = Server::start_with(args).await;
+        let channel = channel(&server.addr).await;
+        let token = ipb::token_service_client::TokenServiceClient::new(channel.clone())
+            .sign_in_with_email(ipb::SignInWithEmailRequest {
+                email: "ada.admin@contoso.com".into(),
+                organization: String::new(),
+            })
+            .await
+            .expect("sign-in")
+            .into_inner()
+            .access_token;
+        let organization = ipb::access_service_client::AccessServiceClient::new(channel.clone())
+            .get_caller(authed(&token, ipb::GetCallerRequest {}))
+            .await
+            .expect("caller")
+            .into_inner()
+            .organization;
+        let calls = (0..48).map(|_| {
+            let mut users = ipb::user_service_client::UserServiceClient::new(channel.clone());
+            let request = authed(
+                &token,
+                ipb::ListUsersRequest {
+                    parent: organization.clone(),
+                    ..Default::default()
+                },
+            );
+            async move { users.list_users(request).await.expect("users") }
+        });
+        futures::future::join_all(calls).await;
+        server.dbs.0.connections().await.unwrap()
+    }
+
+    let Some(bounded) = burst_then_connections(&["--demo", "--database-pool-size", "2"]).await
+    else {
+        eprintln!("skipped: needs COSELL_TEST_DATABASE_URL (PostgreSQL)");
+        return;
+    };
+    assert!(
+        (1..=2).contains(&bounded),
+        "{bounded} connections to identity's database with --database-pool-size 2"
+    );
+    let default = burst_then_connections(&["--demo"]).await.unwrap();
+    assert!(
+        default > 2,
+        "the same burst with the default pool opened only {default} connection(s): it proves nothing"
+    );
+}

@@ -49,6 +49,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = cosell_platform::telemetry::init("cosell-identity", &args.server.telemetry);
+    cosell_platform::db::set_pool_size(args.server.database_pool_size);
     let mut principals = Vec::new();
     for p in &args.service_principals {
         let (name, secret) = p

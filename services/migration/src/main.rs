@@ -54,6 +54,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = cosell_platform::telemetry::init("cosell-migration", &args.server.telemetry);
+    cosell_platform::db::set_pool_size(args.server.database_pool_size);
     let (identity, token) = args
         .identity
         .service_token("migration")

@@ -40,6 +40,16 @@ pub struct ServerArgs {
         value_delimiter = ','
     )]
     pub cors_origins: Vec<String>,
+    /// Connections each service's pool to PostgreSQL keeps at most (1 to 1,000). Every process
+    /// of every service on one PostgreSQL server takes its share of the server's
+    /// `max_connections`: lower it when running replicas.
+    #[arg(
+        long,
+        env = "COSELL_DATABASE_POOL_SIZE",
+        default_value_t = crate::db::POOL_SIZE,
+        value_parser = clap::value_parser!(u32).range(1..=1000)
+    )]
+    pub database_pool_size: u32,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
 }

@@ -8,6 +8,7 @@
 pub mod batched;
 pub mod lane;
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -23,15 +24,30 @@ fn is_sqlite_memory(url: &str) -> bool {
     url.starts_with("sqlite::memory:") || url.contains("mode=memory")
 }
 
-/// Connections a service's pool to PostgreSQL keeps at most, unless `COSELL_DATABASE_POOL_SIZE`
-/// says otherwise.
+/// Connections a service's pool to PostgreSQL keeps at most, unless `--database-pool-size`
+/// (`COSELL_DATABASE_POOL_SIZE`) says otherwise.
 pub const POOL_SIZE: u32 = 32;
 
-/// The pool size: `COSELL_DATABASE_POOL_SIZE` (1 to 1,000) or [`POOL_SIZE`]. Every process of
-/// every service on one PostgreSQL server takes its share of the server's `max_connections`, so
-/// an operator running several replicas (or a test suite running several servers at once) sets
-/// it lower. A value that is not a number in range is ignored, with a warning.
+/// The pool size a binary's `--database-pool-size` chose (0: none chose).
+static CHOSEN_POOL_SIZE: AtomicU32 = AtomicU32::new(0);
+
+/// Sets the pool size of every pool this process opens from now on: the binaries pass their
+/// `--database-pool-size` (`crate::config::ServerArgs`), which clap has checked.
+pub fn set_pool_size(n: u32) {
+    CHOSEN_POOL_SIZE.store(n.clamp(1, 1000), Ordering::Relaxed);
+}
+
+/// The pool size: the one [`set_pool_size`] chose, else `COSELL_DATABASE_POOL_SIZE` (1 to
+/// 1,000; for services started in process, as the tests do), else [`POOL_SIZE`]. Every process
+/// of every service on one PostgreSQL server takes its share of the server's
+/// `max_connections`, so an operator running several replicas (or a test suite running several
+/// servers at once) sets it lower. A variable that is not a number in range is ignored, with a
+/// warning.
 pub fn pool_size() -> u32 {
+    match CHOSEN_POOL_SIZE.load(Ordering::Relaxed) {
+        0 => {}
+        n => return n,
+    }
     match std::env::var("COSELL_DATABASE_POOL_SIZE") {
         Err(_) => POOL_SIZE,
         Ok(v) => match v.trim().parse::<u32>() {

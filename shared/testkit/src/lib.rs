@@ -91,6 +91,25 @@ impl TestDb {
     pub fn is_postgres(&self) -> bool {
         self.drop.is_some()
     }
+
+    /// Connections open to this database now, other than the one asking (PostgreSQL; `None`
+    /// on SQLite).
+    pub async fn connections(&self) -> anyhow::Result<Option<i64>> {
+        let Some((admin_url, name)) = &self.drop else {
+            return Ok(None);
+        };
+        let admin = Database::connect(admin_url).await?;
+        let row = admin
+            .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1",
+                [name.clone().into()],
+            ))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no count"))?;
+        admin.close().await?;
+        Ok(Some(row.try_get::<i64>("", "n")?))
+    }
 }
 
 impl Drop for TestDb {

@@ -44,7 +44,8 @@ pub struct Server {
     /// Every line the server wrote to stderr so far.
     pub log: Arc<Mutex<Vec<String>>>,
     _data: tempfile::TempDir,
-    _dbs: (TestDb, TestDb, TestDb, TestDb),
+    /// The databases of identity, the directory, deals and migration.
+    pub dbs: (TestDb, TestDb, TestDb, TestDb),
 }
 
 impl Server {
@@ -107,7 +108,7 @@ impl Server {
             addr,
             log,
             _data: data,
-            _dbs: (db, directory_db, deals_db, migration_db),
+            dbs: (db, directory_db, deals_db, migration_db),
         }
     }
 
