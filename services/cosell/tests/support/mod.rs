@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use cosell_testkit::TestDb;
 
+pub mod curl;
 pub mod raw;
 pub mod tools;
 
