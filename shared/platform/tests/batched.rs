@@ -1,5 +1,6 @@
 //! Reads by key that share statements (`cosell_platform::db::batched`), on PostgreSQL: many at
-//! once, each caller gets its own rows, and fewer statements run than reads.
+//! once, each caller gets its own rows, and fewer statements run than reads; on SQLite each
+//! runs alone.
 
 use std::sync::Arc;
 
@@ -134,4 +135,64 @@ async fn a_read_taken_by_another_turn_waits_for_its_answer() {
         "{} turns found nothing to run for {reads} reads",
         batched.idle_turns()
     );
+}
+
+/// On SQLite (no lane of its own) every read runs alone, as one statement for its one key on
+/// the service's pool, and each still gets its own rows when many arrive at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_each_read_runs_alone_and_gets_its_own_rows() {
+    let db = TestDb::sqlite();
+    let pool = cosell_platform::db::connect(&db.url).await.unwrap();
+    pool.execute_unprepared(
+        "CREATE TABLE t (k text NOT NULL, n int NOT NULL); \
+         INSERT INTO t VALUES ('a', 1), ('b', 1), ('b', 2), ('c', 1), ('c', 2), ('c', 3)",
+    )
+    .await
+    .unwrap();
+    let lane = Arc::new(Lane::new(&pool));
+    assert!(
+        !lane.is_separate(),
+        "SQLite reads run on the service's pool"
+    );
+    let batched = Arc::new(Batched::new(lane, |keys: &[String]| {
+        let pairs: Vec<String> = (1..=keys.len()).map(|p| format!("(?, {p})")).collect();
+        Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            format!(
+                "WITH q (k, p) AS (VALUES {}) SELECT t.k, t.n, q.p AS {POSITION} \
+                 FROM q JOIN t ON t.k = q.k ORDER BY t.n",
+                pairs.join(", ")
+            ),
+            keys.iter()
+                .map(|k| k.as_str().into())
+                .collect::<Vec<sea_orm::Value>>(),
+        )
+    }));
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let batched = batched.clone();
+            tokio::spawn(async move {
+                // Keys a, b, c have 1, 2, 3 rows; d has none.
+                let (key, count) = [("a", 1), ("b", 2), ("c", 3), ("d", 0)][i % 4];
+                let rows = batched.get(key.to_string()).await.unwrap();
+                let got: Vec<(String, i32, i32)> = rows
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.try_get("", "k").unwrap(),
+                            r.try_get("", "n").unwrap(),
+                            r.try_get("", POSITION).unwrap(),
+                        )
+                    })
+                    .collect();
+                let want: Vec<(String, i32, i32)> =
+                    (1..=count).map(|n| (key.to_string(), n, 1)).collect();
+                assert_eq!(got, want, "key {key}");
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(batched.counts(), (0, 0), "no statement answered two reads");
 }
