@@ -41,36 +41,76 @@ pub struct Upstream {
     mpn_holders: Remembered<String, MpnHolder>,
 }
 
-/// Answers kept for [`REMEMBER`], at most [`REMEMBERED`] of them.
-struct Remembered<K, V>(Mutex<HashMap<K, (Instant, V)>>);
+/// Answers kept for `keep` ([`REMEMBER`]), at most [`REMEMBERED`] of them. Expired answers go
+/// once per `keep` whether or not new ones come, and the table shrinks with them: a
+/// migration's thousands of customers would otherwise hold their memory (4 MB at 10,000) for
+/// as long as the service runs.
+struct Remembered<K, V> {
+    keep: Duration,
+    kept: Mutex<Kept<K, V>>,
+}
+
+struct Kept<K, V> {
+    answers: HashMap<K, (Instant, V)>,
+    /// When expired answers last went.
+    swept: Instant,
+}
 
 impl<K: Eq + Hash, V: Clone> Remembered<K, V> {
-    fn new() -> Self {
-        Self(Mutex::new(HashMap::new()))
+    fn new(keep: Duration) -> Self {
+        Self {
+            keep,
+            kept: Mutex::new(Kept {
+                answers: HashMap::new(),
+                swept: Instant::now(),
+            }),
+        }
     }
 
-    /// The map; a panic elsewhere while it was held leaves nothing half-written in it.
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<K, (Instant, V)>> {
-        self.0
+    /// The answers, swept if due; a panic elsewhere while they were held leaves nothing
+    /// half-written in them.
+    fn kept(&self) -> std::sync::MutexGuard<'_, Kept<K, V>> {
+        let mut kept = self
+            .kept
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if kept.swept.elapsed() >= self.keep {
+            self.sweep(&mut kept.answers);
+            kept.swept = Instant::now();
+        }
+        kept
+    }
+
+    /// Drops the expired answers, and the room they took when it is most of the table's.
+    fn sweep(&self, answers: &mut HashMap<K, (Instant, V)>) {
+        answers.retain(|_, (at, _)| at.elapsed() < self.keep);
+        if answers.capacity() > 2 * answers.len() + 64 {
+            answers.shrink_to_fit();
+        }
     }
 
     fn get(&self, key: &K) -> Option<V> {
-        let map = self.map();
-        let (at, v) = map.get(key)?;
-        (at.elapsed() < REMEMBER).then(|| v.clone())
+        let kept = self.kept();
+        let (at, v) = kept.answers.get(key)?;
+        (at.elapsed() < self.keep).then(|| v.clone())
     }
 
     fn put(&self, key: K, value: V) {
-        let mut map = self.map();
-        if map.len() >= REMEMBERED {
-            map.retain(|_, (at, _)| at.elapsed() < REMEMBER);
-            if map.len() >= REMEMBERED {
-                map.clear();
+        let mut kept = self.kept();
+        if kept.answers.len() >= REMEMBERED {
+            self.sweep(&mut kept.answers);
+            if kept.answers.len() >= REMEMBERED {
+                kept.answers.clear();
             }
         }
-        map.insert(key, (Instant::now(), value));
+        kept.answers.insert(key, (Instant::now(), value));
+    }
+
+    /// Answers held, expired or not, and the table's room.
+    #[cfg(test)]
+    fn held(&self) -> (usize, usize) {
+        let kept = self.kept.lock().unwrap();
+        (kept.answers.len(), kept.answers.capacity())
     }
 }
 
@@ -109,8 +149,8 @@ impl Upstream {
             ),
             roles: ipb::role_service_client::RoleServiceClient::new(identity.into()),
             token,
-            customers: Remembered::new(),
-            mpn_holders: Remembered::new(),
+            customers: Remembered::new(REMEMBER),
+            mpn_holders: Remembered::new(REMEMBER),
         }
     }
 
@@ -301,5 +341,39 @@ fn customer_of(e: dpb::LegalEntity) -> Customer {
             country_code: a.country_code,
         },
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_answers_go_and_give_back_their_room_without_new_ones() {
+        let remembered = Remembered::new(Duration::from_millis(50));
+        for i in 0..5_000 {
+            remembered.put(i, i);
+        }
+        assert_eq!(remembered.get(&7), Some(7));
+        let (held, room) = remembered.held();
+        assert_eq!(held, 5_000);
+        assert!(room >= 5_000);
+        std::thread::sleep(Duration::from_millis(60));
+        // Only reads come now: the first one past the keeping time sweeps.
+        assert_eq!(remembered.get(&7), None, "expired");
+        let (held, room) = remembered.held();
+        assert_eq!(held, 0, "expired answers went");
+        assert!(room < 1_000, "their room went with them: {room}");
+    }
+
+    #[test]
+    fn a_full_table_makes_room_for_a_new_answer() {
+        let remembered = Remembered::new(REMEMBER);
+        for i in 0..REMEMBERED {
+            remembered.put(i, i);
+        }
+        remembered.put(REMEMBERED, REMEMBERED);
+        assert_eq!(remembered.get(&REMEMBERED), Some(REMEMBERED));
+        assert!(remembered.held().0 <= REMEMBERED);
     }
 }
