@@ -11,7 +11,8 @@
 //! baseline: the import in no more time than the baseline; end to end at least 0.35 of the
 //! baseline's rate (baseline time / end-to-end time); 1,000,000 deals in under 5 minutes.
 //! Issue 21's: matching the customers (up to 20,000 distinct, in a directory that has most of
-//! them, some twice) costs the run under 10% of its time (`support/customers.rs` says how).
+//! them, some twice) costs the run under 10% of its time (`support/customers.rs` says how; what
+//! the machine and each service spent while the replay ran is printed beside it).
 //!
 //! Run: `cargo bench -p cosell-migration --bench migrate`. Environment: COSELL_BENCH_DEALS
 //! (sizes, comma-separated; default `10000,100000`), COSELL_BENCH_DATABASE_URL (the PostgreSQL
@@ -37,7 +38,7 @@ use cosell_proto::migration as pb;
 use cosell_testkit::authed;
 use cosell_testkit::bench::report::{self, Report, Row};
 use cpu::{cpu_secs, machine_busy_secs};
-use services::{Suite, migrated_in_report, phase_peaks, run_to_end, token, upload};
+use services::{Proc, Suite, migrated_in_report, phase_peaks, run_to_end, token, upload};
 use tonic::transport::Endpoint;
 
 fn main() -> anyhow::Result<()> {
@@ -62,6 +63,9 @@ struct Run {
     baseline: Duration,
     /// The run's customer matching, replayed.
     matching: customers::Replay,
+    /// CPU seconds the machine was busy during the replay, and each service's and the
+    /// bench's: what else ran beside it.
+    replay_cpu: (f64, Vec<(&'static str, f64)>),
 }
 
 async fn bench() -> anyhow::Result<()> {
@@ -133,6 +137,17 @@ async fn bench() -> anyhow::Result<()> {
             m.elapsed.as_secs_f64(),
             100.0 * m.elapsed.as_secs_f64() / run.migrate.as_secs_f64(),
             run.migrate.as_secs_f64()
+        );
+        let (busy, services) = &run.replay_cpu;
+        let services: Vec<String> = services
+            .iter()
+            .map(|(name, secs)| format!("{name} {secs:.1} s"))
+            .collect();
+        println!(
+            "  CPU during the replay: the machine was busy {busy:.1} s of {:.1} s; used: {}",
+            m.elapsed.as_secs_f64()
+                * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+            services.join(", ")
         );
         println!();
         report_run(&report, &run)?;
@@ -240,6 +255,15 @@ fn report_run(report: &Report, run: &Run) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Each service's CPU seconds so far, and this process's (the bench's clients).
+fn cpu_of(procs: &[&Proc]) -> Vec<(&'static str, f64)> {
+    procs
+        .iter()
+        .map(|p| (p.name, cpu_secs(p.child.id())))
+        .chain([("the bench", cpu_secs(std::process::id()))])
+        .collect()
+}
+
 async fn run(admin: &str, deals: usize) -> anyhow::Result<Run> {
     let work = tempfile::tempdir()?;
     let kept = std::env::var("COSELL_BENCH_LOGS").ok().map(PathBuf::from);
@@ -309,7 +333,16 @@ async fn run(admin: &str, deals: usize) -> anyhow::Result<Run> {
         logs.display()
     );
     let in_report = phase_peaks(&procs);
+    let (busy_replaying, cpu_replaying) = (machine_busy_secs(), cpu_of(&procs));
     let matching = customers::replay(dir_channel, &oli, deals).await?;
+    let replay_cpu = (
+        machine_busy_secs() - busy_replaying,
+        cpu_of(&procs)
+            .into_iter()
+            .zip(cpu_replaying)
+            .map(|((name, after), (_, before))| (name, after - before))
+            .collect(),
+    );
     let peaks = procs
         .iter()
         .enumerate()
@@ -338,5 +371,6 @@ async fn run(admin: &str, deals: usize) -> anyhow::Result<Run> {
         machine_cpu: (busy_imported - busy_before, busy_migrated - busy_imported),
         baseline,
         matching,
+        replay_cpu,
     })
 }
