@@ -159,7 +159,9 @@ impl Migration {
         // caller's own (an upload over HTTP names none unless asked to).
         let organization = match (&first.organization, &caller.principal) {
             (named, _) if !named.is_empty() => named.clone(),
-            (_, Principal::User { organization, .. }) => format!("organizations/{organization}"),
+            (_, Principal::User { organization, .. }) => {
+                cosell_platform::names::organization(*organization)
+            }
             (_, Principal::Service(_)) => String::new(),
         };
         let mut check = Request::new(());
