@@ -120,7 +120,7 @@ async fn bench() -> anyhow::Result<()> {
             .map(|(name, secs)| format!("{name} {secs:.1} s"))
             .collect();
         println!(
-            "  CPU: the machine was busy {:.1} s in the import and {:.1} s in the migration (of {} cores); in the migration the services used {}",
+            "  CPU: the machine was busy {:.1} s in the import and {:.1} s in the migration (of {} cores); in the migration the services and the bench used {}",
             run.machine_cpu.0,
             run.machine_cpu.1,
             std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -264,6 +264,15 @@ fn cpu_of(procs: &[&Proc]) -> Vec<(&'static str, f64)> {
         .collect()
 }
 
+/// The CPU seconds each of `cpu_of`'s processes used since `before` (an earlier `cpu_of`).
+fn cpu_since(procs: &[&Proc], before: &[(&'static str, f64)]) -> Vec<(&'static str, f64)> {
+    cpu_of(procs)
+        .into_iter()
+        .zip(before)
+        .map(|((name, after), (_, before))| (name, after - before))
+        .collect()
+}
+
 async fn run(admin: &str, deals: usize) -> anyhow::Result<Run> {
     let work = tempfile::tempdir()?;
     let kept = std::env::var("COSELL_BENCH_LOGS").ok().map(PathBuf::from);
@@ -305,7 +314,7 @@ async fn run(admin: &str, deals: usize) -> anyhow::Result<Run> {
     let imported = upload(&mut client, &ada, &contoso, &export).await?;
     let import = started.elapsed();
     let busy_imported = machine_busy_secs();
-    let cpu_imported: Vec<f64> = procs.iter().map(|p| cpu_secs(p.child.id())).collect();
+    let cpu_imported = cpu_of(&procs);
     let in_import = phase_peaks(&procs);
     anyhow::ensure!(
         imported.deals_added as usize == deals && imported.errors.is_empty(),
@@ -319,7 +328,7 @@ async fn run(admin: &str, deals: usize) -> anyhow::Result<Run> {
     run_to_end(&mut client, &rita, &ada, &contoso).await?;
     let migrate = started.elapsed();
     let busy_migrated = machine_busy_secs();
-    let cpu_migrated: Vec<f64> = procs.iter().map(|p| cpu_secs(p.child.id())).collect();
+    let cpu = cpu_since(&procs, &cpu_imported);
     let in_migration = phase_peaks(&procs);
 
     // Report: every row, a page at a time.
@@ -337,11 +346,7 @@ async fn run(admin: &str, deals: usize) -> anyhow::Result<Run> {
     let matching = customers::replay(dir_channel, &oli, deals).await?;
     let replay_cpu = (
         machine_busy_secs() - busy_replaying,
-        cpu_of(&procs)
-            .into_iter()
-            .zip(cpu_replaying)
-            .map(|((name, after), (_, before))| (name, after - before))
-            .collect(),
+        cpu_since(&procs, &cpu_replaying),
     );
     let peaks = procs
         .iter()
@@ -351,11 +356,6 @@ async fn run(admin: &str, deals: usize) -> anyhow::Result<Run> {
             let all = phases.iter().fold(at_start[i], |a, b| a.max(*b));
             (p.name, all, phases)
         })
-        .collect();
-    let cpu = procs
-        .iter()
-        .zip(cpu_imported.iter().zip(&cpu_migrated))
-        .map(|(p, (before, after))| (p.name, after - before))
         .collect();
     drop(suite);
 
