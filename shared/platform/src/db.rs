@@ -68,10 +68,11 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 pub enum Planning {
     /// PostgreSQL's default: a statement run often gets a generic plan, kept by the connection.
     Cached,
-    /// Each execution planned for its values and the tables as they are then: for a service
-    /// whose statements are few and large (hundreds of ids at a time) and whose tables grow by
-    /// thousands of rows in one go, where a plan cached while a table was small would later
-    /// scan it whole. Planning costs a fraction of such a statement.
+    /// Each execution planned for its values and the tables as they are then, and no statement
+    /// kept prepared once its connection goes back to the pool: for a service whose statements
+    /// are few and large (hundreds of ids at a time) and whose tables grow by thousands of rows
+    /// in one go, where a plan cached while a table was small would later scan it whole.
+    /// Planning costs a fraction of such a statement.
     EachExecution,
 }
 
@@ -120,10 +121,14 @@ pub async fn connect_with(url: &str, planning: Planning) -> Result<DatabaseConne
             options.max_connections(1);
         }
     } else {
+        let after_use: AfterUse = match planning {
+            Planning::Cached => shrink_after_use,
+            Planning::EachExecution => forget_after_use,
+        };
         options
             .max_connections(pool_size())
             .min_connections(1)
-            .map_sqlx_postgres_pool_opts(|o| o.after_release(shrink_after_use));
+            .map_sqlx_postgres_pool_opts(move |o| o.after_release(after_use));
         if planning == Planning::EachExecution {
             options
                 .map_sqlx_postgres_opts(|o| o.options([("plan_cache_mode", "force_custom_plan")]));
@@ -135,6 +140,12 @@ pub async fn connect_with(url: &str, planning: Planning) -> Result<DatabaseConne
     }
     Ok(db)
 }
+
+/// What a pool does with a PostgreSQL connection given back to it before it is reused.
+type AfterUse = for<'c> fn(
+    &'c mut sea_orm::sqlx::PgConnection,
+    sea_orm::sqlx::pool::PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'c, Result<bool, sea_orm::sqlx::Error>>;
 
 /// Gives back what a pooled PostgreSQL connection's buffers grew to for one large statement
 /// or result (a migrated batch's insert is hundreds of KB) when the connection goes back to
@@ -148,6 +159,27 @@ fn shrink_after_use(
     use sea_orm::sqlx::Connection as _;
     conn.shrink_buffers();
     Box::pin(std::future::ready(Ok(true)))
+}
+
+/// [`shrink_after_use`], and the connection's prepared statements closed (here and at the
+/// server), for [`Planning::EachExecution`]: they are planned anew with each run anyway, and a
+/// kept multi-row statement (hundreds of rows' parameters) held over 100 KB in each connection
+/// that ran it, and more in its PostgreSQL backend, for as long as the connection lived: most
+/// of what the migration service still held after a migration (heaptrack). Statements stay
+/// prepared while a connection is out, so that a transaction repeating one (an import's
+/// batches) parses it once; not keeping any at all (`statement_cache_capacity(0)`) made a
+/// 100,000-deal import a seventh slower. A connection whose statements could not be closed is
+/// dropped (the hook's error), not reused.
+fn forget_after_use(
+    conn: &mut sea_orm::sqlx::PgConnection,
+    _: sea_orm::sqlx::pool::PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'_, Result<bool, sea_orm::sqlx::Error>> {
+    use sea_orm::sqlx::Connection as _;
+    conn.shrink_buffers();
+    Box::pin(async move {
+        conn.clear_cached_statements().await?;
+        Ok(true)
+    })
 }
 
 /// An in-memory SQLite database lives as long as a connection to it is open, and the pool

@@ -1,5 +1,5 @@
 //! The pool's connections to PostgreSQL: a large statement is sent at once, and bulk writes
-//! leave nothing prepared behind.
+//! leave nothing prepared behind, nor does a pool that plans each execution.
 //!
 //! Without TCP_NODELAY, the last part of a statement bigger than a TCP segment waits for the
 //! server to acknowledge the rest, and the server delays that acknowledgement by Linux's minimum
@@ -120,4 +120,59 @@ async fn bulk_writes_are_all_or_nothing_and_leave_nothing_prepared() {
         .try_get("", "n")
         .unwrap();
     assert_eq!(n, 10, "0..10 written, 10..12 rolled back");
+}
+
+/// The backend serving this read, and the statements inserting into `t` it keeps prepared.
+async fn session(db: &impl ConnectionTrait) -> (i32, i64) {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT pg_backend_pid() AS pid, (SELECT count(*) FROM pg_prepared_statements \
+             WHERE statement LIKE 'INSERT INTO t %') AS n",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    (
+        row.try_get("", "pid").unwrap(),
+        row.try_get("", "n").unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_pool_planning_each_execution_keeps_nothing_prepared_once_a_connection_is_back() {
+    let Ok(admin) = std::env::var(DATABASE_URL_VAR) else {
+        return;
+    };
+    let db = TestDb::postgres(&admin).await.unwrap();
+    // One connection per pool, so that the read after the transaction runs on its connection
+    // (this binary's other tests use their pools one statement at a time).
+    cosell_platform::db::set_pool_size(1);
+    for (planning, kept_after) in [
+        (cosell_platform::db::Planning::Cached, 1),
+        (cosell_platform::db::Planning::EachExecution, 0),
+    ] {
+        let pool = cosell_platform::db::connect_with(&db.url, planning)
+            .await
+            .unwrap();
+        pool.execute_unprepared("DROP TABLE IF EXISTS t; CREATE TABLE t (x int PRIMARY KEY)")
+            .await
+            .unwrap();
+        // While a transaction holds the connection, a statement it repeats (an import's
+        // batches) is prepared once...
+        let txn = cosell_platform::db::begin(&pool).await.unwrap();
+        txn.execute_raw(insert(0..3)).await.unwrap();
+        txn.execute_raw(insert(3..6)).await.unwrap();
+        let (backend, kept) = session(&txn).await;
+        assert_eq!(kept, 1, "{planning:?}: one shape, prepared once");
+        txn.commit().await.unwrap();
+        // ...and once the connection is back in the pool, a pool planning each execution has
+        // closed it.
+        let (after, kept) = session(&pool).await;
+        assert_eq!(after, backend, "{planning:?}: the same connection");
+        assert_eq!(
+            kept, kept_after,
+            "{planning:?}: kept after the connection came back"
+        );
+    }
 }
