@@ -114,17 +114,12 @@ async fn bench() -> anyhow::Result<()> {
             "  peak RSS (in the import / migration / report): {}",
             peaks.join(", ")
         );
-        let cpu: Vec<String> = run
-            .cpu
-            .iter()
-            .map(|(name, secs)| format!("{name} {secs:.1} s"))
-            .collect();
         println!(
             "  CPU: the machine was busy {:.1} s in the import and {:.1} s in the migration (of {} cores); in the migration the services and the bench used {}",
             run.machine_cpu.0,
             run.machine_cpu.1,
-            std::thread::available_parallelism().map_or(1, |n| n.get()),
-            cpu.join(", ")
+            cores(),
+            cpu_list(&run.cpu)
         );
         let m = &run.matching;
         println!(
@@ -138,16 +133,11 @@ async fn bench() -> anyhow::Result<()> {
             100.0 * m.elapsed.as_secs_f64() / run.migrate.as_secs_f64(),
             run.migrate.as_secs_f64()
         );
-        let (busy, services) = &run.replay_cpu;
-        let services: Vec<String> = services
-            .iter()
-            .map(|(name, secs)| format!("{name} {secs:.1} s"))
-            .collect();
+        let (busy, used) = &run.replay_cpu;
         println!(
             "  CPU during the replay: the machine was busy {busy:.1} s of {:.1} s; used: {}",
-            m.elapsed.as_secs_f64()
-                * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
-            services.join(", ")
+            m.elapsed.as_secs_f64() * cores() as f64,
+            cpu_list(used)
         );
         println!();
         report_run(&report, &run)?;
@@ -262,6 +252,20 @@ fn cpu_of(procs: &[&Proc]) -> Vec<(&'static str, f64)> {
         .map(|p| (p.name, cpu_secs(p.child.id())))
         .chain([("the bench", cpu_secs(std::process::id()))])
         .collect()
+}
+
+/// `name 1.2 s, ...`, for a line of the printout.
+fn cpu_list(used: &[(&'static str, f64)]) -> String {
+    let parts: Vec<String> = used
+        .iter()
+        .map(|(name, secs)| format!("{name} {secs:.1} s"))
+        .collect();
+    parts.join(", ")
+}
+
+/// The machine's cores, which its busy CPU seconds are shared among.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The CPU seconds each of `cpu_of`'s processes used since `before` (an earlier `cpu_of`).

@@ -58,19 +58,6 @@ async fn a_large_statement_is_not_held_back_for_the_servers_delayed_ack() {
     );
 }
 
-/// The named statements the connection serving this read keeps prepared that insert into `t`.
-async fn kept_prepared(db: &sea_orm::DatabaseConnection) -> i64 {
-    db.query_one_raw(Statement::from_string(
-        DbBackend::Postgres,
-        "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE 'INSERT INTO t %'",
-    ))
-    .await
-    .unwrap()
-    .unwrap()
-    .try_get::<i64>("", "n")
-    .unwrap()
-}
-
 fn insert(rows: std::ops::Range<i32>) -> Statement {
     let placeholders: Vec<String> = (1..=rows.len()).map(|i| format!("(${i})")).collect();
     Statement::from_sql_and_values(
@@ -98,12 +85,12 @@ async fn bulk_writes_are_all_or_nothing_and_leave_nothing_prepared() {
         .unwrap();
     // Through sea-orm, a write is kept prepared on it...
     pool.execute_raw(insert(0..3)).await.unwrap();
-    assert_eq!(kept_prepared(&pool).await, 1);
+    assert_eq!(session(&pool).await.1, 1);
     // ...a bulk write is not, however many shapes it has.
     cosell_platform::db::write_unprepared(&pool, vec![insert(3..5), insert(5..10)])
         .await
         .unwrap();
-    assert_eq!(kept_prepared(&pool).await, 1);
+    assert_eq!(session(&pool).await.1, 1);
     // A statement that fails takes the earlier ones with it.
     let e = cosell_platform::db::write_unprepared(&pool, vec![insert(10..12), insert(9..11)])
         .await
@@ -122,7 +109,8 @@ async fn bulk_writes_are_all_or_nothing_and_leave_nothing_prepared() {
     assert_eq!(n, 10, "0..10 written, 10..12 rolled back");
 }
 
-/// The backend serving this read, and the statements inserting into `t` it keeps prepared.
+/// The backend serving this read, and the named statements inserting into `t` it keeps
+/// prepared.
 async fn session(db: &impl ConnectionTrait) -> (i32, i64) {
     let row = db
         .query_one_raw(Statement::from_string(
