@@ -41,6 +41,18 @@ enum Stop {
 /// The longest the test waits for anything.
 const PATIENCE: Duration = Duration::from_secs(300);
 
+/// Held by each test that starts service processes of its own (this one, `replicas`, `traces`):
+/// they take turns. Each process keeps a pool (`COSELL_DATABASE_POOL_SIZE`, 8 in CI) and the
+/// deals service its lane besides; this test and the replicas test side by side, with the
+/// harness's in-process services of both, reached PostgreSQL's 100 connections, and a call
+/// failed on "sorry, too many clients already".
+static PROCESSES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// This test's turn to start processes, held until the guard is dropped.
+pub(crate) async fn processes_turn() -> tokio::sync::MutexGuard<'static, ()> {
+    PROCESSES.lock().await
+}
+
 /// A service as a process of its own: started, killed and started again on one port and
 /// database. Here the migration service; the four-process trace test (`traces`) runs each
 /// service's binary so.
@@ -301,6 +313,7 @@ async fn a_run_survives_its_replica_being_killed_again_and_again() {
         .with_test_writer()
         .with_env_filter("warn")
         .try_init();
+    let _turn = processes_turn().await;
     let h = Harness::start_with(MigrationIn::AnotherProcess).await;
     let work = tempfile::tempdir().unwrap();
     // The process's own database: it must outlive the process (SQLite in a file, when the

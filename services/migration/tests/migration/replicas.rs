@@ -12,7 +12,7 @@ use cosell_proto::migration as pb;
 use cosell_testkit::authed;
 use sea_orm::ConnectionTrait;
 
-use crate::crash::{Replica, binary, own_database, upload};
+use crate::crash::{Replica, binary, own_database, processes_turn, upload};
 use crate::harness::{DEALS_SECRET, Harness, MigrationIn};
 
 const DEALS: usize = 6_000;
@@ -36,6 +36,7 @@ async fn lease_owners(db: &impl ConnectionTrait) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_of_each_share_a_run_and_make_each_deal_once() {
+    let _turn = processes_turn().await;
     let h = Harness::start_with(MigrationIn::AnotherProcess).await;
     let work = tempfile::tempdir().unwrap();
     let (_migration_postgres, database_url) = own_database(work.path(), "migration").await;

@@ -231,6 +231,7 @@ fn calls(collector: &Collector, service: &str, method: &str, status: i64) -> Opt
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_trace_across_four_processes_batch_links_and_rpc_metrics() {
+    let _turn = crate::crash::processes_turn().await;
     let collector = Collector::start().await.unwrap();
     let services = Services::start(&collector).await;
     let identity = channel(&services.identity.url).await;
