@@ -13,7 +13,9 @@
 //! Run: `cargo bench -p cosell-migration --bench soak`. Environment: COSELL_SOAK_MINUTES
 //! (default 10), COSELL_SOAK_DEALS (the migration's size, default 100,000; 0: none),
 //! COSELL_SOAK_RATE (a factor on the calls per second below, default 1),
-//! COSELL_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres).
+//! COSELL_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres),
+//! COSELL_BENCH_LOGS (a folder that keeps the services' logs), COSELL_BENCH_HEAPTRACK (a
+//! service run under heaptrack: docs/benchmarks.md, "Profiling the heap").
 
 #[allow(dead_code)]
 #[path = "support/customers.rs"]

@@ -206,7 +206,19 @@ pub fn child(
     logs: &Path,
     more: &[(&str, &str)],
 ) -> anyhow::Result<Proc> {
-    let mut c = Command::new(std::env::current_exe()?);
+    let this = std::env::current_exe()?;
+    // The service `COSELL_BENCH_HEAPTRACK` names runs under heaptrack, which writes its record
+    // to `logs` (docs/benchmarks.md, "Profiling the heap"): for machines where attaching it to
+    // a running process fails.
+    let mut c = if env("COSELL_BENCH_HEAPTRACK") == service {
+        let mut c = Command::new("heaptrack");
+        c.arg("-o")
+            .arg(logs.join(format!("heaptrack.{service}")))
+            .arg(this);
+        c
+    } else {
+        Command::new(this)
+    };
     c.env(SERVE_VAR, service)
         .env("COSELL_BENCH_LISTEN", format!("127.0.0.1:{port}"))
         .env("COSELL_BENCH_DB", db)
