@@ -113,6 +113,7 @@ pub async fn start(config: &Config, links: Links) -> Result<Started, sea_orm::Db
         watches: Default::default(),
         streams_end: tokio::sync::watch::channel(false).0,
         tail: Default::default(),
+        imports: Default::default(),
     });
     let (store, ending) = (deals.store.clone(), deals.streams_end.subscribe());
     tokio::spawn(async move { store.run_sequencer(ending).await });

@@ -70,6 +70,8 @@ pub struct Deals {
     pub streams_end: tokio::sync::watch::Sender<bool>,
     /// The watches' shared reader of the feed's new events.
     pub tail: crate::tail::Tail,
+    /// Turns for `ImportReferrals`: a bounded number at once, whoever calls.
+    pub imports: referrals::import::ImportTurns,
 }
 
 impl From<StoreError> for ApiError {

@@ -3,6 +3,7 @@
 //! PSC fields (a customer the migration could not link keeps PSC's text and the directory
 //! entries offered for it, D8), made by [`create::migrated`], and a batch is stored in one
 //! transaction (`Store::insert_migrated_batch`; one by one when another import raced it).
+//! A process works on [`ImportTurns`] imports at once, whoever sends them.
 
 use cosell_platform::error::FieldViolation;
 use cosell_platform::{ApiError, Violations};
@@ -24,6 +25,35 @@ use crate::domain::{Candidate, Customer, Direction, Referral, Stage, Waiting};
 
 /// At most this many migrated deals per import call.
 pub const MAX_IMPORT_BATCH: usize = 500;
+
+/// The imports a process converts and writes at once: as many as its cores, at least 2 (one
+/// converting while another waits for the database); the others wait their turn, in order,
+/// within their deadline. A migration replica sends 8 batches at once, and replicas add up:
+/// unbounded, their peak (about 3 MB a batch of 250 deals) stayed in the process's memory
+/// after the migration, and the service's other calls queued behind them on its cores
+/// (docs/benchmarks.md, "The deals service's growth").
+pub struct ImportTurns(tokio::sync::Semaphore);
+
+impl Default for ImportTurns {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self::new(cores.max(2))
+    }
+}
+
+impl ImportTurns {
+    fn new(at_once: usize) -> Self {
+        Self(tokio::sync::Semaphore::new(at_once))
+    }
+
+    /// Waits for a turn, which lasts as long as the permit.
+    async fn take(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.0
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
+    }
+}
 
 impl Deals {
     pub(super) async fn import_referrals(
@@ -55,6 +85,7 @@ impl Deals {
         v.finish()?;
         too_many_candidates(&r.referrals)?;
         let org = org.expect("checked");
+        let _turn = self.imports.take().await;
         // The catalog entries the batch names, in one query.
         let mut wanted: Vec<Uuid> = r
             .referrals
@@ -310,4 +341,24 @@ fn describe(e: &ApiError) -> String {
         .map(|f| format!("{}: {}", f.field, f.description))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::ImportTurns;
+
+    #[tokio::test]
+    async fn an_import_past_the_bound_waits_for_one_to_end() {
+        let turns = ImportTurns::new(2);
+        let first = turns.take().await;
+        let _second = turns.take().await;
+        assert!(turns.take().now_or_never().is_none(), "a third ran at once");
+        drop(first);
+        assert!(
+            turns.take().now_or_never().is_some(),
+            "the third got the freed turn"
+        );
+    }
 }
