@@ -119,6 +119,7 @@ impl Drop for TestDb {
         };
         // Drop runs outside any runtime guarantee; a short-lived thread with its own runtime
         // keeps it independent of the test's runtime being shut down.
+        let (done, dropped) = std::sync::mpsc::channel::<()>();
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -134,10 +135,20 @@ impl Drop for TestDb {
                     let _ = admin.close().await;
                 }
             });
-        })
-        .join();
+            let _ = done.send(());
+        });
+        // Waited for, but not forever. A DROP DATABASE waits until every backend of the server
+        // has taken note of it, and a backend blocked writing a result to a client that is not
+        // reading takes no note: a harness dropped on its test's one runtime thread, while a
+        // service of it had a large result in flight on that thread, waited on itself (and
+        // every other test's drop with it) until CI's time ran out. Once the test returns, its
+        // runtime goes, the connection closes and the drop finishes in the background.
+        let _ = dropped.recv_timeout(DROP_PATIENCE);
     }
 }
+
+/// How long dropping a test database holds its test.
+const DROP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `postgres://user@host:port/db?x` with `db` replaced by `name`.
 fn replace_database(url: &str, name: &str) -> String {
