@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0005RunStarters),
             Box::new(M0006RunTraces),
             Box::new(M0007CustomerMatch),
+            Box::new(M0008PendingWork),
         ]
     }
 }
@@ -445,6 +446,40 @@ impl MigrationTrait for M0007CustomerMatch {
                 .to_owned(),
         )
         .await
+    }
+}
+
+/// The workers' leases read PENDING rows in key order from where the replica's last lease
+/// ended (`Store::lease`), on an index of the PENDING rows alone; the index on `(state,
+/// lease_until)` it replaces was not used (a lease scanned the table, every finished deal
+/// again each time). Leasing now changes no indexed column, so on PostgreSQL the lease's update
+/// stays on its page (a HOT update, no new index entries) when the page has room: the table's
+/// pages are filled half, the other half for the versions a run writes.
+struct M0008PendingWork;
+
+impl MigrationName for M0008PendingWork {
+    fn name(&self) -> &str {
+        "m0008_pending_work"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0008PendingWork {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+        let db = m.get_connection();
+        db.execute_unprepared(
+            "CREATE INDEX deal_results_pending ON deal_results (organization, deal_id) \
+             WHERE state = 'PENDING'",
+        )
+        .await?;
+        db.execute_unprepared("DROP INDEX IF EXISTS deal_results_work")
+            .await?;
+        if m.get_database_backend() == DbBackend::Postgres {
+            db.execute_unprepared("ALTER TABLE deal_results SET (fillfactor = 50)")
+                .await?;
+        }
+        Ok(())
     }
 }
 

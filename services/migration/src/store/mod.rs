@@ -84,6 +84,9 @@ pub struct FactCount {
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// The key of the last PENDING deal this replica leased: its next lease looks after it
+    /// (see `runs`).
+    lease_after: std::sync::Arc<std::sync::Mutex<Option<(String, String)>>>,
 }
 
 fn json<T: Serialize>(v: &T) -> String {
@@ -110,7 +113,10 @@ const MIGRATED: &str = "EXISTS (SELECT 1 FROM deal_results r WHERE r.organizatio
 
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            lease_after: Default::default(),
+        }
     }
 
     /// The organization's PSC accounts with their MPN corrections, by account id.

@@ -104,12 +104,13 @@ impl Store {
             .filter(deal_run::Column::Id.eq(run.id.as_str()))
             .exec(&txn)
             .await?;
+        // The work of a run is often most of the table: the workers' leases are planned with it
+        // from their first one, so the statistics are refreshed before the work is visible
+        // (planned on a table the statistics still said was small, the first leases sorted
+        // the whole run's work each, 0.2-0.3 s apiece at 100,000 deals). As with an import, a
+        // refresh already under way elsewhere is skipped.
+        cosell_platform::db::analyze(&txn, &["deal_results"]).await?;
         txn.commit().await?;
-        // The work of a run is often most of the table: plan the workers' leases with it. The
-        // run has started whatever happens here.
-        if let Err(e) = cosell_platform::db::analyze(&self.db, &["deal_results"]).await {
-            tracing::warn!(error = %e, "refreshing statistics after a run's start failed");
-        }
         Ok(Ok(deal_run::Model {
             total: added as i64,
             ..run
@@ -119,6 +120,12 @@ impl Store {
     /// Leases up to `limit` PENDING deals whose lease is free or expired, for `lease` from now.
     /// On PostgreSQL, rows another worker is leasing at the same instant are skipped rather
     /// than waited for; SQLite writes one at a time anyway.
+    ///
+    /// Each lease looks in key order after the last deal this replica leased, so that it does
+    /// not read again the deals leased or finished before it: from the start of the table, a
+    /// lease read every one of them, and a run's leases took time in the square of its size.
+    /// When fewer than `limit` are left after that key it goes on from the start up to it, which
+    /// is also where deals whose lease expired behind it are found again.
     pub async fn lease(
         &self,
         owner: &str,
@@ -133,21 +140,31 @@ impl Store {
                     .or(Expr::col(deal_result::Column::LeaseUntil).lt(now)),
             )
         };
+        let after = self.lease_after.lock().expect("lease cursor").clone();
         // Chosen first, then taken: a LIMIT inside the UPDATE's condition may be evaluated
         // again as rows change under it, and take more than `limit`.
         let txn = cosell_platform::db::begin(&self.db).await?;
-        let mut candidates = deal_result::Entity::find()
-            .select_only()
-            .columns([
-                deal_result::Column::Organization,
-                deal_result::Column::DealId,
-            ])
-            .filter(free())
-            .limit(limit);
-        if self.db.get_database_backend() == sea_orm::DbBackend::Postgres {
-            candidates = candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        let mut keys = self
+            .lease_candidates(&txn, limit, now, after.as_ref(), None)
+            .await?;
+        let mut wrapped = false;
+        if let Some(after) = after.as_ref().filter(|_| (keys.len() as u64) < limit) {
+            let rest = limit - keys.len() as u64;
+            let before = self
+                .lease_candidates(&txn, rest, now, None, Some(after))
+                .await?;
+            wrapped = !before.is_empty();
+            keys.extend(before);
         }
-        let keys: Vec<(String, String)> = candidates.into_tuple().all(&txn).await?;
+        {
+            let mut cursor = self.lease_after.lock().expect("lease cursor");
+            let last = keys.last().cloned();
+            // Concurrent leases of this replica each move the key on; the furthest one holds,
+            // unless this one went round to the start.
+            if wrapped || keys.is_empty() || last > *cursor {
+                *cursor = last;
+            }
+        }
         if keys.is_empty() {
             txn.commit().await?;
             return Ok(Vec::new());
@@ -182,6 +199,47 @@ impl Store {
         }
         txn.commit().await?;
         Ok(leased)
+    }
+
+    /// Up to `limit` PENDING deals free to lease, in key order after `after` and up to `upto`,
+    /// locked in `txn`.
+    async fn lease_candidates(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        limit: u64,
+        now: DateTime<Utc>,
+        after: Option<&(String, String)>,
+        upto: Option<&(String, String)>,
+    ) -> Result<Vec<(String, String)>> {
+        use deal_result::Column as R;
+        // The state as written in `deal_results_pending`'s condition, so that the planner sees
+        // the index serves it whatever the plan.
+        let mut candidates = deal_result::Entity::find()
+            .select_only()
+            .columns([R::Organization, R::DealId])
+            .filter(Expr::cust("state = 'PENDING'"))
+            .filter(
+                Expr::col(R::LeaseUntil)
+                    .is_null()
+                    .or(Expr::col(R::LeaseUntil).lt(now)),
+            )
+            .order_by_asc(R::Organization)
+            .order_by_asc(R::DealId)
+            .limit(limit);
+        let key = || Expr::tuple([Expr::col(R::Organization), Expr::col(R::DealId)]);
+        let value = |(org, deal): &(String, String)| {
+            Expr::tuple([Expr::val(org.as_str()), Expr::val(deal.as_str())])
+        };
+        if let Some(after) = after {
+            candidates = candidates.filter(key().gt(value(after)));
+        }
+        if let Some(upto) = upto {
+            candidates = candidates.filter(key().lte(value(upto)));
+        }
+        if self.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            candidates = candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        Ok(candidates.into_tuple().all(txn).await?)
     }
 
     /// Shortens `owner`'s lease on these PENDING deals to end `after` from now: a batch that
