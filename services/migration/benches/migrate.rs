@@ -118,7 +118,7 @@ async fn bench() -> anyhow::Result<()> {
             "  CPU: the machine was busy {:.1} s in the import and {:.1} s in the migration (of {} cores); in the migration the services and the bench used {}",
             run.machine_cpu.0,
             run.machine_cpu.1,
-            cores(),
+            cosell_platform::cores(),
             cpu_list(&run.cpu)
         );
         let m = &run.matching;
@@ -136,7 +136,7 @@ async fn bench() -> anyhow::Result<()> {
         let (busy, used) = &run.replay_cpu;
         println!(
             "  CPU during the replay: the machine was busy {busy:.1} s of {:.1} s; used: {}",
-            m.elapsed.as_secs_f64() * cores() as f64,
+            m.elapsed.as_secs_f64() * cosell_platform::cores() as f64,
             cpu_list(used)
         );
         println!();
@@ -261,11 +261,6 @@ fn cpu_list(used: &[(&'static str, f64)]) -> String {
         .map(|(name, secs)| format!("{name} {secs:.1} s"))
         .collect();
     parts.join(", ")
-}
-
-/// The machine's cores, which its busy CPU seconds are shared among.
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The CPU seconds each of `cpu_of`'s processes used since `before` (an earlier `cpu_of`).

@@ -18,7 +18,8 @@
 //! - [`money`]: decimal amounts as exact hundredths.
 //!
 //! It also sets the memory allocator of every process that links it (the services, the CLI,
-//! their tests and benchmarks): mimalloc.
+//! their tests and benchmarks): mimalloc; and it counts the cores a process sizes its
+//! concurrency by ([`cores`]).
 
 pub mod auth;
 pub mod clock;
@@ -37,6 +38,13 @@ pub mod telemetry;
 pub mod tls;
 
 pub use error::{ApiError, Domain, Violations};
+
+/// The cores this process may run on (1 when the system does not say): what work done at once
+/// is sized by (a deals process's import turns, the lane's connections, the benchmarks' share
+/// of the machine).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
 
 /// mimalloc rather than the system's: a service allocates and frees many small buffers per call
 /// from several threads at once, where glibc's malloc spent about a tenth of the CPU. Paired

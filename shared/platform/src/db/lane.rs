@@ -37,7 +37,7 @@ use sea_query_sqlx::SqlxValues;
 /// 16, so that a large machine does not take a share of the server's `max_connections` it
 /// cannot plan for.
 pub fn lane_connections() -> usize {
-    (2 * std::thread::available_parallelism().map_or(1, usize::from)).min(16)
+    (2 * crate::cores()).min(16)
 }
 
 /// Single statements of one service, on connections of their own where the database is

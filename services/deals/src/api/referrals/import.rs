@@ -36,8 +36,7 @@ pub struct ImportTurns(tokio::sync::Semaphore);
 
 impl Default for ImportTurns {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        Self::new(cores.max(2))
+        Self::new(cosell_platform::cores().max(2))
     }
 }
 
