@@ -461,21 +461,11 @@ mod bulk {
 
     pub(super) fn upsert_deals(org: &str, import: &str, rows: Vec<DealRow>) -> Statement {
         let n = rows.len();
-        let mut columns: [Vec<String>; 7] = Default::default();
-        for c in columns.iter_mut() {
-            c.reserve(n);
-        }
-        let mut created = Vec::with_capacity(n);
+        let (mut ids, mut accounts, mut names, mut statuses) =
+            (column(n), column(n), column(n), column(n));
+        let (mut created, mut registrations, mut programs, mut records) =
+            (column(n), column(n), column(n), column(n));
         for r in rows {
-            let [
-                ids,
-                accounts,
-                names,
-                statuses,
-                registrations,
-                programs,
-                records,
-            ] = &mut columns;
             ids.push(r.deal_id);
             accounts.push(r.account_id);
             names.push(r.name);
@@ -485,15 +475,6 @@ mod bulk {
             programs.push(r.program);
             records.push(r.record_json);
         }
-        let [
-            ids,
-            accounts,
-            names,
-            statuses,
-            registrations,
-            programs,
-            records,
-        ] = columns;
         let values: Vec<Value> = vec![
             org.into(),
             import.into(),
@@ -515,12 +496,8 @@ mod bulk {
         rows: &mut [(&'static str, u64, String, String)],
     ) -> Statement {
         let n = rows.len();
-        let (mut ids, mut kinds, mut lines, mut records) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
+        let (mut ids, mut kinds, mut lines, mut records) =
+            (column(n), column(n), column(n), column(n));
         for (kind, line, deal_id, record_json) in rows {
             ids.push(deal_id.clone());
             kinds.push((*kind).to_owned());
@@ -536,5 +513,10 @@ mod bulk {
             records.into(),
         ];
         Statement::from_sql_and_values(DbBackend::Postgres, INSERT_KNOWN_PARTS, values)
+    }
+
+    /// A column's array, for `n` rows.
+    fn column<T>(n: usize) -> Vec<T> {
+        Vec::with_capacity(n)
     }
 }
