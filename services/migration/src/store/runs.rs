@@ -133,13 +133,6 @@ impl Store {
         lease: chrono::Duration,
     ) -> Result<Vec<deal_result::Model>> {
         let now = Utc::now();
-        let free = || {
-            Expr::col(deal_result::Column::State).eq("PENDING").and(
-                Expr::col(deal_result::Column::LeaseUntil)
-                    .is_null()
-                    .or(Expr::col(deal_result::Column::LeaseUntil).lt(now)),
-            )
-        };
         let after = self.lease_after.lock().expect("lease cursor").clone();
         // Chosen first, then taken: a LIMIT inside the UPDATE's condition may be evaluated
         // again as rows change under it, and take more than `limit`.
@@ -186,7 +179,7 @@ impl Store {
                     (deal_result::Column::LeaseUntil, (now + lease).into()),
                 ])
                 // The condition again: a row another worker took meanwhile is not taken twice.
-                .cond_where(free())
+                .cond_where(free_to_lease(now))
                 .and_where(Expr::col(deal_result::Column::Organization).eq(org))
                 .and_where(Expr::col(deal_result::Column::DealId).is_in(deals))
                 .returning_all();
@@ -212,17 +205,10 @@ impl Store {
         upto: Option<&(String, String)>,
     ) -> Result<Vec<(String, String)>> {
         use deal_result::Column as R;
-        // The state as written in `deal_results_pending`'s condition, so that the planner sees
-        // the index serves it whatever the plan.
         let mut candidates = deal_result::Entity::find()
             .select_only()
             .columns([R::Organization, R::DealId])
-            .filter(Expr::cust("state = 'PENDING'"))
-            .filter(
-                Expr::col(R::LeaseUntil)
-                    .is_null()
-                    .or(Expr::col(R::LeaseUntil).lt(now)),
-            )
+            .filter(free_to_lease(now))
             .order_by_asc(R::Organization)
             .order_by_asc(R::DealId)
             .limit(limit);
@@ -448,6 +434,17 @@ impl Store {
             .all(&self.db)
             .await?)
     }
+}
+
+/// SQL: a PENDING deal whose lease is free or expired at `now`. The state is written as in
+/// `deal_results_pending`'s condition, so that the planner sees the index serves it whatever
+/// the plan.
+fn free_to_lease(now: DateTime<Utc>) -> Expr {
+    Expr::cust("state = 'PENDING'").and(
+        Expr::col(deal_result::Column::LeaseUntil)
+            .is_null()
+            .or(Expr::col(deal_result::Column::LeaseUntil).lt(now)),
+    )
 }
 
 /// The statement that makes the deals of `groups` PENDING work of `run`: every deal of the
