@@ -84,9 +84,9 @@ pub struct FactCount {
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
-    /// The key of the last PENDING deal this replica leased: its next lease looks after it
-    /// (see `runs`).
-    lease_after: std::sync::Arc<std::sync::Mutex<Option<(String, String)>>>,
+    /// Where this replica's next lease looks: which organization's turn it is, and after which
+    /// deal in each (see `runs`).
+    lease_turns: std::sync::Arc<std::sync::Mutex<runs::LeaseTurns>>,
 }
 
 fn json<T: Serialize>(v: &T) -> String {
@@ -115,7 +115,7 @@ impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
             db,
-            lease_after: Default::default(),
+            lease_turns: Default::default(),
         }
     }
 

@@ -1,6 +1,9 @@
 //! Deal migration runs and their results. A run's deals are PENDING result rows; a worker
 //! leases a batch of them (owner and expiry), so that several replicas share a run and a dead
-//! worker's deals go to another once its lease expires.
+//! worker's deals go to another once its lease expires. The organizations with a run in
+//! progress take turns at the leases, so that no tenant's run waits for another's.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict, Query};
@@ -117,110 +120,124 @@ impl Store {
         }))
     }
 
-    /// Leases up to `limit` PENDING deals whose lease is free or expired, for `lease` from now.
-    /// On PostgreSQL, rows another worker is leasing at the same instant are skipped rather
-    /// than waited for; SQLite writes one at a time anyway.
+    /// Leases up to `limit` PENDING deals of one organization whose lease is free or expired,
+    /// for `lease` from now. On PostgreSQL, rows another worker is leasing at the same instant
+    /// are skipped rather than waited for; SQLite writes one at a time anyway.
     ///
-    /// Each lease looks in key order after the last deal this replica leased, so that it does
-    /// not read again the deals leased or finished before it: from the start of the table, a
-    /// lease read every one of them, and a run's leases took time in the square of its size.
-    /// When fewer than `limit` are left after that key it goes on from the start up to it, which
-    /// is also where deals whose lease expired behind it are found again.
+    /// The organizations with a run in progress take turns ([`LeaseTurns`]): in key order, one
+    /// tenant's million deals would hold back another's ten until they were all done. Within
+    /// an organization each lease looks in key order after the last deal this replica leased
+    /// there, so that it does not read again the deals leased or finished before it: from the
+    /// start, a lease read every one of them, and a run's leases took time in the square of its
+    /// size. When fewer than `limit` are left after that deal it goes on from the
+    /// organization's first deal up to it, which is also where deals whose lease expired behind
+    /// it are found again.
     pub async fn lease(
         &self,
         owner: &str,
         limit: u64,
         lease: chrono::Duration,
     ) -> Result<Vec<deal_result::Model>> {
+        let running: Vec<String> = deal_run::Entity::find()
+            .select_only()
+            .column(deal_run::Column::Organization)
+            .filter(deal_run::Column::FinishTime.is_null())
+            .order_by_asc(deal_run::Column::Organization)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let turns = self
+            .lease_turns
+            .lock()
+            .expect("lease turns")
+            .take_turn(running);
+        for (org, after) in turns {
+            let leased = self.lease_in(owner, &org, after, limit, lease).await?;
+            if !leased.is_empty() {
+                return Ok(leased);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// [`Store::lease`] in one organization, after its deal `after` first.
+    async fn lease_in(
+        &self,
+        owner: &str,
+        org: &str,
+        after: Option<String>,
+        limit: u64,
+        lease: chrono::Duration,
+    ) -> Result<Vec<deal_result::Model>> {
         let now = Utc::now();
-        let after = self.lease_after.lock().expect("lease cursor").clone();
         // Chosen first, then taken: a LIMIT inside the UPDATE's condition may be evaluated
         // again as rows change under it, and take more than `limit`.
         let txn = cosell_platform::db::begin(&self.db).await?;
-        let mut keys = self
-            .lease_candidates(&txn, limit, now, after.as_ref(), None)
+        let mut deals = self
+            .lease_candidates(&txn, org, limit, now, after.as_deref(), None)
             .await?;
         let mut wrapped = false;
-        if let Some(after) = after.as_ref().filter(|_| (keys.len() as u64) < limit) {
-            let rest = limit - keys.len() as u64;
+        if let Some(after) = after.as_deref().filter(|_| (deals.len() as u64) < limit) {
+            let rest = limit - deals.len() as u64;
             let before = self
-                .lease_candidates(&txn, rest, now, None, Some(after))
+                .lease_candidates(&txn, org, rest, now, None, Some(after))
                 .await?;
             wrapped = !before.is_empty();
-            keys.extend(before);
+            deals.extend(before);
         }
-        {
-            let mut cursor = self.lease_after.lock().expect("lease cursor");
-            let last = keys.last().cloned();
-            // Concurrent leases of this replica each move the key on; the furthest one holds,
-            // unless this one went round to the start.
-            if wrapped || keys.is_empty() || last > *cursor {
-                *cursor = last;
-            }
-        }
-        if keys.is_empty() {
+        self.lease_turns
+            .lock()
+            .expect("lease turns")
+            .leased(org, deals.last(), wrapped);
+        if deals.is_empty() {
             txn.commit().await?;
             return Ok(Vec::new());
         }
-        // Per organization, by primary key: `deal_id IN (...)` is an index condition of it,
-        // where a row-value IN list is planned as ORs that the key does not serve.
-        let mut by_org: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        for (org, deal) in keys {
-            by_org.entry(org).or_default().push(deal);
-        }
-        let backend = self.db.get_database_backend();
-        let mut leased = Vec::new();
-        for (org, deals) in by_org {
-            let mut update = Query::update();
-            update
-                .table(deal_result::Entity)
-                .values([
-                    (deal_result::Column::LeaseOwner, owner.into()),
-                    (deal_result::Column::LeaseUntil, (now + lease).into()),
-                ])
-                // The condition again: a row another worker took meanwhile is not taken twice.
-                .cond_where(free_to_lease(now))
-                .and_where(Expr::col(deal_result::Column::Organization).eq(org))
-                .and_where(Expr::col(deal_result::Column::DealId).is_in(deals))
-                .returning_all();
-            leased.extend(
-                deal_result::Entity::find()
-                    .from_raw_sql(backend.build(&update))
-                    .all(&txn)
-                    .await?,
-            );
-        }
+        let mut update = Query::update();
+        update
+            .table(deal_result::Entity)
+            .values([
+                (deal_result::Column::LeaseOwner, owner.into()),
+                (deal_result::Column::LeaseUntil, (now + lease).into()),
+            ])
+            // The condition again: a row another worker took meanwhile is not taken twice.
+            .cond_where(free_to_lease(now))
+            .and_where(Expr::col(deal_result::Column::Organization).eq(org))
+            // `deal_id IN (...)` is an index condition of the primary key.
+            .and_where(Expr::col(deal_result::Column::DealId).is_in(deals))
+            .returning_all();
+        let leased = deal_result::Entity::find()
+            .from_raw_sql(self.db.get_database_backend().build(&update))
+            .all(&txn)
+            .await?;
         txn.commit().await?;
         Ok(leased)
     }
 
-    /// Up to `limit` PENDING deals free to lease, in key order after `after` and up to `upto`,
-    /// locked in `txn`.
+    /// Up to `limit` PENDING deals of `org` free to lease, in key order after `after` and up
+    /// to `upto`, locked in `txn`.
     async fn lease_candidates(
         &self,
         txn: &sea_orm::DatabaseTransaction,
+        org: &str,
         limit: u64,
         now: DateTime<Utc>,
-        after: Option<&(String, String)>,
-        upto: Option<&(String, String)>,
-    ) -> Result<Vec<(String, String)>> {
+        after: Option<&str>,
+        upto: Option<&str>,
+    ) -> Result<Vec<String>> {
         use deal_result::Column as R;
         let mut candidates = deal_result::Entity::find()
             .select_only()
-            .columns([R::Organization, R::DealId])
+            .column(R::DealId)
             .filter(free_to_lease(now))
-            .order_by_asc(R::Organization)
+            .filter(R::Organization.eq(org))
             .order_by_asc(R::DealId)
             .limit(limit);
-        let key = || Expr::tuple([Expr::col(R::Organization), Expr::col(R::DealId)]);
-        let value = |(org, deal): &(String, String)| {
-            Expr::tuple([Expr::val(org.as_str()), Expr::val(deal.as_str())])
-        };
         if let Some(after) = after {
-            candidates = candidates.filter(key().gt(value(after)));
+            candidates = candidates.filter(R::DealId.gt(after));
         }
         if let Some(upto) = upto {
-            candidates = candidates.filter(key().lte(value(upto)));
+            candidates = candidates.filter(R::DealId.lte(upto));
         }
         if self.db.get_database_backend() == sea_orm::DbBackend::Postgres {
             candidates = candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
@@ -433,6 +450,56 @@ impl Store {
             .limit(limit)
             .all(&self.db)
             .await?)
+    }
+}
+
+/// Where a replica's leases look next ([`Store::lease`]): the organizations with a run in
+/// progress in turn, and in each, after the last deal leased there. Held in memory per
+/// replica: another replica takes its own turns, and locked rows keep them from leasing the
+/// same deals.
+#[derive(Debug, Default)]
+pub(super) struct LeaseTurns {
+    /// The organization whose turn was taken last.
+    last: Option<String>,
+    /// Per organization with a run in progress, the last deal leased there.
+    after: HashMap<String, String>,
+}
+
+impl LeaseTurns {
+    /// The organizations of `running` (in key order) to lease from, the one after the last
+    /// turn's first, each with where to look after; takes that first one's turn, so that the
+    /// replica's workers leasing at the same moment start at different organizations.
+    fn take_turn(&mut self, running: Vec<String>) -> Vec<(String, Option<String>)> {
+        self.after.retain(|org, _| running.contains(org));
+        let next = match &self.last {
+            Some(last) => running.iter().position(|org| org > last).unwrap_or(0),
+            None => 0,
+        };
+        let mut turns = running;
+        turns.rotate_left(next);
+        self.last = turns.first().cloned();
+        turns
+            .into_iter()
+            .map(|org| {
+                let after = self.after.get(&org).cloned();
+                (org, after)
+            })
+            .collect()
+    }
+
+    /// A lease in `org` took deals up to `last` (none: it found nothing), going round to the
+    /// organization's first deal when `wrapped`. The furthest of the replica's concurrent
+    /// leases there holds, unless one went round.
+    fn leased(&mut self, org: &str, last: Option<&String>, wrapped: bool) {
+        let Some(last) = last else {
+            self.after.remove(org);
+            return;
+        };
+        self.last = Some(org.to_owned());
+        let after = self.after.entry(org.to_owned()).or_default();
+        if wrapped || last > after {
+            last.clone_into(after);
+        }
     }
 }
 

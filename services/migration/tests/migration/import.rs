@@ -247,6 +247,48 @@ async fn leases_are_exclusive_and_released_work_goes_to_another_worker() {
     );
 }
 
+/// One tenant's large run does not hold back another's small one: the organizations with a
+/// run in progress take turns at the leases.
+#[tokio::test]
+async fn organizations_with_runs_in_progress_take_turns_at_the_leases() {
+    let db = TestDb::new().await.unwrap();
+    let store = store(&db).await;
+    let (large, small) = (Uuid::now_v7(), Uuid::now_v7());
+    for (org, n) in [(large, 6), (small, 2)] {
+        let rows: Vec<String> = (0..n)
+            .map(|i| format!("D{i},Deal {i},A1,Open,2021-01-05T10:00:00Z,no,Partner,Northwind"))
+            .collect();
+        let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+        import(&store, org, &deals(&rows), "DealId,ProductId\n").await;
+        store
+            .start_run(org, STARTER, None, |_| true)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let minute = chrono::Duration::seconds(60);
+    let mut turns = Vec::new();
+    loop {
+        let leased = store.lease("w1", 3, minute).await.unwrap();
+        if leased.is_empty() {
+            break;
+        }
+        let orgs: std::collections::BTreeSet<_> =
+            leased.iter().map(|r| r.organization.clone()).collect();
+        assert_eq!(orgs.len(), 1, "a lease holds one organization's deals");
+        turns.push((orgs.into_iter().next().unwrap(), leased.len()));
+    }
+    assert_eq!(
+        turns,
+        [
+            (large.to_string(), 3),
+            (small.to_string(), 2),
+            (large.to_string(), 3)
+        ],
+        "the small run's deals are leased before the large run's are all taken"
+    );
+}
+
 /// A snapshot written before products and team had rows of their own (m0001) reads the same
 /// after the schema migration.
 #[tokio::test]
