@@ -1,7 +1,7 @@
 //! `cosell serve` set up as a real deployment (README "Running it for real"): people sign in
 //! through an OpenID Connect issuer (one made by the test: discovery and JWKS on 127.0.0.1),
 //! the first operator is named at start, development sign-in is off, the listener serves TLS;
-//! and tokens of unknown keys cannot starve valid callers.
+//! and neither tokens of unknown keys nor one tenant's flood of calls can starve other callers.
 
 mod support;
 
@@ -297,6 +297,84 @@ async fn tokens_of_unknown_keys_cannot_starve_valid_callers() {
         fetched,
         "no JWKS fetch for the flood (the keys were fetched under 30 s ago)"
     );
+}
+
+/// One tenant's flood of valid calls does not stop another's: when the server's slots are all
+/// taken, waiting calls get them in turn by organization, and a tenant waits with at most as
+/// many calls as there are slots (the rest refused with a retry delay).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_flooding_the_server_waits_behind_its_own_calls() {
+    let server = Server::start_with(&["--demo", "--concurrency-limit", "8"]).await;
+    let token = |email: &str| {
+        server
+            .cosell(&["dev-token", "--email", email], None)
+            .trim()
+            .to_owned()
+    };
+    let (rita, fay) = (
+        token("rita.referrals@contoso.com"),
+        token("fay.admin@fabrikam.com"),
+    );
+    // Contoso's flood: 800 calls at a time on 4 connections of their own, wave after wave.
+    let mut flood_channels = Vec::new();
+    for _ in 0..4 {
+        flood_channels.push(channel(&server.addr).await);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut answered, mut refused) = (0, 0);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let calls = (0..800).map(|i| {
+                    let mut client = dpb::referral_service_client::ReferralServiceClient::new(
+                        flood_channels[i % 4].clone(),
+                    );
+                    let req = authed(&rita, dpb::ListReferralsRequest::default());
+                    async move { client.list_referrals(req).await }
+                });
+                for r in futures::future::join_all(calls).await {
+                    match r {
+                        Ok(_) => answered += 1,
+                        Err(s) => {
+                            assert_eq!(
+                                (s.code(), reason(&s).as_str()),
+                                (Code::ResourceExhausted, "TOO_MANY_CALLS"),
+                                "{s:?}"
+                            );
+                            assert!(s.get_error_details().retry_info().is_some(), "{s:?}");
+                            refused += 1;
+                        }
+                    }
+                }
+            }
+            (answered, refused)
+        })
+    };
+    // Fabrikam meanwhile: every call answered, each well within its deadline.
+    let mut referrals =
+        dpb::referral_service_client::ReferralServiceClient::new(channel(&server.addr).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..30 {
+        let mut req = authed(&fay, dpb::ListReferralsRequest::default());
+        req.set_timeout(Duration::from_secs(5));
+        let t = Instant::now();
+        referrals
+            .list_referrals(req)
+            .await
+            .expect("another tenant's calls are answered during the flood");
+        slowest = slowest.max(t.elapsed());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (answered, refused) = flood.await.unwrap();
+    println!("flood: {answered} answered, {refused} refused; Fabrikam's slowest call {slowest:?}");
+    assert!(answered > 0 && refused > 0, "{answered} / {refused}");
+    assert!(
+        slowest < Duration::from_secs(1),
+        "Fabrikam's slowest call took {slowest:?}"
+    );
+    assert_eq!(server.stop().code(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -19,7 +19,7 @@ pub struct ServerArgs {
     /// Longest a call may run, in seconds, unless the caller's grpc-timeout is shorter.
     #[arg(long, env = "COSELL_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
-    /// Calls served at once; further calls wait for a slot until their timeout.
+    /// Calls served at once; further calls wait for a slot, in turn by tenant (`server::fair`).
     #[arg(long, env = "COSELL_CONCURRENCY_LIMIT", default_value_t = 1024)]
     pub concurrency_limit: usize,
     /// On shutdown, how long health reports NOT_SERVING before the server stops taking calls,

@@ -1,7 +1,7 @@
 //! The bootstrap every service serves through: one tonic server (TLS when configured) with the
 //! standard health service, reflection (v1 and v1alpha, for grpcurl and buf curl), and the
-//! layers in this order from the outside in: tracing, RPC metrics, authentication, global concurrency limit,
-//! the request time limit ([`deadline`]; not for the long-running methods a service names).
+//! layers in this order from the outside in: tracing, RPC metrics, authentication, the
+//! concurrency limit ([`fair`]: tenants take turns at the slots), the request time limit ([`deadline`]; not for the long-running methods a service names).
 //! Authentication comes before the concurrency limit so that a call holds a slot only once it
 //! is known whose it is: a flood of bad tokens waits for nothing and holds nothing. Tonic
 //! honours the caller's `grpc-timeout` on every method. Connections are taken by [`accept`]
@@ -23,7 +23,6 @@ use tonic::service::RoutesBuilder;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tower::ServiceBuilder;
-use tower::limit::GlobalConcurrencyLimitLayer;
 
 use crate::auth::{AuthLayer, TokenVerifier};
 
@@ -31,6 +30,7 @@ pub mod accept;
 pub mod connect;
 pub mod cors;
 pub mod deadline;
+pub mod fair;
 pub mod gather;
 
 /// Longest the in-flight calls may take to finish once the drain time is over.
@@ -214,7 +214,10 @@ pub async fn serve_when_ready(
         )
         .layer(crate::telemetry::metrics::RpcMetricsLayer::default())
         .layer(AuthLayer::new(verifier, public))
-        .layer(GlobalConcurrencyLimitLayer::new(options.concurrency_limit))
+        .layer(fair::FairLimitLayer::new(
+            options.concurrency_limit,
+            options.request_timeout,
+        ))
         .layer(deadline::DeadlineLayer::new(
             options.request_timeout,
             long_running_methods.iter().map(|s| s.to_string()).collect(),
