@@ -142,7 +142,6 @@ impl Store {
             .select_only()
             .column(deal_run::Column::Organization)
             .filter(deal_run::Column::FinishTime.is_null())
-            .order_by_asc(deal_run::Column::Organization)
             .into_tuple()
             .all(&self.db)
             .await?;
@@ -469,8 +468,11 @@ impl LeaseTurns {
     /// The organizations of `running` (in key order) to lease from, the one after the last
     /// turn's first, each with where to look after; takes that first one's turn, so that the
     /// replica's workers leasing at the same moment start at different organizations.
-    fn take_turn(&mut self, running: Vec<String>) -> Vec<(String, Option<String>)> {
-        self.after.retain(|org, _| running.contains(org));
+    fn take_turn(&mut self, mut running: Vec<String>) -> Vec<(String, Option<String>)> {
+        // In Rust's order, which the comparisons below use, whatever the database's collation.
+        running.sort_unstable();
+        self.after
+            .retain(|org, _| running.binary_search(org).is_ok());
         let next = match &self.last {
             Some(last) => running.iter().position(|org| org > last).unwrap_or(0),
             None => 0,

@@ -97,7 +97,7 @@ where
             let Some(tenant) = tenant else {
                 return inner.oneshot(req).await;
             };
-            let _slot = match gate.take(tenant.0, tenant.1).await {
+            let _slot = match gate.take(tenant).await {
                 Ok(slot) => slot,
                 Err(refused) => return Ok(refused.into_status(DOMAIN).into_http()),
             };
@@ -106,13 +106,21 @@ where
     }
 }
 
-/// Whose turn a call waits in, and whether that tenant's waiting calls are bounded (none: it
-/// takes no slot); see the module's comment.
-fn tenant(caller: Option<&Caller>) -> Option<(String, bool)> {
+/// Whose turn a call waits in; see the module's comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Tenant {
+    /// An organization's users: their waiting calls are bounded.
+    Organization(uuid::Uuid),
+    /// The calls without a caller (health, sign-in, token exchange).
+    Public,
+}
+
+/// The tenant of a call of `caller` (none: a service's call, which takes no slot).
+fn tenant(caller: Option<&Caller>) -> Option<Tenant> {
     match caller.map(|c| &c.principal) {
-        Some(Principal::User { organization, .. }) => Some((organization.to_string(), true)),
+        Some(Principal::User { organization, .. }) => Some(Tenant::Organization(*organization)),
         Some(Principal::Service(_)) => None,
-        None => Some(("public".to_owned(), false)),
+        None => Some(Tenant::Public),
     }
 }
 
@@ -128,15 +136,15 @@ struct State {
     running: usize,
     /// Per tenant in `turns`, the hand-overs of its waiting calls in the order they came
     /// (emptied when those calls all went away, until its turn comes).
-    waiting: HashMap<String, VecDeque<oneshot::Sender<Slot>>>,
+    waiting: HashMap<Tenant, VecDeque<oneshot::Sender<Slot>>>,
     /// The tenants with calls waiting, in turn: the first gets the next slot freed.
-    turns: VecDeque<String>,
+    turns: VecDeque<Tenant>,
 }
 
 impl Gate {
     /// A slot for a call of `tenant`: at once when one is free and nobody waits, else in the
-    /// tenant's turn, refused when `bounded` and the tenant waits with `limit` calls already.
-    async fn take(self: &Arc<Self>, tenant: String, bounded: bool) -> Result<Slot, ApiError> {
+    /// tenant's turn, refused when it is an organization waiting with `limit` calls already.
+    async fn take(self: &Arc<Self>, tenant: Tenant) -> Result<Slot, ApiError> {
         let handed = {
             let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if s.running < self.limit && s.turns.is_empty() {
@@ -145,7 +153,8 @@ impl Gate {
             }
             // A tenant is in turn exactly while it has an entry here (emptied or not).
             let fresh = !s.waiting.contains_key(&tenant);
-            let queue = s.waiting.entry(tenant.clone()).or_default();
+            let queue = s.waiting.entry(tenant).or_default();
+            let bounded = matches!(tenant, Tenant::Organization(_));
             if bounded && queue.len() >= self.limit {
                 // Calls whose callers went away wait no longer.
                 queue.retain(|waiter| !waiter.is_closed());

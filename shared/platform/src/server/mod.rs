@@ -1,7 +1,8 @@
 //! The bootstrap every service serves through: one tonic server (TLS when configured) with the
 //! standard health service, reflection (v1 and v1alpha, for grpcurl and buf curl), and the
 //! layers in this order from the outside in: tracing, RPC metrics, authentication, the
-//! concurrency limit ([`fair`]: tenants take turns at the slots), the request time limit ([`deadline`]; not for the long-running methods a service names).
+//! concurrency limit ([`fair`]: tenants take turns at the slots), the request time limit
+//! ([`deadline`]; not for the long-running methods a service names).
 //! Authentication comes before the concurrency limit so that a call holds a slot only once it
 //! is known whose it is: a flood of bad tokens waits for nothing and holds nothing. Tonic
 //! honours the caller's `grpc-timeout` on every method. Connections are taken by [`accept`]
